@@ -1,0 +1,1 @@
+"""Reverse Diffusion Lab core: plain PyTorch, no Streamlit."""
