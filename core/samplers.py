@@ -1,0 +1,189 @@
+"""Sampling loops: DDPM ancestral sampling (Ho et al. 2020, Algorithm 2) and DDIM (Song et al. 2021).
+
+The model is any callable `model(x_t, t) -> model_output` and is always called with the ORIGINAL timestep
+indices, also when a loop visits fewer steps than T. Fewer DDPM steps use a respaced process whose betas
+are recomputed from ᾱ (Nichol & Dhariwal §4); DDIM jumps between the kept timesteps directly.
+All randomness comes from the `generator` argument: the same seed gives the same samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from core.diffusion import GaussianDiffusion
+
+SPACINGS = ("leading", "trailing", "linspace")
+
+
+def timesteps(T: int, steps: int, spacing: str = "leading") -> torch.Tensor:
+    """The original timesteps a `steps`-step sampler visits, in descending order.
+
+    "leading":  0, k, 2k, …, (steps−1)·k with k = T // steps  (DDIM's "uniform" skip; never reaches T−1
+                unless steps = T)
+    "trailing": round(T − i·T/steps) − 1 for i = 0..steps−1, i.e. T−1, …  (always starts at x_T; Lin et al. 2024)
+    "linspace": round(linspace(0, T−1, steps))  (both ends included)
+    """
+    if spacing not in SPACINGS:
+        raise ValueError(f"spacing must be one of {', '.join(SPACINGS)}; got {spacing!r}")
+    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
+        raise ValueError(f"T must be a positive integer, got {T!r}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= T:
+        raise ValueError(f"steps must be an integer between 1 and T={T}, got {steps!r}")
+    if spacing == "leading":
+        kept = torch.arange(steps, dtype=torch.long) * (T // steps)
+    elif spacing == "trailing":
+        kept = torch.round(T - torch.arange(steps, dtype=torch.float64) * (T / steps)).long() - 1
+    else:
+        kept = torch.round(torch.linspace(0, T - 1, steps, dtype=torch.float64)).long()
+    return kept.sort(descending=True).values
+
+
+@dataclass
+class Trajectory:
+    """What a sampler saw at the recorded steps (tensors on the CPU, index 0 = first step taken).
+
+    t[i] is the original timestep; x_t[i] the sample entering that step; pred_x0[i] and pred_eps[i]
+    the model's predictions there. `final` is the returned x_0.
+    """
+
+    t: list = field(default_factory=list)
+    x_t: list = field(default_factory=list)
+    pred_x0: list = field(default_factory=list)
+    pred_eps: list = field(default_factory=list)
+    final: torch.Tensor | None = None
+
+    def add(self, t: int, x_t, pred_x0, pred_eps):
+        self.t.append(int(t))
+        for name, value in (("x_t", x_t), ("pred_x0", pred_x0), ("pred_eps", pred_eps)):
+            getattr(self, name).append(value.detach().float().cpu())
+
+    def stacked(self, name: str) -> torch.Tensor:
+        """[steps_recorded, B, ...] tensor of one recorded quantity."""
+        return torch.stack(getattr(self, name))
+
+
+def _record_every(record) -> int:
+    """record=False -> 0 (nothing), True -> every step, an integer k -> every k-th step."""
+    if record is False or record is None:
+        return 0
+    if record is True:
+        return 1
+    if isinstance(record, int) and record >= 1:
+        return record
+    raise ValueError(f"record must be True, False or a positive integer k (keep every k-th step), got {record!r}")
+
+
+def _initial_noise(shape, generator, device, x_T):
+    if x_T is not None:
+        if tuple(x_T.shape) != tuple(shape):
+            raise ValueError(f"x_T must have shape {tuple(shape)}, got {tuple(x_T.shape)}")
+        return x_T.to(device)
+    return torch.randn(shape, generator=generator, device=device)
+
+
+def _device_for(generator, device):
+    if device is not None:
+        return torch.device(device)
+    return generator.device if generator is not None else torch.device("cpu")
+
+
+def _check_diffusion(diffusion):
+    if not isinstance(diffusion, GaussianDiffusion):
+        raise ValueError(f"diffusion must be a GaussianDiffusion, got {type(diffusion).__name__}")
+
+
+@torch.no_grad()
+def ddpm_sample(model, diffusion: GaussianDiffusion, shape, steps=None, spacing="leading", generator=None,
+                clip_x0=False, record=False, progress=None, x_T=None, device=None):
+    """Ancestral sampling x_T ~ N(0, I), then x_{t-1} ~ p_θ(x_{t-1}|x_t) down to x_0 (Ho et al. Algorithm 2).
+
+    steps < T respaces the process to the visited timesteps. record=True (or k) also returns a
+    Trajectory of every (every k-th, plus the last) step; progress(i, n) is called after each step.
+    Returns x_0, or (x_0, Trajectory) when recording.
+    """
+    _check_diffusion(diffusion)
+    steps = diffusion.T if steps is None else steps
+    kept = timesteps(diffusion.T, steps, spacing).flip(0)  # ascending: index i of the respaced process
+    process = diffusion if len(kept) == diffusion.T else diffusion.respaced(kept)
+    every = _record_every(record)
+    device = _device_for(generator, device)
+    x = _initial_noise(shape, generator, device, x_T)
+    trajectory = Trajectory() if every else None
+    n = len(kept)
+    for step, i in enumerate(reversed(range(n))):
+        t_model = torch.full((shape[0],), int(kept[i]), dtype=torch.long, device=device)
+        t_process = torch.full((shape[0],), i, dtype=torch.long, device=device)
+        model_output = model(x, t_model)
+        noise = torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype)
+        out = process.p_mean_variance(model_output, x, t_process, clip_x0=clip_x0)
+        if trajectory is not None and (step % every == 0 or i == 0):
+            trajectory.add(int(kept[i]), x, out.pred_x0, out.pred_eps)
+        x = out.mean + (torch.exp(0.5 * out.log_variance) * noise if i > 0 else 0.0)
+        if progress is not None:
+            progress(step + 1, n)
+    if trajectory is not None:
+        trajectory.final = x.detach().float().cpu()
+        return x, trajectory
+    return x
+
+
+def ddim_step(diffusion: GaussianDiffusion, model_output, x_t, t, t_prev, eta, noise, clip_x0=False):
+    """One DDIM update from timestep t to t_prev (Song et al. 2021, eq. 12):
+
+    x_prev = √ᾱ_prev·x̂_0 + √(1 − ᾱ_prev − σ²)·ε̂ + σ·z,
+    σ = η·√((1 − ᾱ_prev)/(1 − ᾱ_t))·√(1 − ᾱ_t/ᾱ_prev).
+    t_prev = −1 means ᾱ_prev = 1 (the step to x_0). η = 0 is deterministic; η = 1 with t_prev = t − 1
+    has DDPM's fixed_small variance β̃_t. Learned variance channels, if any, are ignored.
+    Returns (x_prev, pred_x0, pred_eps).
+    """
+    if not isinstance(eta, (int, float)) or isinstance(eta, bool) or eta < 0:
+        raise ValueError(f"eta must be a number >= 0, got {eta!r}")
+    batch = x_t.shape[0]
+    t = torch.as_tensor(t, dtype=torch.long, device=x_t.device).expand(batch)
+    t_prev = torch.as_tensor(t_prev, dtype=torch.long, device=x_t.device).expand(batch)
+    diffusion.check_timesteps(t, x_t)
+    if x_t.device.type == "cpu" and bool(((t_prev < -1) | (t_prev >= t)).any()):
+        raise ValueError(f"t_prev must satisfy -1 <= t_prev < t, got t={t.tolist()} t_prev={t_prev.tolist()}")
+    prediction, _ = diffusion.split_model_output(model_output, x_t)
+    pred_x0, pred_eps = diffusion.pred_x0_eps(prediction, x_t, t)
+    if clip_x0:
+        pred_x0 = pred_x0.clamp(-1.0, 1.0)
+        pred_eps = diffusion.predict_eps_from_x0(x_t, t, pred_x0)
+    alpha_bar = diffusion._extract("alpha_bars", t, x_t)
+    alpha_bar_prev = torch.where(t_prev.reshape(alpha_bar.shape) >= 0,
+                                 diffusion._extract("alpha_bars", t_prev.clamp(min=0), x_t),
+                                 torch.ones_like(alpha_bar))
+    sigma = eta * ((1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev)).sqrt()
+    direction = (1 - alpha_bar_prev - sigma**2).clamp(min=0).sqrt() * pred_eps
+    x_prev = alpha_bar_prev.sqrt() * pred_x0 + direction + sigma * noise
+    return x_prev, pred_x0, pred_eps
+
+
+@torch.no_grad()
+def ddim_sample(model, diffusion: GaussianDiffusion, shape, steps, eta=0.0, spacing="leading", generator=None,
+                clip_x0=False, record=False, progress=None, x_T=None, device=None):
+    """DDIM sampling over `steps` timesteps (Song et al. 2021). Same return convention as ddpm_sample."""
+    _check_diffusion(diffusion)
+    visited = timesteps(diffusion.T, steps, spacing).tolist()
+    every = _record_every(record)
+    device = _device_for(generator, device)
+    x = _initial_noise(shape, generator, device, x_T)
+    trajectory = Trajectory() if every else None
+    n = len(visited)
+    for step, t in enumerate(visited):
+        t_prev = visited[step + 1] if step + 1 < n else -1
+        t_model = torch.full((shape[0],), t, dtype=torch.long, device=device)
+        model_output = model(x, t_model)
+        noise = torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype)
+        x_prev, pred_x0, pred_eps = ddim_step(diffusion, model_output, x, t_model, t_prev, eta, noise, clip_x0)
+        if trajectory is not None and (step % every == 0 or step == n - 1):
+            trajectory.add(t, x, pred_x0, pred_eps)
+        x = x_prev
+        if progress is not None:
+            progress(step + 1, n)
+    if trajectory is not None:
+        trajectory.final = x.detach().float().cpu()
+        return x, trajectory
+    return x
