@@ -1,0 +1,90 @@
+"""Fixtures for the browser tests: the real app under `streamlit run`, driven by headless Debian chromium.
+
+A page test asks for `app` (an AppPage from streamlit_harness.py, in a fresh browser tab):
+
+    def test_schedules_page(app):
+        app.open("schedules")                   # URL path of an st.Page ("" = default page); waits for
+                                                # the script run to finish, then asserts no error element
+        app.page.get_by_role("button", name="Sample").click()   # app.page is the playwright Page
+        app.wait_idle()                         # after every interaction, before reading the page
+        app.assert_no_errors()
+        app.screenshot("schedules")             # test-artifacts/screenshots/schedules.png
+
+`streamlit_server` (session) is the app's base URL, e.g. "http://127.0.0.1:40123"; `page` is a bare tab.
+The browser is /usr/bin/chromium (Debian package "chromium"); playwright never downloads one. Without it,
+or without the playwright package, these tests skip and say why; they also skip while app.py is missing.
+"""
+
+from pathlib import Path
+
+import pytest
+from streamlit_harness import (
+    CHROMIUM_ARGS,
+    CHROMIUM_PATH,
+    REPO_ROOT,
+    AppPage,
+    screenshot_dir,
+    serve_streamlit,
+)
+
+BROWSER_TESTS_DIR = Path(__file__).resolve().parent
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian chromium through playwright, shared by the whole session."""
+    if not Path(CHROMIUM_PATH).exists():
+        pytest.skip(f"browser tests need {CHROMIUM_PATH} (Debian package 'chromium'); not installed")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as error:
+        pytest.skip(f"browser tests need the 'playwright' Python package ({error})")
+    playwright = sync_playwright().start()
+    try:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM_PATH, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+    finally:
+        playwright.stop()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh browser context and tab per test (no cookies or session state carried over)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    tab = context.new_page()
+    tab.set_default_timeout(30_000)
+    yield tab
+    context.close()
+
+
+@pytest.fixture(scope="session")
+def streamlit_server():
+    """Base URL of `streamlit run app.py` started from the repository root for this session."""
+    app_script = REPO_ROOT / "app.py"
+    if not app_script.exists():
+        pytest.skip(f"{app_script} does not exist yet; browser page tests need the app")
+    log_path = REPO_ROOT / "test-artifacts" / "streamlit-server.log"
+    with serve_streamlit(app_script, log_path) as base_url:
+        yield base_url
+
+
+@pytest.fixture
+def app(page, streamlit_server) -> AppPage:
+    """The app in a fresh tab; call app.open(path) first."""
+    return AppPage(page, streamlit_server)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test under tests/browser/ carries the `browser` marker (select with -m browser)."""
+    for item in items:
+        if BROWSER_TESTS_DIR in Path(item.path).resolve().parents:
+            item.add_marker(pytest.mark.browser)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say where the screenshots are, so CI logs point to them."""
+    folder = screenshot_dir()
+    if folder.is_dir():
+        count = len(list(folder.glob("*.png")))
+        terminalreporter.write_line(f"browser screenshots: {folder} ({count} PNG files)")

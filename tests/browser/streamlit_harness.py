@@ -1,0 +1,196 @@
+"""Streamlit-aware browser helpers for the tests in tests/browser/ (fixtures live in conftest.py).
+
+serve_streamlit(script, log_path) runs a real server; AppPage wraps a playwright tab on it with waits
+that know when a Streamlit script run has finished and checks for the error elements Streamlit draws.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+# playwright is imported only inside AppPage methods: conftest.py imports this module before it
+# knows whether playwright is installed (and skips the tests if not).
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM_PATH = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",  # CI containers run as root, where chromium's sandbox cannot start
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-dev-shm-usage",  # containers often have a tiny /dev/shm
+]
+SERVER_START_TIMEOUT_S = 90.0  # health endpoint; generous because CI shares 2 cores
+APP_IDLE_TIMEOUT_S = 90.0  # one script run, torch import included
+SETTLE_DELAY_MS = 250  # lets a rerun triggered by an interaction start before we wait for its end
+
+# data-testid values of the Streamlit 1.67 frontend (static/js/index.*.js, ErrorElement.*.js).
+# stException: an uncaught exception (or a deprecation warning) in the page; it contains an alert.
+# stAlertContentError: the body of every error-kind alert: st.error, and the error box an element
+#   shows when it cannot render (ErrorElement).
+# stErrorCodeBlock: the traceback in the "Script execution error" dialog shown when app.py itself
+#   does not compile (the app's data-test-script-state is then "compilationError").
+_NOT_INSIDE_EXCEPTION = ':not([data-testid="stException"] *)'
+ERROR_SELECTOR = ", ".join([
+    '[data-testid="stException"]',
+    f'[data-testid="stAlertContentError"]{_NOT_INSIDE_EXCEPTION}',
+    f'[data-testid="stErrorCodeBlock"]{_NOT_INSIDE_EXCEPTION}'
+    ':not([data-testid="stAlertContentError"] *)',
+])
+
+# True once the page is connected, no script run is in progress or pending, the status widget
+# ("Running...", "Connecting") is gone and no lazily loaded element still shows its skeleton.
+_APP_IDLE_JS = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  if (!app || app.getAttribute('data-test-connection-state') !== 'CONNECTED') return false;
+  const state = app.getAttribute('data-test-script-state');
+  if (state !== 'notRunning' && state !== 'compilationError') return false;
+  const visible = (el) => el.getClientRects().length > 0;
+  if ([...document.querySelectorAll('[data-testid="stStatusWidget"]')].some(visible)) return false;
+  return ![...document.querySelectorAll('[data-testid="stSkeleton"], [data-testid="stAppSkeleton"]')]
+    .some(visible);
+}"""
+
+_APP_STATE_JS = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  const widget = document.querySelector('[data-testid="stStatusWidget"]');
+  return {
+    connection: app && app.getAttribute('data-test-connection-state'),
+    script: app && app.getAttribute('data-test-script-state'),
+    status_widget: widget && widget.innerText,
+    skeletons: document.querySelectorAll('[data-testid="stSkeleton"]').length,
+  };
+}"""
+
+
+def screenshot_dir() -> Path:
+    """Folder for screenshots: $RDL_SCREENSHOT_DIR, else test-artifacts/screenshots in the repo."""
+    configured = os.environ.get("RDL_SCREENSHOT_DIR")
+    return Path(configured).resolve() if configured else REPO_ROOT / "test-artifacts" / "screenshots"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _log_tail(log_path: Path, n_chars: int = 3000) -> str:
+    return log_path.read_text(errors="replace")[-n_chars:] if log_path.exists() else "(no log)"
+
+
+@contextlib.contextmanager
+def serve_streamlit(script: Path, log_path: Path, timeout_s: float = SERVER_START_TIMEOUT_S):
+    """Run `streamlit run script` on a free 127.0.0.1 port; yield the base URL; always stop it.
+
+    Raises RuntimeError (with the end of the server log) if the health endpoint does not answer
+    "ok" within timeout_s or the server exits first.
+    """
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(script),
+        "--server.headless", "true",
+        "--server.address", "127.0.0.1",
+        "--server.port", str(port),
+        "--server.fileWatcherType", "none",
+        "--browser.gatherUsageStats", "false",
+    ]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w") as log:
+        # Output goes to a file, not a pipe, so a chatty server can never block on a full pipe.
+        process = subprocess.Popen(command, cwd=script.parent, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"streamlit exited with code {process.returncode} before becoming healthy; "
+                    f"log {log_path}:\n{_log_tail(log_path)}"
+                )
+            try:
+                with urllib.request.urlopen(f"{base_url}/_stcore/health", timeout=2) as response:
+                    if response.status == 200 and response.read().strip() == b"ok":
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"streamlit did not answer {base_url}/_stcore/health within {timeout_s:.0f} s; "
+                    f"log {log_path}:\n{_log_tail(log_path)}"
+                )
+            time.sleep(0.2)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+class AppPage:
+    """A browser tab on a running Streamlit app, with waits and checks that know Streamlit."""
+
+    def __init__(self, page, base_url: str):
+        self.page = page  # playwright.sync_api.Page, for everything the helpers don't cover
+        self.base_url = base_url
+
+    def open(self, path: str = "", *, check_errors: bool = True) -> "AppPage":
+        """Load the app at URL path `path` ("" = default page, "schedules" = st.Page url_path),
+        wait until its script run has finished and, unless check_errors=False, assert no errors."""
+        self.page.goto(f"{self.base_url}/{path.lstrip('/')}")
+        self.wait_idle()
+        if check_errors:
+            self.assert_no_errors()
+        return self
+
+    def wait_idle(self, timeout_s: float = APP_IDLE_TIMEOUT_S) -> None:
+        """Wait until the app is connected and no script run is in progress (see _APP_IDLE_JS).
+
+        Call it after every interaction (click, fill, key press) before reading the page.
+        """
+        from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+        self.page.wait_for_timeout(SETTLE_DELAY_MS)
+        try:
+            self.page.wait_for_function(_APP_IDLE_JS, timeout=timeout_s * 1000, polling=100)
+        except PlaywrightTimeoutError as error:  # re-raised with what the app shows
+            state = self.page.evaluate(_APP_STATE_JS)
+            raise AssertionError(
+                f"app at {self.page.url} did not become idle within {timeout_s:.0f} s: {state}"
+            ) from error
+
+    def errors(self) -> list[str]:
+        """Texts of the error elements on the page: exceptions, error alerts, compile errors."""
+        found = [element.inner_text() for element in self.page.locator(ERROR_SELECTOR).all()]
+        script_state = self.page.locator('[data-testid="stApp"]').get_attribute(
+            "data-test-script-state"
+        )
+        if script_state == "compilationError" and not found:
+            found.append("the app script did not compile (script state compilationError)")
+        return found
+
+    def assert_no_errors(self) -> None:
+        found = self.errors()
+        assert not found, f"{len(found)} error element(s) at {self.page.url}:\n" + "\n---\n".join(
+            text[:2000] for text in found
+        )
+
+    def screenshot(self, name: str) -> Path:
+        """Save a full-page PNG as <screenshot dir>/<name>.png and print where it went."""
+        folder = screenshot_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        print(f"screenshot saved: {path} (folder: {folder})")
+        return path
