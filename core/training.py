@@ -34,6 +34,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 
 import torch
 
@@ -74,7 +75,7 @@ class TrainConfig:
     device:         "auto" (CUDA when available), "cpu" or "cuda"
     mixed_precision: bf16 autocast on CUDA GPUs that support it (ignored on CPU)
     preview_every:  steps between preview samples from the EMA model (0 = only at the end)
-    preview_count:  samples per preview (None = 16 images or 512 points); preview_steps: DDIM steps
+    preview_count:  samples per preview (None = 16 images or 512 points); preview_steps: DDIM steps (at most T)
     toy_points:     size of the training set drawn for a 2-D toy dataset
     """
 
@@ -147,7 +148,7 @@ class TrainConfig:
         _integer("preview_every", self.preview_every, 0)
         if self.preview_count is not None:
             _integer("preview_count", self.preview_count, 1, MAX_PREVIEW)
-        _integer("preview_steps", self.preview_steps, 1, self.T)
+        _integer("preview_steps", self.preview_steps, 1, MAX_T)
         _integer("toy_points", self.toy_points, 1, 10_000_000)
         # Combinations: make_schedule knows which beta ranges / scale_with_T settings are impossible.
         build_diffusion(self)
@@ -588,9 +589,10 @@ class Trainer:
     def _make_preview(self) -> None:
         """DDIM samples from the EMA weights with a fixed seed, so successive previews are comparable."""
         count = self.config.effective_preview_count
+        steps = min(self.config.preview_steps, self.diffusion.T)
         generator = torch.Generator(device=self.device).manual_seed(self.config.seed + 1)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            samples = ddim_sample(self.ema, self.diffusion, (count, *self.data_shape), self.config.preview_steps,
+            samples = ddim_sample(self.ema, self.diffusion, (count, *self.data_shape), steps,
                                   eta=0.0, generator=generator, clip_x0=self.data_kind == "image",
                                   device=self.device)
         samples = samples.float().cpu()
@@ -631,7 +633,7 @@ class Trainer:
         return model.to(device, memory_format=torch.contiguous_format).eval()
 
     # ---------------------------------------------------------------------------------- checkpoints
-    def save(self, path) -> None:
+    def save(self, path) -> Path:
         """Write a checkpoint (EMA + raw weights, optimizer and generator state) at any time."""
         with self._model_lock:
             ema = copy.deepcopy(self.ema).to("cpu", memory_format=torch.contiguous_format)

@@ -94,8 +94,6 @@ def test_config_validation_names_field_value_and_allowed(field, value, allowed):
 
 
 def test_config_rejects_invalid_combinations_and_unknown_keys():
-    with pytest.raises(ValueError, match="preview_steps"):
-        toy_config(T=10, preview_steps=20).validate()  # more DDIM steps than timesteps
     with pytest.raises(ValueError, match="scale_with_T"):  # β_end·1000/T = 2 is not a probability
         toy_config(T=10, scale_with_T=True).validate()
     with pytest.raises(ValueError, match="beta_start"):

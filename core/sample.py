@@ -1,0 +1,132 @@
+"""Draw samples from a trained checkpoint and save them as a PNG.
+
+    python -m core.sample --checkpoint checkpoints/mnist-tiny.safetensors --sampler ddim --steps 50 \\
+        --eta 0 --n 64 --seed 0 --out grid.png [--clip]
+
+Image models give a grid of the samples; 2-D models a scatter plot of the points (drawn with Pillow).
+--steps defaults to 50 for DDIM and to all T steps for DDPM (fewer DDPM steps use a respaced process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from core import checkpoints
+from core.images import make_grid, save_png
+from core.samplers import SPACINGS, ddim_sample, ddpm_sample
+from core.training import DEVICES, resolve_device
+
+SAMPLERS = ("ddpm", "ddim")
+DEFAULT_DDIM_STEPS = 50
+MAX_SAMPLES = 4096
+SCATTER_PIXELS = 512
+SCATTER_EXTENT = 1.5  # the toys live in [-1, 1]²; the plot shows [-1.5, 1.5]² (see core.data)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core.sample", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--checkpoint", type=Path, required=True, help="a .safetensors checkpoint")
+    parser.add_argument("--sampler", choices=SAMPLERS, default="ddim")
+    parser.add_argument("--steps", type=int, default=None, help=f"sampling steps (DDIM: {DEFAULT_DDIM_STEPS}, DDPM: T)")
+    parser.add_argument("--eta", type=float, default=0.0, help="DDIM noise scale η (0 = deterministic)")
+    parser.add_argument("--spacing", choices=SPACINGS, default="leading", help="which timesteps fewer steps visit")
+    parser.add_argument("--n", type=int, default=64, help="number of samples")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--clip", action="store_true", help="clip the predicted x_0 to [-1, 1] at every step")
+    parser.add_argument("--device", choices=DEVICES, default="auto")
+    parser.add_argument("--out", type=Path, default=Path("samples.png"), help="PNG file to write")
+    return parser
+
+
+def scatter_png(points: np.ndarray, extent: float = SCATTER_EXTENT, size: int = SCATTER_PIXELS) -> np.ndarray:
+    """A white square picture of 2-D points in [-extent, extent]² (y up), with the axes in light grey."""
+    image = Image.new("RGB", (size, size), "white")
+    draw = ImageDraw.Draw(image)
+    to_pixel = (size - 1) / (2 * extent)
+    centre = extent * to_pixel
+    draw.line([(centre, 0), (centre, size - 1)], fill=(220, 220, 220))
+    draw.line([(0, centre), (size - 1, centre)], fill=(220, 220, 220))
+    for x, y in points:
+        px, py = (x + extent) * to_pixel, (extent - y) * to_pixel
+        draw.ellipse([px - 1.5, py - 1.5, px + 1.5, py + 1.5], fill=(31, 119, 180))
+    draw.rectangle([0, 0, size - 1, size - 1], outline=(120, 120, 120))
+    return np.asarray(image)
+
+
+def _check_args(args, T: int) -> None:
+    if not 1 <= args.n <= MAX_SAMPLES:
+        raise ValueError(f"--n {args.n} is not allowed; expected 1..{MAX_SAMPLES}")
+    if args.steps is not None and not 1 <= args.steps <= T:
+        raise ValueError(f"--steps {args.steps} is not allowed; this model has T={T}, so expected 1..{T}")
+    if not (math.isfinite(args.eta) and args.eta >= 0):
+        raise ValueError(f"--eta {args.eta} is not allowed; expected a number >= 0")
+    if args.sampler == "ddpm" and args.eta != 0.0:
+        raise ValueError("--eta applies to DDIM only; drop it or use --sampler ddim")
+    if args.out.suffix.lower() != ".png":
+        raise ValueError(f"--out must end in .png, got {str(args.out)!r}")
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        device = resolve_device(args.device)
+        model, diffusion, metadata = checkpoints.load(args.checkpoint, device=device)
+        _check_args(args, diffusion.T)
+    except (ValueError, FileNotFoundError) as error:  # includes CheckpointError
+        parser.error(str(error))
+
+    config = model.config
+    if config["kind"] == "unet":
+        shape = (args.n, config["in_channels"], config["image_size"], config["image_size"])
+    elif config["data_dim"] == 2:
+        shape = (args.n, 2)
+    else:
+        parser.error(f"this checkpoint models {config['data_dim']}-D points; only 2-D points can be plotted")
+    steps = args.steps if args.steps is not None else (DEFAULT_DDIM_STEPS if args.sampler == "ddim" else diffusion.T)
+    steps = min(steps, diffusion.T)
+    generator = torch.Generator(device=device).manual_seed(args.seed)
+
+    started = time.monotonic()
+    if args.sampler == "ddim":
+        samples = ddim_sample(model, diffusion, shape, steps, eta=args.eta, spacing=args.spacing,
+                              generator=generator, clip_x0=args.clip, device=device)
+    else:
+        samples = ddpm_sample(model, diffusion, shape, steps=steps, spacing=args.spacing,
+                              generator=generator, clip_x0=args.clip, device=device)
+    seconds = time.monotonic() - started
+    samples = samples.float().cpu()
+    if not bool(torch.isfinite(samples).all()):
+        print("error: the samples contain NaN or infinite values (is the checkpoint trained?)", file=sys.stderr)
+        return 1
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if config["kind"] == "unet":
+        nrow = math.isqrt(args.n - 1) + 1  # a square-ish grid
+        save_png(make_grid(samples.clamp(-1, 1), nrow=nrow), args.out)
+        picture = f"a {nrow}-column grid"
+    else:
+        outside = int((samples.abs() > SCATTER_EXTENT).any(dim=1).sum())
+        save_png(scatter_png(samples.numpy()), args.out)
+        picture = f"a scatter plot of [-{SCATTER_EXTENT}, {SCATTER_EXTENT}]² ({outside} points fall outside)"
+    what = "images" if config["kind"] == "unet" else "points"
+    sampler = f"DDIM, {steps} steps, eta {args.eta:g}" if args.sampler == "ddim" else f"DDPM, {steps} steps"
+    trained = metadata.get("steps")
+    print(f"sampled {args.n} {what} ({sampler}, {args.spacing} spacing, seed {args.seed}"
+          f"{', clipped x0' if args.clip else ''}) in {seconds:.1f} s on {device.type} "
+          f"from {args.checkpoint} ({trained if trained is not None else '?'} training steps)")
+    print(f"wrote {picture} to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""Train a diffusion model from the command line.
+
+    python -m core.train --dataset mnist --size tiny --prediction eps --variance fixed_small \\
+        --steps 3000 --out checkpoints/mnist-tiny.safetensors
+    python -m core.train --resume checkpoints/mnist-tiny.safetensors --steps 6000
+
+Every TrainConfig field is a flag (--batch-size, --learning-rate, --ema-decay, ...; see --help); flags left
+out take TrainConfig's defaults. Progress goes to stderr, the summary to stdout. Ctrl-C stops after the
+current step and still saves the checkpoint, which --resume continues.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import types
+import typing
+from dataclasses import fields
+from pathlib import Path
+
+from core.checkpoints import CheckpointError
+from core.data import DATASET_NAMES
+from core.diffusion import PREDICTIONS, VARIANCES
+from core.models import SIZE_NAMES
+from core.schedules import SCHEDULE_KINDS
+from core.training import DEVICES, LR_SCHEDULES, TrainConfig, Trainer
+
+CHOICES = {"dataset": DATASET_NAMES, "model_size": SIZE_NAMES, "schedule": SCHEDULE_KINDS,
+           "prediction": PREDICTIONS, "variance": VARIANCES, "lr_schedule": LR_SCHEDULES, "device": DEVICES}
+ALIASES = {"model_size": ["--size"], "total_steps": ["--steps"], "learning_rate": ["--lr"]}
+FIELD_TYPES = typing.get_type_hints(TrainConfig)
+BAR_WIDTH = 30
+REFRESH_SECONDS = 0.5
+
+
+def _value_type(name: str):
+    """int/float/str/bool for a TrainConfig field (`int | None` -> int)."""
+    hint = FIELD_TYPES[name]
+    if isinstance(hint, types.UnionType):
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    return hint
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core.train", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    defaults = TrainConfig()
+    group = parser.add_argument_group("training settings (TrainConfig fields)")
+    for f in fields(TrainConfig):
+        flags = [f"--{f.name.replace('_', '-')}"] + ALIASES.get(f.name, [])
+        kind = _value_type(f.name)
+        help_text = f"default: {getattr(defaults, f.name)!r}"
+        if kind is bool:
+            group.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            group.add_argument(*flags, dest=f.name, type=kind, choices=CHOICES.get(f.name), default=None,
+                               metavar=None if f.name in CHOICES else kind.__name__.upper(), help=help_text)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="checkpoint to write (.safetensors); default checkpoints/<dataset>-<size>-<prediction>.safetensors, "
+                             "or the --resume file")
+    parser.add_argument("--resume", type=Path, default=None, metavar="CHECKPOINT",
+                        help="continue the run saved in CHECKPOINT with its own settings (--steps may raise the total, "
+                             "--device may move it)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _config_from(args) -> TrainConfig:
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
+    return TrainConfig(**given).validate()
+
+
+def _trainer_from(args, parser) -> Trainer:
+    if args.resume is None:
+        return Trainer(_config_from(args))
+    ignored = [f.name for f in fields(TrainConfig)
+               if getattr(args, f.name) is not None and f.name not in ("total_steps", "device")]
+    if ignored:
+        parser.error(f"with --resume the run keeps its saved settings; drop {', '.join('--' + n.replace('_', '-') for n in ignored)}")
+    trainer = Trainer.from_checkpoint(args.resume, device=args.device)
+    if args.total_steps is not None:
+        trainer.set_total_steps(args.total_steps)
+    if trainer.step >= trainer.config.total_steps:
+        parser.error(f"{args.resume} already did all {trainer.config.total_steps} steps; "
+                     f"pass a larger --steps to train further")
+    return trainer
+
+
+def format_seconds(seconds) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def progress_line(snapshot) -> str:
+    done = snapshot.step / snapshot.total_steps
+    filled = int(BAR_WIDTH * done)
+    loss = "-" if snapshot.last_loss is None else f"{snapshot.last_loss:.4f}"
+    return (f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {snapshot.step}/{snapshot.total_steps} "
+            f"loss {loss}  {snapshot.images_per_second:.0f} img/s  ETA {format_seconds(snapshot.eta_seconds)}")
+
+
+def _watch(trainer: Trainer, quiet: bool) -> None:
+    """Poll the trainer until its thread ends, drawing the progress bar on stderr."""
+    interactive = sys.stderr.isatty()
+    last_printed_percent = -10
+    while trainer.state in ("running", "stopping"):
+        time.sleep(REFRESH_SECONDS)
+        if quiet:
+            continue
+        snapshot = trainer.snapshot()
+        percent = 100 * snapshot.step // snapshot.total_steps
+        if interactive:
+            print("\r" + progress_line(snapshot), end="", file=sys.stderr, flush=True)
+        elif percent >= last_printed_percent + 10:  # logs and pipes: a line every 10 %
+            print(progress_line(snapshot), file=sys.stderr, flush=True)
+            last_printed_percent = percent
+    trainer.join()
+    if quiet:
+        return
+    final = trainer.snapshot()
+    if interactive:
+        print("\r" + progress_line(final), file=sys.stderr, flush=True)
+    elif 100 * final.step // final.total_steps > last_printed_percent:
+        print(progress_line(final), file=sys.stderr, flush=True)
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        trainer = _trainer_from(args, parser)
+    except (ValueError, FileNotFoundError) as error:  # includes CheckpointError
+        parser.error(str(error))
+    config = trainer.config
+    out = args.out or args.resume or Path("checkpoints") / f"{config.dataset}-{config.model_size}-{config.prediction}.safetensors"
+    if out.suffix != ".safetensors":
+        parser.error(f"--out must end in .safetensors, got {str(out)!r}")
+
+    first_step, elapsed_before = trainer.step, trainer.snapshot().elapsed_seconds
+    print(f"training {config.dataset} with a {config.model_size} {trainer.model.config['kind']} "
+          f"({trainer.parameters:,} parameters) on {trainer.snapshot().device}, steps {first_step}..{config.total_steps}",
+          file=sys.stderr)
+    interrupted = False
+    try:
+        trainer.start() if first_step == 0 else trainer.resume()
+        _watch(trainer, args.quiet)
+    except KeyboardInterrupt:
+        interrupted = True
+        print("\ninterrupted: stopping after the current step ...", file=sys.stderr)
+        trainer.stop("interrupted from the keyboard")
+        trainer.join()
+
+    snapshot = trainer.snapshot()
+    if snapshot.state == "failed":
+        print(f"error: {snapshot.error}", file=sys.stderr)
+        return 1
+    try:
+        path = trainer.save(out)
+    except (OSError, ValueError, CheckpointError) as error:
+        print(f"error: could not write the checkpoint {str(out)!r}: {error}", file=sys.stderr)
+        return 1
+    seconds = snapshot.elapsed_seconds - elapsed_before
+    images = (snapshot.step - first_step) * config.batch_size
+    final = "-" if not snapshot.loss_history else f"{snapshot.loss_history[-1]:.4f} (mean of the last {snapshot.loss_bucket} steps)"
+    print(f"{'stopped' if interrupted else 'finished'} at step {snapshot.step}/{snapshot.total_steps}")
+    print(f"time {format_seconds(seconds)}, {images / max(seconds, 1e-9):.0f} images/s, final loss {final}")
+    print(f"saved {path}")
+    return 130 if interrupted else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""End-to-end tests of `python -m core.train` and `python -m core.sample` (a few steps each).
+
+Two runs go through real subprocesses (the exact commands a user types); the rest call main(argv) in this
+process, which is the same code without the interpreter start-up.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core import checkpoints
+from core import sample as sample_cli
+from core import train as train_cli
+
+ROOT = Path(__file__).resolve().parent.parent
+TOY_FLAGS = ["--dataset", "two_moons", "--size", "tiny", "--T", "50", "--batch-size", "32", "--toy-points", "512",
+             "--warmup-steps", "2", "--preview-every", "0", "--preview-count", "8", "--preview-steps", "2",
+             "--device", "cpu"]
+
+
+def run_module(*args, timeout=300):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def read_png(path) -> np.ndarray:
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        return np.asarray(image)
+
+
+def test_train_and_sample_a_toy_model_end_to_end(tmp_path):
+    checkpoint = tmp_path / "moons.safetensors"
+    trained = run_module("core.train", *TOY_FLAGS, "--steps", "30", "--out", str(checkpoint))
+    assert trained.returncode == 0, trained.stderr
+    assert "30/30" in trained.stderr and "img/s" in trained.stderr  # the progress bar
+    assert "finished at step 30/30" in trained.stdout and "images/s" in trained.stdout
+    assert f"saved {checkpoint}" in trained.stdout and "final loss" in trained.stdout
+    model, diffusion, metadata = checkpoints.load(checkpoint)
+    assert model.config["kind"] == "mlp" and diffusion.T == 50 and metadata["steps"] == 30
+
+    picture = tmp_path / "moons.png"
+    sampled = run_module("core.sample", "--checkpoint", str(checkpoint), "--sampler", "ddim", "--steps", "5",
+                         "--n", "200", "--seed", "3", "--out", str(picture))
+    assert sampled.returncode == 0, sampled.stderr
+    assert "sampled 200 points" in sampled.stdout and str(picture) in sampled.stdout
+    pixels = read_png(picture)
+    assert pixels.shape == (512, 512, 3)
+    dots = (pixels[..., 2] > 150) & (pixels[..., 0] < 100)  # the blue point colour (31, 119, 180)
+    assert dots.sum() > 200  # 200 dots of a few pixels each (some may overlap)
+
+
+def test_train_and_sample_a_tiny_unet_on_mnist(tmp_path):
+    checkpoint = tmp_path / "digits.safetensors"
+    code = train_cli.main(["--dataset", "mnist", "--size", "tiny", "--prediction", "eps", "--variance", "fixed_small",
+                           "--steps", "2", "--batch-size", "4", "--T", "100", "--preview-count", "4",
+                           "--preview-steps", "2", "--device", "cpu", "--quiet", "--out", str(checkpoint)])
+    assert code == 0
+    grid = tmp_path / "digits.png"
+    code = sample_cli.main(["--checkpoint", str(checkpoint), "--sampler", "ddpm", "--steps", "3", "--n", "9",
+                            "--clip", "--device", "cpu", "--out", str(grid)])
+    assert code == 0
+    assert read_png(grid).shape == (3 * 30 + 2, 3 * 30 + 2)  # 3x3 grid of 28-pixel digits, 2-pixel padding
+
+
+def test_resume_continues_the_step_count(tmp_path, capsys):
+    checkpoint = tmp_path / "moons.safetensors"
+    assert train_cli.main([*TOY_FLAGS, "--steps", "10", "--quiet", "--out", str(checkpoint)]) == 0
+    assert train_cli.main(["--resume", str(checkpoint), "--steps", "25", "--quiet"]) == 0
+    assert "finished at step 25/25" in capsys.readouterr().out
+    assert checkpoints.read_metadata(checkpoint)["steps"] == 25
+
+    with pytest.raises(SystemExit) as exit_info:  # nothing left to do
+        train_cli.main(["--resume", str(checkpoint), "--quiet"])
+    assert exit_info.value.code == 2 and "larger --steps" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # the saved run keeps its settings
+        train_cli.main(["--resume", str(checkpoint), "--lr", "0.1"])
+    assert "drop --learning-rate" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--dataset", "cifar10"], "invalid choice: 'cifar10'"),
+    (["--steps", "many"], "invalid int value"),
+    (["--steps", "0"], "total_steps=0 is not allowed"),
+    (["--T", "10", "--scale-with-T"], "scale_with_T"),
+    (["--dataset", "two_moons", "--out", "model.pt"], "must end in .safetensors"),
+    (["--resume", "missing.safetensors"], "no checkpoint file"),
+])
+def test_train_rejects_bad_flags(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train_cli.main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_sample_rejects_bad_input(tmp_path, capsys):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"definitely not a checkpoint")
+    cases = [
+        (["--checkpoint", str(tmp_path / "missing.safetensors")], "no checkpoint file"),
+        (["--checkpoint", str(bad)], "bad.safetensors"),
+        (["--checkpoint", str(bad), "--sampler", "euler"], "invalid choice: 'euler'"),
+    ]
+    for argv, message in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            sample_cli.main(argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+    checkpoint = tmp_path / "moons.safetensors"
+    assert train_cli.main([*TOY_FLAGS, "--steps", "2", "--quiet", "--out", str(checkpoint)]) == 0
+    for argv, message in [(["--steps", "51"], "expected 1..50"), (["--n", "0"], "--n 0"),
+                          (["--eta", "-1"], "--eta -1"), (["--out", "x.jpg"], "must end in .png"),
+                          (["--sampler", "ddpm", "--eta", "0.5"], "DDIM only")]:
+        with pytest.raises(SystemExit) as exit_info:
+            sample_cli.main(["--checkpoint", str(checkpoint), *argv])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_errors_print_a_message_not_a_traceback(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00" * 16)
+    result = run_module("core.sample", "--checkpoint", str(bad), "--out", str(tmp_path / "x.png"))
+    assert result.returncode == 2
+    assert "error:" in result.stderr and "Traceback" not in result.stderr
