@@ -1,0 +1,261 @@
+"""Plotly figure builders shared by the pages. Layout only: every number shown is computed in core.
+
+Pictures are uint8 arrays [H, W] (grey) or [H, W, 3] (RGB), embedded as PNG data URIs so a figure with a
+hundred frames stays small. Scrubbers are one figure with animation frames and a slider: moving the slider
+swaps pictures (and the marker on the loss curves) in the browser, without a round trip to the server.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import NamedTuple
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from core.images import png_bytes
+
+IMAGE_ROW_HEIGHT = 190  # pixels per row of pictures
+CURVE_ROW_HEIGHT = 280
+COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+
+
+class Panel(NamedTuple):
+    """One picture cell: `pictures` is [K, H, W(, 3)] (one per frame) if animated, else one picture."""
+
+    title: str
+    pictures: np.ndarray
+    animated: bool = True
+
+
+class Layer(NamedTuple):
+    """One scatter/line layer of a point panel: x, y are [K, M] (one row per frame) or [M] (static)."""
+
+    name: str
+    x: np.ndarray
+    y: np.ndarray
+    mode: str = "markers"
+    color: str | None = None
+    size: float = 4
+    opacity: float = 0.7
+
+    @property
+    def animated(self) -> bool:
+        return np.ndim(self.x) == 2
+
+
+class PointPanel(NamedTuple):
+    title: str
+    layers: list
+    axis_range: tuple | None = None  # (low, high) for both axes, so frames don't rescale the view
+
+
+def png_source(picture: np.ndarray) -> str:
+    """A uint8 picture as a PNG data URI (the `source` of a go.Image)."""
+    return "data:image/png;base64," + base64.b64encode(png_bytes(picture)).decode("ascii")
+
+
+def _image_trace(picture: np.ndarray, name: str) -> go.Image:
+    # zsmooth=False: the browser draws pixels as blocks, so 28x28 digits stay crisp when enlarged.
+    return go.Image(source=png_source(picture), name=name, zsmooth=False, hoverinfo="skip")
+
+
+def _layer_trace(layer: Layer, frame: int, show_legend: bool) -> go.Scatter:
+    x = layer.x[frame] if layer.animated else layer.x
+    y = layer.y[frame] if layer.animated else layer.y
+    style = dict(marker=dict(color=layer.color, size=layer.size)) if layer.mode == "markers" else \
+        dict(line=dict(color=layer.color, width=1.5))
+    return go.Scatter(x=np.asarray(x), y=np.asarray(y), mode=layer.mode, name=layer.name, opacity=layer.opacity,
+                      showlegend=show_legend, legendgroup=layer.name, hoverinfo="skip", **style)
+
+
+def _curve_traces(curves: dict, curve_x, frame: int) -> tuple[list, list]:
+    """(static line traces, the marker traces at frame `frame`) for the loss curves row."""
+    lines, markers = [], []
+    for i, (name, y) in enumerate(curves.items()):
+        color = COLORS[i % len(COLORS)]
+        lines.append(go.Scatter(x=np.asarray(curve_x), y=np.asarray(y), mode="lines", name=name, line=dict(color=color)))
+        markers.append(go.Scatter(x=[curve_x[frame]], y=[y[frame]], mode="markers", showlegend=False, name=name,
+                                  marker=dict(color=color, size=11, line=dict(color="black", width=1))))
+    return lines, markers
+
+
+def _slider(frame_labels, active: int, prefix: str) -> tuple[dict, dict]:
+    """The slider and the play/pause buttons that step through the frames named str(i)."""
+    animate = {"mode": "immediate", "frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}
+    steps = [{"label": str(label), "method": "animate", "args": [[str(i)], animate]} for i, label in enumerate(frame_labels)]
+    slider = {"active": active, "steps": steps, "currentvalue": {"prefix": prefix}, "pad": {"t": 40}, "len": 0.9, "x": 0.1}
+    play = {"mode": "immediate", "fromcurrent": True, "frame": {"duration": 120, "redraw": True}, "transition": {"duration": 0}}
+    buttons = {"type": "buttons", "direction": "left", "x": 0.0, "y": 0.0, "xanchor": "left", "yanchor": "top",
+               "pad": {"t": 45}, "showactive": False,
+               "buttons": [{"label": "▶", "method": "animate", "args": [None, play]},
+                           {"label": "❚❚", "method": "animate", "args": [[None], {"mode": "immediate", "frame": {"duration": 0}}]}]}
+    return slider, buttons
+
+
+def _check_frames(frame_labels, curves, curve_x):
+    if len(frame_labels) == 0:
+        raise ValueError("frame_labels must name at least one frame")
+    if curves:
+        if curve_x is None or len(curve_x) != len(frame_labels):
+            raise ValueError("curve_x must give one x value per frame")
+        for name, y in curves.items():
+            if len(y) != len(frame_labels):
+                raise ValueError(f"curve {name!r} has {len(y)} values, expected one per frame ({len(frame_labels)})")
+
+
+def _scrubber(cells: list, frame_labels, frame_traces, curves, curve_x, curve_title, log_y, active, prefix,
+              cell_height, legend) -> go.Figure:
+    """Shared skeleton: `cells` is a list of rows of (title, first-frame traces, axis setup); frame_traces(k)
+    returns the animated traces of frame k in the order of `animated_indices`."""
+    n_cols = max(len(row) for row in cells)
+    n_rows = len(cells) + (1 if curves else 0)
+    specs = [[{} if c < len(row) else None for c in range(n_cols)] for row in cells]
+    titles = [cell[0] for row in cells for cell in row]
+    heights = [cell_height] * len(cells)
+    if curves:
+        specs.append([{"colspan": n_cols}] + [None] * (n_cols - 1))
+        titles.append(curve_title)
+        heights.append(CURVE_ROW_HEIGHT)
+    fig = make_subplots(rows=n_rows, cols=n_cols, specs=specs, subplot_titles=titles,
+                        row_heights=heights, vertical_spacing=0.12 if n_rows > 1 else 0.05, horizontal_spacing=0.03)
+    animated_indices = []
+    for r, row in enumerate(cells, start=1):
+        for c, (_, traces, setup) in enumerate(row, start=1):
+            for trace, animated in traces:
+                fig.add_trace(trace, row=r, col=c)
+                if animated:
+                    animated_indices.append(len(fig.data) - 1)
+            setup(fig, r, c)
+    if curves:
+        lines, markers = _curve_traces(curves, curve_x, active)
+        for trace in lines:
+            fig.add_trace(trace, row=n_rows, col=1)
+        for trace in markers:
+            fig.add_trace(trace, row=n_rows, col=1)
+            animated_indices.append(len(fig.data) - 1)
+        fig.update_xaxes(title_text="t (paper's step)", row=n_rows, col=1)
+        fig.update_yaxes(type="log" if log_y else "linear", row=n_rows, col=1)
+        legend_y = fig.get_subplot(n_rows, 1).yaxis.domain[1]  # legend just above the curves, right-aligned
+        fig.update_layout(legend=dict(orientation="h", x=1.0, xanchor="right", y=legend_y, yanchor="bottom"))
+
+    def all_animated(k):
+        traces = frame_traces(k)
+        if curves:
+            traces += _curve_traces(curves, curve_x, k)[1]
+        return traces
+
+    fig.frames = [go.Frame(name=str(k), data=all_animated(k), traces=animated_indices) for k in range(len(frame_labels))]
+    slider, buttons = _slider(frame_labels, active, prefix)
+    fig.update_layout(sliders=[slider], updatemenus=[buttons], height=sum(heights) + 170,
+                      margin=dict(l=10, r=10, t=40, b=10), showlegend=legend or bool(curves))
+    return fig
+
+
+def _picture_axes(fig, r, c, height, width):
+    fig.update_xaxes(visible=False, range=[-0.5, width - 0.5], row=r, col=c)
+    fig.update_yaxes(visible=False, range=[height - 0.5, -0.5], scaleanchor=_axis_name(fig, r, c), row=r, col=c)
+
+
+def _axis_name(fig, r, c) -> str:
+    """The x axis id ("x", "x2", ...) of subplot (r, c), for scaleanchor."""
+    return fig.get_subplot(r, c).xaxis.plotly_name.replace("axis", "")
+
+
+def image_scrubber(rows: list, frame_labels, curves: dict | None = None, curve_x=None,
+                   curve_title: str = "", log_y: bool = True, active: int = 0, prefix: str = "t = ") -> go.Figure:
+    """A grid of pictures (rows of Panels) that change together with a slider over frames.
+
+    frame_labels: one label per frame (shown on the slider). curves: name -> [K] values drawn under the
+    pictures against curve_x [K], with a marker that follows the slider.
+    """
+    _check_frames(frame_labels, curves, curve_x)
+    K = len(frame_labels)
+    for row in rows:
+        for panel in row:
+            if panel.animated and len(panel.pictures) != K:
+                raise ValueError(f"panel {panel.title!r} has {len(panel.pictures)} pictures, expected one per frame ({K})")
+
+    def first(panel):
+        return panel.pictures[active] if panel.animated else panel.pictures
+
+    cells = [[(p.title, [(_image_trace(first(p), p.title), p.animated)],
+               lambda fig, r, c, shape=first(p).shape[:2]: _picture_axes(fig, r, c, *shape)) for p in row] for row in rows]
+
+    def frame_traces(k):
+        return [_image_trace(p.pictures[k], p.title) for row in rows for p in row if p.animated]
+
+    return _scrubber(cells, frame_labels, frame_traces, curves, curve_x, curve_title, log_y, active, prefix,
+                     IMAGE_ROW_HEIGHT, legend=False)
+
+
+def points_scrubber(panels: list, frame_labels, curves: dict | None = None, curve_x=None,
+                    curve_title: str = "", log_y: bool = True, active: int = 0, prefix: str = "t = ") -> go.Figure:
+    """Side-by-side 2-D panels (PointPanels) whose animated layers change with a slider over frames."""
+    _check_frames(frame_labels, curves, curve_x)
+    seen = set()
+
+    def traces_of(panel, k, only_animated):
+        out = []
+        for layer in panel.layers:
+            if only_animated and not layer.animated:
+                continue
+            out.append((_layer_trace(layer, k, layer.name not in seen), layer.animated))
+            seen.add(layer.name)
+        return out
+
+    def setup(panel):
+        def apply(fig, r, c):
+            fig.update_xaxes(range=panel.axis_range, row=r, col=c)
+            fig.update_yaxes(range=panel.axis_range, scaleanchor=_axis_name(fig, r, c), row=r, col=c)
+        return apply
+
+    cells = [[(p.title, traces_of(p, active, False), setup(p)) for p in panels]]
+
+    def frame_traces(k):
+        return [trace for p in panels for trace, _ in traces_of(p, k, True)]
+
+    return _scrubber(cells, frame_labels, frame_traces, curves, curve_x, curve_title, log_y, active, prefix,
+                     420, legend=True)
+
+
+def point_panels(panels: list, height: int = 420) -> go.Figure:
+    """Static side-by-side 2-D panels (PointPanels whose layers are all static)."""
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[p.title for p in panels], horizontal_spacing=0.05)
+    seen = set()
+    for c, panel in enumerate(panels, start=1):
+        for layer in panel.layers:
+            fig.add_trace(_layer_trace(layer, 0, layer.name not in seen), row=1, col=c)
+            seen.add(layer.name)
+        fig.update_xaxes(range=panel.axis_range, row=1, col=c)
+        fig.update_yaxes(range=panel.axis_range, scaleanchor=_axis_name(fig, 1, c), row=1, col=c)
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h"))
+    return fig
+
+
+def picture_row(pictures: dict, height: int = 260) -> go.Figure:
+    """Pictures (title -> uint8 picture) side by side, e.g. a snapshot strip or runs to compare."""
+    if not pictures:
+        raise ValueError("pictures must hold at least one picture")
+    fig = make_subplots(rows=1, cols=len(pictures), subplot_titles=list(pictures), horizontal_spacing=0.02)
+    for c, (title, picture) in enumerate(pictures.items(), start=1):
+        fig.add_trace(_image_trace(picture, title), row=1, col=c)
+        _picture_axes(fig, 1, c, *picture.shape[:2])
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def loss_curves(x, curves: dict, marker_x=None, log_y: bool = True, title: str = "",
+                x_title: str = "t (paper's step)", y_title: str = "MSE") -> go.Figure:
+    """Lines name -> y against x, optionally a vertical marker at marker_x."""
+    fig = go.Figure()
+    for i, (name, y) in enumerate(curves.items()):
+        fig.add_trace(go.Scatter(x=np.asarray(x), y=np.asarray(y), mode="lines", name=name,
+                                 line=dict(color=COLORS[i % len(COLORS)])))
+    if marker_x is not None:
+        fig.add_vline(x=marker_x, line_dash="dot", line_color="grey")
+    fig.update_layout(title=title, height=CURVE_ROW_HEIGHT + 60, margin=dict(l=10, r=10, t=50, b=10),
+                      xaxis_title=x_title, yaxis_title=y_title, yaxis_type="log" if log_y else "linear",
+                      legend=dict(orientation="h", y=-0.25))
+    return fig
