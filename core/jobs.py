@@ -232,7 +232,9 @@ class JobRegistry:
         """Launch queued jobs, oldest first, while their device has a free slot."""
         for job_id in list(self._queue):
             job = self._jobs[job_id]
-            if self._running_on(job.device) < self.max_running_per_device:
+            if job.trainer.state != "queued":  # stopped directly through its Trainer meanwhile
+                self._queue.remove(job_id)
+            elif self._running_on(job.device) < self.max_running_per_device:
                 self._queue.remove(job_id)
                 if job.trainer.step == 0:
                     job.trainer.start()

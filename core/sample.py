@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw
 from core import checkpoints
 from core.images import make_grid, save_png
 from core.samplers import SPACINGS, ddim_sample, ddpm_sample
-from core.training import DEVICES, resolve_device
+from core.training import DEVICES, configure_cpu_threads, resolve_device
 
 SAMPLERS = ("ddpm", "ddim")
 DEFAULT_DDIM_STEPS = 50
@@ -80,6 +80,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         device = resolve_device(args.device)
+        if device.type == "cpu":
+            configure_cpu_threads()
         model, diffusion, metadata = checkpoints.load(args.checkpoint, device=device)
         _check_args(args, diffusion.T)
     except (ValueError, FileNotFoundError) as error:  # includes CheckpointError

@@ -43,8 +43,8 @@ def _value_type(name: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m core.train", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m core.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     defaults = TrainConfig()
     group = parser.add_argument_group("training settings (TrainConfig fields)")
     for f in fields(TrainConfig):

@@ -543,6 +543,8 @@ class Trainer:
         index = torch.randint(0, self.data.shape[0], (config.batch_size,), generator=self.generator,
                               device=self.device)
         x0 = self.data[index]
+        if self.channels_last:
+            x0 = x0.contiguous(memory_format=torch.channels_last)
         self.model.train()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             losses = self.diffusion.training_losses(self.model, x0, generator=self.generator)
