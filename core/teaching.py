@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import torch
 
 from core.diffusion import VARIANCES, GaussianDiffusion, normal_kl
+from core.oracle import GaussianMixture, OracleDenoiser
+from core.samplers import ddpm_sample
 from core.schedules import MAX_T, SCHEDULE_KINDS, NoiseSchedule, make_schedule
 
 # x_T counts as "pure noise" when less than 5 % of x_0's amplitude is left in it (√ᾱ_T ≤ 0.05, i.e.
@@ -232,12 +234,11 @@ class ReverseStep1D:
     kls: dict  # {variance choice: KL(q(x_{t-1}|x_t,x_0) ‖ p(x_{t-1}|x_t))} in nats
 
 
-def _check_reverse_step_args(schedule, t, variance_interp):
+def _check_reverse_step_schedule(schedule) -> NoiseSchedule:
     s = _check_schedule(schedule)
     if s.T < 2:
         raise ValueError(f"a reverse step with a non-degenerate posterior needs T >= 2, got T={s.T}")
-    _check_int("t", t, 1, s.T - 1)  # at index 0 β̃ = 0: the posterior is a point mass and every KL is infinite
-    return s, _check_number("variance_interp", variance_interp, -1.0, 1.0)
+    return s
 
 
 def reverse_step_1d(schedule: NoiseSchedule, x0: float, t: int, noise: float, x0_error: float = 0.0,
@@ -248,7 +249,9 @@ def reverse_step_1d(schedule: NoiseSchedule, x0: float, t: int, noise: float, x0
     posterior mean at x̂_0 (eq. 7; the same as the ε-form eq. 11), and σ_t² is β_t, β̃_t or
     exp(f·log β_t + (1−f)·log β̃_t), f = (variance_interp+1)/2 (Nichol & Dhariwal eq. 15).
     """
-    s, variance_interp = _check_reverse_step_args(schedule, t, variance_interp)
+    s = _check_reverse_step_schedule(schedule)
+    _check_int("t", t, 1, s.T - 1)  # at index 0 β̃ = 0: the posterior is a point mass and every KL is infinite
+    variance_interp = _check_number("variance_interp", variance_interp, -1.0, 1.0)
     x0 = _check_number("x0", x0)
     noise = _check_number("noise", noise)
     x0_error = _check_number("x0_error", x0_error)
@@ -275,7 +278,8 @@ def kl_curves(schedule: NoiseSchedule, x0_error: float = 0.0, variance_interp: f
     With x̂_0 = x_0 + e the two means differ by coef_x0(t)·e whatever x_0 and x_t are, so the KL depends
     only on t: ½·(log(σ²/β̃) + β̃/σ² + (coef_x0·e)²/σ² − 1). Returns (paper steps 2..T, {choice: KL tensor}).
     """
-    s, variance_interp = _check_reverse_step_args(schedule, 1, variance_interp)
+    s = _check_reverse_step_schedule(schedule)
+    variance_interp = _check_number("variance_interp", variance_interp, -1.0, 1.0)
     x0_error = _check_number("x0_error", x0_error)
     t = torch.arange(1, s.T)
     zeros = torch.zeros(len(t), 1, dtype=torch.float64)  # x_0 = x_t = 0: the KL does not depend on them
@@ -397,9 +401,6 @@ class NoiseAblation:
 def noise_ablation(distribution, diffusion: GaussianDiffusion, n: int, generator: torch.Generator) -> NoiseAblation:
     """Run DDPM and the noise-free loop from the same x_T ~ N(0, I) with the exact oracle denoiser of a
     core.oracle.GaussianMixture (so any difference is the sampler's, not a network's)."""
-    from core.oracle import GaussianMixture, OracleDenoiser
-    from core.samplers import ddpm_sample
-
     if not isinstance(distribution, GaussianMixture):
         raise ValueError(f"distribution must be a core.oracle.GaussianMixture, got {type(distribution).__name__}")
     n = _check_int("n", n, 2, 100_000)

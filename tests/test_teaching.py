@@ -243,6 +243,13 @@ def test_reverse_step_rejects_bad_input(kwargs, word):
         reverse_step_1d(**args)
 
 
+def test_reverse_step_needs_two_steps():
+    with pytest.raises(ValueError, match="T >= 2"):
+        kl_curves(make_schedule("linear", 1))
+    with pytest.raises(ValueError, match="schedule"):
+        reverse_step_1d("linear", 0.0, 1, 0.0)
+
+
 def test_kl_curves_agree_with_single_steps_and_with_hand_values():
     schedule = make_schedule("linear", 1000)
     steps, kls = kl_curves(schedule, x0_error=0.05, variance_interp=0.3)
