@@ -1,0 +1,61 @@
+"""Home: what the reverse process is, the key formulas, and what each page lets you try."""
+
+from pathlib import Path
+
+import streamlit as st
+
+st.title("Reverse Diffusion Lab")
+st.markdown(
+    "A diffusion model learns to **undo noise**. The *forward process* slowly destroys an image by adding "
+    "Gaussian noise over $T$ steps until only noise is left. The *reverse process* starts from pure noise "
+    "and removes a little of it at every step, using a network that looks at the noisy image $x_t$ and the "
+    "step $t$. Every page of this lab shows one part of that reverse process with real numbers you can change."
+)
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Forward process")
+    st.markdown("Noise is added with a schedule $\\beta_1, \\dots, \\beta_T$; with "
+                "$\\alpha_t = 1-\\beta_t$ and $\\bar\\alpha_t = \\prod_{s\\le t}\\alpha_s$ any step can be reached in one jump:")
+    st.latex(r"q(x_t \mid x_0) = \mathcal{N}\!\left(\sqrt{\bar\alpha_t}\,x_0,\ (1-\bar\alpha_t)\,I\right),\qquad "
+             r"x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon")
+    st.markdown("Given $x_0$, one step back is Gaussian too (the *posterior*):")
+    st.latex(r"q(x_{t-1}\mid x_t, x_0) = \mathcal{N}\!\left(\tilde\mu_t,\ \tilde\beta_t I\right),\quad "
+             r"\tilde\mu_t = \frac{\sqrt{\bar\alpha_{t-1}}\,\beta_t}{1-\bar\alpha_t}x_0 + "
+             r"\frac{\sqrt{\alpha_t}(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}x_t,\quad "
+             r"\tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\beta_t")
+with right:
+    st.subheader("Reverse process")
+    st.markdown("The network does not know $x_0$, so it predicts it (or the noise $\\epsilon$, or $v$) and "
+                "plugs the prediction into the posterior:")
+    st.latex(r"p_\theta(x_{t-1}\mid x_t) = \mathcal{N}\!\left(\mu_\theta(x_t,t),\ \sigma_t^2 I\right),\qquad "
+             r"\mu_\theta = \frac{1}{\sqrt{\alpha_t}}\Big(x_t - \frac{\beta_t}{\sqrt{1-\bar\alpha_t}}\,\epsilon_\theta(x_t,t)\Big)")
+    st.markdown("The variance is a choice: $\\sigma_t^2=\\beta_t$ (upper bound), $\\sigma_t^2=\\tilde\\beta_t$ "
+                "(lower bound), or learned between the two (Improved DDPM):")
+    st.latex(r"\log\sigma_t^2 = \tfrac{v+1}{2}\log\beta_t + \big(1-\tfrac{v+1}{2}\big)\log\tilde\beta_t")
+    st.markdown("**Sampling** starts at $x_T\\sim\\mathcal N(0,I)$ and repeats "
+                "$x_{t-1} = \\mu_\\theta(x_t,t) + \\sigma_t z$, $z\\sim\\mathcal N(0,I)$ (no noise at the last step). "
+                "DDIM takes bigger, optionally deterministic, jumps with the same network.")
+
+st.subheader("What you can try")
+PAGE_GUIDE = [
+    ("pages/train.py", "Train", "train a small model in the background and watch the loss, the per-timestep loss and samples improve."),
+    ("pages/denoise.py", "Denoise explorer", "scrub through t and compare x_t, the true noise, the predicted noise and the predicted x₀."),
+    ("pages/sample.py", "Sample", "run DDPM or DDIM with any number of steps and watch a sample emerge from noise."),
+    ("pages/schedules.py", "Schedule lab", "compare β schedules, signal and noise weights, and see the forward process on a real digit."),
+    ("pages/reverse_step.py", "One reverse step", "the true posterior vs the model's Gaussian, the three parameterizations, and why noise is added back."),
+    ("pages/playground_2d.py", "2-D playground", "train on 2-D toy data and compare against the exact (Bayes-optimal) denoiser."),
+]
+root = Path(__file__).resolve().parent.parent
+for file, title, text in PAGE_GUIDE:
+    if (root / file).exists():
+        column_link, column_text = st.columns([1, 4])
+        with column_link:
+            try:
+                st.page_link(file, label=title)
+            except Exception:  # st.page_link needs the navigation of app.py; standalone runs show plain text
+                st.markdown(f"**{title}**")
+        column_text.markdown(text)
+
+st.caption("References: Ho, Jain & Abbeel (2020) *Denoising Diffusion Probabilistic Models*; "
+           "Nichol & Dhariwal (2021) *Improved DDPM*; Song, Meng & Ermon (2021) *DDIM*.")

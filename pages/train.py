@@ -1,0 +1,94 @@
+"""Train: every knob of TrainConfig, a background job, and a live panel that survives page switches."""
+
+import os
+
+import streamlit as st
+import torch
+
+from core.data import TOY_NAMES
+from core.diffusion import PREDICTIONS, VARIANCES
+from core.models import SIZE_NAMES
+from core.schedules import SCHEDULE_KINDS, make_schedule
+from core.teaching import terminal_noise_warning
+from core.training import ACTIVE_STATES, TrainConfig
+from ui import training_panel
+
+DATASET_LABELS = {"mnist": "MNIST subset (4,500 real digits, shipped)", **{name: f"2-D: {name.replace('_', ' ')}" for name in TOY_NAMES}}
+if os.environ.get("RDL_DATA_DIR"):  # full datasets only when the instructor has put the IDX files on the server
+    DATASET_LABELS.update({"mnist_full": "MNIST (full, from RDL_DATA_DIR)", "fashion_mnist": "Fashion-MNIST (from RDL_DATA_DIR)"})
+VARIANCE_LABELS = {"fixed_large": "σ² = β_t (fixed, large)", "fixed_small": "σ² = β̃_t (fixed, small)",
+                   "learned_range": "learned between β̃_t and β_t"}
+PREDICTION_LABELS = {"eps": "ε (noise)", "x0": "x₀ (clean image)", "v": "v = √ᾱ·ε − √(1−ᾱ)·x₀"}
+ON_GPU = torch.cuda.is_available()
+DEFAULTS = TrainConfig()  # the CPU recipe lives in core.training; on a GPU a bigger model and budget pay off
+
+st.title("Train a model")
+st.markdown("Training runs in the **background**: switch pages, come back, or reload the tab; the job keeps "
+            "its progress. When it finishes (or you stop it) the model appears in the sidebar's model list.")
+
+job = training_panel.latest_job()
+running = job is not None and job.snapshot().state in ACTIVE_STATES
+
+# Plain widgets, not a form: the schedule warning below follows every change live.
+st.subheader("Settings")
+data_column, model_column, schedule_column = st.columns(3)
+with data_column:
+    dataset = st.selectbox("Dataset", list(DATASET_LABELS), format_func=DATASET_LABELS.get)
+    size = st.selectbox("Model size", SIZE_NAMES, index=SIZE_NAMES.index("small" if ON_GPU else DEFAULTS.model_size),
+                        help="UNet for images (tiny ≈ CPU-friendly, base for a GPU); residual MLP for 2-D data.")
+    prediction = st.radio("Network predicts", PREDICTIONS, format_func=PREDICTION_LABELS.get, horizontal=True)
+    variance = st.radio("Reverse-step variance", VARIANCES, index=VARIANCES.index(DEFAULTS.variance),
+                        format_func=VARIANCE_LABELS.get)
+with schedule_column:
+    kind = st.selectbox("β schedule", SCHEDULE_KINDS, index=SCHEDULE_KINDS.index(DEFAULTS.schedule))
+    T = st.number_input("T (diffusion steps)", min_value=2, max_value=4000, value=DEFAULTS.T, step=50)
+    beta_start = st.number_input("β start", min_value=1e-6, max_value=0.5, value=DEFAULTS.beta_start, format="%.5f",
+                                 disabled=False, help="Ignored by the cosine schedule.")
+    beta_end = st.number_input("β end", min_value=1e-5, max_value=0.999, value=DEFAULTS.beta_end, format="%.4f")
+    scale_with_T = st.checkbox("Scale β range with T (× 1000/T)", value=DEFAULTS.scale_with_T)
+with model_column:
+    steps = st.number_input("Training steps", min_value=10, max_value=200_000,
+                            value=DEFAULTS.total_steps * (4 if ON_GPU else 1), step=100)
+    batch_size = st.number_input("Batch size", min_value=1, max_value=4096, value=DEFAULTS.batch_size * (2 if ON_GPU else 1))
+    learning_rate = st.number_input("Learning rate", min_value=1e-6, max_value=0.1, value=DEFAULTS.learning_rate, format="%.5f")
+    seed = st.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0)
+    with st.expander("More"):
+        warmup = st.number_input("Warm-up steps", min_value=0, max_value=100_000, value=DEFAULTS.warmup_steps)
+        ema_decay = st.number_input("EMA decay", min_value=0.0, max_value=0.99999, value=DEFAULTS.ema_decay, format="%.4f")
+        grad_clip = st.number_input("Gradient clip (0 = off)", min_value=0.0, max_value=100.0, value=DEFAULTS.grad_clip)
+        lr_schedule = st.selectbox("Learning-rate schedule", ["constant", "cosine"],
+                                   index=["constant", "cosine"].index(DEFAULTS.lr_schedule))
+        preview_every = st.number_input("Preview every (steps)", min_value=0, max_value=100_000, value=DEFAULTS.preview_every)
+
+try:
+    schedule = make_schedule(kind, int(T), float(beta_start), float(beta_end), bool(scale_with_T))
+    warning = terminal_noise_warning(schedule)
+    if warning:
+        st.warning(warning)
+except ValueError as error:
+    schedule = None
+    st.error(f"This schedule is not valid: {error}")
+
+submitted = st.button("Start training", type="primary", disabled=running or schedule is None,
+                      help="Only one job per session runs at a time." if running else None)
+if submitted and schedule is not None:
+    config = TrainConfig(
+        dataset=dataset, model_size=size, schedule=kind, T=int(T), beta_start=float(beta_start),
+        beta_end=float(beta_end), scale_with_T=bool(scale_with_T), prediction=prediction, variance=variance,
+        batch_size=int(batch_size), learning_rate=float(learning_rate), lr_schedule=lr_schedule,
+        warmup_steps=int(warmup), total_steps=int(steps), ema_decay=float(ema_decay), grad_clip=float(grad_clip),
+        seed=int(seed), preview_every=int(preview_every))
+    training_panel.submit(config)
+    st.rerun()
+
+st.subheader("Your jobs")
+jobs = training_panel.state.get_registry().jobs_for(training_panel.state.session_id())
+if not jobs:
+    st.caption("No job yet. Choose settings above and press **Start training**.")
+for index, each in enumerate(reversed(jobs)):
+    config = each.trainer.config
+    title = (f"{config.dataset} · {config.model_size} · {config.prediction}/{config.variance} · "
+             f"{config.schedule} T={config.T} — {training_panel.STATE_LABELS.get(each.snapshot().state)}")
+    with st.expander(title, expanded=index == 0):
+        training_panel.job_buttons(each)
+        training_panel.progress_panel(each)

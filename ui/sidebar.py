@@ -1,0 +1,60 @@
+"""The sidebar every page shares: device in use, the active model, uploads, the model's settings."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ui import state
+
+
+def render_sidebar() -> None:
+    with st.sidebar:
+        st.caption(f"Device: **{state.device_label()}**")
+        models = state.available_models()
+        if not models:
+            st.warning("No model yet: train one on the Train page or upload a checkpoint.")
+        else:
+            keys = list(models)
+            current = state.active_model_key()
+            st.session_state.active_model_key = st.selectbox(
+                "Active model", keys, index=keys.index(current) if current in keys else 0,
+                format_func=models.get, help="Shipped checkpoints, models trained in this session, and uploads.")
+        uploaded = st.file_uploader("Upload a checkpoint (.safetensors)", type=["safetensors"],
+                                    help="A file saved by this app or `python -m core.train`. It is validated, never unpickled.")
+        if uploaded is not None and st.session_state.get("last_upload") != (uploaded.name, uploaded.size):
+            st.session_state.last_upload = (uploaded.name, uploaded.size)
+            try:
+                st.session_state.active_model_key = state.add_uploaded(uploaded.name, uploaded.getvalue())
+                st.session_state.upload_error = None
+                st.rerun()
+            except ValueError as error:
+                st.session_state.upload_error = f"{uploaded.name} is not a usable checkpoint: {error}"
+        if st.session_state.get("upload_error"):
+            st.error(st.session_state.upload_error)
+        key = state.active_model_key()
+        if key:
+            try:
+                loaded = state.load_model(key)
+            except (ValueError, KeyError) as error:
+                st.error(f"Could not load {models.get(key, key)}: {error}")
+                return
+            with st.expander("Model settings", expanded=False):
+                for name, value in state.model_summary(loaded).items():
+                    st.markdown(f"**{name}**: {value}")
+
+
+def render_job_status() -> None:
+    """A heartbeat while the tab is open (so the reaper leaves this session's jobs alone) and a one-line
+    status of the newest job, visible from every page."""
+
+    @st.fragment(run_every=15)
+    def heartbeat():
+        registry = state.get_registry()
+        registry.heartbeat(state.session_id())
+        jobs = registry.jobs_for(state.session_id())
+        if jobs:
+            snapshot = jobs[-1].snapshot()
+            st.caption(f"Training job: {snapshot.state}, step {snapshot.step:,}/{snapshot.total_steps:,}")
+
+    with st.sidebar:
+        heartbeat()

@@ -1,0 +1,217 @@
+"""Streamlit glue shared by every page: who the user is, which model is active, the job registry.
+
+Pages call these helpers and `core`; nothing here does diffusion math. Models come from three places:
+the checkpoints shipped in `checkpoints/`, models trained in this session (the job registry keeps them
+until their owner discards them), and `.safetensors` files the user uploads (validated by core.checkpoints).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+import torch
+
+from core import checkpoints
+from core.jobs import JobRegistry
+
+ROOT = Path(__file__).resolve().parent.parent
+CHECKPOINT_DIR = Path(os.environ.get("RDL_CHECKPOINT_DIR") or ROOT / "checkpoints")  # env: point the app at another folder
+DEFAULT_MODEL = "shipped:mnist_eps"
+SESSION_PARAM = "session"  # query parameter that lets a reloaded tab find its jobs again
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to sample from: the EMA network, its diffusion process and its metadata."""
+
+    key: str
+    label: str
+    model: torch.nn.Module
+    diffusion: object
+    metadata: dict
+
+    @property
+    def is_image_model(self) -> bool:
+        return len(self.data_shape) == 3
+
+    @property
+    def data_shape(self) -> tuple:
+        return tuple((self.metadata.get("data") or {}).get("shape") or [])
+
+    @property
+    def dataset(self) -> str | None:
+        """The core.data name of the training data, or None if the checkpoint does not say."""
+        data = self.metadata.get("data") or {}
+        return data.get("dataset") or data.get("name")
+
+    @property
+    def token(self) -> str:
+        """Changes whenever the weights may have changed (another file, more training): for cache keys."""
+        digest = hashlib.sha256(json.dumps(self.metadata, sort_keys=True, default=str).encode()).hexdigest()
+        return f"{self.key}:{digest[:16]}"
+
+
+def session_id() -> str:
+    """A stable id for this browser session, kept in the URL so a reloaded tab keeps its jobs."""
+    if "session_id" not in st.session_state:
+        from_url = st.query_params.get(SESSION_PARAM)
+        valid = isinstance(from_url, str) and len(from_url) == 32 and all(c in "0123456789abcdef" for c in from_url)
+        st.session_state.session_id = from_url if valid else uuid.uuid4().hex
+    if st.query_params.get(SESSION_PARAM) != st.session_state.session_id:
+        st.query_params[SESSION_PARAM] = st.session_state.session_id
+    return st.session_state.session_id
+
+
+@st.cache_resource
+def get_registry() -> JobRegistry:
+    """One registry for the whole server process: all sessions share the device through it."""
+    return JobRegistry()
+
+
+def device_label() -> str:
+    if torch.cuda.is_available():
+        return f"GPU: {torch.cuda.get_device_name(0)}"
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
+# ------------------------------------------------------------------------------------------ catalogue
+@st.cache_data(show_spinner=False)
+def _shipped_metadata(path: str, mtime: float) -> dict:
+    return checkpoints.read_metadata(path)
+
+
+def shipped_models() -> dict:
+    """key -> (label, path) for every valid checkpoint in checkpoints/ (the classifier excluded)."""
+    found = {}
+    for path in sorted(CHECKPOINT_DIR.glob("*.safetensors")):
+        try:
+            meta = _shipped_metadata(str(path), path.stat().st_mtime)
+        except ValueError:
+            continue  # not a diffusion checkpoint (e.g. the metrics classifier) or damaged: not offered
+        if "diffusion" not in meta:
+            continue
+        found[f"shipped:{path.stem}"] = (f"{path.stem} (shipped)", str(path))
+    return found
+
+
+@st.cache_resource(show_spinner="Loading checkpoint…", max_entries=16)
+def _load_shipped(path: str, mtime: float):
+    return checkpoints.load(path, device="cpu")
+
+
+@st.cache_resource(show_spinner="Checking uploaded checkpoint…", max_entries=8)
+def _load_uploaded(digest: str, data: bytes, name: str):
+    return checkpoints.load_bytes(data, name=name)
+
+
+def add_uploaded(name: str, data: bytes) -> str:
+    """Validate an uploaded checkpoint; on success it becomes selectable and its key is returned.
+    Raises ValueError (CheckpointError) with a readable message for a bad file."""
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    _load_uploaded(digest, data, name)
+    uploads = st.session_state.setdefault("uploaded_models", {})
+    key = f"uploaded:{digest}"
+    uploads[key] = (f"{name} (uploaded)", digest, data, name)
+    return key
+
+
+def trained_models() -> dict:
+    """key -> (label, job_id) for models trained by this session's jobs that have weights to use."""
+    found = {}
+    for job in get_registry().jobs_for(session_id()):
+        snapshot = job.snapshot()
+        if snapshot.step > 0 and snapshot.state in ("stopped", "finished"):
+            config = job.trainer.config
+            label = f"{config.dataset} {config.prediction}/{config.variance} · step {snapshot.step} (trained here)"
+            found[f"trained:{job.job_id}"] = (label, job.job_id)
+    return found
+
+
+def _export_trained(job_id: str):
+    """(model, diffusion, metadata) of a trained job's EMA weights, cached per (job, step) in the session."""
+    job = get_registry().get(job_id)
+    if job is None:
+        raise KeyError(job_id)
+    trainer, step = job.trainer, job.snapshot().step
+    cache = st.session_state.setdefault("trained_exports", {})
+    if cache.get(job_id, (None,))[0] != step:
+        model = trainer.export_model("cpu")
+        metadata = {"model": model.config, "diffusion": trainer.diffusion.to_config(),
+                    "training": {"config": trainer.config.to_json()},
+                    "data": {"dataset": trainer.config.dataset, "shape": list(trainer.data_shape)},
+                    "steps": step, "final_loss": job.snapshot().last_loss, "device": job.snapshot().device}
+        cache[job_id] = (step, (model, trainer.diffusion, metadata))
+    return cache[job_id][1]
+
+
+def available_models() -> dict:
+    """key -> label for the sidebar selector, shipped first."""
+    labels = {key: label for key, (label, _) in shipped_models().items()}
+    labels.update({key: label for key, (label, _) in trained_models().items()})
+    labels.update({key: value[0] for key, value in st.session_state.get("uploaded_models", {}).items()})
+    return labels
+
+
+def load_model(key: str) -> LoadedModel:
+    """Load a catalogue entry (cached). Raises KeyError for an unknown key."""
+    source = key.split(":", 1)[0]
+    if source == "shipped":
+        label, path = shipped_models()[key]
+        model, diffusion, metadata = _load_shipped(path, Path(path).stat().st_mtime)
+    elif source == "uploaded":
+        label, digest, data, name = st.session_state["uploaded_models"][key]
+        model, diffusion, metadata = _load_uploaded(digest, data, name)
+    elif source == "trained":
+        label, job_id = trained_models()[key]
+        model, diffusion, metadata = _export_trained(job_id)
+    else:
+        raise KeyError(key)
+    return LoadedModel(key=key, label=label, model=model, diffusion=diffusion, metadata=metadata)
+
+
+def active_model_key() -> str | None:
+    models = available_models()
+    key = st.session_state.get("active_model_key")
+    if key not in models:
+        key = DEFAULT_MODEL if DEFAULT_MODEL in models else next(iter(models), None)
+    return key
+
+
+def active_model() -> LoadedModel | None:
+    """The model selected in the sidebar (the shipped MNIST ε model by default), or None if there is none."""
+    key = active_model_key()
+    return load_model(key) if key else None
+
+
+def models_of(predicate) -> dict:
+    """key -> LoadedModel for every available model whose metadata satisfies predicate (for comparisons)."""
+    result = {}
+    for key in available_models():
+        loaded = load_model(key)
+        if predicate(loaded):
+            result[key] = loaded
+    return result
+
+
+def model_summary(loaded: LoadedModel) -> dict:
+    """The settings the sidebar shows, as label -> value strings."""
+    meta = loaded.metadata
+    schedule = meta["diffusion"]["schedule"]
+    training = meta.get("training") or {}
+    summary = {
+        "data": f"{meta.get('data', {}).get('dataset') or '?'} {tuple(meta.get('data', {}).get('shape', []))}",
+        "schedule": f"{schedule['kind']}, T={schedule['T']}",
+        "prediction": meta["diffusion"]["prediction"],
+        "variance": meta["diffusion"]["variance"],
+        "parameters": f"{sum(p.numel() for p in loaded.model.parameters()):,}",
+        "training steps": f"{meta.get('steps', '?')}",
+    }
+    if training.get("model_size"):
+        summary["model size"] = training["model_size"]
+    return summary

@@ -1,0 +1,163 @@
+"""The live training panel (progress, speed, loss curve, per-timestep loss, previews) and the job buttons.
+
+Shared by the Train page and the 2-D playground. The panel is a fragment that reruns on a timer, so only
+it refreshes while a job runs; the rest of the page stays put. Jobs live in the process-wide registry
+(ui.state.get_registry), so switching pages or reloading the tab never loses them.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from core.images import png_bytes, upscale
+from core.jobs import JobRefused
+from core.training import ACTIVE_STATES, TrainConfig
+from ui import state
+
+REFRESH_SECONDS = 1.0
+STATE_LABELS = {
+    "idle": "not started", "queued": "queued: waiting for the device", "running": "running",
+    "stopping": "stopping…", "stopped": "stopped", "finished": "finished", "failed": "failed",
+}
+
+
+def format_seconds(seconds) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "–"
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}" if seconds < 3600 else f"{seconds // 3600}h{seconds % 3600 // 60:02d}"
+
+
+def latest_job(kind: str | None = None):
+    """This session's newest job (optionally only jobs on 'image' or 'points' data), or None."""
+    jobs = state.get_registry().jobs_for(state.session_id())
+    if kind is not None:
+        jobs = [job for job in jobs if job.trainer.data_kind == kind]
+    return jobs[-1] if jobs else None
+
+
+def submit(config: TrainConfig):
+    """Start (or queue) a job for this session; errors become messages, never tracebacks."""
+    try:
+        config.validate()
+        state.get_registry().submit(state.session_id(), config)
+    except JobRefused as error:
+        st.warning(str(error))
+    except ValueError as error:
+        st.error(f"These settings cannot be trained: {error}")
+
+
+def loss_figure(snapshot) -> go.Figure:
+    fig = go.Figure(go.Scatter(x=snapshot.loss_steps, y=snapshot.loss_history, mode="lines", name="loss"))
+    fig.update_layout(title="Training loss", xaxis_title="step", yaxis_title="loss", yaxis_type="log",
+                      height=300, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def profile_figure(snapshot, floor=None) -> go.Figure:
+    """Average loss per bin of t; `floor` (optional list per bin) draws the exact minimum for comparison."""
+    edges = snapshot.profile_edges
+    centers = [(a + b - 1) / 2 for a, b in zip(edges[:-1], edges[1:])]
+    values = [None if (v is None or not math.isfinite(v)) else v for v in snapshot.profile]
+    fig = go.Figure(go.Bar(x=centers, y=values, name="model", width=[b - a for a, b in zip(edges[:-1], edges[1:])]))
+    if floor is not None:
+        fig.add_trace(go.Scatter(x=centers, y=floor, mode="lines+markers", name="exact floor"))
+    fig.update_layout(title="Loss per timestep t", xaxis_title="t", yaxis_title="mean loss", yaxis_type="log",
+                      height=300, margin=dict(l=10, r=10, t=40, b=10), bargap=0.05)
+    return fig
+
+
+def preview_view(preview):
+    if preview is None:
+        st.caption("Preview samples appear here after the first preview step.")
+        return
+    if preview.kind == "image" and preview.grid is not None:
+        grid = np.asarray(preview.grid)
+        st.image(png_bytes(upscale(grid, 2)), caption=f"EMA samples after {preview.step} steps (DDIM, fixed seed)")
+    else:
+        points = preview.samples.numpy()
+        fig = go.Figure(go.Scattergl(x=points[:, 0], y=points[:, 1], mode="markers", marker=dict(size=3)))
+        fig.update_layout(title=f"EMA samples after {preview.step} steps", height=320,
+                          margin=dict(l=10, r=10, t=40, b=10), yaxis_scaleanchor="x")
+        st.plotly_chart(fig, key="preview_points")
+
+
+def job_buttons(job) -> None:
+    """Stop / Resume / Save / Download / Discard for one job."""
+    snapshot = job.snapshot()
+    registry = state.get_registry()
+    columns = st.columns(4)
+    if snapshot.state in ACTIVE_STATES:
+        if columns[0].button("Stop", key=f"stop_{job.job_id}", help="Stops after the current step; nothing is lost."):
+            registry.stop(job.job_id)
+            st.rerun()
+    elif snapshot.state in ("stopped", "finished", "failed") and snapshot.step > 0:
+        more = columns[0].number_input("Total steps", min_value=snapshot.step + 1, value=max(snapshot.total_steps, snapshot.step + 1) if snapshot.state != "finished" else snapshot.total_steps * 2,
+                                       step=100, key=f"more_{job.job_id}", help="Resume continues to this step count.")
+        if columns[1].button("Resume", key=f"resume_{job.job_id}"):
+            try:
+                registry.resume(job.job_id, total_steps=int(more))
+            except ValueError as error:
+                st.warning(str(error))
+            st.rerun()
+    if snapshot.step > 0:
+        if columns[2].button("Save checkpoint", key=f"save_{job.job_id}",
+                             help="Writes a .safetensors file you can download and upload again later."):
+            path = Path(tempfile.gettempdir()) / f"rdl_{job.job_id}_step{snapshot.step}.safetensors"
+            job.trainer.save(path)
+            st.session_state[f"saved_{job.job_id}"] = str(path)
+        saved = st.session_state.get(f"saved_{job.job_id}")
+        if saved and Path(saved).exists():
+            columns[2].download_button("Download", data=Path(saved).read_bytes(), file_name=Path(saved).name,
+                                       mime="application/octet-stream", key=f"download_{job.job_id}")
+    if snapshot.state not in ACTIVE_STATES:
+        if columns[3].button("Discard", key=f"discard_{job.job_id}", help="Deletes this job and its weights."):
+            registry.discard(job.job_id)
+            st.rerun()
+
+
+def progress_panel(job, floor_fn=None) -> None:
+    """Progress bar, numbers, curves and previews of one job; reruns itself every second while it trains."""
+
+    active = job.snapshot().state in ACTIVE_STATES
+
+    @st.fragment(run_every=REFRESH_SECONDS if active else None)
+    def live():
+        state.get_registry().heartbeat(state.session_id())
+        snapshot = job.snapshot()
+        if st.session_state.get(f"last_state_{job.job_id}") in ACTIVE_STATES and snapshot.state not in ACTIVE_STATES:
+            st.session_state[f"last_state_{job.job_id}"] = snapshot.state
+            st.rerun()  # a full rerun so the sidebar offers the finished model everywhere
+        st.session_state[f"last_state_{job.job_id}"] = snapshot.state
+        fraction = min(1.0, snapshot.step / max(1, snapshot.total_steps))
+        st.progress(fraction, text=f"{STATE_LABELS.get(snapshot.state, snapshot.state)} · step {snapshot.step:,} / "
+                                   f"{snapshot.total_steps:,} · ETA {format_seconds(snapshot.eta_seconds)}")
+        if snapshot.state == "failed":
+            st.error(f"Training failed: {snapshot.error}")
+        elif snapshot.state == "queued":
+            st.info("The device is busy with another job; this one starts by itself when it frees up.")
+        elif snapshot.message:
+            st.info(snapshot.message)
+        numbers = st.columns(5)
+        numbers[0].metric("images/s", f"{snapshot.images_per_second:,.0f}")
+        numbers[1].metric("last loss", "–" if snapshot.last_loss is None else f"{snapshot.last_loss:.4f}")
+        numbers[2].metric("elapsed", format_seconds(snapshot.elapsed_seconds))
+        numbers[3].metric("learning rate", f"{snapshot.learning_rate:.2e}")
+        numbers[4].metric("parameters", f"{snapshot.parameters:,}")
+        st.caption(f"Device: {snapshot.device}")
+        left, middle, right = st.columns(3)
+        with left:
+            st.plotly_chart(loss_figure(snapshot), key=f"loss_{job.job_id}")
+        with middle:
+            floor = floor_fn(snapshot) if floor_fn is not None else None
+            st.plotly_chart(profile_figure(snapshot, floor), key=f"profile_{job.job_id}")
+        with right:
+            preview_view(snapshot.preview)
+
+    live()
