@@ -42,7 +42,8 @@ class Posterior(NamedTuple):
 
 def _as_float64(value, name: str) -> torch.Tensor:
     try:
-        tensor = torch.as_tensor(value).detach().to(torch.float64)
+        # python numbers go straight to float64 (a float32 detour would round 0.4 to 0.4000000059...)
+        tensor = value.detach().to(torch.float64) if isinstance(value, torch.Tensor) else torch.as_tensor(value, dtype=torch.float64)
     except (TypeError, ValueError, RuntimeError) as error:
         raise ValueError(f"{name} must be a numeric tensor or array, got {type(value).__name__}") from error
     if not torch.isfinite(tensor).all():
