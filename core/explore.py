@@ -22,7 +22,7 @@ import torch
 
 from core.diffusion import VARIANCES, GaussianDiffusion
 from core.images import make_grid, to_uint8
-from core.samplers import SPACINGS, ddim_sample, ddpm_sample
+from core.samplers import SPACINGS, Trajectory, ddim_sample, ddpm_sample
 
 SAMPLER_METHODS = ("ddpm", "ddim")
 # Value ranges mapped to black..white when showing tensors as pictures. Data and x̂_0 live in [-1, 1];
@@ -346,3 +346,13 @@ def snapshots(trajectory, T: int) -> list:
         raise ValueError("trajectory must be a finished, recorded Trajectory (run the sampler with record=...)")
     positions = snapshot_positions(trajectory.t, T)
     return [(trajectory.t[p], trajectory.x_t[p]) for p in positions] + [(-1, trajectory.final)]
+
+
+def keep_first(trajectory, count: int):
+    """A copy of a recorded Trajectory holding only its first `count` samples (to keep what a page stores small)."""
+    count = _check_int("count", count, 1)
+    if trajectory is None or trajectory.final is None:
+        raise ValueError("trajectory must be a finished, recorded Trajectory (run the sampler with record=...)")
+    return Trajectory(t=list(trajectory.t), x_t=[x[:count] for x in trajectory.x_t],
+                      pred_x0=[x[:count] for x in trajectory.pred_x0], pred_eps=[x[:count] for x in trajectory.pred_eps],
+                      final=trajectory.final[:count])

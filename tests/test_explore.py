@@ -309,3 +309,11 @@ def test_trajectory_pictures_and_snapshots_of_a_real_run():
     np.testing.assert_array_equal(pictures["x_t"][-1], pictures["pred_x0"][-1])
     strip = explore.snapshots(trajectory, T)
     assert [t for t, _ in strip] == [45, 30, 30, 15, -1] and torch.equal(strip[-1][1], final)
+
+
+def test_keep_first_trims_every_recorded_tensor():
+    final, trajectory = explore.run_sampler(zero_eps_model, diffusion(), explore.SamplerSettings("ddim", 5), (6, 2), 0, record=True)
+    small = explore.keep_first(trajectory, 2)
+    assert small.t == trajectory.t and torch.equal(small.final, final[:2])
+    assert all(torch.equal(a, b[:2]) for a, b in zip(small.x_t, trajectory.x_t))
+    assert all(x.shape == (2, 2) for x in small.pred_x0 + small.pred_eps)
