@@ -18,6 +18,7 @@ from core.images import png_bytes
 
 IMAGE_ROW_HEIGHT = 190  # pixels per row of pictures
 CURVE_ROW_HEIGHT = 280
+ROW_GAP = 50  # pixels between rows (room for the subplot titles)
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 
 
@@ -116,10 +117,11 @@ def _scrubber(cells: list, frame_labels, frame_traces, curves, curve_x, curve_ti
     heights = [cell_height] * len(cells)
     if curves:
         specs.append([{"colspan": n_cols}] + [None] * (n_cols - 1))
-        titles.append(curve_title)
+        titles.append("")  # the legend sits where a title would; curve_title goes on the y axis
         heights.append(CURVE_ROW_HEIGHT)
+    gap = ROW_GAP / (sum(heights) + ROW_GAP * (n_rows - 1))  # the same gap in pixels, whatever the row count
     fig = make_subplots(rows=n_rows, cols=n_cols, specs=specs, subplot_titles=titles,
-                        row_heights=heights, vertical_spacing=0.12 if n_rows > 1 else 0.05, horizontal_spacing=0.03)
+                        row_heights=heights, vertical_spacing=gap, horizontal_spacing=0.03)
     animated_indices = []
     for r, row in enumerate(cells, start=1):
         for c, (_, traces, setup) in enumerate(row, start=1):
@@ -136,7 +138,7 @@ def _scrubber(cells: list, frame_labels, frame_traces, curves, curve_x, curve_ti
             fig.add_trace(trace, row=n_rows, col=1)
             animated_indices.append(len(fig.data) - 1)
         fig.update_xaxes(title_text="t (paper's step)", row=n_rows, col=1)
-        fig.update_yaxes(type="log" if log_y else "linear", row=n_rows, col=1)
+        fig.update_yaxes(type="log" if log_y else "linear", title_text=curve_title, row=n_rows, col=1)
         legend_y = fig.get_subplot(n_rows, 1).yaxis.domain[1]  # legend just above the curves, right-aligned
         fig.update_layout(legend=dict(orientation="h", x=1.0, xanchor="right", y=legend_y, yanchor="bottom"))
 
@@ -148,14 +150,17 @@ def _scrubber(cells: list, frame_labels, frame_traces, curves, curve_x, curve_ti
 
     fig.frames = [go.Frame(name=str(k), data=all_animated(k), traces=animated_indices) for k in range(len(frame_labels))]
     slider, buttons = _slider(frame_labels, active, prefix)
-    fig.update_layout(sliders=[slider], updatemenus=[buttons], height=sum(heights) + 170,
+    fig.update_layout(sliders=[slider], updatemenus=[buttons], height=sum(heights) + ROW_GAP * (n_rows - 1) + 170,
                       margin=dict(l=10, r=10, t=40, b=10), showlegend=legend or bool(curves))
     return fig
 
 
 def _picture_axes(fig, r, c, height, width):
-    fig.update_xaxes(visible=False, range=[-0.5, width - 0.5], row=r, col=c)
-    fig.update_yaxes(visible=False, range=[height - 0.5, -0.5], scaleanchor=_axis_name(fig, r, c), row=r, col=c)
+    # no ticks or grid, but a thin frame, so an all-white picture is still visible as a picture
+    frame = dict(showticklabels=False, ticks="", showgrid=False, zeroline=False, showline=True, mirror=True,
+                 linecolor="#bbbbbb", constrain="domain", row=r, col=c)
+    fig.update_xaxes(range=[-0.5, width - 0.5], **frame)
+    fig.update_yaxes(range=[height - 0.5, -0.5], scaleanchor=_axis_name(fig, r, c), **frame)
 
 
 def _axis_name(fig, r, c) -> str:
