@@ -78,7 +78,6 @@ def open_page(monkeypatch, folder: Path, page: str, active: str | None = None) -
     import ui.state
 
     monkeypatch.setattr(ui.state, "CHECKPOINT_DIR", Path(folder))
-    monkeypatch.setattr(ui.state, "trained_models", lambda: {})  # TEMPORARY while ui/state.py and core/jobs.py disagree
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     if active is not None:
