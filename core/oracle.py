@@ -25,9 +25,12 @@ Everything is computed in float64 with logsumexp, in chunks over x_t so thousand
 from __future__ import annotations
 
 import math
+from numbers import Integral
 from typing import NamedTuple
 
 import torch
+
+from core.diffusion import GaussianDiffusion
 
 # Upper bound on the number of float64 elements of one [rows, K(, D)] intermediate tensor.
 _CHUNK_ELEMENTS = 1 << 21
@@ -57,7 +60,7 @@ def _check_generator(generator) -> None:
 
 
 def _check_sample_count(n, name: str = "n", minimum: int = 1) -> None:
-    if isinstance(n, bool) or not isinstance(n, int) or n < minimum:
+    if isinstance(n, bool) or not isinstance(n, Integral) or n < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {n!r}")
 
 
@@ -93,6 +96,7 @@ class _MixtureOfGaussians:
         """Draw n samples [n, *event_shape]: pick a component by weight, then add its Gaussian noise."""
         _check_sample_count(n)
         _check_generator(generator)
+        n = int(n)
         component = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         noise = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
         samples = self.means[component] + self._variances_kd.sqrt()[component] * noise
@@ -233,19 +237,21 @@ class EmpiricalDistribution(_MixtureOfGaussians):
         self.points = points
 
 
-def _check_distribution(distribution) -> None:
+def _check_distribution_and_diffusion(distribution, diffusion) -> None:
     if not isinstance(distribution, _MixtureOfGaussians):
         raise ValueError(
             f"distribution must be a GaussianMixture or EmpiricalDistribution, got {type(distribution).__name__}"
         )
+    if not isinstance(diffusion, GaussianDiffusion):
+        raise ValueError(f"diffusion must be a core.diffusion.GaussianDiffusion, got {type(diffusion).__name__}")
 
 
 def _check_timesteps(t, batch: int, num_timesteps: int) -> torch.Tensor:
     """Accept an int, a 0-d tensor or a LongTensor [B] of indices in [0, T-1]; return LongTensor [B]."""
     if isinstance(t, bool):
         raise ValueError(f"t must be an integer timestep or a LongTensor, got {t!r}")
-    if isinstance(t, int):
-        t = torch.tensor(t)
+    if isinstance(t, Integral):
+        t = torch.tensor(int(t))
     if not isinstance(t, torch.Tensor) or t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
         raise ValueError(f"t must be an integer timestep or an integer (Long) tensor, got {t!r}")
     if t.dim() == 0:
@@ -254,7 +260,7 @@ def _check_timesteps(t, batch: int, num_timesteps: int) -> torch.Tensor:
         raise ValueError(f"t must have shape [B]=[{batch}] (or be a scalar), got {list(t.shape)}")
     if batch and (t.min() < 0 or t.max() >= num_timesteps):
         raise ValueError(f"t must lie in [0, {num_timesteps - 1}], got values in [{t.min().item()}, {t.max().item()}]")
-    return t.long()
+    return t.long().cpu()
 
 
 class OracleDenoiser:
@@ -263,18 +269,17 @@ class OracleDenoiser:
     The output matches diffusion.prediction ("eps", "x0" or "v"). For variance "learned_range" the
     variance channels are -1, concatenated along dim 1, i.e. sigma_t^2 = clipped posterior variance
     beta-tilde_t (Nichol & Dhariwal 2021 eq. 15 with v = 0), so every sampler can run on it.
-    x_t has shape [B, *distribution.event_shape] ([B, D] for points).
+    x_t has shape [B, *distribution.event_shape] ([B, D] for points); t is a LongTensor [B] (or an int).
+    The arithmetic runs on the CPU in float64; results come back in x_t's dtype and on x_t's device.
     """
 
     def __init__(self, distribution, diffusion):
-        _check_distribution(distribution)
-        if getattr(diffusion, "prediction", None) not in ("eps", "x0", "v"):
-            raise ValueError(f"diffusion.prediction must be 'eps', 'x0' or 'v', got {getattr(diffusion, 'prediction', None)!r}")
+        _check_distribution_and_diffusion(distribution, diffusion)
         self.distribution = distribution
         self.diffusion = diffusion
 
     def _posterior(self, x_t: torch.Tensor, t) -> tuple[torch.Tensor, torch.Tensor, Posterior]:
-        x = self.distribution.flatten(x_t, "x_t")
+        x = self.distribution.flatten(x_t, "x_t").cpu()
         t = _check_timesteps(t, x.shape[0], self.diffusion.T)
         alpha_bar = self.diffusion.schedule.alpha_bars.to(torch.float64)[t]
         return x, t, self.distribution.posterior(x, alpha_bar)
@@ -282,7 +287,7 @@ class OracleDenoiser:
     def expected_x0(self, x_t: torch.Tensor, t) -> torch.Tensor:
         """E[x0 | x_t], same shape and dtype as x_t."""
         _, _, post = self._posterior(x_t, t)
-        return post.mean.reshape(x_t.shape).to(x_t.dtype)
+        return post.mean.reshape(x_t.shape).to(device=x_t.device, dtype=x_t.dtype)
 
     def _expected_x0_eps(self, x_t: torch.Tensor, t):
         x, t, post = self._posterior(x_t, t)
@@ -293,12 +298,12 @@ class OracleDenoiser:
         """grad_x log q_t(x_t) = -E[eps | x_t] / sqrt(1 - ab) (Tweedie), same shape and dtype as x_t."""
         _, t, _, eps = self._expected_x0_eps(x_t, t)
         sigma = (1.0 - self.diffusion.schedule.alpha_bars.to(torch.float64)[t]).sqrt()
-        return (-eps / sigma[:, None]).reshape(x_t.shape).to(x_t.dtype)
+        return (-eps / sigma[:, None]).reshape(x_t.shape).to(device=x_t.device, dtype=x_t.dtype)
 
     def log_density(self, x_t: torch.Tensor, t: int) -> torch.Tensor:
         """log q_t(x_t) [B] (float64) for one integer timestep t (e.g. for density contours)."""
         _check_timesteps(t, 1, self.diffusion.T)
-        return self.distribution.marginal_log_prob(x_t, float(self.diffusion.schedule.alpha_bars[t]))
+        return self.distribution.marginal_log_prob(x_t.cpu(), float(self.diffusion.schedule.alpha_bars[t]))
 
     def __call__(self, x_t: torch.Tensor, t) -> torch.Tensor:
         _, t, x0, eps = self._expected_x0_eps(x_t, t)
@@ -308,7 +313,7 @@ class OracleDenoiser:
             output = eps
         else:  # v is linear in (x0, eps), so E[v | x_t] = v(E[x0 | x_t], E[eps | x_t])
             output = self.diffusion.v_from_x0_eps(x0, eps, t)
-        output = output.reshape(x_t.shape).to(x_t.dtype)
+        output = output.reshape(x_t.shape).to(device=x_t.device, dtype=x_t.dtype)
         if self.diffusion.variance == "learned_range":
             output = torch.cat([output, -torch.ones_like(output)], dim=1)
         return output
@@ -333,9 +338,10 @@ def loss_floor_curve(distribution, diffusion, ts, n: int, generator: torch.Gener
 
     Returns (means, standard_errors), float64 tensors [len(ts)]; standard error = sample std / sqrt(n).
     """
-    _check_distribution(distribution)
+    _check_distribution_and_diffusion(distribution, diffusion)
     _check_sample_count(n, "n", minimum=2)
     _check_generator(generator)
+    n = int(n)
     ts = torch.as_tensor(ts)
     if ts.dim() != 1 or ts.numel() < 1:
         raise ValueError(f"ts must be a non-empty 1-D sequence of timesteps, got shape {list(ts.shape)}")
@@ -355,7 +361,7 @@ def loss_floor(distribution, diffusion, t: int, n: int, generator: torch.Generat
 
     See loss_floor_curve for the estimator.
     """
-    if isinstance(t, bool) or not isinstance(t, int):
+    if isinstance(t, bool) or not isinstance(t, Integral):
         raise ValueError(f"t must be an integer timestep, got {t!r}")
-    means, standard_errors = loss_floor_curve(distribution, diffusion, [t], n, generator)
+    means, standard_errors = loss_floor_curve(distribution, diffusion, [int(t)], n, generator)
     return float(means[0]), float(standard_errors[0])

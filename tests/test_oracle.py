@@ -386,8 +386,10 @@ def test_invalid_inputs_raise_value_errors():
         oracle(x_t, torch.zeros(3))
     with pytest.raises(ValueError, match=r"t must have shape \[B\]=\[3\]"):
         oracle(x_t, torch.zeros(2, dtype=torch.long))
-    with pytest.raises(ValueError, match="distribution"):
+    with pytest.raises(ValueError, match="distribution must be"):
         OracleDenoiser("not a distribution", diffusion())
+    with pytest.raises(ValueError, match="diffusion must be"):
+        OracleDenoiser(dist, "eps")
     with pytest.raises(ValueError, match="n must be an integer >= 2"):
         loss_floor(dist, diffusion(), 10, 1, gen(0))
     with pytest.raises(ValueError, match=r"t must lie in \[0, 999\]"):
