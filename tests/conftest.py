@@ -1,8 +1,9 @@
-"""Shared pytest setup."""
+"""Suite-wide settings.
 
-import os
+One torch thread: the suite runs on 2-core machines where the app's own background threads (training jobs,
+Streamlit) share the cores, and many small tensor ops are far slower when OpenMP threads contend.
+"""
 
-# Idle OpenMP threads sleep instead of spinning. On a small shared CPU, spinning threads of several
-# torch processes steal each other's cores (measured here: ~10x more CPU time per training step).
-# Set before any test module imports torch, which reads it once when its OpenMP runtime starts.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import torch
+
+torch.set_num_threads(1)

@@ -1,0 +1,47 @@
+"""Turn a training checkpoint (EMA + raw weights + optimizer state, for resuming) into the small,
+sampling-only file the app ships: the EMA weights and the full metadata, nothing else.
+
+    python scripts/ship_checkpoint.py runs/mnist_eps.safetensors checkpoints/mnist_eps.safetensors \
+        --command "python -m core.train ..."
+
+The training command is recorded in the metadata's notes so the file says how to reproduce it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from core import checkpoints  # noqa: E402
+
+SHIPPED_KEYS = ("training", "data", "steps", "final_loss", "training_seconds", "device", "notes")
+
+
+def ship(source: Path, target: Path, command: str = "") -> Path:
+    model, diffusion, metadata = checkpoints.load(source)
+    kept = {key: metadata.get(key) for key in SHIPPED_KEYS}
+    notes = [metadata.get("notes") or "", f"reproduce: {command}" if command else ""]
+    kept["notes"] = "\n".join(line for line in notes if line)
+    return checkpoints.save(target, model, diffusion, kept)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("source", type=Path)
+    parser.add_argument("target", type=Path)
+    parser.add_argument("--command", default="", help="the training command, stored in the notes")
+    args = parser.parse_args(argv)
+    try:
+        path = ship(args.source, args.target, args.command)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
