@@ -156,13 +156,8 @@ def main() -> None:
         "active model what it sees. Whatever it predicts ($\\varepsilon$, $x_0$ or $v$) is converted to "
         "$\\hat\\varepsilon$ and $\\hat x_0 = (x_t - \\sqrt{1-\\bar\\alpha_t}\\,\\hat\\varepsilon)/\\sqrt{\\bar\\alpha_t}$. "
         "Drag the slider (or press ▶): it runs in your browser, no recomputation.")
-    try:
-        loaded = state.active_model()
-    except (ValueError, KeyError) as error:
-        st.error(f"The active model could not be loaded: {error}")
-        return
+    loaded = state.require_active_model()
     if loaded is None:
-        st.info("No model is available yet. Train one on the Train page or upload a checkpoint in the sidebar.")
         return
     dataset = loaded.dataset
     if len(loaded.data_shape) not in (1, 3) or dataset is None:

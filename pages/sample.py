@@ -214,13 +214,8 @@ def main() -> None:
     st.markdown("Start from pure noise $x_T \\sim \\mathcal N(0, I)$ and apply the reverse step again and again. "
                 "**DDPM** adds fresh noise $\\sigma_t z$ at every step; **DDIM** jumps between a few timesteps "
                 "and, with $\\eta = 0$, adds none.")
-    try:
-        loaded = state.active_model()
-    except (ValueError, KeyError) as error:
-        st.error(f"The active model could not be loaded: {error}")
-        return
+    loaded = state.require_active_model()
     if loaded is None:
-        st.info("No model is available yet. Train one on the Train page or upload a checkpoint in the sidebar.")
         return
     if len(loaded.data_shape) not in (1, 3):
         st.error(f"{loaded.label} does not say the shape of its data ({loaded.data_shape}), so it cannot be sampled here.")

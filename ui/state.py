@@ -215,3 +215,15 @@ def model_summary(loaded: LoadedModel) -> dict:
     if training.get("model_size"):
         summary["model size"] = training["model_size"]
     return summary
+
+
+def require_active_model() -> LoadedModel | None:
+    """The active model, or None after telling the user why there is none (never a traceback)."""
+    try:
+        loaded = active_model()
+    except (ValueError, KeyError) as error:
+        st.error(f"The active model could not be loaded: {error}")
+        return None
+    if loaded is None:
+        st.info("No model is available yet. Train one on the Train page or upload a checkpoint in the sidebar.")
+    return loaded
