@@ -18,7 +18,7 @@ _ARGUMENTS = {
         ("in_channels", "out_channels", "image_size"),
         ("channels", "num_res_blocks", "attention", "num_heads", "time_embed_dim", "norm_groups", "dropout"),
     ),
-    "mlp": ((), ("data_dim", "out_dim", "hidden", "depth", "time_embed_dim")),
+    "mlp": ((), ("data_dim", "out_dim", "hidden", "depth", "time_embed_dim", "fourier_frequencies")),
 }
 SIZE_NAMES = ("tiny", "small", "base")
 

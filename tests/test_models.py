@@ -255,3 +255,17 @@ def test_unet_sizes_are_in_their_advertised_ranges(size, low, high):
 def test_count_parameters_rejects_non_modules():
     with pytest.raises(ValueError, match="nn.Module"):
         count_parameters([torch.zeros(3)])
+
+
+def test_fourier_features_by_hand():
+    from core.toy_mlp import fourier_features
+
+    x = torch.tensor([[0.25, -0.5]])
+    features = fourier_features(x, 2)
+    expected = [0.25, -0.5,
+                math.sin(math.pi * 0.25), math.sin(2 * math.pi * 0.25), math.sin(-math.pi * 0.5), math.sin(-2 * math.pi * 0.5),
+                math.cos(math.pi * 0.25), math.cos(2 * math.pi * 0.25), math.cos(-math.pi * 0.5), math.cos(-2 * math.pi * 0.5)]
+    torch.testing.assert_close(features[0], torch.tensor(expected), atol=1e-6, rtol=0)
+    torch.testing.assert_close(fourier_features(x, 0), x)
+    with pytest.raises(ValueError, match="fourier_frequencies"):
+        ToyMLP(2, 2, fourier_frequencies=40)
