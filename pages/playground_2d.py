@@ -18,7 +18,7 @@ from core import playground
 from core.data import TOY_NAMES, sample_toy
 from core.diffusion import PREDICTIONS, VARIANCES
 from core.explore import SamplerSettings, timestep_grid
-from core.models import SIZE_NAMES
+from core.models import SIZE_NAMES, build_model, count_parameters, model_config_for
 from core.oracle import OracleDenoiser, loss_floor_curve
 from core.schedules import SCHEDULE_KINDS
 from core.training import ACTIVE_STATES, TrainConfig, build_diffusion
@@ -145,6 +145,11 @@ def quality_rows(_model, model_key: str, _diffusion, diffusion_key: str, data: t
                                     spacing=SPACING, progress=_progress)
 
 
+@st.cache_data(show_spinner=False)
+def mlp_parameters(size: str) -> int:
+    return count_parameters(build_model(model_config_for("points", (2,), size, 2)))
+
+
 # ------------------------------------------------------------------------------------------- figures
 def _animation_controls(labels: list) -> dict:
     """Slider + play/pause that step through frames named "0", "1", ... in the browser."""
@@ -253,7 +258,8 @@ with st.container(border=True):
         steps = st.number_input("Training steps", 50, 50_000, recipe["total_steps"], 250, key="pg_steps",
                                 help=f"Batch {recipe['batch_size']}, Adam {recipe['learning_rate']:g} with cosine decay.")
         size = st.selectbox("Model size", SIZE_NAMES, index=SIZE_NAMES.index(recipe["model_size"]), key="pg_size",
-                            help="Residual MLP: tiny ≈ 24 k, small ≈ 129 k, base ≈ 735 k parameters.")
+                            help="Residual MLP: " + ", ".join(f"{s} {mlp_parameters(s):,}" for s in SIZE_NAMES)
+                            + " parameters.")
     with process_column:
         kind = st.selectbox("β schedule", SCHEDULE_KINDS, key="pg_schedule")
         T = st.number_input("T (diffusion steps)", 10, 4000, 1000, 50, key="pg_T")
@@ -393,8 +399,10 @@ try:
         st.caption(caption)
     else:
         curves = loss_curves(model, model_token, diffusion, diffusion_key, data)
+        exact = playground.has_exact_density(name)
         x = curves["t"] + 1
-        lines = {"exact floor (oracle)": curves["floor"][0]}
+        floor_name = "exact floor (oracle)" if exact else "exact floor of the training set (memorising oracle)"
+        lines = {floor_name: curves["floor"][0]}
         if "model" in curves:
             lines = {"model on fresh data": curves["model"][0], **lines}
         if "oracle_fresh" in curves:
@@ -402,15 +410,26 @@ try:
         target = {"eps": "ε", "x0": "x₀", "v": "v"}[diffusion.prediction]
         st.plotly_chart(figures.loss_curves(x, lines, title=f"{target}-prediction loss per timestep",
                                             y_title=f"mean ‖{target} − prediction‖² / 2"), key="pg_loss_chart")
+        if exact:
+            st.caption(f"Each point: {LOSS_DRAWS} fresh examples at that t. No network can go below the floor.")
+        else:
+            st.caption(f"Each point: {LOSS_DRAWS} examples at that t. The floor is the smallest possible loss on the "
+                       "*training set*; the memorising oracle reaches it by copying training points, and pays for "
+                       "that on fresh data at small t. The true distribution's floor has no closed form: it lies "
+                       "below both curves measured on fresh data.")
         if "model" in curves:
             gap = curves["model"][0] - curves["floor"][0]
             band = 2 * np.sqrt(curves["model"][1] ** 2 + curves["floor"][1] ** 2)
             fig = figures.loss_curves(x, {"model − floor": gap, "+2 s.e.": band, "−2 s.e.": -band}, log_y=False,
-                                      title="How far above the optimum the model is", y_title="excess loss")
+                                      title="How far above the floor the model is", y_title="excess loss")
             st.plotly_chart(fig, key="pg_gap_chart")
-            st.caption(f"Each point: {LOSS_DRAWS} fresh examples at that t. The excess equals "
-                       f"E‖prediction − E[{target} | x_t]‖²/2: zero only for the oracle. Inside the ±2 s.e. band "
-                       "the model is as good as optimal within the Monte Carlo noise.")
+            if exact:
+                st.caption(f"The excess equals E‖prediction − E[{target} | x_t]‖²/2, the model's squared distance to "
+                           "the optimal prediction: zero only for the oracle. Inside the ±2 s.e. band the model is "
+                           "optimal as far as this many examples can tell.")
+            else:
+                st.caption("Fresh data against the training-set floor: at small t the excess is mostly the price of "
+                           "generalising (not copying the training points), not a flaw of the network.")
         else:
             st.caption("Train a model to compare its loss with this floor.")
 except ValueError as error:
