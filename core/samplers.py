@@ -129,6 +129,28 @@ def ddpm_sample(model, diffusion: GaussianDiffusion, shape, steps=None, spacing=
     return x
 
 
+def _check_eta(eta) -> None:
+    if not isinstance(eta, (int, float)) or isinstance(eta, bool) or eta < 0:
+        raise ValueError(f"eta must be a number >= 0, got {eta!r}")
+
+
+def ddim_coefficients(alpha_bar, alpha_bar_prev, eta):
+    """(√ᾱ_prev, √(1 − ᾱ_prev − σ²), σ): the weights of x̂_0, ε̂ and z in the DDIM update (eq. 12),
+    with σ = η·√((1 − ᾱ_prev)/(1 − ᾱ_t))·√(1 − ᾱ_t/ᾱ_prev). Element-wise on tensors of any shape."""
+    sigma = eta * ((1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev)).sqrt()
+    return alpha_bar_prev.sqrt(), (1 - alpha_bar_prev - sigma**2).clamp(min=0).sqrt(), sigma
+
+
+def _ddim_predictions(diffusion: GaussianDiffusion, model_output, x_t, t, clip_x0):
+    """(x̂_0, ε̂) from the prediction channels; clip_x0 clamps x̂_0 to [-1, 1] and recomputes ε̂ from it."""
+    prediction, _ = diffusion.split_model_output(model_output, x_t)
+    pred_x0, pred_eps = diffusion.pred_x0_eps(prediction, x_t, t)
+    if clip_x0:
+        pred_x0 = pred_x0.clamp(-1.0, 1.0)
+        pred_eps = diffusion.predict_eps_from_x0(x_t, t, pred_x0)
+    return pred_x0, pred_eps
+
+
 def ddim_step(diffusion: GaussianDiffusion, model_output, x_t, t, t_prev, eta, noise, clip_x0=False):
     """One DDIM update from timestep t to t_prev (Song et al. 2021, eq. 12):
 
@@ -138,49 +160,53 @@ def ddim_step(diffusion: GaussianDiffusion, model_output, x_t, t, t_prev, eta, n
     has DDPM's fixed_small variance β̃_t. Learned variance channels, if any, are ignored.
     Returns (x_prev, pred_x0, pred_eps).
     """
-    if not isinstance(eta, (int, float)) or isinstance(eta, bool) or eta < 0:
-        raise ValueError(f"eta must be a number >= 0, got {eta!r}")
+    _check_eta(eta)
     batch = x_t.shape[0]
     t = torch.as_tensor(t, dtype=torch.long, device=x_t.device).expand(batch)
     t_prev = torch.as_tensor(t_prev, dtype=torch.long, device=x_t.device).expand(batch)
     diffusion.check_timesteps(t, x_t)
     if x_t.device.type == "cpu" and bool(((t_prev < -1) | (t_prev >= t)).any()):
         raise ValueError(f"t_prev must satisfy -1 <= t_prev < t, got t={t.tolist()} t_prev={t_prev.tolist()}")
-    prediction, _ = diffusion.split_model_output(model_output, x_t)
-    pred_x0, pred_eps = diffusion.pred_x0_eps(prediction, x_t, t)
-    if clip_x0:
-        pred_x0 = pred_x0.clamp(-1.0, 1.0)
-        pred_eps = diffusion.predict_eps_from_x0(x_t, t, pred_x0)
+    pred_x0, pred_eps = _ddim_predictions(diffusion, model_output, x_t, t, clip_x0)
     alpha_bar = diffusion._extract("alpha_bars", t, x_t)
     alpha_bar_prev = torch.where(t_prev.reshape(alpha_bar.shape) >= 0,
                                  diffusion._extract("alpha_bars", t_prev.clamp(min=0), x_t),
                                  torch.ones_like(alpha_bar))
-    sigma = eta * ((1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev)).sqrt()
-    direction = (1 - alpha_bar_prev - sigma**2).clamp(min=0).sqrt() * pred_eps
-    x_prev = alpha_bar_prev.sqrt() * pred_x0 + direction + sigma * noise
+    coef_x0, coef_eps, sigma = ddim_coefficients(alpha_bar, alpha_bar_prev, eta)
+    x_prev = coef_x0 * pred_x0 + coef_eps * pred_eps + sigma * noise
     return x_prev, pred_x0, pred_eps
 
 
 @torch.no_grad()
 def ddim_sample(model, diffusion: GaussianDiffusion, shape, steps, eta=0.0, spacing="leading", generator=None,
                 clip_x0=False, record=False, progress=None, x_T=None, device=None):
-    """DDIM sampling over `steps` timesteps (Song et al. 2021). Same return convention as ddpm_sample."""
+    """DDIM sampling over `steps` timesteps (Song et al. 2021). Same return convention as ddpm_sample.
+
+    The same update as `ddim_step`, with the per-step weights computed once up front in float64 (plain
+    Python numbers in the loop: no per-step schedule look-ups and no host/device syncs). Noise is drawn
+    only for steps with σ > 0, so η = 0 consumes no random numbers after x_T.
+    """
     _check_diffusion(diffusion)
-    visited = timesteps(diffusion.T, steps, spacing).tolist()
+    _check_eta(eta)
+    visited = timesteps(diffusion.T, steps, spacing)
+    alpha_bars = diffusion.schedule.alpha_bars.to(torch.float64)
+    alpha_bar = alpha_bars[visited]
+    alpha_bar_prev = torch.cat([alpha_bars[visited[1:]], torch.ones(1, dtype=torch.float64)])  # ᾱ = 1 after the last step
+    coef_x0, coef_eps, sigma = (c.tolist() for c in ddim_coefficients(alpha_bar, alpha_bar_prev, eta))
+    visited = visited.tolist()
     every = _record_every(record)
     device = _device_for(generator, device)
     x = _initial_noise(shape, generator, device, x_T)
     trajectory = Trajectory() if every else None
     n = len(visited)
     for step, t in enumerate(visited):
-        t_prev = visited[step + 1] if step + 1 < n else -1
         t_model = torch.full((shape[0],), t, dtype=torch.long, device=device)
-        model_output = model(x, t_model)
-        noise = torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype)
-        x_prev, pred_x0, pred_eps = ddim_step(diffusion, model_output, x, t_model, t_prev, eta, noise, clip_x0)
+        pred_x0, pred_eps = _ddim_predictions(diffusion, model(x, t_model), x, t_model, clip_x0)
         if trajectory is not None and (step % every == 0 or step == n - 1):
             trajectory.add(t, x, pred_x0, pred_eps)
-        x = x_prev
+        x = coef_x0[step] * pred_x0 + coef_eps[step] * pred_eps
+        if sigma[step] > 0:
+            x = x + sigma[step] * torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype)
         if progress is not None:
             progress(step + 1, n)
     if trajectory is not None:
