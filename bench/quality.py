@@ -103,6 +103,12 @@ def find_checkpoints(folder: Path, prefix: str) -> list[Path]:
 
 # ----------------------------------------------------------------------------- MNIST
 
+def describe(diffusion: GaussianDiffusion, metadata: dict) -> str:
+    """e.g. "eps/fixed_small, 3000 steps": what the checkpoint predicts and how long it was trained."""
+    trained = f", {metadata['steps']} steps" if metadata.get("steps") is not None else ""
+    return f"{diffusion.prediction}/{diffusion.variance}{trained}"
+
+
 def bench_mnist(path: Path, args, log) -> list[dict]:
     model, diffusion, metadata = checkpoints.load(path)
     shape = tuple(metadata["data"]["shape"] or (1, 28, 28))
@@ -114,8 +120,8 @@ def bench_mnist(path: Path, args, log) -> list[dict]:
                 samples = run_sampler(sampler, model, diffusion, x_T, steps, args.seed, args.spacing,
                                       args.batch_size, args.clip_x0)
             quality = mnist_quality(samples)
-            rows.append({"checkpoint": path.name, "sampler": sampler.label, "steps": steps,
-                         "fd": quality["fd"], "inception_score": quality["inception_score"],
+            rows.append({"checkpoint": path.name, "model": describe(diffusion, metadata),
+                         "sampler": sampler.label, "steps": steps, "fd": quality["fd"], "inception_score": quality["inception_score"],
                          "confident_fraction": quality["confident_fraction"],
                          "class_histogram": quality["class_histogram"],
                          "sampling_wall_s": timer.wall, "sampling_cpu_s": timer.cpu})
@@ -164,7 +170,8 @@ def bench_toy(path: Path, args, references: dict, log) -> list[dict]:
     x_T = torch.randn((args.n_toy, 2), generator=torch.Generator().manual_seed(args.seed))
     oracle, oracle_diffusion, oracle_note = oracle_for(name, diffusion, args.oracle_points)
     runs = [("network", model, diffusion), (f"oracle ({oracle_note})", oracle, oracle_diffusion)]
-    rows = [{"checkpoint": path.name, "dataset": name, "denoiser": "real data (second fresh sample)",
+    rows = [{"checkpoint": path.name, "model": describe(diffusion, metadata), "dataset": name,
+             "denoiser": "real data (second fresh sample)",
              "sampler": "–", "steps": None, **reference.floor, "sampling_wall_s": None, "sampling_cpu_s": None}]
     for steps in step_counts(args.steps, diffusion.T):
         for denoiser, network, process in runs:
@@ -173,7 +180,8 @@ def bench_toy(path: Path, args, references: dict, log) -> list[dict]:
                     samples = run_sampler(sampler, network, process, x_T, steps, args.seed, args.spacing,
                                           args.n_toy, clip_x0=False)
                 scores = reference.score(samples)
-                rows.append({"checkpoint": path.name, "dataset": name, "denoiser": denoiser,
+                rows.append({"checkpoint": path.name, "model": describe(diffusion, metadata), "dataset": name,
+                             "denoiser": denoiser,
                              "sampler": sampler.label, "steps": steps, **scores,
                              "sampling_wall_s": timer.wall, "sampling_cpu_s": timer.cpu})
                 log(f"{path.name} {denoiser} {sampler.label} {steps} steps: mmd {scores['mmd']:.2e} "
@@ -193,17 +201,17 @@ def markdown(document: dict) -> str:
                   "FD = Fréchet distance of the classifier's 128-d features vs the 500 held-out digits (lower is "
                   "better; depends on n, so compare with the real-data row); IS = inception score with the MNIST "
                   "classifier (max 10); conf = share of samples with top class probability >= 0.9.", "",
-                  markdown_table(["checkpoint", "sampler", "steps", "FD", "IS", "conf", "wall s"],
-                                 [[r["checkpoint"], r["sampler"], r["steps"], r["fd"], r["inception_score"],
+                  markdown_table(["checkpoint", "model", "sampler", "steps", "FD", "IS", "conf", "wall s"],
+                                 [[r["checkpoint"], r["model"], r["sampler"], r["steps"], r["fd"], r["inception_score"],
                                    r["confident_fraction"], r["sampling_wall_s"]] for r in document["mnist"]]
-                                 + [["real training digits", "–", "–", floor["fd"], floor["inception_score"],
+                                 + [["real training digits", "–", "–", "–", floor["fd"], floor["inception_score"],
                                      floor["confident_fraction"], None]])]
     if document["toy"]:
         parts += ["", f"### 2-D toys ({document['settings']['n_toy']} samples per row)", "",
                   "MMD² (unbiased, RBF with bandwidths 0.5/1/2 × the reference's median distance) and sliced "
                   "Wasserstein-1 (128 directions) against fresh samples of the true distribution.", "",
-                  markdown_table(["checkpoint", "denoiser", "sampler", "steps", "MMD²", "SW1", "wall s"],
-                                 [[r["checkpoint"], r["denoiser"], r["sampler"], r["steps"], r["mmd"],
+                  markdown_table(["checkpoint", "model", "denoiser", "sampler", "steps", "MMD²", "SW1", "wall s"],
+                                 [[r["checkpoint"], r["model"], r["denoiser"], r["sampler"], r["steps"], r["mmd"],
                                    r["sliced_wasserstein"], r["sampling_wall_s"]] for r in document["toy"]])]
     if document["notes"]:
         parts += [""] + [f"- {note}" for note in document["notes"]]

@@ -83,7 +83,8 @@ def test_quality_bench_end_to_end(checkpoint_dir, tmp_path):
     text = out_md.read_text()
     assert text.count("<!-- BEGIN quality -->") == 1 and "old table" not in text
     assert "Intro kept." in text and "Outro kept." in text
-    assert "| checkpoint | sampler | steps | FD | IS | conf | wall s |" in text
+    assert "| checkpoint | model | sampler | steps | FD | IS | conf | wall s |" in text
+    assert mnist[0]["model"] == "eps/fixed_large"  # the throwaway checkpoint records no training steps
     assert "AMD" in text or "Hardware:" in text
 
 
