@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.report import (BENCHMARKS_MD, REPO_ROOT, Timer, command_line, hardware, markdown_table,  # noqa: E402
-                          now_utc, run_header, update_markdown_section, write_json)
+                          now_utc, run_header, set_threads, update_markdown_section, write_json)
 from core import checkpoints  # noqa: E402
 from core.data import MIXTURE_TOY_NAMES, TOY_NAMES, load_dataset, sample_toy, toy_mixture_parameters  # noqa: E402
 from core.diffusion import GaussianDiffusion  # noqa: E402
@@ -251,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--spacing", choices=SPACINGS, default="leading")
     parser.add_argument("--clip-x0", action="store_true", help="clamp predicted x_0 to [-1, 1] (MNIST samplers)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's choice); 1 is often faster on a busy machine")
     parser.add_argument("--skip-mnist", action="store_true")
     parser.add_argument("--skip-toy", action="store_true")
     parser.add_argument("--out-json", type=Path, default=None)
@@ -260,7 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> dict:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
+    set_threads(args.threads)
     quick = args.quick
     args.steps = args.steps or (QUICK_STEPS if quick else FULL_STEPS)
     args.n_mnist = args.n_mnist or (64 if quick else 500)

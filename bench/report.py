@@ -54,6 +54,15 @@ def hardware() -> dict:
     }
 
 
+def set_threads(threads) -> None:
+    """torch.set_num_threads(threads) unless threads is None (then torch's choice stays)."""
+    if threads is None:
+        return
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    torch.set_num_threads(threads)
+
+
 def now_utc() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 

@@ -18,6 +18,8 @@ sampling loops against diffusers' schedulers on the same network.
    same with a trivial "network" (0.1·x) to isolate the loops' own overhead; and, as a sanity check, the
    max |difference| of DDIM η=0 outputs from the same x_T.
 Times are the best of --repeats runs (the cores may be shared). No GPU is used unless --device cuda.
+Threads: the app's policy (core.training.configure_cpu_threads: $RDL_TORCH_THREADS or cores − 1) unless
+--threads is given; the count used is in the report.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.report import (BENCHMARKS_MD, REPO_ROOT, Timer, command_line, hardware, markdown_table,  # noqa: E402
-                          now_utc, run_header, update_markdown_section, write_json)
+                          now_utc, run_header, set_threads, update_markdown_section, write_json)
 from core import checkpoints  # noqa: E402
 from core.data import load_dataset  # noqa: E402
 from core.diffusion import GaussianDiffusion  # noqa: E402
@@ -39,7 +41,7 @@ from core.mnist_metrics import mnist_quality  # noqa: E402
 from core.models import SIZE_NAMES, build_model, count_parameters, model_config_for  # noqa: E402
 from core.samplers import ddim_sample, ddpm_sample  # noqa: E402
 from core.schedules import make_schedule  # noqa: E402
-from core.training import Trainer, TrainConfig  # noqa: E402
+from core.training import Trainer, TrainConfig, configure_cpu_threads  # noqa: E402
 
 SECTION = "speed"
 TOY_DATASET = "two_moons"
@@ -311,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="fewer steps and repeats; time-to-recognisable capped at 60 s")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: the app's policy, cores − 1 or $RDL_TORCH_THREADS)")
     p.add_argument("--sizes", type=size_list, default=list(SIZE_NAMES))
     p.add_argument("--batch-size", type=int, default=64, help="MNIST training batch")
     p.add_argument("--toy-batch-size", type=int, default=256)
@@ -354,6 +358,12 @@ def main(argv=None) -> dict:
         parser.error("--eval-samples must be >= 2 (a covariance needs two samples)")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA GPU is available")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
+    # The app's thread policy first (core.training applies it once per process, on the first Trainer), so
+    # that every section below runs with the same thread count: the one recorded in the report.
+    configure_cpu_threads()
+    set_threads(args.threads)
     log = lambda message: print(message, flush=True)  # noqa: E731
     datasets = {"mnist": load_dataset("mnist", split="train")}
     datasets[TOY_DATASET] = load_dataset(TOY_DATASET, split="train")
