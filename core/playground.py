@@ -368,6 +368,24 @@ def sample_quality(samples: torch.Tensor, reference: torch.Tensor, bandwidths) -
             "sw1": sliced_wasserstein(samples, reference, SW_PROJECTIONS, generator=torch.Generator().manual_seed(0))}
 
 
+def metric_noise(sample_x0, reference: torch.Tensor, n: int, repeats: int, generator: torch.Generator) -> dict:
+    """How well *perfect* samples score: sample_quality of `repeats` independent draws sample_x0(n, generator)
+    of the true distribution against `reference`. Returns {"mmd2": (mean, std), "sw1": (mean, std)}.
+
+    A sampler whose scores fall within this range is as good as these metrics can tell at this sample size.
+    """
+    n, repeats = _check_int("n", n, 2), _check_int("repeats", repeats, 2)
+    if not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    bandwidths = reference_bandwidths(reference)
+    scores = [sample_quality(sample_x0(n, generator), reference, bandwidths) for _ in range(repeats)]
+    result = {}
+    for metric in ("mmd2", "sw1"):
+        values = torch.tensor([score[metric] for score in scores], dtype=torch.float64)
+        result[metric] = (float(values.mean()), float(values.std()))
+    return result
+
+
 def quality_table(models: dict, diffusion: GaussianDiffusion, step_counts, n: int, seed: int,
                   reference: torch.Tensor, spacing: str = "trailing", progress=None) -> list[dict]:
     """Rows {"sampler": "DDPM" | "DDIM", "steps", "<name> MMD²", "<name> SW₁", ...}: DDPM with the model's

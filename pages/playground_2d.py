@@ -35,6 +35,7 @@ VIEW = 1.6  # half-width of the plotted square
 SAMPLE_POINTS = 600  # points per sampler run (metrics and the final scatter)
 PARTICLES = 250  # of which the animation follows this many
 REFERENCE_POINTS = 2000  # fresh data the metrics compare against
+NOISE_REPEATS = 8  # sets of fresh data scored to show the metrics' noise level
 LOSS_TIMESTEPS, LOSS_DRAWS = 50, 400  # loss curve: timesteps evaluated, fresh examples per timestep
 FLOOR_EXAMPLES = 8000  # Monte Carlo examples for the training panel's floor (spread over the timesteps)
 QUALITY_STEPS = (10, 50, 200)
@@ -50,12 +51,12 @@ def oracle_distribution(name: str, seed: int, toy_points: int):
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def held_out(name: str, seed: int, toy_points: int) -> dict:
-    """Fresh points never trained on: the reference the metrics compare with, and another SAMPLE_POINTS
-    of them scored like a sampler's output (the best any sampler can expect: the metrics' own noise)."""
-    points = playground.fresh_data(name, REFERENCE_POINTS + SAMPLE_POINTS, seed, toy_points)
-    reference, other = points[:REFERENCE_POINTS], points[REFERENCE_POINTS:]
-    quality = playground.sample_quality(other, reference, playground.reference_bandwidths(reference))
-    return {"reference": reference, "baseline": quality}
+    """Fresh points never trained on (the reference the metrics compare with), and the scores of perfect
+    samples: NOISE_REPEATS sets of SAMPLE_POINTS other fresh points (mean, std): the metrics' own noise."""
+    reference = playground.fresh_data(name, REFERENCE_POINTS, seed, toy_points)
+    noise = playground.metric_noise(lambda n, generator: sample_toy(name, n, generator), reference, SAMPLE_POINTS,
+                                    NOISE_REPEATS, torch.Generator().manual_seed(seed + 1))
+    return {"reference": reference, "baseline": noise}
 
 
 def reference_data(name: str, seed: int, toy_points: int) -> torch.Tensor:
@@ -148,6 +149,12 @@ def quality_rows(_model, model_key: str, _diffusion, diffusion_key: str, data: t
 @st.cache_data(show_spinner=False)
 def mlp_parameters(size: str) -> int:
     return count_parameters(build_model(model_config_for("points", (2,), size, 2)))
+
+
+def noise_text(noise: dict) -> str:
+    (mmd, mmd_std), (sw, sw_std) = noise["mmd2"], noise["sw1"]
+    return (f"perfect samples ({SAMPLE_POINTS} fresh points, {NOISE_REPEATS} draws) score MMD² = {mmd:.1e} ± "
+            f"{mmd_std:.1e} and sliced W₁ = {sw:.3f} ± {sw_std:.3f}")
 
 
 # ------------------------------------------------------------------------------------------- figures
@@ -271,9 +278,8 @@ with st.container(border=True):
                             format_func=VARIANCE_LABELS.get, key="pg_variance")
     try:
         config = playground.playground_config(toy, kind, int(T), prediction, variance, size, int(steps), bool(scale))
-        config_error = None
     except ValueError as error:
-        config, config_error = None, str(error)
+        config = None
         st.error(f"These settings cannot be trained: {error}")
     if st.button("Train", type="primary", key="pg_train", disabled=busy or config is None,
                  help="One job per session at a time; stop the running one first." if busy else
@@ -287,8 +293,8 @@ if job is not None:
     with st.expander(f"Training job: {TOY_LABELS[job_config.dataset]} · {job_config.model_size} · "
                      f"{job_config.prediction}/{job_config.variance} · {job_config.schedule} T={job_config.T} — "
                      f"{training_panel.STATE_LABELS.get(job.snapshot().state)}", expanded=True):
-        st.caption("The middle plot compares the training loss per timestep with the **exact floor**: the loss of "
-                   "the oracle, below which no network can go.")
+        st.caption("The middle plot compares the training loss per timestep with the **exact floor**, the loss of "
+                   "the oracle (see below): no network can go below it on the oracle's data.")
         training_panel.job_buttons(job)
         training_panel.progress_panel(job, floor_fn=floor_for_snapshot)
 
@@ -337,8 +343,8 @@ if playground.has_exact_density(name):
     st.markdown("**The oracle** is the exact Bayes-optimal denoiser E[ε | x_t] of the *true* Gaussian mixture: "
                 "the best any network could possibly do.")
 else:
-    st.markdown(f"**The oracle** is the exact optimal denoiser of a fixed set of {playground.ORACLE_POINTS:,} training "
-                "points (for models trained here: exactly their training set). It is the *memorising* denoiser: "
+    st.markdown(f"**The oracle** is the exact optimal denoiser of a fixed set of {playground.ORACLE_POINTS:,} of the "
+                "model's training points (all of them for models trained on this page). It is the *memorising* denoiser: "
                 "at small t it pulls every point onto its nearest training point, so its samples copy the training "
                 "set. It minimises the training loss; a network that generalises stays above it at small t.")
 reference = reference_data(*data).numpy()
@@ -364,10 +370,8 @@ try:
             for i, (run_name, run) in enumerate(runs.items()):
                 columns[2 * i].metric(f"{run_name}: MMD² (RBF)", f"{run['quality']['mmd2']:.2e}")
                 columns[2 * i + 1].metric(f"{run_name}: sliced W₁", f"{run['quality']['sw1']:.4f}")
-            baseline = held_out(*data)["baseline"]
             st.caption(f"{SAMPLE_POINTS} samples each against {REFERENCE_POINTS:,} fresh points of the toy (held out "
-                       f"from training). Lower is better: {SAMPLE_POINTS} other fresh points score MMD² = "
-                       f"{baseline['mmd2']:.2e} and sliced W₁ = {baseline['sw1']:.4f}.")
+                       f"from training). Lower is better; {noise_text(held_out(*data)['baseline'])}.")
             st.markdown("**DDPM and DDIM at several step counts** (same seed for model and oracle)")
             quality_key = (model_token, diffusion_key, data, int(seed))
             requested = st.session_state.setdefault("pg_quality_requested", [])
@@ -381,10 +385,8 @@ try:
                 number_formats = {column: st.column_config.NumberColumn(format="%.2e" if "MMD" in column else "%.4f")
                                   for column in rows[0] if column not in ("sampler", "steps")}
                 st.dataframe(rows, hide_index=True, column_config=number_formats, key="pg_quality_table")
-                baseline = held_out(*data)["baseline"]
-                st.caption(f"For scale: {SAMPLE_POINTS} *fresh data points* score MMD² = {baseline['mmd2']:.2e}, "
-                           f"sliced W₁ = {baseline['sw1']:.4f}, the metrics' own noise; values that close are as good "
-                           "as these metrics can tell.")
+                st.caption(f"For scale: {noise_text(held_out(*data)['baseline'])}. Scores in that range are as "
+                           "good as these metrics can tell with this many samples.")
     elif section == "ε̂ / score field":
         left, middle, right = st.columns(3)
         t_step = left.slider("t (paper's step)", 1, diffusion.T, max(1, diffusion.T // 10), key=f"pg_field_t_{diffusion.T}")

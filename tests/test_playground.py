@@ -252,3 +252,18 @@ def test_quality_table_ranks_the_oracle_above_a_bad_model():
     fresh = playground.sample_quality(distribution.sample(300, generator(10)), reference,
                                       playground.reference_bandwidths(reference))
     assert rows[1]["oracle SW₁"] < 3 * fresh["sw1"] + 0.02
+
+
+def test_metric_noise_is_centred_on_zero_for_the_true_distribution_and_not_for_another():
+    distribution = GaussianMixture(*toy_mixture_parameters("eight_gaussians"))
+    reference = distribution.sample(800, generator(11))
+    noise = playground.metric_noise(distribution.sample, reference, 300, 6, generator(12))
+    mmd_mean, mmd_std = noise["mmd2"]
+    assert mmd_std > 0 and abs(mmd_mean) < 3 * mmd_std / math.sqrt(6) + 1e-4  # unbiased MMD²: mean 0
+    assert 0 < noise["sw1"][0] < 0.1
+
+    def shifted(n, g):  # the same mixture moved by 0.2: clearly worse than the noise level
+        return distribution.sample(n, g) + torch.tensor([0.2, 0.0])
+
+    moved = playground.metric_noise(shifted, reference, 300, 3, generator(13))
+    assert moved["mmd2"][0] > mmd_mean + 10 * mmd_std and moved["sw1"][0] > noise["sw1"][0] + 0.05
