@@ -21,6 +21,9 @@ VARIANCE_LABELS = {"fixed_large": "σ² = β_t (fixed, large)", "fixed_small": "
 PREDICTION_LABELS = {"eps": "ε (noise)", "x0": "x₀ (clean image)", "v": "v = √ᾱ·ε − √(1−ᾱ)·x₀"}
 ON_GPU = torch.cuda.is_available()
 DEFAULTS = TrainConfig()  # the CPU recipe lives in core.training; on a GPU a bigger model and budget pay off
+# 2-D toys train in seconds with a bigger batch and a decaying learning rate (the shipped toy models' recipe).
+TOY_DEFAULTS = TrainConfig(dataset="two_moons", model_size="small", batch_size=256, learning_rate=2e-3,
+                           warmup_steps=100, total_steps=3000, lr_schedule="cosine", ema_decay=0.995)
 
 st.title("Train a model")
 st.markdown("Training runs in the **background**: switch pages, come back, or reload the tab; the job keeps "
@@ -34,7 +37,8 @@ st.subheader("Settings")
 data_column, model_column, schedule_column = st.columns(3)
 with data_column:
     dataset = st.selectbox("Dataset", list(DATASET_LABELS), format_func=DATASET_LABELS.get)
-    size = st.selectbox("Model size", SIZE_NAMES, index=SIZE_NAMES.index("small" if ON_GPU else DEFAULTS.model_size),
+    recipe = TOY_DEFAULTS if dataset in TOY_NAMES else DEFAULTS  # the widgets below reset to it on change
+    size = st.selectbox("Model size", SIZE_NAMES, index=SIZE_NAMES.index("small" if ON_GPU and recipe is DEFAULTS else recipe.model_size),
                         help="UNet for images (tiny ≈ CPU-friendly, base for a GPU); residual MLP for 2-D data.")
     prediction = st.radio("Network predicts", PREDICTIONS, format_func=PREDICTION_LABELS.get, horizontal=True)
     variance = st.radio("Reverse-step variance", VARIANCES, index=VARIANCES.index(DEFAULTS.variance),
@@ -48,16 +52,16 @@ with schedule_column:
     scale_with_T = st.checkbox("Scale β range with T (× 1000/T)", value=DEFAULTS.scale_with_T)
 with model_column:
     steps = st.number_input("Training steps", min_value=10, max_value=200_000,
-                            value=DEFAULTS.total_steps * (4 if ON_GPU else 1), step=100)
-    batch_size = st.number_input("Batch size", min_value=1, max_value=4096, value=DEFAULTS.batch_size * (2 if ON_GPU else 1))
-    learning_rate = st.number_input("Learning rate", min_value=1e-6, max_value=0.1, value=DEFAULTS.learning_rate, format="%.5f")
+                            value=recipe.total_steps * (4 if ON_GPU and recipe is DEFAULTS else 1), step=100)
+    batch_size = st.number_input("Batch size", min_value=1, max_value=4096, value=recipe.batch_size * (2 if ON_GPU and recipe is DEFAULTS else 1))
+    learning_rate = st.number_input("Learning rate", min_value=1e-6, max_value=0.1, value=recipe.learning_rate, format="%.5f")
     seed = st.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0)
     with st.expander("More"):
-        warmup = st.number_input("Warm-up steps", min_value=0, max_value=100_000, value=DEFAULTS.warmup_steps)
-        ema_decay = st.number_input("EMA decay", min_value=0.0, max_value=0.99999, value=DEFAULTS.ema_decay, format="%.4f")
+        warmup = st.number_input("Warm-up steps", min_value=0, max_value=100_000, value=recipe.warmup_steps)
+        ema_decay = st.number_input("EMA decay", min_value=0.0, max_value=0.99999, value=recipe.ema_decay, format="%.4f")
         grad_clip = st.number_input("Gradient clip (0 = off)", min_value=0.0, max_value=100.0, value=DEFAULTS.grad_clip)
         lr_schedule = st.selectbox("Learning-rate schedule", ["constant", "cosine"],
-                                   index=["constant", "cosine"].index(DEFAULTS.lr_schedule))
+                                   index=["constant", "cosine"].index(recipe.lr_schedule))
         preview_every = st.number_input("Preview every (steps)", min_value=0, max_value=100_000, value=DEFAULTS.preview_every)
 
 try:
