@@ -99,7 +99,7 @@ def tiny_speed_args(tmp_path, *extra):
     return ["--sizes", "tiny", "--batch-size", "4", "--toy-batch-size", "8", "--warmup-steps", "1",
             "--timed-steps", "1", "--sample-count", "2", "--ddpm-steps", "2", "--ddim-steps", "2",
             "--eval-every", "1", "--eval-samples", "4", "--recognizable-cap-s", "0", "--fd-threshold", "1",
-            "--compare-steps", "3", "--compare-batches", "2", "--repeats", "1",
+            "--compare-steps", "3", "--compare-batches", "2", "--repeats", "1", "--loop-steps", "10",
             "--checkpoints-dir", str(tmp_path), "--out-json", str(tmp_path / "speed.json"),
             "--markdown", str(tmp_path / "benchmarks.md"), *extra]
 
