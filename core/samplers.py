@@ -89,6 +89,14 @@ def _device_for(generator, device):
     return generator.device if generator is not None else torch.device("cpu")
 
 
+def _result(x, trajectory):
+    """x_0, or (x_0, trajectory) when the loop recorded one."""
+    if trajectory is None:
+        return x
+    trajectory.final = x.detach().float().cpu()
+    return x, trajectory
+
+
 def _check_diffusion(diffusion):
     if not isinstance(diffusion, GaussianDiffusion):
         raise ValueError(f"diffusion must be a GaussianDiffusion, got {type(diffusion).__name__}")
@@ -123,10 +131,7 @@ def ddpm_sample(model, diffusion: GaussianDiffusion, shape, steps=None, spacing=
         x = out.mean + (torch.exp(0.5 * out.log_variance) * noise if i > 0 else 0.0)
         if progress is not None:
             progress(step + 1, n)
-    if trajectory is not None:
-        trajectory.final = x.detach().float().cpu()
-        return x, trajectory
-    return x
+    return _result(x, trajectory)
 
 
 def _check_eta(eta) -> None:
@@ -209,7 +214,4 @@ def ddim_sample(model, diffusion: GaussianDiffusion, shape, steps, eta=0.0, spac
             x = x + sigma[step] * torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype)
         if progress is not None:
             progress(step + 1, n)
-    if trajectory is not None:
-        trajectory.final = x.detach().float().cpu()
-        return x, trajectory
-    return x
+    return _result(x, trajectory)
