@@ -11,6 +11,9 @@ A page test asks for `app` (an AppPage from streamlit_harness.py, in a fresh bro
         app.screenshot("schedules")             # test-artifacts/screenshots/schedules.png
 
 `streamlit_server` (session) is the app's base URL, e.g. "http://127.0.0.1:40123"; `page` is a bare tab.
+The server does not use the shipped checkpoints/: RDL_CHECKPOINT_DIR points it at `browser_checkpoint_dir`,
+tiny seeded models written for this session (test_page_denoise.make_checkpoints: mnist_eps, mnist_x0,
+mnist_v, moons_eps, all with T = 40), so the tests are fast and do not wait for real training.
 The browser is /usr/bin/chromium (Debian package "chromium"); playwright never downloads one. Without it,
 or without the playwright package, these tests skip and say why; they also skip while app.py is missing.
 """
@@ -53,19 +56,28 @@ def page(browser):
     """A fresh browser context and tab per test (no cookies or session state carried over)."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     tab = context.new_page()
-    tab.set_default_timeout(30_000)
+    tab.set_default_timeout(60_000)  # a loaded 2-core machine can be very slow
     yield tab
     context.close()
 
 
 @pytest.fixture(scope="session")
-def streamlit_server():
+def browser_checkpoint_dir(tmp_path_factory) -> Path:
+    """A folder of tiny, randomly initialised (seeded) checkpoints that the app offers as its shipped models."""
+    from test_page_denoise import make_checkpoints  # tests/ is on sys.path (pytest's rootdir conftest)
+
+    return make_checkpoints(tmp_path_factory.mktemp("browser_checkpoints"))
+
+
+@pytest.fixture(scope="session")
+def streamlit_server(browser_checkpoint_dir):
     """Base URL of `streamlit run app.py` started from the repository root for this session."""
     app_script = REPO_ROOT / "app.py"
     if not app_script.exists():
         pytest.skip(f"{app_script} does not exist yet; browser page tests need the app")
     log_path = REPO_ROOT / "test-artifacts" / "streamlit-server.log"
-    with serve_streamlit(app_script, log_path) as base_url:
+    env = {"RDL_CHECKPOINT_DIR": str(browser_checkpoint_dir)}
+    with serve_streamlit(app_script, log_path, env=env) as base_url:
         yield base_url
 
 

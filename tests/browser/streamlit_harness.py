@@ -28,8 +28,9 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-dev-shm-usage",  # containers often have a tiny /dev/shm
 ]
-SERVER_START_TIMEOUT_S = 90.0  # health endpoint; generous because CI shares 2 cores
-APP_IDLE_TIMEOUT_S = 90.0  # one script run, torch import included
+SERVER_START_TIMEOUT_S = 180.0  # health endpoint; generous because CI shares 2 cores
+APP_IDLE_TIMEOUT_S = 180.0  # one script run, torch import included (measured ~170 s on an overloaded 2-core box)
+MAX_SCREENSHOT_HEIGHT = 8000  # pixels; longer pages are cut there
 SETTLE_DELAY_MS = 250  # lets a rerun triggered by an interaction start before we wait for its end
 
 # data-testid values of the Streamlit 1.67 frontend (static/js/index.*.js, ErrorElement.*.js).
@@ -67,8 +68,16 @@ _APP_STATE_JS = """() => {
     script: app && app.getAttribute('data-test-script-state'),
     status_widget: widget && widget.innerText,
     skeletons: document.querySelectorAll('[data-testid="stSkeleton"]').length,
+    app_skeletons: document.querySelectorAll('[data-testid="stAppSkeleton"]').length,
   };
 }"""
+
+
+_MAIN_SCROLL_HEIGHT_JS = """() => {
+  const main = document.querySelector('[data-testid="stMain"]');
+  return main ? main.scrollHeight : 0;
+}"""
+_NEXT_PAINT_JS = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
 
 
 def screenshot_dir() -> Path:
@@ -88,8 +97,11 @@ def _log_tail(log_path: Path, n_chars: int = 3000) -> str:
 
 
 @contextlib.contextmanager
-def serve_streamlit(script: Path, log_path: Path, timeout_s: float = SERVER_START_TIMEOUT_S):
+def serve_streamlit(script: Path, log_path: Path, timeout_s: float = SERVER_START_TIMEOUT_S,
+                    env: dict | None = None):
     """Run `streamlit run script` on a free 127.0.0.1 port; yield the base URL; always stop it.
+
+    env: extra environment variables for the server (added to this process's environment).
 
     Raises RuntimeError (with the end of the server log) if the health endpoint does not answer
     "ok" within timeout_s or the server exits first.
@@ -107,7 +119,8 @@ def serve_streamlit(script: Path, log_path: Path, timeout_s: float = SERVER_STAR
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log:
         # Output goes to a file, not a pipe, so a chatty server can never block on a full pipe.
-        process = subprocess.Popen(command, cwd=script.parent, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=script.parent, stdout=log, stderr=subprocess.STDOUT,
+                                   env={**os.environ, **(env or {})})
     try:
         deadline = time.monotonic() + timeout_s
         while True:
@@ -191,6 +204,19 @@ class AppPage:
         folder = screenshot_dir()
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{name}.png"
-        self.page.screenshot(path=str(path), full_page=True)
+        # Streamlit scrolls inside [data-testid="stMain"], not the document, so full_page alone would
+        # capture one screen: make the viewport as tall as the main area's content for the shot.
+        viewport = self.page.viewport_size
+        content_height = self.page.evaluate(_MAIN_SCROLL_HEIGHT_JS)
+        taller = viewport is not None and content_height > viewport["height"]
+        if taller:
+            self.page.set_viewport_size({"width": viewport["width"],
+                                         "height": min(content_height, MAX_SCREENSHOT_HEIGHT)})
+            self.page.evaluate(_NEXT_PAINT_JS)  # let the page lay itself out at the new size
+        try:
+            self.page.screenshot(path=str(path), full_page=True)
+        finally:
+            if taller:
+                self.page.set_viewport_size(viewport)
         print(f"screenshot saved: {path} (folder: {folder})")
         return path
