@@ -162,13 +162,21 @@ def _animation_controls(labels: list) -> dict:
     """Slider + play/pause that step through frames named "0", "1", ... in the browser."""
     jump = {"mode": "immediate", "frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}
     play = {"mode": "immediate", "fromcurrent": True, "frame": {"duration": 100, "redraw": True}, "transition": {"duration": 0}}
-    slider = {"active": 0, "currentvalue": {"prefix": "t = "}, "pad": {"t": 40}, "len": 0.9, "x": 0.1,
+    slider = {"active": 0, "currentvalue": {"prefix": "t = ", "xanchor": "right"}, "pad": {"t": 40}, "len": 0.9, "x": 0.1,
               "steps": [{"label": label, "method": "animate", "args": [[str(k)], jump]} for k, label in enumerate(labels)]}
     buttons = {"type": "buttons", "direction": "left", "x": 0.0, "y": 0.0, "xanchor": "left", "yanchor": "top",
                "pad": {"t": 45}, "showactive": False,
                "buttons": [{"label": "▶", "method": "animate", "args": [None, play]},
                            {"label": "❚❚", "method": "animate", "args": [[None], {"mode": "immediate", "frame": {"duration": 0}}]}]}
     return {"sliders": [slider], "updatemenus": [buttons]}
+
+
+def square_axes(fig: go.Figure, column: int, half_width: float) -> None:
+    """Equal x/y scale on [−half_width, half_width]² in subplot (1, column); the plot area shrinks to fit
+    instead of the y range growing."""
+    fig.update_xaxes(range=[-half_width, half_width], constrain="domain", row=1, col=column)
+    fig.update_yaxes(range=[-half_width, half_width], constrain="domain", row=1, col=column,
+                     scaleanchor="x" if column == 1 else f"x{column}")
 
 
 def trajectory_figure(runs: dict, data_points: np.ndarray, T: int, show_paths: bool) -> go.Figure:
@@ -199,14 +207,13 @@ def trajectory_figure(runs: dict, data_points: np.ndarray, T: int, show_paths: b
                                          "showscale": column == len(names)}),
                       row=1, col=column)
         animated.append(len(fig.data) - 1)
-        fig.update_xaxes(range=[-2.5, 2.5], row=1, col=column)
-        fig.update_yaxes(range=[-2.5, 2.5], scaleanchor="x" if column == 1 else f"x{column}", row=1, col=column)
+        square_axes(fig, column, 2.5)
     fig.frames = [go.Frame(name=str(k), traces=animated,
                            data=[go.Scatter(x=runs[n]["frames"][k, :, 0], y=runs[n]["frames"][k, :, 1],
                                             marker={"color": [colors[k]] * runs[n]["frames"].shape[1]}) for n in names])
                   for k in range(len(timesteps))]
-    fig.update_layout(height=560, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h"),
-                      **_animation_controls(labels))
+    fig.update_layout(height=560, margin=dict(l=10, r=10, t=60, b=10),
+                      legend=dict(orientation="h", x=0.0, y=1.12, yanchor="bottom"), **_animation_controls(labels))
     return fig
 
 
@@ -220,7 +227,9 @@ def field_figure(fields: dict, data_points: np.ndarray, kind: str, t: int) -> go
     axis = fields["axis"]
     for column, name in enumerate(columns, start=1):
         if name == "difference":
-            fig.add_trace(go.Heatmap(x=axis, y=axis, z=fields["difference"], colorscale="Magma", name="difference",
+            # "Reds", not Magma/Inferno: Streamlit's Plotly theme replaces colours like "#000004" (Magma's first
+            # stop) by theme colours, which scrambles the low end of such colour scales.
+            fig.add_trace(go.Heatmap(x=axis, y=axis, z=fields["difference"], colorscale="Reds", name="difference",
                                      colorbar=dict(title="‖Δ‖", len=0.8)), row=1, col=column)
         else:
             fig.add_trace(go.Scattergl(x=data_points[:, 0], y=data_points[:, 1], mode="markers", name="data",
@@ -232,9 +241,7 @@ def field_figure(fields: dict, data_points: np.ndarray, kind: str, t: int) -> go
         fig.add_trace(go.Contour(x=axis, y=axis, z=fields["log_density"], showscale=False, ncontours=8,
                                  contours=dict(coloring="lines"), line=dict(width=1), colorscale="Greys",
                                  name="log q_t", hoverinfo="skip"), row=1, col=column)
-        half = float(axis[-1])
-        fig.update_xaxes(range=[-half, half], row=1, col=column)
-        fig.update_yaxes(range=[-half, half], scaleanchor="x" if column == 1 else f"x{column}", row=1, col=column)
+        square_axes(fig, column, float(axis[-1]))
     fig.update_layout(height=430, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h"))
     return fig
 
@@ -311,10 +318,12 @@ for key in state.shipped_models():
     if key.startswith("shipped:toy_"):
         choices[key] = f"shipped: {key.split(':', 1)[1]}"
 choices[NO_MODEL] = "no model (oracle only, with the settings above)"
-newest_key = next(iter(choices))
-if st.session_state.get("pg_newest_model") != newest_key or st.session_state.get("pg_model") not in choices:
-    st.session_state["pg_newest_model"] = newest_key  # a model just finished (or the page is new): show it
-    st.session_state["pg_model"] = newest_key
+# Shown by default: the newest model trained here, else the shipped checkpoint of the toy chosen above.
+preferred = next((key for key in choices if key.startswith("trained:")), None)
+preferred = preferred or (f"shipped:toy_{toy}" if f"shipped:toy_{toy}" in choices else NO_MODEL)
+if st.session_state.get("pg_preferred_model") != preferred or st.session_state.get("pg_model") not in choices:
+    st.session_state["pg_preferred_model"] = preferred  # a model just finished, or another toy was chosen
+    st.session_state["pg_model"] = preferred
 model_key = st.selectbox("Model to explore", list(choices), format_func=choices.get, key="pg_model")
 
 try:
@@ -424,6 +433,7 @@ try:
             band = 2 * np.sqrt(curves["model"][1] ** 2 + curves["floor"][1] ** 2)
             fig = figures.loss_curves(x, {"model − floor": gap, "+2 s.e.": band, "−2 s.e.": -band}, log_y=False,
                                       title="How far above the floor the model is", y_title="excess loss")
+            fig.update_traces(line=dict(color="grey", dash="dot"), selector=lambda trace: "s.e." in trace.name)
             st.plotly_chart(fig, key="pg_gap_chart")
             if exact:
                 st.caption(f"The excess equals E‖prediction − E[{target} | x_t]‖²/2, the model's squared distance to "

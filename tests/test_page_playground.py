@@ -127,7 +127,10 @@ def test_core_errors_become_messages(monkeypatch, tmp_path):
 def test_shipped_toy_checkpoint_is_explored_next_to_the_oracle(monkeypatch, tmp_path):
     save_tiny(tmp_path / "toy_two_moons.safetensors", TINY_MLP, "v", "learned_range", "two_moons", [2], seed=0)
     at = open_playground(monkeypatch, tmp_path)
-    assert at.selectbox(key="pg_model").value == "shipped:toy_two_moons"
+    model = at.selectbox(key="pg_model")
+    assert model.value == "none" and "shipped: toy_two_moons" in model.options  # not the swiss roll chosen above
+    at.selectbox(key="pg_toy").set_value("two_moons").run()
+    assert at.selectbox(key="pg_model").value == "shipped:toy_two_moons"  # the checkpoint of the chosen toy
     assert "T = 40" in at.caption[0].value
     assert trace_names(chart(at, "pg_trajectory_chart")) == ["data", "particles", "data", "particles"]
     show(at, "ε̂ / score field")
@@ -173,3 +176,17 @@ def test_trains_in_the_background_and_shows_the_floor(monkeypatch, tmp_path):
     curves = chart(at, "pg_loss_chart")["data"]
     model_loss, floor_loss = values(curves[0]["y"]).astype(float), values(curves[1]["y"]).astype(float)
     assert np.mean(model_loss >= floor_loss) > 0.8 and math.isfinite(model_loss.sum())
+
+
+@pytest.mark.skipif(not (ROOT / "checkpoints" / "toy_eight_gaussians.safetensors").exists(), reason="no shipped toy checkpoint")
+def test_shipped_eight_gaussians_model_is_close_to_the_exact_optimum(monkeypatch):
+    at = open_playground(monkeypatch, ROOT / "checkpoints")
+    at.selectbox(key="pg_toy").set_value("eight_gaussians").run()
+    assert at.selectbox(key="pg_model").value == "shipped:toy_eight_gaussians"
+    show(at, "Loss per timestep")
+    model_loss, floor = (values(trace["y"]).astype(float) for trace in chart(at, "pg_loss_chart")["data"])
+    excess = model_loss - floor  # = E|prediction - E[eps | x_t]|^2 / 2 >= 0 in expectation (exact floor of a mixture)
+    assert excess.mean() > -0.01 and np.median(excess / floor) < 0.2  # near, not below, the floor
+    show(at, "Samples & quality")
+    metrics = {m.label: float(m.value) for m in at.metric}
+    assert metrics["model: sliced W₁"] < 3 * metrics["oracle: sliced W₁"] + 0.02
