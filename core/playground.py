@@ -7,13 +7,16 @@ A 2-D toy is small enough to compare a trained network with the *exact* answer e
   (EmpiricalDistribution, the "memorising" denoiser: at small t it pulls every x_t onto its nearest
   training point). `oracle_distribution` builds it.
 * Fields on a grid (`compare_fields`): the model's ε̂(x_t, t) or score s(x_t, t) = −ε̂ / √(1−ᾱ_t) next to the
-  oracle's E[ε | x_t] or ∇ log q_t(x_t) = −E[ε | x_t] / √(1−ᾱ_t) (Tweedie's formula; Song et al. 2021's
-  score-based view of DDPM), their difference, and log q_t on the grid (where the difference matters).
+  oracle's E[ε | x_t] or ∇ log q_t(x_t) = −E[ε | x_t] / √(1−ᾱ_t) (Tweedie's formula; the score view of
+  Song, Sohl-Dickstein et al. 2021, "Score-based generative modeling through SDEs"), their difference, and
+  log q_t on the grid (where the difference matters).
 * Loss per timestep (`timestep_loss`, `bin_average`): the model's simple loss ‖target − prediction‖²/D
   (Ho et al. 2020 eq. 14, in the model's own parameterisation) on fresh data, for comparison with the
-  exact minimum `core.oracle.loss_floor_curve`. Their gap at t equals E_{x_t}‖prediction − E[target|x_t]‖²/D.
-* Samples and quality (`run_pair`, `quality_table`): model and oracle run with the same x_T and the same
-  noise, scored against fresh data with MMD² (RBF) and sliced Wasserstein-1 (core.metrics).
+  exact minimum `core.oracle.loss_floor_curve`. With x_0 from the oracle's distribution their gap at t equals
+  E_{x_t}‖prediction − E[target | x_t]‖²/D, the model's squared distance to the optimal prediction.
+* Samples and quality (`run_pair`, `quality_table`, `metric_noise`): model and oracle run with the same x_T
+  and the same noise, scored against fresh data with MMD² (RBF) and sliced Wasserstein-1 (core.metrics),
+  next to the scores of perfect samples (other fresh data), the metrics' own noise.
 
 Timesteps are 0-based indices t = 0..T-1 (index t is the paper's step t+1).
 """
@@ -40,10 +43,11 @@ DEFAULT_TOY_POINTS = TrainConfig().toy_points
 BANDWIDTH_MULTIPLIERS = (0.5, 1.0, 2.0)  # MMD kernel widths relative to the median distance of the reference
 SW_PROJECTIONS = 256
 
-# The playground's CPU recipe (measured with bench/playground_recipe.py): the "tiny" residual MLP, batch 256,
-# 4000 Adam steps at 2e-3 with a cosine decay trains in about 11-13 s of one CPU core and fits every toy
-# about as well as the "small" MLP does in 2500 steps (~18 s). The training set has ORACLE_POINTS points,
-# so for the non-mixture toys the memorising oracle is the optimal denoiser of exactly the training set.
+# The playground's CPU recipe (measured with bench/playground_recipe.py, one torch thread): the "tiny" residual
+# MLP, batch 256, 4000 Adam steps at 2e-3 with a cosine decay trains in 10-15 s of CPU time on every toy, and
+# its DDPM-100 samples score within the metrics' noise of fresh data (the "small" MLP needs ~18 s for 2500
+# steps and fits no better). The training set has ORACLE_POINTS points, so for the non-mixture toys the
+# memorising oracle is the optimal denoiser of exactly the training set.
 PLAYGROUND_RECIPE = dict(model_size="tiny", batch_size=256, learning_rate=2e-3, lr_schedule="cosine",
                          warmup_steps=100, total_steps=4000, ema_decay=0.999, preview_every=500,
                          preview_steps=50, toy_points=ORACLE_POINTS, device="cpu")
