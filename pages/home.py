@@ -12,30 +12,28 @@ st.markdown(
     "step $t$. Every page of this lab shows one part of that reverse process with real numbers you can change."
 )
 
-left, right = st.columns(2)
-with left:
-    st.subheader("Forward process")
-    st.markdown("Noise is added with a schedule $\\beta_1, \\dots, \\beta_T$; with "
-                "$\\alpha_t = 1-\\beta_t$ and $\\bar\\alpha_t = \\prod_{s\\le t}\\alpha_s$ any step can be reached in one jump:")
-    st.latex(r"q(x_t \mid x_0) = \mathcal{N}\!\left(\sqrt{\bar\alpha_t}\,x_0,\ (1-\bar\alpha_t)\,I\right),\qquad "
-             r"x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon")
-    st.markdown("Given $x_0$, one step back is Gaussian too (the *posterior*):")
-    st.latex(r"q(x_{t-1}\mid x_t, x_0) = \mathcal{N}\!\left(\tilde\mu_t,\ \tilde\beta_t I\right),\quad "
-             r"\tilde\mu_t = \frac{\sqrt{\bar\alpha_{t-1}}\,\beta_t}{1-\bar\alpha_t}x_0 + "
-             r"\frac{\sqrt{\alpha_t}(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}x_t,\quad "
-             r"\tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\beta_t")
-with right:
-    st.subheader("Reverse process")
-    st.markdown("The network does not know $x_0$, so it predicts it (or the noise $\\epsilon$, or $v$) and "
-                "plugs the prediction into the posterior:")
-    st.latex(r"p_\theta(x_{t-1}\mid x_t) = \mathcal{N}\!\left(\mu_\theta(x_t,t),\ \sigma_t^2 I\right),\qquad "
-             r"\mu_\theta = \frac{1}{\sqrt{\alpha_t}}\Big(x_t - \frac{\beta_t}{\sqrt{1-\bar\alpha_t}}\,\epsilon_\theta(x_t,t)\Big)")
-    st.markdown("The variance is a choice: $\\sigma_t^2=\\beta_t$ (upper bound), $\\sigma_t^2=\\tilde\\beta_t$ "
-                "(lower bound), or learned between the two (Improved DDPM):")
-    st.latex(r"\log\sigma_t^2 = \tfrac{v+1}{2}\log\beta_t + \big(1-\tfrac{v+1}{2}\big)\log\tilde\beta_t")
-    st.markdown("**Sampling** starts at $x_T\\sim\\mathcal N(0,I)$ and repeats "
-                "$x_{t-1} = \\mu_\\theta(x_t,t) + \\sigma_t z$, $z\\sim\\mathcal N(0,I)$ (no noise at the last step). "
-                "DDIM takes bigger, optionally deterministic, jumps with the same network.")
+# Formulas are full width: in half-width columns the longer ones are cut off on a laptop screen.
+st.subheader("Forward process")
+st.markdown("Noise is added with a schedule $\\beta_1, \\dots, \\beta_T$; with "
+            "$\\alpha_t = 1-\\beta_t$ and $\\bar\\alpha_t = \\prod_{s\\le t}\\alpha_s$ any step can be reached in one jump:")
+st.latex(r"q(x_t \mid x_0) = \mathcal{N}\!\left(\sqrt{\bar\alpha_t}\,x_0,\ (1-\bar\alpha_t)\,I\right),\qquad "
+         r"x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon")
+st.markdown("Given $x_0$, one step back is Gaussian too (the *posterior*):")
+st.latex(r"q(x_{t-1}\mid x_t, x_0) = \mathcal{N}\!\left(\tilde\mu_t,\ \tilde\beta_t I\right),\quad "
+         r"\tilde\mu_t = \frac{\sqrt{\bar\alpha_{t-1}}\,\beta_t}{1-\bar\alpha_t}x_0 + "
+         r"\frac{\sqrt{\alpha_t}(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}x_t,\quad "
+         r"\tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\beta_t")
+st.subheader("Reverse process")
+st.markdown("The network does not know $x_0$, so it predicts it (or the noise $\\epsilon$, or $v$) and "
+            "plugs the prediction into the posterior:")
+st.latex(r"p_\theta(x_{t-1}\mid x_t) = \mathcal{N}\!\left(\mu_\theta(x_t,t),\ \sigma_t^2 I\right),\qquad "
+         r"\mu_\theta = \frac{1}{\sqrt{\alpha_t}}\Big(x_t - \frac{\beta_t}{\sqrt{1-\bar\alpha_t}}\,\epsilon_\theta(x_t,t)\Big)")
+st.markdown("The variance is a choice: $\\sigma_t^2=\\beta_t$ (upper bound), $\\sigma_t^2=\\tilde\\beta_t$ "
+            "(lower bound), or learned between the two (Improved DDPM):")
+st.latex(r"\log\sigma_t^2 = \tfrac{v+1}{2}\log\beta_t + \big(1-\tfrac{v+1}{2}\big)\log\tilde\beta_t")
+st.markdown("**Sampling** starts at $x_T\\sim\\mathcal N(0,I)$ and repeats "
+            "$x_{t-1} = \\mu_\\theta(x_t,t) + \\sigma_t z$, $z\\sim\\mathcal N(0,I)$ (no noise at the last step). "
+            "DDIM takes bigger, optionally deterministic, jumps with the same network.")
 
 st.subheader("What you can try")
 PAGE_GUIDE = [

@@ -86,7 +86,7 @@ def _slider(frame_labels, active: int, prefix: str) -> tuple[dict, dict]:
     """The slider and the play/pause buttons that step through the frames named str(i)."""
     animate = {"mode": "immediate", "frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}
     steps = [{"label": str(label), "method": "animate", "args": [[str(i)], animate]} for i, label in enumerate(frame_labels)]
-    slider = {"active": active, "steps": steps, "currentvalue": {"prefix": prefix}, "pad": {"t": 40}, "len": 0.9, "x": 0.1}
+    slider = {"active": active, "steps": steps, "currentvalue": {"prefix": prefix, "xanchor": "right", "font": {"size": 14}}, "pad": {"t": 40}, "len": 0.9, "x": 0.1}
     play = {"mode": "immediate", "fromcurrent": True, "frame": {"duration": 120, "redraw": True}, "transition": {"duration": 0}}
     buttons = {"type": "buttons", "direction": "left", "x": 0.0, "y": 0.0, "xanchor": "left", "yanchor": "top",
                "pad": {"t": 45}, "showactive": False,

@@ -128,7 +128,7 @@ def trained_models() -> dict:
         snapshot = job.snapshot()
         if snapshot.step > 0 and snapshot.state in ("stopped", "finished"):
             config = job.trainer.config
-            label = f"{config.dataset} {config.prediction}/{config.variance} · step {snapshot.step} (trained here)"
+            label = f"{config.dataset} · step {snapshot.step} · {config.prediction}/{config.variance} (trained here)"
             found[f"trained:{job.job_id}"] = (label, job.job_id)
     return found
 

@@ -84,7 +84,8 @@ def preview_view(preview):
         points = preview.samples.numpy()
         fig = go.Figure(go.Scattergl(x=points[:, 0], y=points[:, 1], mode="markers", marker=dict(size=3)))
         fig.update_layout(title=f"EMA samples after {preview.step} steps", height=320,
-                          margin=dict(l=10, r=10, t=40, b=10), yaxis_scaleanchor="x")
+                          margin=dict(l=10, r=10, t=40, b=10), yaxis_scaleanchor="x",
+                          xaxis_range=[-1.6, 1.6], yaxis_range=[-1.6, 1.6])  # the toys live in [-1, 1]²
         st.plotly_chart(fig, key="preview_points")
 
 

@@ -96,7 +96,7 @@ def test_train_two_moons_live_progress_then_model_offered(app):
     sidebar.locator('[data-testid="stSelectbox"]').filter(has_text="Active model").click()
     options = app.page.get_by_role("option")
     trained = [text for text in options.all_inner_texts() if "trained here" in text]
-    assert trained == [f"two_moons eps/fixed_small · step {TRAIN_STEPS} (trained here)"], options.all_inner_texts()
+    assert trained == [f"two_moons · step {TRAIN_STEPS} · eps/fixed_small (trained here)"], options.all_inner_texts()
     app.screenshot("train-sidebar-models")
     app.page.keyboard.press("Escape")
 
@@ -169,3 +169,27 @@ def test_sample_page_shows_a_grid(app):
     assert main.get_by_text("16 samples").count() >= 1  # the grid's title
     assert main.locator('[data-testid="stMetric"]').count() >= 1  # the quality numbers below the grid
     app.screenshot("sample-grid")
+
+
+# -------------------------------------------------------------------------------------------- upload
+def test_sidebar_upload_rejects_a_bad_file_and_accepts_a_checkpoint(app, tmp_path, browser_checkpoint_dir):
+    app.open("")
+    bad = tmp_path / "evil.safetensors"
+    bad.write_bytes(b"\x80\x04 a pickle, not a safetensors file")
+    upload = app.page.locator('[data-testid="stSidebar"] input[type="file"]')
+    upload.set_input_files(str(bad))
+    app.wait_idle()
+    errors = app.errors()
+    assert any("evil.safetensors is not a usable checkpoint" in error for error in errors), errors
+    assert app.page.locator('[data-testid="stException"]').count() == 0  # a message, not a traceback
+    app.screenshot("upload-bad-file")
+    good = sorted(browser_checkpoint_dir.glob("*.safetensors"))[0]
+    upload.set_input_files(str(good))
+    app.wait_idle()
+    from playwright.sync_api import expect
+
+    # the select box shows its current option in its input's value: the upload became the active model
+    active = app.page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"] input').first
+    expect(active).to_have_value(f"{good.name} (uploaded)", timeout=60_000)
+    assert not app.errors()
+    app.screenshot("upload-good-file")
