@@ -39,7 +39,7 @@ from core import checkpoints  # noqa: E402
 from core.data import load_dataset  # noqa: E402
 from core.diffusion import GaussianDiffusion  # noqa: E402
 from core.mnist_metrics import mnist_quality  # noqa: E402
-from core.models import SIZE_NAMES, build_model, count_parameters, model_config_for  # noqa: E402
+from core.models import SIZE_NAMES, build_model, model_config_for  # noqa: E402
 from core.samplers import ddim_sample, ddpm_sample  # noqa: E402
 from core.schedules import make_schedule  # noqa: E402
 from core.training import Trainer, TrainConfig, configure_cpu_threads  # noqa: E402

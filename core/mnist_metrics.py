@@ -22,7 +22,7 @@ import functools
 import numpy as np
 import torch
 
-from core.classifier import FEATURE_DIM, IMAGE_SHAPE, NUM_CLASSES, load_classifier
+from core.classifier import FEATURE_DIM, IMAGE_SHAPE, load_classifier
 from core.data import load_dataset
 
 DEFAULT_BATCH = 250
