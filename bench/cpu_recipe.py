@@ -3,11 +3,11 @@
 Example (see docs in the models helper's report for the measured results):
     .venv/bin/python bench/cpu_recipe.py --steps 3000 --out runs/recipe.png
 
-It trains like core.training does (uniform minibatches with replacement, Adam with linear warm-up and
+It trains like core.training.trainer does (uniform minibatches with replacement, Adam with linear warm-up and
 optional cosine decay to min_lr_ratio * lr, grad-norm clipping, EMA of the weights with the warm-up
 decay min(target, (1 + step) / (10 + step))). At the --sample-at steps and at the end it draws digits
 with DDIM-50 (eta = 0) from the EMA model, saves the first 64 as a grid PNG (<out>_step<N>.png, the
-final one at <out>) and prints the MNIST classifier metrics of core.mnist_metrics (FD, inception score,
+final one at <out>) and prints the MNIST classifier metrics of core.metrics.mnist (FD, inception score,
 confident fraction, class histogram) with the FD of as many real digits for reference.
 Throughput is reported per wall-clock second and per CPU second of this process (the cores are shared,
 so wall time alone can mislead).
@@ -18,7 +18,6 @@ import copy
 import json
 import math
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -27,17 +26,15 @@ from pathlib import Path
 # (Must be set before torch loads its OpenMP runtime.)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import torch  # noqa: E402
+import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from core.data import load_dataset  # noqa: E402
-from core.diffusion import GaussianDiffusion  # noqa: E402
-from core.images import make_grid, save_png  # noqa: E402
-from core.mnist_metrics import mnist_quality, mnist_real_floor  # noqa: E402
-from core.models import build_model, count_parameters, model_config_for  # noqa: E402
-from core.samplers import ddim_sample  # noqa: E402
-from core.schedules import make_schedule  # noqa: E402
+from core.data.datasets import load_dataset
+from core.data.images import make_grid, save_png
+from core.diffusion.gaussian_diffusion import GaussianDiffusion
+from core.diffusion.samplers import ddim_sample
+from core.diffusion.schedules import make_schedule
+from core.metrics.mnist import mnist_quality, mnist_real_floor
+from core.nets.build import build_model, count_parameters, model_config_for
 
 
 def parse_args(argv=None):
@@ -129,7 +126,7 @@ def main(argv=None):
     sampling_wall = 0.0
     running = None
     for step in range(args.steps):
-        # uniform minibatch with replacement, as in core.training
+        # uniform minibatch with replacement, as in core.training.trainer
         x0 = data[torch.randint(0, data.shape[0], (args.batch,), generator=generator)]
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, args)

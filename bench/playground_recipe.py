@@ -1,9 +1,9 @@
-"""Measure the 2-D playground's default training recipe (core.playground.PLAYGROUND_RECIPE) on every toy.
+"""Measure the 2-D playground's default training recipe (core.lab.playground.PLAYGROUND_RECIPE) on every toy.
 
 For each toy: train with the playground's defaults on the CPU with ONE torch thread (as the app does on a
 2-core server), report the training time (wall clock and CPU seconds of this process; on a shared machine
 the CPU time is the fairer number), then score DDPM-100 and DDIM-50 samples of the model and of the oracle
-against fresh data (MMD² RBF and sliced W₁, core.playground.sample_quality), next to the score of other fresh
+against fresh data (MMD² RBF and sliced W₁, core.lab.playground.sample_quality), next to the score of other fresh
 data (the metrics' own noise).
 
     .venv/bin/python bench/playground_recipe.py                  # all toys
@@ -12,19 +12,19 @@ data (the metrics' own noise).
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads sleep instead of spinning
 
-import torch  # noqa: E402
+import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from core import explore, playground  # noqa: E402
-from core.data import TOY_NAMES  # noqa: E402
-from core.oracle import OracleDenoiser  # noqa: E402
-from core.training import Trainer  # noqa: E402
+from core.data.datasets import TOY_NAMES
+from core.diffusion.oracle import OracleDenoiser
+from core.lab import (
+    explore,  # noqa: E402
+    playground,  # noqa: E402
+)
+from core.training.trainer import Trainer
 
 SAMPLES, REFERENCE = 1000, 2000
 

@@ -5,13 +5,13 @@
 
 MNIST checkpoints (checkpoints/mnist_*.safetensors, the classifier excepted): DDPM with σ² = β, σ² = β̃
 (and the learned σ² for learned-variance models), DDIM with η = 0 and η = 1, at 10, 20, 50, 100 and T
-steps (--quick: 10 and 20), all from the same x_T (same seed). Metrics from core/mnist_metrics.py:
+steps (--quick: 10 and 20), all from the same x_T (same seed). Metrics from core/metrics/mnist.py:
 Fréchet distance of classifier features against the 500 held-out digits, inception score, fraction of
 confident (p >= 0.9) predictions; plus the same numbers for as many real training digits (the floor).
 
 2-D checkpoints (checkpoints/toy_*.safetensors): the same samplers, scored with MMD² (RBF, bandwidths
 fixed from the reference's median distance) and sliced Wasserstein-1 against fresh samples of the true
-distribution; also for the exact oracle denoiser of the same diffusion (core/oracle.py: the true mixture
+distribution; also for the exact oracle denoiser of the same diffusion (core/diffusion/oracle.py: the true mixture
 for "eight_gaussians"/"gaussian_mixture", an EmpiricalDistribution of --oracle-points training points for
 the others, which can only reproduce those points) and for a second fresh sample of the truth (the floor).
 """
@@ -19,23 +19,31 @@ the others, which can only reproduce those points) and for a second fresh sample
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.report import (BENCHMARKS_MD, REPO_ROOT, Timer, command_line, hardware, markdown_table,  # noqa: E402
-                          now_utc, run_header, set_threads, update_markdown_section, write_json)
-from core import checkpoints  # noqa: E402
-from core.data import MIXTURE_TOY_NAMES, TOY_NAMES, load_dataset, sample_toy, toy_mixture_parameters  # noqa: E402
-from core.diffusion import GaussianDiffusion  # noqa: E402
-from core.metrics import median_bandwidth, mmd_rbf, sliced_wasserstein  # noqa: E402
-from core.mnist_metrics import mnist_quality, mnist_real_floor  # noqa: E402
-from core.oracle import EmpiricalDistribution, GaussianMixture, OracleDenoiser  # noqa: E402
-from core.samplers import SPACINGS, ddim_sample, ddpm_sample  # noqa: E402
+from bench.report import (
+    BENCHMARKS_MD,
+    REPO_ROOT,
+    Timer,
+    command_line,
+    hardware,
+    markdown_table,
+    now_utc,
+    run_header,
+    set_threads,
+    update_markdown_section,
+    write_json,
+)
+from core import checkpoints
+from core.data.datasets import MIXTURE_TOY_NAMES, TOY_NAMES, load_dataset, sample_toy, toy_mixture_parameters
+from core.diffusion.gaussian_diffusion import GaussianDiffusion
+from core.diffusion.oracle import EmpiricalDistribution, GaussianMixture, OracleDenoiser
+from core.diffusion.samplers import SPACINGS, ddim_sample, ddpm_sample
+from core.metrics.mnist import mnist_quality, mnist_real_floor
+from core.metrics.points import median_bandwidth, mmd_rbf, sliced_wasserstein
 
 FULL_STEPS = (10, 20, 50, 100, "T")
 QUICK_STEPS = (10, 20)

@@ -4,7 +4,7 @@ sampling loops against diffusers' schedulers on the same network.
     python bench/speed.py --quick                  # a few minutes on a 2-core CPU
     python bench/speed.py --out-json runs/speed.json --markdown
 
-1. Training: images/s of core.training.Trainer (the app's engine: Adam, EMA, gradient clipping) for every
+1. Training: images/s of core.training.trainer.Trainer (the app's engine: Adam, EMA, gradient clipping) for every
    UNet size on MNIST and every MLP size on a 2-D toy, over a few timed steps after warm-up steps.
 2. Sampling: wall time for 64 MNIST samples with DDPM at T steps and DDIM at 50 steps per UNet size
    (--quick: 20 and 10 steps; ms/step is the comparable number). Untrained weights: the cost does not
@@ -18,7 +18,7 @@ sampling loops against diffusers' schedulers on the same network.
    same with a trivial "network" (0.1·x) to isolate the loops' own overhead; and, as a sanity check, the
    max |difference| of DDIM η=0 outputs from the same x_T.
 Times are the best of --repeats runs (the cores may be shared). No GPU is used unless --device cuda.
-Threads: the app's policy (core.training.configure_cpu_threads: $RDL_TORCH_THREADS or cores − 1) unless
+Threads: the app's policy (core.runtime.configure_cpu_threads: $RDL_TORCH_THREADS or cores − 1) unless
 --threads is given; the count used is in the report.
 """
 
@@ -26,23 +26,32 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.report import (BENCHMARKS_MD, REPO_ROOT, Timer, command_line, hardware, markdown_table,  # noqa: E402
-                          now_utc, run_header, set_threads, update_markdown_section, write_json)
-from core import checkpoints  # noqa: E402
-from core.data import load_dataset  # noqa: E402
-from core.diffusion import GaussianDiffusion  # noqa: E402
-from core.mnist_metrics import mnist_quality  # noqa: E402
-from core.models import SIZE_NAMES, build_model, model_config_for  # noqa: E402
-from core.samplers import ddim_sample, ddpm_sample  # noqa: E402
-from core.schedules import make_schedule  # noqa: E402
-from core.training import Trainer, TrainConfig, configure_cpu_threads  # noqa: E402
+from bench.report import (
+    BENCHMARKS_MD,
+    REPO_ROOT,
+    Timer,
+    command_line,
+    hardware,
+    markdown_table,
+    now_utc,
+    run_header,
+    set_threads,
+    update_markdown_section,
+    write_json,
+)
+from core import checkpoints
+from core.data.datasets import load_dataset
+from core.diffusion.gaussian_diffusion import GaussianDiffusion
+from core.diffusion.samplers import ddim_sample, ddpm_sample
+from core.diffusion.schedules import make_schedule
+from core.metrics.mnist import mnist_quality
+from core.nets.build import SIZE_NAMES, build_model, model_config_for
+from core.runtime import configure_cpu_threads
+from core.training.trainer import TrainConfig, Trainer
 
 SECTION = "speed"
 TOY_DATASET = "two_moons"
@@ -246,7 +255,7 @@ def bench_diffusers(args, log) -> dict:
 def markdown(document: dict) -> str:
     parts = ["## Speed (bench/speed.py)", "", run_header(document), "", f"Mode: {document['mode']}."]
     if document["training"]:
-        parts += ["", "### Training throughput (core.training.Trainer, CPU)", "",
+        parts += ["", "### Training throughput (core.training.trainer.Trainer, CPU)", "",
                   markdown_table(["dataset", "size", "parameters", "batch", "timed steps", "images/s",
                                   "images per CPU-second"],
                                  [[r["dataset"], r["size"], r["parameters"], r["batch_size"], r["timed_steps"],
@@ -363,7 +372,7 @@ def main(argv=None) -> dict:
         parser.error("--device cuda: no CUDA GPU is available")
     if args.threads is not None and args.threads < 1:
         parser.error(f"--threads must be >= 1, got {args.threads}")
-    # The app's thread policy first (core.training applies it once per process, on the first Trainer), so
+    # The app's thread policy first (core.training.trainer applies it once per process, on the first Trainer), so
     # that every section below runs with the same thread count: the one recorded in the report.
     configure_cpu_threads()
     set_threads(args.threads)

@@ -13,7 +13,7 @@ File layout (safetensors: 8-byte little-endian header length, a JSON header, the
 
 The "rdl" document:
     format_version    int, FORMAT_VERSION
-    model             the model's `.config` (rebuilt with core.models.build_model)
+    model             the model's `.config` (rebuilt with core.nets.build.build_model)
     diffusion         GaussianDiffusion.to_config()
     training          dict of training settings, or null
     data              {"dataset": str or null, "shape": [int, ...] or null}  (shape of one example)
@@ -39,7 +39,7 @@ import os
 import struct
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -47,8 +47,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_save
 
-from core.diffusion import GaussianDiffusion
-from core.models import build_model
+from core.diffusion.gaussian_diffusion import GaussianDiffusion
+from core.nets.build import build_model
 
 FORMAT_VERSION = 1
 METADATA_KEY = "rdl"
@@ -90,7 +90,7 @@ def save(path, model, diffusion, metadata=None, raw_model=None, optimizer_state=
     if path.suffix != ".safetensors":
         raise ValueError(f"path must end in .safetensors, got {str(path)!r}")
     if not isinstance(model, torch.nn.Module) or not isinstance(getattr(model, "config", None), dict):
-        raise ValueError(f"model must be an nn.Module with a .config dict (core.models), got {type(model).__name__}")
+        raise ValueError(f"model must be an nn.Module with a .config dict (core.nets.build), got {type(model).__name__}")
     if not isinstance(diffusion, GaussianDiffusion):
         raise ValueError(f"diffusion must be a GaussianDiffusion, got {type(diffusion).__name__}")
     if raw_model is not None and getattr(raw_model, "config", None) != model.config:
@@ -117,7 +117,7 @@ def save(path, model, diffusion, metadata=None, raw_model=None, optimizer_state=
         "diffusion": diffusion.to_config(),
         **info,
         "torch_version": torch.__version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "has_raw": raw_model is not None,
         "has_optimizer": optimizer_state is not None,
     }

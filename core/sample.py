@@ -20,15 +20,15 @@ import torch
 from PIL import Image, ImageDraw
 
 from core import checkpoints
-from core.images import make_grid, save_png
-from core.samplers import SPACINGS, ddim_sample, ddpm_sample
-from core.training import DEVICES, configure_cpu_threads, resolve_device
+from core.data.images import make_grid, save_png
+from core.diffusion.samplers import SPACINGS, ddim_sample, ddpm_sample
+from core.runtime import DEVICES, configure_cpu_threads, resolve_device
 
 SAMPLERS = ("ddpm", "ddim")
 DEFAULT_DDIM_STEPS = 50
 MAX_SAMPLES = 4096
 SCATTER_PIXELS = 512
-SCATTER_EXTENT = 1.5  # the toys live in [-1, 1]²; the plot shows [-1.5, 1.5]² (see core.data)
+SCATTER_EXTENT = 1.5  # the toys live in [-1, 1]²; the plot shows [-1.5, 1.5]² (see core.data.datasets)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,11 +20,12 @@ from dataclasses import fields
 from pathlib import Path
 
 from core.checkpoints import CheckpointError
-from core.data import DATASET_NAMES
-from core.diffusion import PREDICTIONS, VARIANCES
-from core.models import SIZE_NAMES
-from core.schedules import SCHEDULE_KINDS
-from core.training import DEVICES, LR_SCHEDULES, TrainConfig, Trainer
+from core.data.datasets import DATASET_NAMES
+from core.diffusion.gaussian_diffusion import PREDICTIONS, VARIANCES
+from core.diffusion.schedules import SCHEDULE_KINDS
+from core.nets.build import SIZE_NAMES
+from core.runtime import DEVICES
+from core.training.trainer import LR_SCHEDULES, TrainConfig, Trainer
 
 CHOICES = {"dataset": DATASET_NAMES, "model_size": SIZE_NAMES, "schedule": SCHEDULE_KINDS,
            "prediction": PREDICTIONS, "variance": VARIANCES, "lr_schedule": LR_SCHEDULES, "device": DEVICES}

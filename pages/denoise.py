@@ -1,6 +1,6 @@
 """Denoise explorer: what the model sees (x_t) and what it predicts (ε̂, x̂₀) at every timestep.
 
-All numbers come from core.explore; this page only lays out widgets and figures and caches results.
+All numbers come from core.lab.explore; this page only lays out widgets and figures and caches results.
 Timesteps are shown as the paper's step t = 1..T (core's index t is step t+1).
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 import streamlit as st
 import torch
 
-from core import explore
-from core.data import load_dataset
-from ui import figures, state
+from core.data.datasets import load_dataset
+from core.lab import explore
+from ui import catalog, figures
 
 ARROWS = 25  # noise arrows drawn in the 2-D view
 POINT_COUNT = 400  # held-out points pushed through the 2-D view
@@ -34,7 +34,7 @@ def _examples(dataset: str, choice: int, is_image: bool) -> torch.Tensor:
 
 
 @st.cache_data(show_spinner="Running the model over the timesteps…", max_entries=32)
-def compute_sweep(_loaded: state.LoadedModel, token: str, dataset: str, choice: int, noise_seed: int,
+def compute_sweep(_loaded: catalog.LoadedModel, token: str, dataset: str, choice: int, noise_seed: int,
                   n_t: int) -> explore.DenoiseSweep:
     """Cached on (model token, dataset, example choice, noise seed, number of timesteps)."""
     x0 = _examples(dataset, choice, _loaded.is_image_model)
@@ -96,7 +96,8 @@ def point_panels(sweeps: dict) -> list:
             L("−√(1−ᾱ)·ε̂ (predicted)", *arrows["predicted"], mode="lines", color="#d62728", opacity=0.9),
         ], (-3.2, 3.2))
         pred = first.pred_x0.numpy()
-        return [noisy, figures.PointPanel("x̂₀ (predicted) vs x₀", [truth, L("x̂₀", pred[..., 0], pred[..., 1], color="#1f77b4")], (-1.6, 1.6))]
+        predicted = L("x̂₀", pred[..., 0], pred[..., 1], color="#1f77b4")
+        return [noisy, figures.PointPanel("x̂₀ (predicted) vs x₀", [truth, predicted], (-1.6, 1.6))]
     panels = []
     for i, (name, sweep) in enumerate(sweeps.items()):
         pred = sweep.pred_x0.numpy()
@@ -106,7 +107,7 @@ def point_panels(sweeps: dict) -> list:
 
 
 # ------------------------------------------------------------------------------------------ widgets
-def choose_example(loaded: state.LoadedModel, dataset: str) -> tuple[int, int, int]:
+def choose_example(loaded: catalog.LoadedModel, dataset: str) -> tuple[int, int, int]:
     """(example choice, noise seed, number of timesteps) from the widgets."""
     n_examples = len(held_out(dataset))
     T = loaded.diffusion.T
@@ -134,15 +135,15 @@ def choose_example(loaded: state.LoadedModel, dataset: str) -> tuple[int, int, i
     return int(choice), int(noise_seed), int(n_t)
 
 
-def comparable_models(loaded: state.LoadedModel) -> dict:
+def comparable_models(loaded: catalog.LoadedModel) -> dict:
     """One model per parameterization (ε, x₀, v) trained on the same data with the same schedule;
     the active model represents its own parameterization."""
-    def same_setting(other: state.LoadedModel) -> bool:
+    def same_setting(other: catalog.LoadedModel) -> bool:
         return (other.dataset == loaded.dataset and other.data_shape == loaded.data_shape
                 and explore.same_forward_process(other.diffusion, loaded.diffusion))
 
     chosen = {loaded.diffusion.prediction: loaded}
-    for other in state.models_of(same_setting).values():
+    for other in catalog.models_of(same_setting).values():
         chosen.setdefault(other.diffusion.prediction, other)
     return {p: chosen[p] for p in PREDICTIONS if p in chosen}
 
@@ -156,7 +157,7 @@ def main() -> None:
         "active model what it sees. Whatever it predicts ($\\varepsilon$, $x_0$ or $v$) is converted to "
         "$\\hat\\varepsilon$ and $\\hat x_0 = (x_t - \\sqrt{1-\\bar\\alpha_t}\\,\\hat\\varepsilon)/\\sqrt{\\bar\\alpha_t}$. "
         "Drag the slider (or press ▶): it runs in your browser, no recomputation.")
-    loaded = state.require_active_model()
+    loaded = catalog.require_active_model()
     if loaded is None:
         return
     dataset = loaded.dataset
@@ -192,7 +193,7 @@ def main() -> None:
         st.error(f"Could not compare the parameterizations: {error}")
 
 
-def compare_parameterizations(loaded: state.LoadedModel, dataset: str, choice: int, noise_seed: int, n_t: int) -> None:
+def compare_parameterizations(loaded: catalog.LoadedModel, dataset: str, choice: int, noise_seed: int, n_t: int) -> None:
     models = comparable_models(loaded)
     if len(models) < 2:
         st.info(f"This needs models that predict different things (ε, x₀, v) on the same data ({dataset}) with "

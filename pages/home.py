@@ -1,8 +1,8 @@
 """Home: what the reverse process is, the key formulas, and what each page lets you try."""
 
-from pathlib import Path
-
 import streamlit as st
+
+from ui.navigation import HOME, available_pages
 
 st.title("Reverse Diffusion Lab")
 st.markdown(
@@ -36,24 +36,16 @@ st.markdown("**Sampling** starts at $x_T\\sim\\mathcal N(0,I)$ and repeats "
             "DDIM takes bigger, optionally deterministic, jumps with the same network.")
 
 st.subheader("What you can try")
-PAGE_GUIDE = [
-    ("pages/train.py", "Train", "train a small model in the background and watch the loss, the per-timestep loss and samples improve."),
-    ("pages/denoise.py", "Denoise explorer", "scrub through t and compare x_t, the true noise, the predicted noise and the predicted x₀."),
-    ("pages/sample.py", "Sample", "run DDPM or DDIM with any number of steps and watch a sample emerge from noise."),
-    ("pages/schedules.py", "Schedule lab", "compare β schedules, signal and noise weights, and see the forward process on a real digit."),
-    ("pages/reverse_step.py", "One reverse step", "the true posterior vs the model's Gaussian, the three parameterizations, and why noise is added back."),
-    ("pages/playground_2d.py", "2-D playground", "train on 2-D toy data and compare against the exact (Bayes-optimal) denoiser."),
-]
-root = Path(__file__).resolve().parent.parent
-for file, title, text in PAGE_GUIDE:
-    if (root / file).exists():
-        column_link, column_text = st.columns([1, 4])
-        with column_link:
-            try:
-                st.page_link(file, label=title)
-            except Exception:  # st.page_link needs the navigation of app.py; standalone runs show plain text
-                st.markdown(f"**{title}**")
-        column_text.markdown(text)
+for page in available_pages():
+    if page.file == HOME:
+        continue
+    column_link, column_text = st.columns([1, 4])
+    with column_link:
+        try:
+            st.page_link(page.file, label=page.title)
+        except Exception:  # st.page_link needs the navigation of app.py; standalone runs show plain text
+            st.markdown(f"**{page.title}**")
+    column_text.markdown(page.blurb)
 
 st.caption("References: Ho, Jain & Abbeel (2020) *Denoising Diffusion Probabilistic Models*; "
            "Nichol & Dhariwal (2021) *Improved DDPM*; Song, Meng & Ermon (2021) *DDIM*.")

@@ -1,6 +1,6 @@
 """2-D playground: train a small MLP on a toy distribution in seconds and compare it with the exact oracle.
 
-Everything numeric comes from core (core.playground, core.oracle, core.explore); this page lays out widgets
+Everything numeric comes from core (core.lab.playground, core.diffusion.oracle, core.lab.explore); this page lays out widgets
 and figures and caches the heavy results per (model, settings).
 """
 
@@ -14,15 +14,15 @@ import streamlit as st
 import torch
 from plotly.subplots import make_subplots
 
-from core import playground
-from core.data import TOY_NAMES, sample_toy
-from core.diffusion import PREDICTIONS, VARIANCES
-from core.explore import SamplerSettings, timestep_grid
-from core.models import SIZE_NAMES, build_model, count_parameters, model_config_for
-from core.oracle import OracleDenoiser, loss_floor_curve
-from core.schedules import SCHEDULE_KINDS
-from core.training import ACTIVE_STATES, TrainConfig, build_diffusion
-from ui import figures, state, training_panel
+from core.data.datasets import TOY_NAMES, sample_toy
+from core.diffusion.gaussian_diffusion import PREDICTIONS, VARIANCES
+from core.diffusion.oracle import OracleDenoiser, loss_floor_curve
+from core.diffusion.schedules import SCHEDULE_KINDS
+from core.lab import playground
+from core.lab.explore import SamplerSettings, timestep_grid
+from core.nets.build import SIZE_NAMES, build_model, count_parameters, model_config_for
+from core.training.trainer import ACTIVE_STATES, TrainConfig, build_diffusion
+from ui import catalog, figures, session, training_panel
 
 TOY_LABELS = {"swiss_roll": "Swiss roll", "two_moons": "Two moons", "eight_gaussians": "Eight Gaussians",
               "checkerboard": "Checkerboard", "gaussian_mixture": "Gaussian mixture (4, anisotropic)"}
@@ -308,13 +308,13 @@ if job is not None:
 # ---- which model
 st.subheader("Explore")
 choices = {}
-finished = [j for j in state.get_registry().jobs_for(state.session_id())
+finished = [j for j in session.get_registry().jobs_for(session.session_id())
             if j.trainer.data_kind == "points" and j.snapshot().state in ("stopped", "finished") and j.snapshot().step > 0]
 if finished:
     newest = finished[-1]
     choices[f"trained:{newest.job_id}"] = (f"trained here: {TOY_LABELS[newest.trainer.config.dataset]}, "
                                            f"step {newest.snapshot().step}")
-for key in state.shipped_models():
+for key in catalog.shipped_models():
     if key.startswith("shipped:toy_"):
         choices[key] = f"shipped: {key.split(':', 1)[1]}"
 choices[NO_MODEL] = "no model (oracle only, with the settings above)"
@@ -333,7 +333,7 @@ try:
         loaded, diffusion, data = None, build_diffusion(config), (toy, config.seed, config.toy_points)
         st.info("No model chosen: train one above (about 10-30 s). Meanwhile the oracle parts below work on their own.")
     else:
-        loaded = state.load_model(model_key)
+        loaded = catalog.load_model(model_key)
         data = playground.toy_data_settings(loaded.metadata)
         diffusion = loaded.diffusion
 except (ValueError, KeyError) as error:

@@ -1,27 +1,22 @@
 """Anatomy of one reverse step: the true posterior vs the model's Gaussian, the ε/x₀/v views of one prediction,
 and why DDPM adds noise back at every step but the last.
 
-Every number comes from core.teaching (on top of core.diffusion / core.oracle); this page lays out widgets and
+Every number comes from core.lab.teaching (on top of core.diffusion.gaussian_diffusion and
+core.diffusion.oracle); this page lays out widgets and
 figures and caches. Steps are shown as the paper's t = 1..T (core's index t is step t+1).
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import plotly.graph_objects as go
+import streamlit as st
+import torch
 
-if str(Path(__file__).resolve().parents[1]) not in sys.path:  # also runs as `streamlit run pages/reverse_step.py`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import plotly.graph_objects as go  # noqa: E402
-import streamlit as st  # noqa: E402
-import torch  # noqa: E402
-
-from core.data import toy_mixture_parameters  # noqa: E402
-from core.diffusion import VARIANCES, GaussianDiffusion  # noqa: E402
-from core.oracle import GaussianMixture  # noqa: E402
-from core.schedules import SCHEDULE_KINDS, make_schedule  # noqa: E402
-from core.teaching import (  # noqa: E402
+from core.data.datasets import toy_mixture_parameters
+from core.diffusion.gaussian_diffusion import VARIANCES, GaussianDiffusion
+from core.diffusion.oracle import GaussianMixture
+from core.diffusion.schedules import SCHEDULE_KINDS, make_schedule
+from core.lab.teaching import (
     VARIANCE_LABELS,
     gaussian_pdf,
     kl_curves,
@@ -31,7 +26,7 @@ from core.teaching import (  # noqa: E402
     reverse_step_1d,
     seeded_noise,
 )
-from ui.figures import COLORS, Layer, PointPanel, point_panels  # noqa: E402
+from ui.figures import COLORS, Layer, PointPanel, point_panels
 
 CHOICE_COLORS = dict(zip(VARIANCES, COLORS[:3]))
 ABLATION_STEPS = (50, 100, 250, 500, 1000)

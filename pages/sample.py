@@ -1,6 +1,6 @@
 """Sample: run DDPM or DDIM with the active model and watch samples emerge from noise.
 
-The sampling itself is core.explore.run_sampler (core.samplers underneath); this page lays out widgets,
+The sampling itself is core.lab.explore.run_sampler (core.diffusion.samplers underneath); this page lays out widgets,
 shows progress and keeps the last results in the session so moving a slider doesn't resample.
 """
 
@@ -10,10 +10,10 @@ import numpy as np
 import streamlit as st
 import torch
 
-from core import explore
-from core.data import TOY_NAMES, load_dataset
-from core.images import make_grid
-from ui import figures, state
+from core.data.datasets import TOY_NAMES, load_dataset
+from core.data.images import make_grid
+from core.lab import explore
+from ui import catalog, figures
 
 VARIANCE_LABELS = {"fixed_large": "σ² = β (fixed_large)", "fixed_small": "σ² = β̃ (fixed_small)",
                    "learned_range": "learned (Improved DDPM)"}
@@ -26,7 +26,7 @@ RESULTS_KEPT = 3  # sampling results kept per session (per kind of result)
 
 
 # ------------------------------------------------------------------------------------------ widgets
-def sampler_settings(loaded: state.LoadedModel) -> tuple[explore.SamplerSettings, int, int]:
+def sampler_settings(loaded: catalog.LoadedModel) -> tuple[explore.SamplerSettings, int, int]:
     """(settings, number of samples, seed) from the widgets."""
     T = loaded.diffusion.T
     variances = [v for v in VARIANCE_LABELS if v != "learned_range" or loaded.diffusion.variance == "learned_range"]
@@ -132,20 +132,20 @@ def show_points(samples: torch.Tensor, trajectory, T: int, dataset: str | None) 
 @st.cache_data(show_spinner="Classifying the samples…", max_entries=16)
 def mnist_scores(_samples: torch.Tensor, result_key: tuple) -> tuple[dict, dict]:
     """(quality of the samples, the same numbers for as many real digits), cached per sampling result."""
-    from core.mnist_metrics import mnist_quality, mnist_real_floor
+    from core.metrics.mnist import mnist_quality, mnist_real_floor
     return mnist_quality(_samples), mnist_real_floor(len(_samples))
 
 
 @st.cache_data(show_spinner="Comparing with held-out data…", max_entries=16)
 def point_scores(_samples: torch.Tensor, dataset: str, result_key: tuple) -> tuple[float, float]:
     """(MMD², sliced Wasserstein-1) of 2-D samples against as many held-out points, cached per result."""
-    from core.metrics import mmd_rbf, sliced_wasserstein
+    from core.metrics.points import mmd_rbf, sliced_wasserstein
     data = load_dataset(dataset, split="test", n_points=len(_samples)).data
     return mmd_rbf(_samples, data), sliced_wasserstein(_samples, data)
 
 
-def show_quality_metrics(samples: torch.Tensor, loaded: state.LoadedModel, result_key: tuple) -> None:
-    """Sample-quality numbers from core (the metrics themselves live in core.metrics / core.mnist_metrics)."""
+def show_quality_metrics(samples: torch.Tensor, loaded: catalog.LoadedModel, result_key: tuple) -> None:
+    """Sample-quality numbers from core (the metrics themselves live in core.metrics.points / core.metrics.mnist)."""
     st.subheader("Quality metrics")
     try:
         if loaded.dataset == "mnist" and loaded.data_shape == (1, 28, 28):
@@ -154,9 +154,12 @@ def show_quality_metrics(samples: torch.Tensor, loaded: state.LoadedModel, resul
                 return
             quality, floor = mnist_scores(samples, result_key)
             columns = st.columns(3)
-            columns[0].metric("Fréchet distance (MNIST features)", f"{quality['fd']:.2f}", help=f"Real digits, same n: {floor['fd']:.2f}. Lower is better.")
-            columns[1].metric("Inception score (MNIST classifier)", f"{quality['inception_score']:.2f}", help=f"Real digits: {floor['inception_score']:.2f}. 1..10, higher is better.")
-            columns[2].metric("Confidently classified", f"{100 * quality['confident_fraction']:.0f} %", help=f"Real digits: {100 * floor['confident_fraction']:.0f} %.")
+            columns[0].metric("Fréchet distance (MNIST features)", f"{quality['fd']:.2f}",
+                              help=f"Real digits, same n: {floor['fd']:.2f}. Lower is better.")
+            columns[1].metric("Inception score (MNIST classifier)", f"{quality['inception_score']:.2f}",
+                              help=f"Real digits: {floor['inception_score']:.2f}. 1..10, higher is better.")
+            columns[2].metric("Confidently classified", f"{100 * quality['confident_fraction']:.0f} %",
+                              help=f"Real digits: {100 * floor['confident_fraction']:.0f} %.")
             st.caption(f"Measured with the small MNIST classifier on these {quality['n']} samples; the help icons give "
                        f"the same numbers for {floor['n']} real digits. Not comparable with published FIDs.")
         elif loaded.dataset in TOY_NAMES:
@@ -171,7 +174,7 @@ def show_quality_metrics(samples: torch.Tensor, loaded: state.LoadedModel, resul
 
 
 # ------------------------------------------------------------------------------------------ compare
-def compare_step_counts(loaded: state.LoadedModel, settings: explore.SamplerSettings, seed: int) -> None:
+def compare_step_counts(loaded: catalog.LoadedModel, settings: explore.SamplerSettings, seed: int) -> None:
     st.header("Compare step counts")
     T = loaded.diffusion.T
     options = sorted({s for s in (5, 10, 20, 50, 100, 250, 500, T) if s <= T})
@@ -191,7 +194,8 @@ def compare_step_counts(loaded: state.LoadedModel, settings: explore.SamplerSett
                                               eta=settings.eta if method == settings.method else 0.0,
                                               spacing=settings.spacing, clip_x0=settings.clip_x0)
                 bar, report = progress_reporter(f"{run.label()}:")
-                runs[(method, steps)] = explore.run_sampler(loaded.model, loaded.diffusion, run, (n, *loaded.data_shape), seed, progress=report)
+                runs[(method, steps)] = explore.run_sampler(loaded.model, loaded.diffusion, run, (n, *loaded.data_shape), seed,
+                                                            progress=report)
                 bar.empty()
         remember("compare_results", key, runs)
     runs = recall("compare_results", key)
@@ -214,7 +218,7 @@ def main() -> None:
     st.markdown("Start from pure noise $x_T \\sim \\mathcal N(0, I)$ and apply the reverse step again and again. "
                 "**DDPM** adds fresh noise $\\sigma_t z$ at every step; **DDIM** jumps between a few timesteps "
                 "and, with $\\eta = 0$, adds none.")
-    loaded = state.require_active_model()
+    loaded = catalog.require_active_model()
     if loaded is None:
         return
     if len(loaded.data_shape) not in (1, 3):

@@ -1,25 +1,19 @@
 """Schedule lab: how the choice of β_1..β_T shapes the forward process, and when x_T is not pure noise.
 
-Every number comes from core.schedules / core.teaching; this page lays out widgets and figures and caches.
+Every number comes from core.diffusion.schedules / core.lab.teaching; this page lays out widgets and figures and caches.
 Steps are shown as the paper's t = 1..T (core's index t is step t+1).
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import plotly.graph_objects as go
+import streamlit as st
 
-if str(Path(__file__).resolve().parents[1]) not in sys.path:  # also runs as `streamlit run pages/schedules.py`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import plotly.graph_objects as go  # noqa: E402
-import streamlit as st  # noqa: E402
-
-from core.data import load_dataset  # noqa: E402
-from core.images import to_uint8  # noqa: E402
-from core.schedules import SCHEDULE_KINDS, make_schedule  # noqa: E402
-from core.teaching import forward_snapshots, schedule_curves, seeded_noise, terminal_noise_warning  # noqa: E402
-from ui.figures import COLORS, picture_row  # noqa: E402
+from core.data.datasets import load_dataset
+from core.data.images import to_uint8
+from core.diffusion.schedules import SCHEDULE_KINDS, make_schedule
+from core.lab.teaching import forward_snapshots, schedule_curves, seeded_noise, terminal_noise_warning
+from ui.figures import COLORS, picture_row
 
 T_RANGE = (10, 1000)
 DASHES = {"A": "solid", "B": "dash"}
@@ -112,7 +106,7 @@ if not results:
 
 # ------------------------------------------------------------------------- is x_T pure noise?
 st.header("Is x_T pure noise?")
-for column, (name, (settings, curves, signal, snr, warning)) in zip(st.columns(len(results)), results.items()):
+for column, (name, (settings, _curves, signal, snr, warning)) in zip(st.columns(len(results)), results.items()):
     with column:
         if compare:
             st.markdown(f"**{name}: {describe(settings)}**")
@@ -135,7 +129,7 @@ x_key, x_title = ("t", "t (paper's step)") if axis == "t" else ("t_over_T", "t/T
 def lines_of(*series):
     """Lines (label, curve name, color index) for every chosen schedule (A solid, B dashed)."""
     out = []
-    for name, (settings, curves, *_rest) in results.items():
+    for name, (_settings, curves, *_rest) in results.items():
         suffix = f" · {name}" if compare else ""
         for label, key, color in series:
             out.append((label + suffix, curves[x_key], curves[key], COLORS[color], DASHES[name]))

@@ -5,13 +5,13 @@ import os
 import streamlit as st
 import torch
 
-from core.data import TOY_NAMES
-from core.diffusion import PREDICTIONS, VARIANCES
-from core.models import SIZE_NAMES
-from core.schedules import SCHEDULE_KINDS, make_schedule
-from core.teaching import terminal_noise_warning
-from core.training import ACTIVE_STATES, TrainConfig
-from ui import training_panel
+from core.data.datasets import TOY_NAMES
+from core.diffusion.gaussian_diffusion import PREDICTIONS, VARIANCES
+from core.diffusion.schedules import SCHEDULE_KINDS, make_schedule
+from core.lab.teaching import terminal_noise_warning
+from core.nets.build import SIZE_NAMES
+from core.training.trainer import ACTIVE_STATES, TrainConfig
+from ui import session, training_panel
 
 DATASET_LABELS = {"mnist": "MNIST subset (4,500 real digits, shipped)", **{name: f"2-D: {name.replace('_', ' ')}" for name in TOY_NAMES}}
 if os.environ.get("RDL_DATA_DIR"):  # full datasets only when the instructor has put the IDX files on the server
@@ -20,7 +20,7 @@ VARIANCE_LABELS = {"fixed_large": "σ² = β_t (fixed, large)", "fixed_small": "
                    "learned_range": "learned between β̃_t and β_t"}
 PREDICTION_LABELS = {"eps": "ε (noise)", "x0": "x₀ (clean image)", "v": "v = √ᾱ·ε − √(1−ᾱ)·x₀"}
 ON_GPU = torch.cuda.is_available()
-DEFAULTS = TrainConfig()  # the CPU recipe lives in core.training; on a GPU a bigger model and budget pay off
+DEFAULTS = TrainConfig()  # the CPU recipe lives in core.training.trainer; on a GPU a bigger model and budget pay off
 # 2-D toys train in seconds with a bigger batch and a decaying learning rate (the shipped toy models' recipe).
 TOY_DEFAULTS = TrainConfig(dataset="two_moons", model_size="small", batch_size=256, learning_rate=2e-3,
                            warmup_steps=100, total_steps=3000, lr_schedule="cosine", ema_decay=0.995)
@@ -53,7 +53,8 @@ with schedule_column:
 with model_column:
     steps = st.number_input("Training steps", min_value=10, max_value=200_000,
                             value=recipe.total_steps * (4 if ON_GPU and recipe is DEFAULTS else 1), step=100)
-    batch_size = st.number_input("Batch size", min_value=1, max_value=4096, value=recipe.batch_size * (2 if ON_GPU and recipe is DEFAULTS else 1))
+    default_batch = recipe.batch_size * (2 if ON_GPU and recipe is DEFAULTS else 1)
+    batch_size = st.number_input("Batch size", min_value=1, max_value=4096, value=default_batch)
     learning_rate = st.number_input("Learning rate", min_value=1e-6, max_value=0.1, value=recipe.learning_rate, format="%.5f")
     seed = st.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0)
     with st.expander("More"):
@@ -86,7 +87,7 @@ if submitted and schedule is not None:
     st.rerun()
 
 st.subheader("Your jobs")
-jobs = training_panel.state.get_registry().jobs_for(training_panel.state.session_id())
+jobs = session.get_registry().jobs_for(session.session_id())
 if not jobs:
     st.caption("No job yet. Choose settings above and press **Start training**.")
 for index, each in enumerate(reversed(jobs)):

@@ -13,9 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from core import checkpoints  # noqa: E402
+from core import checkpoints
 
 SHIPPED_KEYS = ("training", "data", "steps", "final_loss", "training_seconds", "device", "notes")
 

@@ -1,4 +1,4 @@
-"""Train the MNIST digit classifier used by the sample-quality metrics (core/classifier.py).
+"""Train the MNIST digit classifier used by the sample-quality metrics (core/metrics/classifier.py).
 
     .venv/bin/python scripts/train_classifier.py            # writes checkpoints/mnist_classifier.safetensors
 
@@ -22,10 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from core.classifier import CLASSIFIER_PATH, MnistClassifier, save_classifier  # noqa: E402
-from core.data import load_dataset  # noqa: E402
+from core.data.datasets import load_dataset
+from core.metrics.classifier import CLASSIFIER_PATH, MnistClassifier, save_classifier
 
 MAX_SHIFT = 2
 FEATURE_DROPOUT = 0.3

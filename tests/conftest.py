@@ -8,8 +8,27 @@
 
 import os
 
+import pytest
+
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Pages under test call the app's thread policy: put the suite's single thread back after each module."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def checkpoint_dir(tmp_path_factory):
+    """A folder of tiny seeded checkpoints (tests/helpers.py MODELS) that the app offers as its shipped models."""
+    from helpers import make_checkpoints
+
+    return make_checkpoints(tmp_path_factory.mktemp("checkpoints"))

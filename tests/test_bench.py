@@ -1,6 +1,6 @@
 """The bench scripts run end to end in a tiny mode on throwaway checkpoints and write valid JSON/markdown.
 
-Also checks the fast DDIM loop of core.samplers.ddim_sample (precomputed coefficients, introduced for
+Also checks the fast DDIM loop of core.diffusion.samplers.ddim_sample (precomputed coefficients, introduced for
 the speed benchmark) against chained public ddim_step calls.
 """
 
@@ -12,10 +12,10 @@ import torch
 from bench import quality, speed
 from bench.report import update_markdown_section
 from core import checkpoints
-from core.diffusion import GaussianDiffusion
-from core.models import build_model, model_config_for
-from core.samplers import ddim_sample, ddim_step, timesteps
-from core.schedules import make_schedule
+from core.diffusion.gaussian_diffusion import GaussianDiffusion
+from core.diffusion.samplers import ddim_sample, ddim_step, timesteps
+from core.diffusion.schedules import make_schedule
+from core.nets.build import build_model, model_config_for
 
 T_TINY = 10  # short processes keep the test fast; betas up to 0.6 make x_T (nearly) pure noise
 

@@ -13,9 +13,9 @@ from safetensors.torch import save as st_save
 
 from core import checkpoints as ck
 from core.checkpoints import CheckpointError
-from core.diffusion import GaussianDiffusion
-from core.models import build_model
-from core.schedules import make_schedule
+from core.diffusion.gaussian_diffusion import GaussianDiffusion
+from core.diffusion.schedules import make_schedule
+from core.nets.build import build_model
 
 TINY_UNET = {"kind": "unet", "in_channels": 1, "out_channels": 1, "image_size": 8, "channels": [8, 16],
              "num_res_blocks": [1, 1], "attention": True, "num_heads": 2, "time_embed_dim": 16, "norm_groups": 4}

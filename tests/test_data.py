@@ -1,4 +1,4 @@
-"""Tests for core/data.py and scripts/make_mnist_subset.py."""
+"""Tests for core/data/datasets.py and scripts/make_mnist_subset.py."""
 
 import gzip
 import importlib.util
@@ -11,9 +11,19 @@ import numpy as np
 import pytest
 import torch
 
-from core import data
-from core.data import (DATASET_NAMES, TOY_NAMES, Dataset, DatasetFileNotFoundError, IDXFormatError,
-                       load_dataset, parse_idx, read_idx, sample_toy, toy_mixture_parameters)
+from core.data import datasets as data
+from core.data.datasets import (
+    DATASET_NAMES,
+    TOY_NAMES,
+    Dataset,
+    DatasetFileNotFoundError,
+    IDXFormatError,
+    load_dataset,
+    parse_idx,
+    read_idx,
+    sample_toy,
+    toy_mixture_parameters,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "scripts" / "make_mnist_subset.py"

@@ -10,8 +10,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.diffusion import GaussianDiffusion
-from core.schedules import make_schedule
+from core.diffusion.gaussian_diffusion import GaussianDiffusion
+from core.diffusion.schedules import make_schedule
 
 torch.set_default_dtype(torch.float32)
 

@@ -1,4 +1,4 @@
-"""Tests for core/explore.py: the denoise sweep, display helpers and sampler runs behind the pages.
+"""Tests for core/lab/explore.py: the denoise sweep, display helpers and sampler runs behind the pages.
 
 Expected values are derived by hand in numpy (ᾱ from the linear β's, x_t from eq. 4, the DDPM update from
 Algorithm 2) or from "cheating" models that know the true noise, never by calling the code under test.
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from core import explore
-from core.diffusion import GaussianDiffusion
-from core.schedules import make_schedule
+from core.diffusion.gaussian_diffusion import GaussianDiffusion
+from core.diffusion.schedules import make_schedule
+from core.lab import explore
 
 T = 50
 BETA_START, BETA_END = 1e-4, 0.02

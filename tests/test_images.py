@@ -1,4 +1,4 @@
-"""Tests for core/images.py."""
+"""Tests for core/data/images.py."""
 
 import io
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from core.images import make_grid, png_bytes, save_png, to_uint8, upscale
+from core.data.images import make_grid, png_bytes, save_png, to_uint8, upscale
 
 
 def test_to_uint8_values_by_hand():
@@ -19,7 +19,7 @@ def test_to_uint8_values_by_hand():
 
 def test_to_uint8_inverts_dataset_scaling():
     pixels = torch.arange(256, dtype=torch.uint8)
-    floats = pixels.float() / 127.5 - 1.0  # exactly what core/data.py does, in float32
+    floats = pixels.float() / 127.5 - 1.0  # exactly what core/data/datasets.py does, in float32
     back = to_uint8(floats)
     assert isinstance(back, torch.Tensor) and back.dtype == torch.uint8
     assert torch.equal(back, pixels)

@@ -1,4 +1,4 @@
-"""Tests for core/jobs.py: the slot limit and queue, refusals, stop/resume/discard and the heartbeat reaper.
+"""Tests for core/training/jobs.py: the slot limit and queue, refusals, stop/resume/discard and the heartbeat reaper.
 
 Jobs are tiny two-moons runs. A "gate" loss hook holds every training step until the test opens it, so
 which job is running or queued is decided by the test, not by timing. Time for the reaper is a fake clock.
@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from core.jobs import JobRefused, JobRegistry
-from core.training import TrainConfig, Trainer
+from core.training.jobs import JobRefused, JobRegistry
+from core.training.trainer import TrainConfig, Trainer
 
 WAIT = 60.0
 

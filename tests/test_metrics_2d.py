@@ -1,4 +1,4 @@
-"""Tests for the 2-D metrics of core/metrics.py (MMD^2 and sliced Wasserstein) against closed forms,
+"""Tests for the 2-D metrics of core/metrics/points.py (MMD^2 and sliced Wasserstein) against closed forms,
 brute-force sums and independent 1-D Wasserstein formulas."""
 
 import math
@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from core.metrics import median_bandwidth, mmd_rbf, sliced_wasserstein
+from core.metrics.points import median_bandwidth, mmd_rbf, sliced_wasserstein
 
 
 def gen(seed):

@@ -7,12 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from core import metrics
-from core.classifier import CLASSIFIER_PATH, FEATURE_DIM, load_classifier_file, read_classifier_metadata
-from core.data import load_dataset
-from core.mnist_metrics import (
-    classifier_features_and_probs,
+from core.data.datasets import load_dataset
+from core.metrics.classifier import CLASSIFIER_PATH, FEATURE_DIM, load_classifier_file, read_classifier_metadata
+from core.metrics.mnist import (
     class_histogram,
+    classifier_features_and_probs,
     confident_fraction,
     feature_statistics,
     frechet_distance,
@@ -203,8 +202,8 @@ def test_shipped_classifier_loads_validated_and_reaches_its_accuracy():
 
 
 def test_classifier_file_with_wrong_tensors_is_rejected(tmp_path):
-    from safetensors.torch import load_file, save_file
     from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
 
     with safe_open(str(CLASSIFIER_PATH), framework="pt") as handle:
         header = handle.metadata()
@@ -243,7 +242,9 @@ def test_mnist_fd_accepts_images_or_statistics_and_is_zero_on_itself():
         mnist_fd(torch.zeros(3, 1, 32, 32), test_images)
 
 
-def test_metrics_module_reexports_the_mnist_part():
-    for name in ("frechet_distance", "mnist_fd", "inception_score", "confident_fraction",
-                 "classifier_features_and_probs", "mnist_quality", "mnist_real_floor"):
-        assert getattr(metrics, name) is globals()[name]
+def test_core_reexports_the_metrics_a_user_calls():
+    import core
+
+    for name in ("frechet_distance", "mnist_fd", "inception_score", "confident_fraction", "mnist_quality",
+                 "mnist_real_floor"):
+        assert getattr(core, name) is globals()[name]

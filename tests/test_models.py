@@ -7,14 +7,14 @@ import re
 import pytest
 import torch
 
-import core.toy_mlp
-import core.unet
-from core.diffusion import GaussianDiffusion
-from core.embedding import timestep_embedding
-from core.models import build_model, count_parameters, model_config_for
-from core.schedules import make_schedule
-from core.toy_mlp import MLP_SIZES, ToyMLP
-from core.unet import UNET_SIZES, ResBlock, UNet
+import core.nets.toy_mlp
+import core.nets.unet
+from core.diffusion.gaussian_diffusion import GaussianDiffusion
+from core.diffusion.schedules import make_schedule
+from core.nets.build import build_model, count_parameters, model_config_for
+from core.nets.embedding import timestep_embedding
+from core.nets.toy_mlp import MLP_SIZES, ToyMLP
+from core.nets.unet import UNET_SIZES, ResBlock, UNet
 
 SIZES = ("tiny", "small", "base")
 PREDICTIONS = ("eps", "x0", "v")
@@ -239,8 +239,8 @@ def _documented_counts(module) -> dict:
 
 
 def test_documented_parameter_counts_are_exact():
-    unet_counts = _documented_counts(core.unet)
-    mlp_counts = _documented_counts(core.toy_mlp)
+    unet_counts = _documented_counts(core.nets.unet)
+    mlp_counts = _documented_counts(core.nets.toy_mlp)
     assert set(unet_counts) == set(SIZES) and set(mlp_counts) == set(SIZES)
     for size in SIZES:
         assert count_parameters(UNet(1, 1, 28, **UNET_SIZES[size])) == unet_counts[size]
@@ -258,7 +258,7 @@ def test_count_parameters_rejects_non_modules():
 
 
 def test_fourier_features_by_hand():
-    from core.toy_mlp import fourier_features
+    from core.nets.toy_mlp import fourier_features
 
     x = torch.tensor([[0.25, -0.5]])
     features = fourier_features(x, 2)

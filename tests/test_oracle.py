@@ -1,14 +1,14 @@
-"""Tests for core/oracle.py against values derived independently (by hand, by Monte Carlo, by autograd)."""
+"""Tests for core/diffusion/oracle.py against values derived independently (by hand, by Monte Carlo, by autograd)."""
 
 import math
 
 import pytest
 import torch
 
-from core.diffusion import GaussianDiffusion
-from core.oracle import EmpiricalDistribution, GaussianMixture, OracleDenoiser, loss_floor, loss_floor_curve
-from core.samplers import ddim_sample, ddpm_sample
-from core.schedules import make_schedule
+from core.diffusion.gaussian_diffusion import GaussianDiffusion
+from core.diffusion.oracle import EmpiricalDistribution, GaussianMixture, OracleDenoiser, loss_floor, loss_floor_curve
+from core.diffusion.samplers import ddim_sample, ddpm_sample
+from core.diffusion.schedules import make_schedule
 
 SCHEDULE = make_schedule("linear", 1000)
 ALPHA_BARS = SCHEDULE.alpha_bars

@@ -27,10 +27,10 @@ def test_home_renders_formulas_and_sidebar():
 def test_uploaded_checkpoints_are_validated_by_the_catalogue():
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
-    from ui import state
+    from ui import catalog
 
     try:
-        state.add_uploaded("evil.safetensors", b"\x80\x04 a pickle, not a safetensors file")
+        catalog.add_uploaded("evil.safetensors", b"\x80\x04 a pickle, not a safetensors file")
     except ValueError as error:
         assert "safetensors" in str(error)
     else:

@@ -12,28 +12,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import streamlit as st
-import torch
+from helpers import TINY_MLP, save_tiny, values
 from streamlit.testing.v1 import AppTest
-from test_page_denoise import TINY_MLP, save_tiny, values
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
 PAGE = "pages/playground_2d.py"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models run far faster on one thread than on two oversubscribed ones (the test machine is shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def open_playground(monkeypatch, folder: Path) -> AppTest:
-    import ui.state
+    import ui.catalog
 
-    monkeypatch.setattr(ui.state, "CHECKPOINT_DIR", Path(folder))
+    monkeypatch.setattr(ui.catalog, "CHECKPOINT_DIR", Path(folder))
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     at.switch_page(PAGE)
@@ -107,7 +97,7 @@ def test_widgets_change_the_results(monkeypatch, tmp_path):
 
 
 def test_core_errors_become_messages(monkeypatch, tmp_path):
-    from core import playground
+    from core.lab import playground
 
     def refuse(*args, **kwargs):
         raise ValueError("t must be an integer in 0..199")

@@ -1,14 +1,9 @@
 """AppTests of the Sample page (pages/sample.py) through the real app.py, with throwaway tiny checkpoints."""
 
 import pytest
-from test_page_denoise import ROOT, TEST_T, chart, make_checkpoints, one_torch_thread, open_page, values  # noqa: F401
+from helpers import ROOT, TEST_T, chart, open_page, values
 
 PAGE = "pages/sample.py"
-
-
-@pytest.fixture(scope="module")
-def checkpoint_dir(tmp_path_factory):
-    return make_checkpoints(tmp_path_factory.mktemp("checkpoints"))
 
 
 def chart_by_title(at, text: str) -> dict:
@@ -79,7 +74,7 @@ def test_compare_step_counts(monkeypatch, checkpoint_dir):
 
 
 def test_core_errors_become_messages(monkeypatch, checkpoint_dir):
-    from core import explore
+    from core.lab import explore
 
     def refuse(*args, **kwargs):
         raise ValueError("steps must be an integer between 1 and T")

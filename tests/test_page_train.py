@@ -4,7 +4,6 @@ and the finished model becoming selectable in the sidebar."""
 import time
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -61,8 +60,8 @@ def test_short_job_runs_finishes_and_becomes_selectable():
     assert len(steps_seen) >= 2  # progress was visible while it ran
     assert not at.exception
     # The registry is process-wide (st.cache_resource), so the finished job is visible from here too; the
-    # sidebar lists it (AppTest does not capture app.py's sidebar after switch_page, so ask ui.state directly).
-    from ui import state
-    jobs = state.get_registry().jobs_for(at.session_state["session_id"])
+    # sidebar lists it (AppTest does not capture app.py's sidebar after switch_page, so ask ui.catalog directly).
+    from ui import session
+    jobs = session.get_registry().jobs_for(at.session_state["session_id"])
     assert jobs and jobs[-1].snapshot().state == "finished" and jobs[-1].snapshot().step == 150
     assert jobs[-1].snapshot().preview is not None

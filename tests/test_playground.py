@@ -1,4 +1,4 @@
-"""Tests of core/playground.py against values derived independently (closed forms, autograd, brute force)."""
+"""Tests of core/lab/playground.py against values derived independently (closed forms, autograd, brute force)."""
 
 import math
 
@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from core import explore, playground
-from core.data import load_dataset, toy_mixture_parameters
-from core.diffusion import GaussianDiffusion
-from core.oracle import EmpiricalDistribution, GaussianMixture, OracleDenoiser, loss_floor_curve
-from core.schedules import make_schedule
-from core.training import load_training_data
+from core.data.datasets import load_dataset, toy_mixture_parameters
+from core.diffusion.gaussian_diffusion import GaussianDiffusion
+from core.diffusion.oracle import EmpiricalDistribution, GaussianMixture, OracleDenoiser, loss_floor_curve
+from core.diffusion.schedules import make_schedule
+from core.lab import explore, playground
+from core.training.trainer import load_training_data
 
 T = 100
 
@@ -229,7 +229,7 @@ def test_run_pair_shares_the_noise_and_records_frames():
     settings = explore.SamplerSettings(method="ddpm", steps=50, variance="fixed_small", clip_x0=False)
     result = playground.run_pair({"model": lambda x, t: torch.zeros_like(x), "oracle": oracle}, diffusion, settings,
                                  64, seed=5, max_frames=10)
-    (model_x0, model_t, model_frames), (oracle_x0, oracle_t, oracle_frames) = result["model"], result["oracle"]
+    (_model_x0, model_t, model_frames), (oracle_x0, oracle_t, oracle_frames) = result["model"], result["oracle"]
     assert model_t == oracle_t and model_t[-1] == -1 and len(model_t) == oracle_frames.shape[0] <= 12
     assert model_frames.shape == (len(model_t), 64, 2)
     np.testing.assert_array_equal(model_frames[0], oracle_frames[0])  # the same x_T

@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from core.diffusion import GaussianDiffusion
-from core.samplers import ddim_sample, ddim_step, ddpm_sample, timesteps
-from core.schedules import make_schedule
+from core.diffusion.gaussian_diffusion import GaussianDiffusion
+from core.diffusion.samplers import ddim_sample, ddim_step, ddpm_sample, timesteps
+from core.diffusion.schedules import make_schedule
 
 
 class LinearModel:

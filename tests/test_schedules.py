@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.schedules import MAX_T, NoiseSchedule, make_schedule, schedule_from_config
+from core.diffusion.schedules import MAX_T, NoiseSchedule, make_schedule, schedule_from_config
 
 
 def _sigmoid(x):

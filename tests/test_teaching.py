@@ -1,4 +1,4 @@
-"""core.teaching: densities, KL, the terminal-noise warning, one reverse step, parameterizations, the noise ablation.
+"""core.lab.teaching: densities, KL, the terminal-noise warning, one reverse step, parameterizations, the noise ablation.
 
 Expected values are derived independently: by hand with plain Python floats (schedules rebuilt from their
 definition), by numerical integration, or by Monte Carlo.
@@ -9,11 +9,11 @@ import math
 import pytest
 import torch
 
-from core.data import toy_mixture_parameters
-from core.diffusion import GaussianDiffusion
-from core.oracle import GaussianMixture
-from core.schedules import NoiseSchedule, make_schedule
-from core.teaching import (
+from core.data.datasets import toy_mixture_parameters
+from core.diffusion.gaussian_diffusion import GaussianDiffusion
+from core.diffusion.oracle import GaussianMixture
+from core.diffusion.schedules import NoiseSchedule, make_schedule
+from core.lab.teaching import (
     TERMINAL_SIGNAL_THRESHOLD,
     eps_form_mean,
     forward_snapshots,
@@ -35,7 +35,7 @@ from core.teaching import (
 
 
 def linear_betas(T, start=1e-4, end=0.02):
-    """Ho et al.'s linear schedule in plain floats (independent of core.schedules)."""
+    """Ho et al.'s linear schedule in plain floats (independent of core.diffusion.schedules)."""
     return [start + (end - start) * i / (T - 1) for i in range(T)]
 
 
@@ -321,7 +321,7 @@ def test_noise_free_sampler_on_one_gaussian_is_the_hand_derived_linear_map():
         a, a_prev = alpha_bars[t], (alpha_bars[t - 1] if t > 0 else 1.0)
         shrink = math.sqrt(a) * s**2 / (a * s**2 + 1 - a)
         c *= math.sqrt(a_prev) * betas[t] / (1 - a) * shrink + math.sqrt(1 - betas[t]) * (1 - a_prev) / (1 - a)
-    from core.oracle import OracleDenoiser
+    from core.diffusion.oracle import OracleDenoiser
     diffusion = GaussianDiffusion(make_schedule("linear", T, scale_with_T=False, beta_start=1e-3, beta_end=0.2), "eps")
     model = OracleDenoiser(GaussianMixture([[0.0]], [s], [1.0]), diffusion)
     x_T = torch.tensor([[1.0], [-2.0]], dtype=torch.float64)

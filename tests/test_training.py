@@ -1,4 +1,4 @@
-"""Tests for core/training.py: TrainConfig, the loss-history / profile statistics, and the Trainer.
+"""Tests for core/training/trainer.py: TrainConfig, the loss-history / profile statistics, and the Trainer.
 
 Jobs use the 2-D two-moons toy with the tiny MLP and T=50 (a step takes about a millisecond), or a tiny
 UNet on MNIST for a couple of steps. Waits are polls with generous bounds, never timing assertions.
@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from core import checkpoints
-from core.training import (LossHistory, TimestepProfile, TrainConfig, Trainer, ema_decay_at, learning_rate_at)
+from core.training.trainer import LossHistory, TimestepProfile, TrainConfig, Trainer, ema_decay_at, learning_rate_at
 
 WAIT = 60.0  # upper bound for any poll; a healthy run needs a fraction of a second
 

@@ -14,7 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.images import png_bytes
+from core.data.images import png_bytes
 
 IMAGE_ROW_HEIGHT = 190  # pixels per row of pictures
 CURVE_ROW_HEIGHT = 280
@@ -86,7 +86,8 @@ def _slider(frame_labels, active: int, prefix: str) -> tuple[dict, dict]:
     """The slider and the play/pause buttons that step through the frames named str(i)."""
     animate = {"mode": "immediate", "frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}
     steps = [{"label": str(label), "method": "animate", "args": [[str(i)], animate]} for i, label in enumerate(frame_labels)]
-    slider = {"active": active, "steps": steps, "currentvalue": {"prefix": prefix, "xanchor": "right", "font": {"size": 14}}, "pad": {"t": 40}, "len": 0.9, "x": 0.1}
+    slider = {"active": active, "steps": steps, "pad": {"t": 40}, "len": 0.9, "x": 0.1,
+              "currentvalue": {"prefix": prefix, "xanchor": "right", "font": {"size": 14}}}
     play = {"mode": "immediate", "fromcurrent": True, "frame": {"duration": 120, "redraw": True}, "transition": {"duration": 0}}
     buttons = {"type": "buttons", "direction": "left", "x": 0.0, "y": 0.0, "xanchor": "left", "yanchor": "top",
                "pad": {"t": 45}, "showactive": False,
@@ -185,8 +186,11 @@ def image_scrubber(rows: list, frame_labels, curves: dict | None = None, curve_x
     def first(panel):
         return panel.pictures[active] if panel.animated else panel.pictures
 
-    cells = [[(p.title, [(_image_trace(first(p), p.title), p.animated)],
-               lambda fig, r, c, shape=first(p).shape[:2]: _picture_axes(fig, r, c, *shape)) for p in row] for row in rows]
+    def axes_for(panel):
+        shape = first(panel).shape[:2]
+        return lambda fig, r, c: _picture_axes(fig, r, c, *shape)
+
+    cells = [[(p.title, [(_image_trace(first(p), p.title), p.animated)], axes_for(p)) for p in row] for row in rows]
 
     def frame_traces(k):
         return [_image_trace(p.pictures[k], p.title) for row in rows for p in row if p.animated]

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import state
+from ui import catalog, session
 
 
 def render_sidebar() -> None:
     with st.sidebar:
-        st.caption(f"Device: **{state.device_label()}**")
-        models = state.available_models()
+        st.caption(f"Device: **{session.device_label()}**")
+        models = catalog.available_models()
         if not models:
             st.warning("No model yet: train one on the Train page or upload a checkpoint.")
         else:
             keys = list(models)
-            current = state.active_model_key()
+            current = catalog.active_model_key()
             st.session_state.active_model_key = st.selectbox(
                 "Active model", keys, index=keys.index(current) if current in keys else 0,
                 format_func=models.get, help="Shipped checkpoints, models trained in this session, and uploads.")
@@ -24,22 +24,22 @@ def render_sidebar() -> None:
         if uploaded is not None and st.session_state.get("last_upload") != (uploaded.name, uploaded.size):
             st.session_state.last_upload = (uploaded.name, uploaded.size)
             try:
-                st.session_state.active_model_key = state.add_uploaded(uploaded.name, uploaded.getvalue())
+                st.session_state.active_model_key = catalog.add_uploaded(uploaded.name, uploaded.getvalue())
                 st.session_state.upload_error = None
                 st.rerun()
             except ValueError as error:
                 st.session_state.upload_error = f"{uploaded.name} is not a usable checkpoint: {error}"
         if st.session_state.get("upload_error"):
             st.error(st.session_state.upload_error)
-        key = state.active_model_key()
+        key = catalog.active_model_key()
         if key:
             try:
-                loaded = state.load_model(key)
+                loaded = catalog.load_model(key)
             except (ValueError, KeyError) as error:
                 st.error(f"Could not load {models.get(key, key)}: {error}")
                 return
             with st.expander("Model settings", expanded=False):
-                for name, value in state.model_summary(loaded).items():
+                for name, value in catalog.model_summary(loaded).items():
                     st.markdown(f"**{name}**: {value}")
 
 
@@ -49,9 +49,9 @@ def render_job_status() -> None:
 
     @st.fragment(run_every=15)
     def heartbeat():
-        registry = state.get_registry()
-        registry.heartbeat(state.session_id())
-        jobs = registry.jobs_for(state.session_id())
+        registry = session.get_registry()
+        registry.heartbeat(session.session_id())
+        jobs = registry.jobs_for(session.session_id())
         if jobs:
             snapshot = jobs[-1].snapshot()
             st.caption(f"Training job: {snapshot.state}, step {snapshot.step:,}/{snapshot.total_steps:,}")

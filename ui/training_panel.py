@@ -2,7 +2,7 @@
 
 Shared by the Train page and the 2-D playground. The panel is a fragment that reruns on a timer, so only
 it refreshes while a job runs; the rest of the page stays put. Jobs live in the process-wide registry
-(ui.state.get_registry), so switching pages or reloading the tab never loses them.
+(ui.session.get_registry), so switching pages or reloading the tab never loses them.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.images import png_bytes, upscale
-from core.jobs import JobRefused
-from core.training import ACTIVE_STATES, TrainConfig
-from ui import state
+from core.data.images import png_bytes, upscale
+from core.training.jobs import JobRefused
+from core.training.trainer import ACTIVE_STATES, TrainConfig
+from ui import session
 
 REFRESH_SECONDS = 1.0
 STATE_LABELS = {
@@ -36,7 +36,7 @@ def format_seconds(seconds) -> str:
 
 def latest_job(kind: str | None = None):
     """This session's newest job (optionally only jobs on 'image' or 'points' data), or None."""
-    jobs = state.get_registry().jobs_for(state.session_id())
+    jobs = session.get_registry().jobs_for(session.session_id())
     if kind is not None:
         jobs = [job for job in jobs if job.trainer.data_kind == kind]
     return jobs[-1] if jobs else None
@@ -46,7 +46,7 @@ def submit(config: TrainConfig):
     """Start (or queue) a job for this session; errors become messages, never tracebacks."""
     try:
         config.validate()
-        state.get_registry().submit(state.session_id(), config)
+        session.get_registry().submit(session.session_id(), config)
     except JobRefused as error:
         st.warning(str(error))
     except ValueError as error:
@@ -92,14 +92,15 @@ def preview_view(preview):
 def job_buttons(job) -> None:
     """Stop / Resume / Save / Download / Discard for one job."""
     snapshot = job.snapshot()
-    registry = state.get_registry()
+    registry = session.get_registry()
     columns = st.columns(4)
     if snapshot.state in ACTIVE_STATES:
         if columns[0].button("Stop", key=f"stop_{job.job_id}", help="Stops after the current step; nothing is lost."):
             registry.stop(job.job_id)
             st.rerun()
     elif snapshot.state in ("stopped", "finished", "failed") and snapshot.step > 0:
-        more = columns[0].number_input("Total steps", min_value=snapshot.step + 1, value=max(snapshot.total_steps, snapshot.step + 1) if snapshot.state != "finished" else snapshot.total_steps * 2,
+        suggested = snapshot.total_steps * 2 if snapshot.state == "finished" else max(snapshot.total_steps, snapshot.step + 1)
+        more = columns[0].number_input("Total steps", min_value=snapshot.step + 1, value=suggested,
                                        step=100, key=f"more_{job.job_id}", help="Resume continues to this step count.")
         if columns[1].button("Resume", key=f"resume_{job.job_id}"):
             try:
@@ -130,7 +131,7 @@ def progress_panel(job, floor_fn=None) -> None:
 
     @st.fragment(run_every=REFRESH_SECONDS if active else None)
     def live():
-        state.get_registry().heartbeat(state.session_id())
+        session.get_registry().heartbeat(session.session_id())
         snapshot = job.snapshot()
         if st.session_state.get(f"last_state_{job.job_id}") in ACTIVE_STATES and snapshot.state not in ACTIVE_STATES:
             st.session_state[f"last_state_{job.job_id}"] = snapshot.state

@@ -64,7 +64,7 @@ def page(browser):
 @pytest.fixture(scope="session")
 def browser_checkpoint_dir(tmp_path_factory) -> Path:
     """A folder of tiny, randomly initialised (seeded) checkpoints that the app offers as its shipped models."""
-    from test_page_denoise import make_checkpoints  # tests/ is on sys.path (pytest's rootdir conftest)
+    from helpers import make_checkpoints  # tests/ is on sys.path (pytest's rootdir conftest)
 
     return make_checkpoints(tmp_path_factory.mktemp("browser_checkpoints"))
 

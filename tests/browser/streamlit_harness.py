@@ -158,7 +158,7 @@ class AppPage:
         self.page = page  # playwright.sync_api.Page, for everything the helpers don't cover
         self.base_url = base_url
 
-    def open(self, path: str = "", *, check_errors: bool = True) -> "AppPage":
+    def open(self, path: str = "", *, check_errors: bool = True) -> AppPage:
         """Load the app at URL path `path` ("" = default page, "schedules" = st.Page url_path),
         wait until its script run has finished and, unless check_errors=False, assert no errors."""
         self.page.goto(f"{self.base_url}/{path.lstrip('/')}")

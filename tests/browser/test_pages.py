@@ -119,11 +119,11 @@ class RerunWatch:
 
 # The slider's "t = …" read-out: plotly.js draws it as the slider group's own text element.
 CURRENT_VALUE_SELECTOR = ".slider-group > text.slider-label"
-SCRUBBER_STATE_JS = """(chart) => ({
-  label: chart.querySelector('%s').textContent,
+SCRUBBER_STATE_JS = f"""(chart) => ({{
+  label: chart.querySelector('{CURRENT_VALUE_SELECTOR}').textContent,
   picture: [...chart.querySelectorAll('image')].map(i => i.getAttribute('href') || i.getAttribute('xlink:href'))
              .find(h => h && h.startsWith('data:image/png')),
-})""" % CURRENT_VALUE_SELECTOR
+}})"""
 
 
 def test_denoise_scrubber_changes_frame_in_the_browser(app):

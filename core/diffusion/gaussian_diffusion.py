@@ -7,7 +7,7 @@ Read this next to the papers:
 - Salimans & Ho 2022: the v-parameterization v = √ᾱ·ε − √(1−ᾱ)·x_0.
 
 Timesteps are 0-based indices (index t is the paper's step t+1). The model is kept outside: methods take
-its output, so the sampling loops in `core.samplers` stay readable.
+its output, so the sampling loops in `core.diffusion.samplers` stay readable.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from core.schedules import NoiseSchedule, schedule_from_config
+from core.diffusion.schedules import NoiseSchedule, schedule_from_config
 
 PREDICTIONS = ("eps", "x0", "v")
 VARIANCES = ("fixed_large", "fixed_small", "learned_range")
@@ -73,7 +73,8 @@ class GaussianDiffusion:
 
     def __init__(self, schedule: NoiseSchedule, prediction: str = "eps", variance: str = "fixed_large"):
         if not isinstance(schedule, NoiseSchedule):
-            raise ValueError(f"schedule must be a NoiseSchedule (see core.schedules.make_schedule), got {type(schedule).__name__}")
+            raise ValueError("schedule must be a NoiseSchedule (see core.diffusion.schedules.make_schedule), "
+                             f"got {type(schedule).__name__}")
         if prediction not in PREDICTIONS:
             raise ValueError(f"prediction must be one of {', '.join(PREDICTIONS)}; got {prediction!r}")
         if variance not in VARIANCES:
@@ -103,7 +104,7 @@ class GaussianDiffusion:
         return {"schedule": self.schedule.to_config(), "prediction": self.prediction, "variance": self.variance}
 
     @classmethod
-    def from_config(cls, config: dict) -> "GaussianDiffusion":
+    def from_config(cls, config: dict) -> GaussianDiffusion:
         if not isinstance(config, dict) or set(config) != {"schedule", "prediction", "variance"}:
             raise ValueError("a diffusion config must be a dict with exactly 'schedule', 'prediction' and 'variance'")
         return cls(schedule_from_config(config["schedule"]), config["prediction"], config["variance"])
@@ -114,7 +115,7 @@ class GaussianDiffusion:
             raise ValueError(f"data_channels must be a positive integer, got {data_channels!r}")
         return 2 * data_channels if self.variance == "learned_range" else data_channels
 
-    def respaced(self, kept_timesteps) -> "GaussianDiffusion":
+    def respaced(self, kept_timesteps) -> GaussianDiffusion:
         """The same process visiting only `kept_timesteps`, with betas recomputed from ᾱ
         (Nichol & Dhariwal §4). Index i of the result corresponds to original timestep kept_timesteps[i]."""
         return GaussianDiffusion(self.schedule.respaced(kept_timesteps), self.prediction, self.variance)

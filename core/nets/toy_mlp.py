@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.embedding import timestep_embedding
+from core.nets.embedding import timestep_embedding
 
 MLP_SIZES = {
     "tiny": {"hidden": 64, "depth": 2, "time_embed_dim": 32, "fourier_frequencies": 6},

@@ -8,8 +8,8 @@ dict as JSON next to safetensors weights, so nothing is ever unpickled.
 import torch
 from torch import nn
 
-from core.toy_mlp import MLP_SIZES, ToyMLP
-from core.unet import UNET_SIZES, UNet
+from core.nets.toy_mlp import MLP_SIZES, ToyMLP
+from core.nets.unet import UNET_SIZES, UNet
 
 MODEL_KINDS = {"unet": UNet, "mlp": ToyMLP}
 # Constructor arguments per kind: (required, optional). Lists are accepted where the model takes tuples.

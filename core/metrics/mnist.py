@@ -1,4 +1,4 @@
-"""Sample-quality metrics for generated MNIST digits, measured with the small classifier of core/classifier.py.
+"""Sample-quality metrics for generated MNIST digits, measured with the small classifier of core/metrics/classifier.py.
 
 * `frechet_distance`: the Fréchet (2-Wasserstein) distance between two Gaussians (Dowson & Landau 1982),
       d² = |μ1 − μ2|² + tr C1 + tr C2 − 2 tr (C1^½ C2 C1^½)^½.
@@ -22,8 +22,8 @@ import functools
 import numpy as np
 import torch
 
-from core.classifier import FEATURE_DIM, IMAGE_SHAPE, load_classifier
-from core.data import load_dataset
+from core.data.datasets import load_dataset
+from core.metrics.classifier import FEATURE_DIM, IMAGE_SHAPE, load_classifier
 
 DEFAULT_BATCH = 250
 

@@ -2,7 +2,7 @@
 
 A 2-D toy is small enough to compare a trained network with the *exact* answer everywhere:
 
-* The oracle (core.oracle): for the two Gaussian mixtures the Bayes-optimal denoiser of the true
+* The oracle (core.diffusion.oracle): for the two Gaussian mixtures the Bayes-optimal denoiser of the true
   distribution; for the other toys the optimal denoiser of a fixed set of training points
   (EmpiricalDistribution, the "memorising" denoiser: at small t it pulls every x_t onto its nearest
   training point). `oracle_distribution` builds it.
@@ -12,10 +12,10 @@ A 2-D toy is small enough to compare a trained network with the *exact* answer e
   log q_t on the grid (where the difference matters).
 * Loss per timestep (`timestep_loss`, `bin_average`): the model's simple loss ‖target − prediction‖²/D
   (Ho et al. 2020 eq. 14, in the model's own parameterisation) on fresh data, for comparison with the
-  exact minimum `core.oracle.loss_floor_curve`. With x_0 from the oracle's distribution their gap at t equals
+  exact minimum `core.diffusion.oracle.loss_floor_curve`. With x_0 from the oracle's distribution their gap at t equals
   E_{x_t}‖prediction − E[target | x_t]‖²/D, the model's squared distance to the optimal prediction.
 * Samples and quality (`run_pair`, `quality_table`, `metric_noise`): model and oracle run with the same x_T
-  and the same noise, scored against fresh data with MMD² (RBF) and sliced Wasserstein-1 (core.metrics),
+  and the same noise, scored against fresh data with MMD² (RBF) and sliced Wasserstein-1 (core.metrics.points),
   next to the scores of perfect samples (other fresh data), the metrics' own noise.
 
 Timesteps are 0-based indices t = 0..T-1 (index t is the paper's step t+1).
@@ -29,12 +29,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from core import explore
-from core.data import MIXTURE_TOY_NAMES, TOY_NAMES, load_dataset, toy_mixture_parameters
-from core.diffusion import GaussianDiffusion
-from core.metrics import median_bandwidth, mmd_rbf, sliced_wasserstein
-from core.oracle import EmpiricalDistribution, GaussianMixture, OracleDenoiser
-from core.training import TrainConfig
+from core.data.datasets import MIXTURE_TOY_NAMES, TOY_NAMES, load_dataset, toy_mixture_parameters
+from core.diffusion.gaussian_diffusion import GaussianDiffusion
+from core.diffusion.oracle import EmpiricalDistribution, GaussianMixture, OracleDenoiser
+from core.lab import explore
+from core.metrics.points import median_bandwidth, mmd_rbf, sliced_wasserstein
+from core.training.trainer import TrainConfig
 
 FIELD_KINDS = ("eps", "score")
 ORACLE_POINTS = 2048  # training points the memorising oracle uses (cost grows linearly with this)
@@ -125,7 +125,7 @@ def oracle_distribution(name: str, seed: int = DEFAULT_TOY_SEED, toy_points: int
 
     Mixtures: GaussianMixture(toy_mixture_parameters(name)), the true distribution. Other toys: the uniform
     distribution over the first min(toy_points, ORACLE_POINTS) points of the training split that a job with
-    this seed and toy_points trains on (core.data.load_dataset), i.e. the memorising optimal denoiser.
+    this seed and toy_points trains on (core.data.datasets.load_dataset), i.e. the memorising optimal denoiser.
     """
     _check_choice("name", name, TOY_NAMES)
     if has_exact_density(name):
@@ -278,7 +278,7 @@ def timestep_loss(model, diffusion: GaussianDiffusion, sample_x0, ts, n: int, ge
 
     For every t in ts: x_0 = sample_x0(n, generator) ([n, 2]), ε ~ N(0, I), and the per-example mse of
     diffusion.training_losses. Returns (means, standard_errors) float64 [len(ts)] (standard error =
-    sample std / √n), the same convention as core.oracle.loss_floor_curve, so the two can be compared.
+    sample std / √n), the same convention as core.diffusion.oracle.loss_floor_curve, so the two can be compared.
     Everything runs in batches of at most batch_size examples.
     """
     diffusion = _check_diffusion(diffusion)
@@ -294,7 +294,7 @@ def timestep_loss(model, diffusion: GaussianDiffusion, sample_x0, ts, n: int, ge
     t_all = ts.long().repeat_interleave(n)
     x0_all = sample_x0(t_all.numel(), generator)
     if not isinstance(x0_all, torch.Tensor) or x0_all.shape != (t_all.numel(), 2):
-        raise ValueError(f"sample_x0(count, generator) must return a tensor of shape [count, 2]")
+        raise ValueError("sample_x0(count, generator) must return a tensor of shape [count, 2]")
     noise_all = torch.randn(x0_all.shape, generator=generator, dtype=x0_all.dtype)
     per_example = []
     for start in range(0, t_all.numel(), batch_size):
@@ -395,7 +395,7 @@ def quality_table(models: dict, diffusion: GaussianDiffusion, step_counts, n: in
     """Rows {"sampler": "DDPM" | "DDIM", "steps", "<name> MMD²", "<name> SW₁", ...}: DDPM with the model's
     reverse variance and DDIM (η = 0) at each step count, every model sampled with the same seed (same x_T
     and noise), n points, scored against `reference` with sample_quality and reference_bandwidths.
-    spacing: which timesteps fewer steps visit (core.samplers.timesteps; "trailing" starts exactly at t = T).
+    spacing: which timesteps fewer steps visit (core.diffusion.samplers.timesteps; "trailing" starts exactly at t = T).
     progress(i, total) is called after each sampler run.
     """
     diffusion = _check_diffusion(diffusion)

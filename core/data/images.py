@@ -1,7 +1,7 @@
 """Turning image batches into pictures: [-1, 1] floats -> uint8, grids, nearest upscaling, PNG.
 
 Only numpy and Pillow (no torchvision). Conventions:
-* model-space images are floats in [-1, 1] (pixel p <-> p / 127.5 - 1, see core/data.py);
+* model-space images are floats in [-1, 1] (pixel p <-> p / 127.5 - 1, see core/data/datasets.py);
 * display-space images are numpy uint8 arrays [H, W] (grey) or [H, W, 3] (RGB).
 """
 

@@ -1,8 +1,8 @@
-"""Streamlit glue shared by every page: who the user is, which model is active, the job registry.
+"""The model catalogue every page shares: which models exist and which one is active.
 
-Pages call these helpers and `core`; nothing here does diffusion math. Models come from three places:
-the checkpoints shipped in `checkpoints/`, models trained in this session (the job registry keeps them
-until their owner discards them), and `.safetensors` files the user uploads (validated by core.checkpoints).
+Models come from three places: the checkpoints shipped in `checkpoints/`, models trained in this session
+(the job registry keeps them until their owner discards them), and `.safetensors` files the user uploads
+(validated by core.checkpoints). Nothing here does diffusion math.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,12 +17,10 @@ import streamlit as st
 import torch
 
 from core import checkpoints
-from core.jobs import JobRegistry
+from ui.session import ROOT, get_registry, session_id
 
-ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINT_DIR = Path(os.environ.get("RDL_CHECKPOINT_DIR") or ROOT / "checkpoints")  # env: point the app at another folder
 DEFAULT_MODEL = "shipped:mnist_eps"
-SESSION_PARAM = "session"  # query parameter that lets a reloaded tab find its jobs again
 
 
 @dataclass
@@ -46,7 +43,7 @@ class LoadedModel:
 
     @property
     def dataset(self) -> str | None:
-        """The core.data name of the training data, or None if the checkpoint does not say."""
+        """The core.data.datasets name of the training data, or None if the checkpoint does not say."""
         data = self.metadata.get("data") or {}
         return data.get("dataset") or data.get("name")
 
@@ -57,30 +54,6 @@ class LoadedModel:
         return f"{self.key}:{digest[:16]}"
 
 
-def session_id() -> str:
-    """A stable id for this browser session, kept in the URL so a reloaded tab keeps its jobs."""
-    if "session_id" not in st.session_state:
-        from_url = st.query_params.get(SESSION_PARAM)
-        valid = isinstance(from_url, str) and len(from_url) == 32 and all(c in "0123456789abcdef" for c in from_url)
-        st.session_state.session_id = from_url if valid else uuid.uuid4().hex
-    if st.query_params.get(SESSION_PARAM) != st.session_state.session_id:
-        st.query_params[SESSION_PARAM] = st.session_state.session_id
-    return st.session_state.session_id
-
-
-@st.cache_resource
-def get_registry() -> JobRegistry:
-    """One registry for the whole server process: all sessions share the device through it."""
-    return JobRegistry()
-
-
-def device_label() -> str:
-    if torch.cuda.is_available():
-        return f"GPU: {torch.cuda.get_device_name(0)}"
-    return f"CPU ({torch.get_num_threads()} threads)"
-
-
-# ------------------------------------------------------------------------------------------ catalogue
 @st.cache_data(show_spinner=False)
 def _shipped_metadata(path: str, mtime: float) -> dict:
     return checkpoints.read_metadata(path)

@@ -13,11 +13,7 @@ Every random draw (minibatches, t, ε) comes from one `torch.Generator` owned by
 `config.seed`; its state is saved in checkpoints, so a stopped or reloaded run continues exactly as an
 uninterrupted one would. Nothing here imports Streamlit: the app polls `Trainer.snapshot()`.
 
-Thread count: on CPU torch's intra-op thread count is process-wide. `configure_cpu_threads()` sets it once
-per process, when the first CPU Trainer is built, to the usable cores minus one (at least 1), or to
-$RDL_TORCH_THREADS; later calls leave it alone. The free core keeps the web server responsive, and on a
-busy 2-core machine one thread is also much faster than two (OpenMP threads that wait for a descheduled
-partner spin instead of working).
+Device and CPU threads: core/runtime.py.
 
 Initial weights: the network is built while the global torch RNG is temporarily seeded with config.seed
 (`torch.random.fork_rng`, restored afterwards), so the same config always starts from the same weights.
@@ -29,7 +25,6 @@ import base64
 import copy
 import functools
 import math
-import os
 import threading
 import time
 from collections import deque
@@ -38,14 +33,15 @@ from pathlib import Path
 
 import torch
 
-from core import checkpoints, models
-from core.data import DATASET_NAMES, TOY_NAMES, Dataset, load_dataset
-from core.diffusion import PREDICTIONS, VARIANCES, GaussianDiffusion
-from core.images import make_grid
-from core.samplers import ddim_sample, ddpm_sample
-from core.schedules import MAX_T, SCHEDULE_KINDS, make_schedule
+from core import checkpoints
+from core.data.datasets import DATASET_NAMES, TOY_NAMES, Dataset, load_dataset
+from core.data.images import make_grid
+from core.diffusion.gaussian_diffusion import PREDICTIONS, VARIANCES, GaussianDiffusion
+from core.diffusion.samplers import ddim_sample, ddpm_sample
+from core.diffusion.schedules import MAX_T, SCHEDULE_KINDS, make_schedule
+from core.nets import build as models
+from core.runtime import DEVICES, configure_cpu_threads, describe_device, resolve_device
 
-DEVICES = ("auto", "cpu", "cuda")
 LR_SCHEDULES = ("constant", "cosine")
 STATES = ("idle", "queued", "running", "stopping", "stopped", "finished", "failed")
 ACTIVE_STATES = ("queued", "running", "stopping")
@@ -56,7 +52,6 @@ RATE_WINDOW = 50  # images/s is measured over the last this-many steps
 DEFAULT_PREVIEW_IMAGES = 16
 DEFAULT_PREVIEW_POINTS = 512
 MAX_PREVIEW = 4096
-THREADS_ENV = "RDL_TORCH_THREADS"
 
 
 # ------------------------------------------------------------------------------------------ config
@@ -66,9 +61,9 @@ class TrainConfig:
 
     The defaults are the recipe of the shipped MNIST models (tiny UNet, linear T = 1000, lr 2e-3 with 200
     warm-up steps, EMA 0.999 with warm-up; see checkpoints/README.md), which gives digits on a 2-core CPU.
-    model_size:     a size of core.models for the dataset kind (UNet sizes for images, MLP sizes for 2-D toys)
-    schedule, T, beta_start, beta_end, scale_with_T:  see core.schedules.make_schedule
-    prediction, variance:  see core.diffusion.GaussianDiffusion
+    model_size:     a size of core.nets.build for the dataset kind (UNet sizes for images, MLP sizes for 2-D toys)
+    schedule, T, beta_start, beta_end, scale_with_T:  see core.diffusion.schedules.make_schedule
+    prediction, variance:  see core.diffusion.gaussian_diffusion.GaussianDiffusion
     learning_rate:  peak Adam learning rate, reached linearly over warmup_steps, then held ("constant")
                     or decayed to 0 at total_steps along a half cosine ("cosine")
     ema_decay:      0 disables the EMA (the EMA model then equals the raw model)
@@ -109,7 +104,7 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict) -> "TrainConfig":
+    def from_json(cls, data: dict) -> TrainConfig:
         """Inverse of `to_json`; missing entries take the defaults, unknown ones are an error. Validated."""
         if not isinstance(data, dict):
             raise ValueError(f"a training config must be a dict, got {type(data).__name__}")
@@ -125,7 +120,7 @@ class TrainConfig:
     def data_kind(self) -> str:
         return "points" if self.dataset in TOY_NAMES else "image"
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         """Raise ValueError naming the field, its value and what is allowed; returns self when valid."""
         _choice("dataset", self.dataset, DATASET_NAMES)
         _choice("model_size", self.model_size, models.SIZE_NAMES)
@@ -192,42 +187,6 @@ def build_diffusion(config: TrainConfig) -> GaussianDiffusion:
     return GaussianDiffusion(schedule, config.prediction, config.variance)
 
 
-def resolve_device(name: str) -> torch.device:
-    """"auto" -> CUDA when available, else CPU; "cuda" without a GPU is an error."""
-    _choice("device", name, DEVICES)
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' is not available on this machine (no CUDA GPU found); use 'auto' or 'cpu'")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-_threads_configured = False
-_threads_lock = threading.Lock()
-
-
-def configure_cpu_threads() -> int:
-    """Set torch's process-wide CPU thread count once (see the module docstring); returns the count."""
-    global _threads_configured
-    with _threads_lock:
-        if not _threads_configured:
-            requested = os.environ.get(THREADS_ENV)
-            if requested is not None and requested.isdigit() and int(requested) > 0:
-                threads = int(requested)
-            else:
-                cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-                threads = cores - 1  # one core stays free for the web server and the UI
-            torch.set_num_threads(max(1, threads))
-            _threads_configured = True
-        return torch.get_num_threads()
-
-
-def describe_device(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda: {torch.cuda.get_device_name(device)}"
-    return f"cpu ({torch.get_num_threads()} threads)"
-
-
 @functools.lru_cache(maxsize=8)
 def load_training_data(name: str, seed: int, toy_points: int) -> Dataset:
     """The training split, loaded once per process: jobs share it (training never modifies it in place)."""
@@ -286,7 +245,7 @@ class LossHistory:
                 "losses": list(self.losses), "pending_sum": self._pending_sum, "pending_count": self._pending_count}
 
     @classmethod
-    def from_state(cls, state: dict) -> "LossHistory":
+    def from_state(cls, state: dict) -> LossHistory:
         """Inverse of `state()` (checked: it may come from a file)."""
         history = cls(state["max_points"])
         _integer("bucket", state["bucket"], 1)
@@ -332,7 +291,7 @@ class TimestepProfile:
                 "averages": [None if math.isnan(a) else a for a in self.averages], "counts": list(self.counts)}
 
     @classmethod
-    def from_state(cls, state: dict) -> "TimestepProfile":
+    def from_state(cls, state: dict) -> TimestepProfile:
         """Inverse of `state()` (checked: it may come from a file)."""
         for name in ("T", "bins", "window"):
             _integer(name, state[name], 1)
@@ -391,7 +350,7 @@ class Trainer:
     `loss_hook(step, loss) -> loss`, if given, sees every batch loss (a 0-d tensor) before the backward pass
     and returns the loss to use: for monitoring, extra regularisers, or injecting faults in tests.
     `on_exit(trainer)` is called (outside the trainer's locks) whenever the thread ends.
-    `dataset` may pass the already loaded core.data.Dataset of config.dataset.
+    `dataset` may pass the already loaded core.data.datasets.Dataset of config.dataset.
     """
 
     def __init__(self, config: TrainConfig, loss_hook=None, on_exit=None, dataset=None):
@@ -404,7 +363,7 @@ class Trainer:
         if dataset is None:
             dataset = load_training_data(self.config.dataset, self.config.seed, self.config.toy_points)
         elif not isinstance(dataset, Dataset) or dataset.name != self.config.dataset:
-            raise ValueError(f"dataset must be the core.data.Dataset {self.config.dataset!r} of the config, "
+            raise ValueError(f"dataset must be the core.data.datasets.Dataset {self.config.dataset!r} of the config, "
                              f"got {getattr(dataset, 'name', type(dataset).__name__)!r}")
         self.data_kind = dataset.kind
         self.data_shape = tuple(dataset.data.shape[1:])
@@ -671,7 +630,7 @@ class Trainer:
         return checkpoints.save(path, ema, self.diffusion, metadata, raw_model=raw, optimizer_state=optimizer_state)
 
     @classmethod
-    def from_checkpoint(cls, path, device: str | None = None, loss_hook=None, on_exit=None) -> "Trainer":
+    def from_checkpoint(cls, path, device: str | None = None, loss_hook=None, on_exit=None) -> Trainer:
         """A stopped Trainer that continues the saved run: resume() picks up at the saved step.
 
         device overrides the saved config's device ("auto" | "cpu" | "cuda"). The generator state only

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from core.diffusion import GaussianDiffusion
+from core.diffusion.gaussian_diffusion import GaussianDiffusion
 
 SPACINGS = ("leading", "trailing", "linspace")
 

@@ -1,4 +1,4 @@
-"""A small MNIST digit classifier, used only to *measure* generated digits (core/mnist_metrics.py).
+"""A small MNIST digit classifier, used only to *measure* generated digits (core/metrics/mnist.py).
 
 It plays the role that the Inception network plays for FID / Inception Score on natural images
 (Heusel et al. 2017; Salimans et al. 2016), scaled down to 28x28 grey digits:
@@ -26,7 +26,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-CLASSIFIER_PATH = Path(__file__).resolve().parent.parent / "checkpoints" / "mnist_classifier.safetensors"
+CLASSIFIER_PATH = Path(__file__).resolve().parents[2] / "checkpoints" / "mnist_classifier.safetensors"
 ARCHITECTURE = "mnist_cnn_v1"
 NUM_CLASSES = 10
 FEATURE_DIM = 128

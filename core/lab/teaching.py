@@ -1,6 +1,6 @@
 """Small computations behind the teaching pages (schedule lab, anatomy of one reverse step).
 
-Everything here is plain math on top of `core.schedules` and `core.diffusion`; the pages only lay out
+Everything here is plain math on top of `core.diffusion.schedules` and `core.diffusion.gaussian_diffusion`; the pages only lay out
 widgets and figures. Conventions:
 - Functions take 0-based timestep indices t = 0..T-1 (index t is the paper's step t+1), like the rest of core.
   The pages *display* the paper's step t = 1..T; `paper_steps(T)` gives that axis.
@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 import torch
 
-from core.diffusion import VARIANCES, GaussianDiffusion, normal_kl
-from core.oracle import GaussianMixture, OracleDenoiser
-from core.samplers import ddpm_sample
-from core.schedules import MAX_T, SCHEDULE_KINDS, NoiseSchedule, make_schedule
+from core.diffusion.gaussian_diffusion import VARIANCES, GaussianDiffusion, normal_kl
+from core.diffusion.oracle import GaussianMixture, OracleDenoiser
+from core.diffusion.samplers import ddpm_sample
+from core.diffusion.schedules import MAX_T, SCHEDULE_KINDS, NoiseSchedule, make_schedule
 
 # x_T counts as "pure noise" when less than 5 % of x_0's amplitude is left in it (√ᾱ_T ≤ 0.05, i.e.
 # terminal SNR ≤ 0.0025). Ho et al.'s linear 1e-4..0.02 with T = 1000 leaves 0.0064; Lin et al. 2024 show
@@ -39,7 +39,7 @@ VARIANCE_LABELS = {  # how the pages name the three choices of σ_t² (Nichol & 
 # --------------------------------------------------------------------------------------- validation
 def _check_schedule(schedule) -> NoiseSchedule:
     if not isinstance(schedule, NoiseSchedule):
-        raise ValueError(f"schedule must be a NoiseSchedule (see core.schedules.make_schedule), got {type(schedule).__name__}")
+        raise ValueError(f"schedule must be a NoiseSchedule (see core.diffusion.schedules.make_schedule), got {type(schedule).__name__}")
     return schedule
 
 
@@ -321,7 +321,7 @@ def eps_form_mean(schedule: NoiseSchedule, x_t: float, t: int, eps: float) -> fl
 
 
 def parameterization_views(schedule: NoiseSchedule, x_t: float, t: int, eps: float) -> ParameterizationViews:
-    """Start from an ε prediction at (x_t, t) and express it as x_0 and v with core.diffusion's conversions;
+    """Start from an ε prediction at (x_t, t) and express it as x_0 and v with core.diffusion.gaussian_diffusion's conversions;
     convert back, and compute the reverse-step mean in the ε form (eq. 11) and in the x_0 form (eq. 7)."""
     s = _check_schedule(schedule)
     t = _check_int("t", t, 0, s.T - 1)
@@ -371,7 +371,7 @@ def sample_without_noise(model, diffusion: GaussianDiffusion, x_T: torch.Tensor)
     """DDPM's ancestral loop with every z set to 0: x_{t-1} = μ_θ(x_t, t) for t = T..1 (the "no noise" ablation).
 
     Each step moves x_t to the mean of p_θ(x_{t-1}|x_t) — an average over every x_0 compatible with x_t — and
-    never puts back the spread that averaging removed, so the samples contract. Compare core.samplers.ddpm_sample.
+    never puts back the spread that averaging removed, so the samples contract. Compare core.diffusion.samplers.ddpm_sample.
     """
     if not isinstance(diffusion, GaussianDiffusion):
         raise ValueError(f"diffusion must be a GaussianDiffusion, got {type(diffusion).__name__}")
@@ -400,9 +400,9 @@ class NoiseAblation:
 
 def noise_ablation(distribution, diffusion: GaussianDiffusion, n: int, generator: torch.Generator) -> NoiseAblation:
     """Run DDPM and the noise-free loop from the same x_T ~ N(0, I) with the exact oracle denoiser of a
-    core.oracle.GaussianMixture (so any difference is the sampler's, not a network's)."""
+    core.diffusion.oracle.GaussianMixture (so any difference is the sampler's, not a network's)."""
     if not isinstance(distribution, GaussianMixture):
-        raise ValueError(f"distribution must be a core.oracle.GaussianMixture, got {type(distribution).__name__}")
+        raise ValueError(f"distribution must be a core.diffusion.oracle.GaussianMixture, got {type(distribution).__name__}")
     n = _check_int("n", n, 2, 100_000)
     _check_generator(generator)
     model = OracleDenoiser(distribution, diffusion)

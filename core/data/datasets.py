@@ -3,7 +3,7 @@
 Every dataset comes back as a `Dataset` whose `data` is a float32 tensor on a common scale:
 
 * images: [N, C, H, W], pixel p in 0..255 mapped to p / 127.5 - 1, so exactly [-1, 1]
-  (the DDPM convention, Ho et al. 2020, Sec. 3.3); `core.images.to_uint8` is the inverse.
+  (the DDPM convention, Ho et al. 2020, Sec. 3.3); `core.data.images.to_uint8` is the inverse.
 * points: [N, 2], a 2-D toy scaled to "unit scale": every toy lives (up to small Gaussian tails)
   inside the square [-1, 1]^2, with a per-coordinate standard deviation of roughly 0.3..0.6.
 
@@ -40,7 +40,7 @@ KINDS = ("image", "points")
 MIXTURE_TOY_NAMES = ("eight_gaussians", "gaussian_mixture")
 
 DATA_DIR_ENV = "RDL_DATA_DIR"
-MNIST_SUBSET_PATH = Path(__file__).resolve().parent.parent / "data" / "mnist_subset.npz"
+MNIST_SUBSET_PATH = Path(__file__).resolve().parents[2] / "data" / "mnist_subset.npz"
 # Sub-folder of the data root for each IDX dataset (MNIST and Fashion-MNIST use the same file names).
 IDX_SUBFOLDERS = {"mnist_full": "mnist", "fashion_mnist": "fashion_mnist"}
 IDX_FILES = {

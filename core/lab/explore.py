@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from core.diffusion import VARIANCES, GaussianDiffusion
-from core.images import make_grid, to_uint8
-from core.samplers import SPACINGS, Trajectory, ddim_sample, ddpm_sample
+from core.data.images import make_grid, to_uint8
+from core.diffusion.gaussian_diffusion import VARIANCES, GaussianDiffusion
+from core.diffusion.samplers import SPACINGS, Trajectory, ddim_sample, ddpm_sample
 
 SAMPLER_METHODS = ("ddpm", "ddim")
 # Value ranges mapped to black..white when showing tensors as pictures. Data and x̂_0 live in [-1, 1];
@@ -106,7 +106,8 @@ def _check_sweep_inputs(diffusion, x0, t, noise):
     if not isinstance(x0, torch.Tensor) or not x0.is_floating_point() or x0.ndim < 2:
         raise ValueError(f"x0 must be a float tensor [B, *shape] (a batch of examples), got {getattr(x0, 'shape', type(x0).__name__)}")
     if not isinstance(noise, torch.Tensor) or noise.shape != x0.shape:
-        raise ValueError(f"noise must be a tensor with the shape of x0 {tuple(x0.shape)}, got {getattr(noise, 'shape', type(noise).__name__)}")
+        raise ValueError(f"noise must be a tensor with the shape of x0 {tuple(x0.shape)}, "
+                         f"got {getattr(noise, 'shape', type(noise).__name__)}")
     if not isinstance(t, torch.Tensor) or t.dtype != torch.long or t.ndim != 1 or len(t) == 0:
         raise ValueError(f"t must be a non-empty 1-D LongTensor of timestep indices, got {t!r}")
     if int(t.min()) < 0 or int(t.max()) >= diffusion.T:
@@ -288,7 +289,7 @@ def run_sampler(model, diffusion: GaussianDiffusion, settings: SamplerSettings, 
 
     x_T is the first draw of a generator seeded with `seed`, so runs with the same seed and shape start
     from the same noise whatever the settings (what "compare step counts" relies on). Returns x_0, or
-    (x_0, Trajectory) when record is True or k (see core.samplers).
+    (x_0, Trajectory) when record is True or k (see core.diffusion.samplers).
     """
     check_settings(settings, diffusion)
     shape = tuple(shape)

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.embedding import timestep_embedding
+from core.nets.embedding import timestep_embedding
 
 UNET_SIZES = {
     "tiny": {"channels": (16, 32, 64), "num_res_blocks": (1, 1, 1), "attention": True, "time_embed_dim": 64},

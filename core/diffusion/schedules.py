@@ -111,7 +111,7 @@ class NoiseSchedule:
         set_(self, "snr", alpha_bars / (1.0 - alpha_bars))
 
     @classmethod
-    def from_betas(cls, betas: torch.Tensor, kind: str = "custom") -> "NoiseSchedule":
+    def from_betas(cls, betas: torch.Tensor, kind: str = "custom") -> NoiseSchedule:
         betas = torch.as_tensor(betas, dtype=torch.float64)
         return cls(kind=kind, T=len(betas), beta_start=None, beta_end=None, scale_with_T=False, betas=betas)
 
@@ -125,7 +125,7 @@ class NoiseSchedule:
         """√ᾱ_T, the weight of x_0 in x_T."""
         return float(self.alpha_bars[-1].sqrt())
 
-    def respaced(self, kept_timesteps) -> "NoiseSchedule":
+    def respaced(self, kept_timesteps) -> NoiseSchedule:
         """A shorter schedule visiting only `kept_timesteps` (Nichol & Dhariwal §4).
 
         The new betas are recomputed from ᾱ so that each kept step has the same ᾱ as in the full

@@ -27,7 +27,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass
 
-from core.training import ACTIVE_STATES, Snapshot, TrainConfig, Trainer
+from core.training.trainer import ACTIVE_STATES, Snapshot, TrainConfig, Trainer
 
 
 class JobRefused(ValueError):

@@ -124,19 +124,3 @@ def sliced_wasserstein(x: torch.Tensor, y: torch.Tensor, n_projections: int = 12
     y_proj = (y @ directions.T).T.sort(dim=1).values  # [P, m]
     return float(_wasserstein_1d_power(x_proj, y_proj, float(p)).mean() ** (1.0 / p))
 
-
-# ===================================================================================== MNIST metrics
-# (written by the metrics-bench helper; the implementation lives in core/mnist_metrics.py, which needs
-# the shipped digit classifier. Re-exported here so that `core.metrics` is the one place for metrics.)
-from core.mnist_metrics import (  # noqa: E402,F401
-    class_histogram,
-    classifier_features_and_probs,
-    confident_fraction,
-    feature_statistics,
-    frechet_distance,
-    held_out_statistics,
-    inception_score,
-    mnist_fd,
-    mnist_quality,
-    mnist_real_floor,
-)

@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 import torch
 
-from core.diffusion import GaussianDiffusion
+from core.diffusion.gaussian_diffusion import GaussianDiffusion
 
 # Upper bound on the number of float64 elements of one [rows, K(, D)] intermediate tensor.
 _CHUNK_ELEMENTS = 1 << 21
@@ -243,7 +243,7 @@ def _check_distribution_and_diffusion(distribution, diffusion) -> None:
             f"distribution must be a GaussianMixture or EmpiricalDistribution, got {type(distribution).__name__}"
         )
     if not isinstance(diffusion, GaussianDiffusion):
-        raise ValueError(f"diffusion must be a core.diffusion.GaussianDiffusion, got {type(diffusion).__name__}")
+        raise ValueError(f"diffusion must be a core.diffusion.gaussian_diffusion.GaussianDiffusion, got {type(diffusion).__name__}")
 
 
 def _check_timesteps(t, batch: int, num_timesteps: int) -> torch.Tensor:

@@ -1,0 +1,4 @@
+"""The papers: noise schedules, the Gaussian diffusion process (forward process, posterior,
+parameterizations, variances, losses), the DDPM and DDIM samplers, and exact (oracle) denoisers.
+Read beside Ho et al. 2020, Nichol & Dhariwal 2021 and Song et al. 2021.
+"""

@@ -1,0 +1,39 @@
+"""The one page registry: app.py builds the navigation from it and the Home page its guide."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class PageEntry:
+    file: str  # relative to the repository root
+    title: str
+    icon: str
+    blurb: str  # what a student does there (the Home page's guide)
+
+
+PAGES = (
+    PageEntry("pages/home.py", "Home", ":material/home:", "the reverse process in a few formulas, and this guide."),
+    PageEntry("pages/train.py", "Train", ":material/model_training:",
+              "train a small model in the background and watch the loss, the per-timestep loss and samples improve."),
+    PageEntry("pages/denoise.py", "Denoise explorer", ":material/blur_on:",
+              "scrub through t and compare x_t, the true noise, the predicted noise and the predicted x₀."),
+    PageEntry("pages/sample.py", "Sample", ":material/auto_awesome:",
+              "run DDPM or DDIM with any number of steps and watch a sample emerge from noise."),
+    PageEntry("pages/schedules.py", "Schedule lab", ":material/show_chart:",
+              "compare β schedules, signal and noise weights, and see the forward process on a real digit."),
+    PageEntry("pages/reverse_step.py", "One reverse step", ":material/undo:",
+              "the true posterior vs the model's Gaussian, the three parameterizations, and why noise is added back."),
+    PageEntry("pages/playground_2d.py", "2-D playground", ":material/scatter_plot:",
+              "train on 2-D toy data and compare against the exact (Bayes-optimal) denoiser."),
+)
+HOME = PAGES[0].file
+
+
+def available_pages() -> list[PageEntry]:
+    """The registered pages whose file exists (a trimmed deployment may leave some out)."""
+    return [page for page in PAGES if (ROOT / page.file).exists()]
