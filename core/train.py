@@ -25,7 +25,8 @@ from core.diffusion.gaussian_diffusion import PREDICTIONS, VARIANCES
 from core.diffusion.schedules import SCHEDULE_KINDS
 from core.nets.build import SIZE_NAMES
 from core.runtime import DEVICES
-from core.training.trainer import LR_SCHEDULES, TrainConfig, Trainer
+from core.training.config import LR_SCHEDULES, TrainConfig
+from core.training.trainer import Trainer
 
 CHOICES = {"dataset": DATASET_NAMES, "model_size": SIZE_NAMES, "schedule": SCHEDULE_KINDS,
            "prediction": PREDICTIONS, "variance": VARIANCES, "lr_schedule": LR_SCHEDULES, "device": DEVICES}

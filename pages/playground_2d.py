@@ -21,7 +21,8 @@ from core.diffusion.schedules import SCHEDULE_KINDS
 from core.lab import playground
 from core.lab.explore import SamplerSettings, timestep_grid
 from core.nets.build import SIZE_NAMES, build_model, count_parameters, model_config_for
-from core.training.trainer import ACTIVE_STATES, TrainConfig, build_diffusion
+from core.training.config import TrainConfig, build_diffusion
+from core.training.stats import ACTIVE_STATES
 from ui import catalog, figures, session, training_panel
 
 TOY_LABELS = {"swiss_roll": "Swiss roll", "two_moons": "Two moons", "eight_gaussians": "Eight Gaussians",

@@ -10,7 +10,8 @@ from core.diffusion.gaussian_diffusion import PREDICTIONS, VARIANCES
 from core.diffusion.schedules import SCHEDULE_KINDS, make_schedule
 from core.lab.teaching import terminal_noise_warning
 from core.nets.build import SIZE_NAMES
-from core.training.trainer import ACTIVE_STATES, TrainConfig
+from core.training.config import TrainConfig
+from core.training.stats import ACTIVE_STATES
 from ui import session, training_panel
 
 DATASET_LABELS = {"mnist": "MNIST subset (4,500 real digits, shipped)", **{name: f"2-D: {name.replace('_', ' ')}" for name in TOY_NAMES}}

@@ -11,7 +11,7 @@ from core.diffusion.gaussian_diffusion import GaussianDiffusion
 from core.diffusion.oracle import EmpiricalDistribution, GaussianMixture, OracleDenoiser, loss_floor_curve
 from core.diffusion.schedules import make_schedule
 from core.lab import explore, playground
-from core.training.trainer import load_training_data
+from core.training.step import load_training_data
 
 T = 100
 

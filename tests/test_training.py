@@ -4,6 +4,7 @@ Jobs use the 2-D two-moons toy with the tiny MLP and T=50 (a step takes about a 
 UNet on MNIST for a couple of steps. Waits are polls with generous bounds, never timing assertions.
 """
 
+import dataclasses
 import json
 import math
 import threading
@@ -14,7 +15,9 @@ import pytest
 import torch
 
 from core import checkpoints
-from core.training.trainer import LossHistory, TimestepProfile, TrainConfig, Trainer, ema_decay_at, learning_rate_at
+from core.training.config import TrainConfig, ema_decay_at, learning_rate_at
+from core.training.stats import LossHistory, TimestepProfile
+from core.training.trainer import Trainer
 
 WAIT = 60.0  # upper bound for any poll; a healthy run needs a fraction of a second
 
@@ -86,18 +89,23 @@ def test_config_json_round_trip_through_text():
     ("scale_with_T", "yes", "True or False"),
 ])
 def test_config_validation_names_field_value_and_allowed(field, value, allowed):
-    config = toy_config(**{field: value})
     with pytest.raises(ValueError) as error:
-        config.validate()
+        toy_config(**{field: value})  # validated once, when built
     message = str(error.value)
     assert field in message and repr(value) in message and allowed in message
 
 
 def test_config_rejects_invalid_combinations_and_unknown_keys():
     with pytest.raises(ValueError, match="scale_with_T"):  # β_end·1000/T = 2 is not a probability
-        toy_config(T=10, scale_with_T=True).validate()
+        toy_config(T=10, scale_with_T=True)
     with pytest.raises(ValueError, match="beta_start"):
-        toy_config(beta_start=0.03, beta_end=0.02).validate()
+        toy_config(beta_start=0.03, beta_end=0.02)
+    config = toy_config()
+    config.T = 0  # assigned directly: validate() checks again
+    with pytest.raises(ValueError, match="T=0"):
+        config.validate()
+    with pytest.raises(ValueError, match="T=0"):
+        dataclasses.replace(toy_config(), T=0)
     with pytest.raises(ValueError, match="unknown training config entries.*'lr'"):
         TrainConfig.from_json({"lr": 0.1})
     with pytest.raises(ValueError, match="model_size"):

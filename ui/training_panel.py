@@ -16,8 +16,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.data.images import png_bytes, upscale
+from core.training.config import TrainConfig
 from core.training.jobs import JobRefused
-from core.training.trainer import ACTIVE_STATES, TrainConfig
+from core.training.stats import ACTIVE_STATES
 from ui import session
 
 REFRESH_SECONDS = 1.0

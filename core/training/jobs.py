@@ -27,7 +27,9 @@ import uuid
 from collections import deque
 from dataclasses import dataclass
 
-from core.training.trainer import ACTIVE_STATES, Snapshot, TrainConfig, Trainer
+from core.training.config import TrainConfig
+from core.training.stats import ACTIVE_STATES, Snapshot
+from core.training.trainer import Trainer
 
 
 class JobRefused(ValueError):
