@@ -297,7 +297,7 @@ with st.container(border=True):
             st.rerun()
 
 if job is not None:
-    job_config = job.trainer.config
+    job_config = job.config
     with st.expander(f"Training job: {TOY_LABELS[job_config.dataset]} · {job_config.model_size} · "
                      f"{job_config.prediction}/{job_config.variance} · {job_config.schedule} T={job_config.T} — "
                      f"{training_panel.STATE_LABELS.get(job.snapshot().state)}", expanded=True):
@@ -310,10 +310,10 @@ if job is not None:
 st.subheader("Explore")
 choices = {}
 finished = [j for j in session.get_registry().jobs_for(session.session_id())
-            if j.trainer.data_kind == "points" and j.snapshot().state in ("stopped", "finished") and j.snapshot().step > 0]
+            if j.data_kind == "points" and j.snapshot().state in ("stopped", "finished") and j.snapshot().saved_step]
 if finished:
     newest = finished[-1]
-    choices[f"trained:{newest.job_id}"] = (f"trained here: {TOY_LABELS[newest.trainer.config.dataset]}, "
+    choices[f"trained:{newest.job_id}"] = (f"trained here: {TOY_LABELS[newest.config.dataset]}, "
                                            f"step {newest.snapshot().step}")
 for key in catalog.shipped_models():
     if key.startswith("shipped:toy_"):

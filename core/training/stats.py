@@ -178,6 +178,7 @@ class Snapshot:
     preview: Preview | None
     config: dict = field(default_factory=dict)
     queue_position: int | None = None  # 1 = next to start, while queued
+    starts_in_seconds: float | None = None  # estimated wait for a slot, while queued (None = unknown)
     checkpoint: str | None = None  # path of the last checkpoint written for this job
     saved_step: int | None = None  # the step that checkpoint holds
     kept_until: float | None = None  # time.time() after which the server may delete the checkpoint

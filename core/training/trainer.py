@@ -1,7 +1,7 @@
 """`Trainer`: runs one TrainConfig's training loop (core/training/step.py) in a background thread.
 
 The run state machine:  idle → running → (stopping →) stopped | finished | failed, and stopped/finished →
-running again with resume(). A registry may also park a job in "queued". A loss or gradient that is not
+running again with resume() (a job registry adds "queued" and "crashed" around it). A loss or gradient that is not
 finite ends the run as "failed" (the weights are those before the bad step). A time budget
 (`max_seconds`) stops the run by itself once this segment of training has used it up.
 
@@ -100,17 +100,10 @@ class Trainer:
         with self._lock:
             return self._state
 
-    def mark_queued(self) -> None:
-        """The job waits for a free slot (from idle, stopped or finished)."""
-        with self._lock:
-            if self._state not in ("idle", "stopped", "finished"):
-                raise ValueError(f"only an idle, stopped or finished job can be queued; this one is {self._state!r}")
-            self._state = "queued"
-
     def start(self) -> None:
-        """Begin training (from idle, or queued before its first step)."""
+        """Begin training (a job that has not run yet)."""
         with self._lock:
-            if self._state not in ("idle", "queued") or self.step > 0:
+            if self._state != "idle" or self.step > 0:
                 raise ValueError(f"start() needs a job that has not run yet; this one is {self._state!r} "
                                  f"at step {self.step} (use resume())")
             self._launch()
@@ -121,7 +114,7 @@ class Trainer:
         if self.state == "stopping":
             self.join()  # the stop takes effect after the current step
         with self._lock:
-            if self._state not in ("stopped", "finished", "queued"):
+            if self._state not in ("stopped", "finished"):
                 raise ValueError(f"resume() needs a stopped job; this one is {self._state!r}")
             if total_steps is not None:
                 self._set_total_steps(total_steps)
@@ -156,8 +149,6 @@ class Trainer:
             if self._state == "running":
                 self._state, self._message = "stopping", message
                 self._stop_requested.set()
-            elif self._state == "queued":
-                self._state, self._message = "stopped", message
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the training thread to end; True when no thread is running."""
