@@ -1,7 +1,7 @@
 """Does an open training panel slow the job it shows? Steps/s of a worker-process job with the panel polling vs
 not, alternating, in one run.
 
-    python bench/panel_overhead.py [--phase-seconds 20] [--pairs 3] [--dataset mnist] [--batch-size 32]
+    python bench/panel_overhead.py [--phase-seconds 10] [--pairs 6] [--dataset mnist] [--batch-size 32]
 
 One job (the tiny UNet on MNIST by default) trains in a worker process started by the app's JobRegistry, with
 the slot and thread settings the app would use on this machine. The run alternates "closed" phases (nothing
@@ -9,7 +9,8 @@ reads the job) and "open" phases, in which this process does once per second wha
 page's panel does on the server (ui/training_panel.py): read the job's snapshot and preview, build the loss and
 per-timestep figures and serialise them to JSON, and encode the preview image as PNG. The browser's drawing
 happens on the student's machine and is not measured. The rate of each phase comes from the worker's own
-progress file: Δstep / Δ(training seconds) between the first and last report inside the phase.
+progress file: Δstep / Δ(training seconds) between the first and last report inside the phase. The CPU time
+of each panel refresh is measured too: it bounds what an open panel can take from the machine.
 """
 
 from __future__ import annotations
@@ -41,13 +42,16 @@ def panel_refresh(job) -> None:
         png_bytes(upscale(snapshot.preview.grid, 2))
 
 
-def phase(job, seconds: float, panel_open: bool) -> float:
-    """Run one phase; returns the job's steps per second of training time during it."""
+def phase(job, seconds: float, panel_open: bool, refresh_cpu: list) -> float:
+    """Run one phase; returns the job's steps per second of training time during it (and appends the CPU
+    seconds of each panel refresh to refresh_cpu)."""
     reports = []
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if panel_open:
+            started = time.process_time()
             panel_refresh(job)
+            refresh_cpu.append(time.process_time() - started)
         progress = store.read_json(job.folder / store.PROGRESS) or {}
         if progress.get("state") == "running" and progress.get("step"):
             report = (progress["step"], progress["elapsed_seconds"])
@@ -60,12 +64,13 @@ def phase(job, seconds: float, panel_open: bool) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--phase-seconds", type=float, default=20.0)
-    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--phase-seconds", type=float, default=10.0)
+    parser.add_argument("--pairs", type=int, default=6)
     parser.add_argument("--dataset", default="mnist")
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
 
+    load_start = os.getloadavg()
     with tempfile.TemporaryDirectory() as root:
         registry = JobRegistry(run_store=store.RunStore(root))
         config = TrainConfig(dataset=args.dataset, model_size="tiny", batch_size=args.batch_size, total_steps=10_000_000,
@@ -74,10 +79,10 @@ def main() -> int:
         job = registry.get(job_id)
         while (store.read_json(job.folder / store.PROGRESS) or {}).get("step", 0) < 5:  # warm up
             time.sleep(0.5)
-        rows = []
+        rows, refresh_cpu = [], []
         for pair in range(args.pairs):
             for panel_open in (False, True):
-                rate = phase(job, args.phase_seconds, panel_open)
+                rate = phase(job, args.phase_seconds, panel_open, refresh_cpu)
                 rows.append({"pair": pair, "panel": "open" if panel_open else "closed", "steps_per_s": rate})
                 print(f"pair {pair}: panel {'open  ' if panel_open else 'closed'} {rate:.3f} steps/s", flush=True)
         registry.stop(job_id)
@@ -89,6 +94,7 @@ def main() -> int:
     summary = {"dataset": args.dataset, "batch_size": args.batch_size, "phase_seconds": args.phase_seconds,
                "closed_mean": statistics.mean(closed), "open_mean": statistics.mean(opened),
                "open_over_closed_per_pair": ratios, "open_over_closed_mean": statistics.mean(ratios),
+               "panel_refresh_cpu_ms_median": 1000 * statistics.median(refresh_cpu), "loadavg_start": load_start,
                "worker_threads": registry.limits.threads_per_job, "cpu_slots": registry.limits.cpu_slots,
                "cpu": platform.processor() or platform.machine(), "loadavg_end": os.getloadavg()}
     print(json.dumps(summary, indent=2))
