@@ -30,7 +30,7 @@ from core import runtime
 from core.training import store, worker
 from core.training.config import TrainConfig
 from core.training.limits import JobLimits, estimate_starts
-from core.training.stats import ACTIVE_STATES, ENDED_STATES, Preview, Snapshot, TimestepProfile
+from core.training.stats import ACTIVE_STATES, ENDED_STATES, Preview, Snapshot, blank_progress
 
 
 class JobRefused(ValueError):
@@ -49,6 +49,8 @@ class Job:
         self.launch_args: tuple | None = None  # (resume, total_steps, max_seconds) while queued
         self.queued_since: float | None = None
         self.stop_requested = False
+        self.budget: float | None = None  # the time budget of the running segment, and when it was launched
+        self.launched_at = 0.0
         self._progress = (None, None)  # (file stamp, parsed dict)
         self._preview = (None, None)
 
@@ -123,16 +125,6 @@ class Job:
             data["message"] = data.get("message") or "stopping after the current step (and saving)…"
         data["checkpoint"] = str(self.checkpoint) if self.checkpoint.exists() else None
         return data
-
-
-def blank_progress(config: TrainConfig) -> dict:
-    """The progress of a job before its worker has reported anything."""
-    profile = TimestepProfile(config.T)
-    return {"state": "stopped", "error": None, "message": None, "step": 0, "total_steps": config.total_steps,
-            "loss_steps": [], "loss_history": [], "loss_bucket": 1, "last_loss": None,
-            "profile_edges": profile.bin_edges(), "profile": [None] * profile.bins, "profile_counts": [0] * profile.bins,
-            "images_per_second": 0.0, "eta_seconds": None, "elapsed_seconds": 0.0, "learning_rate": config.learning_rate,
-            "device": config.device, "parameters": 0, "config": config.to_json(), "saved_step": None, "checkpoint": None}
 
 
 class JobRegistry:
@@ -221,7 +213,8 @@ class JobRegistry:
                 (job.folder / store.SAVE_REQUEST).touch()
 
     def resume(self, job_id: str, total_steps: int | None = None, max_seconds: float | None = None) -> None:
-        """Continue a stopped, crashed or finished job (the latter with a larger total_steps) now, or queue it."""
+        """Continue a stopped, crashed or finished job (the latter with a larger total_steps) now, or queue it.
+        max_seconds: the time budget of this run (default: the one the job was submitted with)."""
         with self._lock:
             job = self._require(job_id)
             self._seen(job.owner_key)
@@ -236,7 +229,8 @@ class JobRegistry:
                 raise JobRefused(f"this job already did {start_step:,} steps; give a larger total number of steps "
                                  f"to train further")
             self._check_may_queue(job.owner_key)
-            self._enqueue(job, resume=job.checkpoint.exists(), total_steps=total, max_seconds=max_seconds)
+            budget = job.record.max_seconds if max_seconds is None else max_seconds  # "train for N minutes" again
+            self._enqueue(job, resume=job.checkpoint.exists(), total_steps=total, max_seconds=budget)
 
     def discard(self, job_id: str) -> None:
         """Forget a job and delete its folder (refused while it trains: stop it first)."""
@@ -359,6 +353,7 @@ class JobRegistry:
             resume, total_steps, max_seconds = job.launch_args
             job.queued_since = job.launch_args = None
             job.stop_requested = False
+            job.budget, job.launched_at = max_seconds, self.clock()
             for request in (store.STOP_REQUEST, store.SAVE_REQUEST):
                 (job.folder / request).unlink(missing_ok=True)
             job.write_progress(state="running", error=None, message="starting a training process…",
@@ -366,10 +361,11 @@ class JobRegistry:
             job.handle = self.launcher.launch(job.folder, resume, total_steps, max_seconds, self.limits.threads_per_job)
 
     def _seconds_left(self, job: Job) -> float | None:
+        """How long a running job still needs: its measured ETA, at most what is left of its time budget."""
         left = job.progress_data()["eta_seconds"]
-        budget = job.record.max_seconds if job.launch_args is None else job.launch_args[2]
-        if budget is not None:
-            return min(left if left is not None else budget, budget)
+        if job.budget is not None:
+            budget_left = max(0.0, job.budget - (self.clock() - job.launched_at))
+            return budget_left if left is None else min(left, budget_left)
         return left
 
     def _duration(self, job: Job) -> float | None:

@@ -204,3 +204,13 @@ class Snapshot:
         check_int("step", values.get("step"), 0)
         check_int("total_steps", values.get("total_steps"), 1)
         return cls(**values, preview=preview)
+
+
+def blank_progress(config) -> dict:
+    """The progress (Snapshot.to_json form) of a job of this TrainConfig before its worker has reported anything."""
+    profile = TimestepProfile(config.T)
+    return {"state": "stopped", "error": None, "message": None, "step": 0, "total_steps": config.total_steps,
+            "loss_steps": [], "loss_history": [], "loss_bucket": 1, "last_loss": None,
+            "profile_edges": profile.bin_edges(), "profile": [None] * profile.bins, "profile_counts": [0] * profile.bins,
+            "images_per_second": 0.0, "eta_seconds": None, "elapsed_seconds": 0.0, "learning_rate": config.learning_rate,
+            "device": config.device, "parameters": 0, "config": config.to_json(), "saved_step": None, "checkpoint": None}
