@@ -10,6 +10,8 @@ killed with SIGKILL, one is resumed across a "server restart". Waits are polls w
 import math
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -288,3 +290,45 @@ def test_a_killed_worker_ends_crashed_with_its_last_checkpoint_usable(tmp_path, 
     assert registry.wait(job_id, WAIT) == "stopped"
     final = job.snapshot()
     assert final.saved_step == final.step > saved
+
+
+def test_sigterm_stops_a_worker_gracefully_and_it_saves(make_registry):
+    registry = make_registry(launcher=worker.ProcessLauncher())
+    job_id = registry.submit("alice", toy_config(total_steps=10_000_000))
+    job = registry.get(job_id)
+    wait_until(lambda: job.snapshot().step > 0, "the worker to train")
+    os.kill(job.handle.pid, signal.SIGTERM)
+    assert registry.wait(job_id, WAIT) == "stopped"
+    snapshot = job.snapshot()
+    assert snapshot.saved_step == snapshot.step > 0 and snapshot.error is None
+
+
+SERVER = """
+import os, sys, time
+from core.training import store
+from core.training.jobs import JobRegistry
+from core.training.limits import JobLimits
+from core.training.config import TrainConfig
+registry = JobRegistry(limits=JobLimits(cpu_slots=1), run_store=store.RunStore(sys.argv[1]))
+job = registry.get(registry.submit("alice", TrainConfig(dataset="two_moons", model_size="tiny", T=50, batch_size=16,
+    total_steps=10_000_000, preview_every=0, toy_points=256, device="cpu")))
+while (store.read_json(job.folder / store.PROGRESS) or {}).get("step", 0) < 10:
+    time.sleep(0.05)
+os._exit(0)  # the server dies without stopping its job
+"""
+
+
+def test_a_server_that_dies_loses_nothing(tmp_path, make_registry):
+    runs = tmp_path / "runs"  # the folder make_registry's stores use
+    subprocess.run([sys.executable, "-c", SERVER, str(runs)], check=True, timeout=WAIT,
+                   env={**os.environ, "PYTHONPATH": str(worker.ROOT)})
+    folder = next(runs.glob("*/*"))
+    # the orphaned worker notices that its server is gone, stops and saves
+    wait_until(lambda: (store.read_json(folder / store.PROGRESS) or {}).get("state") == "stopped", "the orphan to stop")
+    restarted = make_registry()
+    (job,) = restarted.jobs_for("alice")
+    snapshot = job.snapshot()
+    assert snapshot.state == "stopped" and snapshot.saved_step == snapshot.step >= 10
+    assert "server stopped" in snapshot.message
+    restarted.resume(job.job_id, total_steps=snapshot.step + 5)
+    assert restarted.wait(job.job_id, WAIT) == "finished" and job.snapshot().step == snapshot.step + 5
