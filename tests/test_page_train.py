@@ -1,6 +1,8 @@
 """AppTest of the Train page: the form, the schedule warning, a short background job (in a worker process) that
 progresses and finishes, the time budget, and the finished model saved on disk and offered in the catalogue."""
 
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -114,3 +116,30 @@ def test_time_budget_and_a_second_job_waits_for_the_first(run_store):
         button.click()
         at.run()
     assert not at.exception, at.exception
+
+
+def test_a_crashed_job_is_shown_as_crashed_and_can_be_resumed(run_store, monkeypatch):
+    monkeypatch.setenv("RDL_CHECKPOINT_SECONDS", "0.2")
+    at = _train_page()
+    _by_label(at.selectbox, "Dataset").set_value("two_moons")
+    at.run()
+    _by_label(at.number_input, "Training steps").set_value(200_000)
+    _by_label(at.button, "Start training").click()
+    at.run()
+    from ui import session
+    (job,) = session.get_registry().jobs_for(at.session_state["session_id"])
+    deadline = time.monotonic() + 120
+    while not (job.snapshot().saved_step or 0) > 0:
+        assert time.monotonic() < deadline, "the job never saved a checkpoint"
+        time.sleep(0.2)
+    os.kill(job.handle.pid, signal.SIGKILL)
+    while job.state == "running":
+        assert time.monotonic() < deadline, "the killed worker was not noticed"
+        time.sleep(0.2)
+    at.run()
+    assert not at.exception, at.exception
+    assert any("Training crashed" in e.value and "SIGKILL" in e.value for e in at.error)
+    _by_label(at.button, "Resume").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert job.state in ("running", "queued")
