@@ -272,3 +272,17 @@ def test_bad_input_messages():
         learned.out_channels(0)
     with pytest.raises(ValueError, match="exactly"):
         GaussianDiffusion.from_config({"schedule": {}, "prediction": "eps"})
+
+
+def test_typed_options_keep_their_tuples():
+    """The Literal types are the single source of the option tuples that pages, CLI and configs use."""
+    from typing import get_args
+
+    from core.diffusion.gaussian_diffusion import PREDICTIONS, VARIANCES, Prediction, VarianceType
+    from core.diffusion.samplers import SPACINGS, Spacing
+    from core.diffusion.schedules import SCHEDULE_KINDS, ScheduleKind
+
+    assert PREDICTIONS == get_args(Prediction) == ("eps", "x0", "v")
+    assert VARIANCES == get_args(VarianceType) == ("fixed_large", "fixed_small", "learned_range")
+    assert SCHEDULE_KINDS == get_args(ScheduleKind) == ("linear", "quadratic", "sigmoid", "cosine")
+    assert SPACINGS == get_args(Spacing) == ("leading", "trailing", "linspace")

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import torch
 
 from core.diffusion.schedules import NoiseSchedule, schedule_from_config
 
-PREDICTIONS = ("eps", "x0", "v")
-VARIANCES = ("fixed_large", "fixed_small", "learned_range")
+Prediction = Literal["eps", "x0", "v"]  # what the network outputs
+VarianceType = Literal["fixed_large", "fixed_small", "learned_range"]  # σ_t² of the reverse step
+PREDICTIONS: tuple[Prediction, ...] = get_args(Prediction)
+VARIANCES: tuple[VarianceType, ...] = get_args(VarianceType)
 HYBRID_VB_WEIGHT = 0.001  # λ of Nichol & Dhariwal's L_hybrid = L_simple + λ·L_vlb
 
 
@@ -71,7 +74,7 @@ class GaussianDiffusion:
                 log σ² between log β̃_t and log β_t).
     """
 
-    def __init__(self, schedule: NoiseSchedule, prediction: str = "eps", variance: str = "fixed_large"):
+    def __init__(self, schedule: NoiseSchedule, prediction: Prediction = "eps", variance: VarianceType = "fixed_large"):
         if not isinstance(schedule, NoiseSchedule):
             raise ValueError("schedule must be a NoiseSchedule (see core.diffusion.schedules.make_schedule), "
                              f"got {type(schedule).__name__}")

@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 import torch
 
-from core.diffusion.gaussian_diffusion import GaussianDiffusion
+from core.diffusion.gaussian_diffusion import GaussianDiffusion, Prediction
 
 # Upper bound on the number of float64 elements of one [rows, K(, D)] intermediate tensor.
 _CHUNK_ELEMENTS = 1 << 21
@@ -319,7 +319,7 @@ class OracleDenoiser:
         return output
 
 
-def _target_variance_factor(prediction: str, alpha_bar: torch.Tensor) -> torch.Tensor:
+def _target_variance_factor(prediction: Prediction, alpha_bar: torch.Tensor) -> torch.Tensor:
     """Var[target | x_t] / Var[x0 | x_t]: the squared coefficient of x0 in the target given x_t."""
     if prediction == "x0":
         return torch.ones_like(alpha_bar)

@@ -9,15 +9,17 @@ All randomness comes from the `generator` argument: the same seed gives the same
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import torch
 
 from core.diffusion.gaussian_diffusion import GaussianDiffusion
 
-SPACINGS = ("leading", "trailing", "linspace")
+Spacing = Literal["leading", "trailing", "linspace"]  # which timesteps a sampler with fewer than T steps visits
+SPACINGS: tuple[Spacing, ...] = get_args(Spacing)
 
 
-def timesteps(T: int, steps: int, spacing: str = "leading") -> torch.Tensor:
+def timesteps(T: int, steps: int, spacing: Spacing = "leading") -> torch.Tensor:
     """The original timesteps a `steps`-step sampler visits, in descending order.
 
     "leading":  0, k, 2k, …, (steps−1)·k with k = T // steps  (DDIM's "uniform" skip; never reaches T−1
@@ -103,7 +105,7 @@ def _check_diffusion(diffusion):
 
 
 @torch.no_grad()
-def ddpm_sample(model, diffusion: GaussianDiffusion, shape, steps=None, spacing="leading", generator=None,
+def ddpm_sample(model, diffusion: GaussianDiffusion, shape, steps: int | None = None, spacing: Spacing = "leading", generator=None,
                 clip_x0=False, record=False, progress=None, x_T=None, device=None):
     """Ancestral sampling x_T ~ N(0, I), then x_{t-1} ~ p_θ(x_{t-1}|x_t) down to x_0 (Ho et al. Algorithm 2).
 
@@ -183,7 +185,7 @@ def ddim_step(diffusion: GaussianDiffusion, model_output, x_t, t, t_prev, eta, n
 
 
 @torch.no_grad()
-def ddim_sample(model, diffusion: GaussianDiffusion, shape, steps, eta=0.0, spacing="leading", generator=None,
+def ddim_sample(model, diffusion: GaussianDiffusion, shape, steps: int, eta: float = 0.0, spacing: Spacing = "leading", generator=None,
                 clip_x0=False, record=False, progress=None, x_T=None, device=None):
     """DDIM sampling over `steps` timesteps (Song et al. 2021). Same return convention as ddpm_sample.
 

@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 import torch
 
 from core.data.images import make_grid, to_uint8
-from core.diffusion.gaussian_diffusion import VARIANCES, GaussianDiffusion
-from core.diffusion.samplers import SPACINGS, Trajectory, ddim_sample, ddpm_sample
+from core.diffusion.gaussian_diffusion import VARIANCES, GaussianDiffusion, VarianceType
+from core.diffusion.samplers import SPACINGS, Spacing, Trajectory, ddim_sample, ddpm_sample
 
-SAMPLER_METHODS = ("ddpm", "ddim")
+SamplerMethod = Literal["ddpm", "ddim"]
+SAMPLER_METHODS: tuple[SamplerMethod, ...] = get_args(SamplerMethod)
 # Value ranges mapped to black..white when showing tensors as pictures. Data and x̂_0 live in [-1, 1];
 # ε ~ N(0, I) is shown on ±3 standard deviations; the error |ε − ε̂| on [0, 3].
 DISPLAY_RANGES = {"data": (-1.0, 1.0), "noise": (-3.0, 3.0), "error": (0.0, 3.0)}
@@ -210,11 +212,11 @@ def sweep_pictures(sweep: DenoiseSweep, example: int = 0) -> dict:
 class SamplerSettings:
     """One sampler run. method "ddpm" uses `variance` (σ_t² = β_t, β̃_t or learned); "ddim" uses `eta`."""
 
-    method: str = "ddim"
+    method: SamplerMethod = "ddim"
     steps: int = 50
-    variance: str = "fixed_large"
+    variance: VarianceType = "fixed_large"
     eta: float = 0.0
-    spacing: str = "leading"
+    spacing: Spacing = "leading"
     clip_x0: bool = True
 
     def label(self) -> str:
@@ -258,7 +260,7 @@ def check_settings(settings: SamplerSettings, diffusion: GaussianDiffusion) -> S
     return settings
 
 
-def sampling_process(model, diffusion: GaussianDiffusion, variance: str, data_channels: int):
+def sampling_process(model, diffusion: GaussianDiffusion, variance: VarianceType, data_channels: int):
     """(model, diffusion) to sample with reverse-step variance `variance` instead of the trained one.
 
     The schedule and prediction stay; only σ_t² changes. A learned-variance model sampled with a fixed

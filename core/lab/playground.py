@@ -25,18 +25,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 import torch
 
 from core.data.datasets import MIXTURE_TOY_NAMES, TOY_NAMES, load_dataset, toy_mixture_parameters
-from core.diffusion.gaussian_diffusion import GaussianDiffusion
+from core.diffusion.gaussian_diffusion import GaussianDiffusion, Prediction, VarianceType
 from core.diffusion.oracle import EmpiricalDistribution, GaussianMixture, OracleDenoiser
+from core.diffusion.samplers import Spacing
+from core.diffusion.schedules import ScheduleKind
 from core.lab import explore
 from core.metrics.points import median_bandwidth, mmd_rbf, sliced_wasserstein
 from core.training.trainer import TrainConfig
 
-FIELD_KINDS = ("eps", "score")
+FieldKind = Literal["eps", "score"]  # ε̂ or the score −ε̂/√(1−ᾱ_t)
+FIELD_KINDS: tuple[FieldKind, ...] = get_args(FieldKind)
 ORACLE_POINTS = 2048  # training points the memorising oracle uses (cost grows linearly with this)
 DEFAULT_TOY_SEED = 0  # TrainConfig's default seed and toy_points, for checkpoints that do not record theirs
 DEFAULT_TOY_POINTS = TrainConfig().toy_points
@@ -81,8 +85,8 @@ def _check_points(points, name: str = "points") -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------------ configuration
-def playground_config(dataset: str, schedule: str = "linear", T: int = 1000, prediction: str = "eps",
-                      variance: str = "fixed_small", model_size: str = PLAYGROUND_RECIPE["model_size"],
+def playground_config(dataset: str, schedule: ScheduleKind = "linear", T: int = 1000, prediction: Prediction = "eps",
+                      variance: VarianceType = "fixed_small", model_size: str = PLAYGROUND_RECIPE["model_size"],
                       total_steps: int = PLAYGROUND_RECIPE["total_steps"], scale_with_T: bool = False,
                       seed: int = 0) -> TrainConfig:
     """A validated TrainConfig for a 2-D toy with the playground's CPU recipe (see PLAYGROUND_RECIPE).
@@ -180,7 +184,7 @@ def _timestep(t, diffusion: GaussianDiffusion) -> int:
 
 
 @torch.no_grad()
-def predicted_field(model, diffusion: GaussianDiffusion, t: int, points: torch.Tensor, kind: str = "eps") -> torch.Tensor:
+def predicted_field(model, diffusion: GaussianDiffusion, t: int, points: torch.Tensor, kind: FieldKind = "eps") -> torch.Tensor:
     """The model's ε̂(x, t) (kind "eps") or score −ε̂(x, t)/√(1−ᾱ_t) (kind "score") at points [N, 2], float64.
 
     The model sees the points in their own dtype (float32 for networks; float64 keeps the oracle exact).
@@ -207,14 +211,14 @@ class FieldComparison:
 
     grid: Grid
     t: int
-    kind: str
+    kind: FieldKind
     model: torch.Tensor | None
     oracle: torch.Tensor
     difference: torch.Tensor | None
     log_density: torch.Tensor
 
 
-def compare_fields(model, oracle: OracleDenoiser, t: int, grid: Grid, kind: str = "eps") -> FieldComparison:
+def compare_fields(model, oracle: OracleDenoiser, t: int, grid: Grid, kind: FieldKind = "eps") -> FieldComparison:
     """The model's and the oracle's field (see predicted_field) on `grid` at timestep t; model may be None."""
     if not isinstance(oracle, OracleDenoiser):
         raise ValueError(f"oracle must be an OracleDenoiser, got {type(oracle).__name__}")
@@ -391,7 +395,7 @@ def metric_noise(sample_x0, reference: torch.Tensor, n: int, repeats: int, gener
 
 
 def quality_table(models: dict, diffusion: GaussianDiffusion, step_counts, n: int, seed: int,
-                  reference: torch.Tensor, spacing: str = "trailing", progress=None) -> list[dict]:
+                  reference: torch.Tensor, spacing: Spacing = "trailing", progress=None) -> list[dict]:
     """Rows {"sampler": "DDPM" | "DDIM", "steps", "<name> MMD²", "<name> SW₁", ...}: DDPM with the model's
     reverse variance and DDIM (η = 0) at each step count, every model sampled with the same seed (same x_T
     and noise), n points, scored against `reference` with sample_quality and reference_bandwidths.
