@@ -4,6 +4,7 @@ Read this next to the papers:
 - Ho et al. 2020 (DDPM): q(x_t|x_0) (eq. 4), the posterior q(x_{t-1}|x_t, x_0) (eqs. 6-7), the ε-form
   mean (eq. 11) and the simple loss (eq. 14).
 - Nichol & Dhariwal 2021 (Improved DDPM): learned interpolated variances (eq. 15) and the hybrid loss (eq. 16).
+  The KL and decoder terms of the bound are free functions in `core.diffusion.losses`.
 - Salimans & Ho 2022: the v-parameterization v = √ᾱ·ε − √(1−ᾱ)·x_0.
 
 Timesteps are 0-based indices (index t is the paper's step t+1). The model is kept outside: methods take
@@ -12,12 +13,12 @@ its output, so the sampling loops in `core.diffusion.samplers` stay readable.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal, get_args
 
 import torch
 
+from core.diffusion.losses import discretized_gaussian_log_likelihood, mean_over_data_dims, normal_kl
 from core.diffusion.schedules import NoiseSchedule, schedule_from_config
 
 Prediction = Literal["eps", "x0", "v"]  # what the network outputs
@@ -36,33 +37,6 @@ class MeanVariance:
     log_variance: torch.Tensor
     pred_x0: torch.Tensor
     pred_eps: torch.Tensor
-
-
-def normal_kl(mean1, log_var1, mean2, log_var2):
-    """KL(N(mean1, e^log_var1) ‖ N(mean2, e^log_var2)) element-wise, in nats."""
-    return 0.5 * (log_var2 - log_var1 + torch.exp(log_var1 - log_var2)
-                  + (mean1 - mean2) ** 2 * torch.exp(-log_var2) - 1.0)
-
-
-def _standard_normal_cdf(x):
-    return 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
-
-
-def discretized_gaussian_log_likelihood(x0, mean, log_variance):
-    """log p(x_0) for 8-bit data in [-1, 1] under N(mean, σ²) integrated over each pixel's bin of
-    width 2/255, with the edge bins extended to ±∞ (Ho et al. §3.3, the decoder L_0)."""
-    centered = x0 - mean
-    inv_std = torch.exp(-0.5 * log_variance)
-    cdf_plus = _standard_normal_cdf(inv_std * (centered + 1.0 / 255))
-    cdf_minus = _standard_normal_cdf(inv_std * (centered - 1.0 / 255))
-    log_cdf_plus = torch.log(cdf_plus.clamp(min=1e-12))
-    log_one_minus_cdf_minus = torch.log((1.0 - cdf_minus).clamp(min=1e-12))
-    log_bin = torch.log((cdf_plus - cdf_minus).clamp(min=1e-12))
-    return torch.where(x0 < -0.999, log_cdf_plus, torch.where(x0 > 0.999, log_one_minus_cdf_minus, log_bin))
-
-
-def _mean_over_data_dims(x):
-    return x.reshape(x.shape[0], -1).mean(dim=1)
 
 
 class GaussianDiffusion:
@@ -248,8 +222,8 @@ class GaussianDiffusion:
         −log p_θ(x_0|x_1) at t = 0 (meaningful for 8-bit images scaled to [-1, 1])."""
         true_mean, _, true_log_variance = self.q_posterior(x0, x_t, t)
         out = self.p_mean_variance(model_output, x_t, t)
-        kl = _mean_over_data_dims(normal_kl(true_mean, true_log_variance, out.mean, out.log_variance))
-        decoder_nll = -_mean_over_data_dims(discretized_gaussian_log_likelihood(x0, out.mean, out.log_variance))
+        kl = mean_over_data_dims(normal_kl(true_mean, true_log_variance, out.mean, out.log_variance))
+        decoder_nll = -mean_over_data_dims(discretized_gaussian_log_likelihood(x0, out.mean, out.log_variance))
         return torch.where(t == 0, decoder_nll, kl)
 
     def prior_kl(self, x0) -> torch.Tensor:
@@ -257,7 +231,7 @@ class GaussianDiffusion:
         t_last = torch.full((x0.shape[0],), self.T - 1, dtype=torch.long, device=x0.device)
         mean = self._extract("sqrt_alpha_bars", t_last, x0) * x0
         log_variance = torch.log1p(-self._extract("alpha_bars", t_last, x0)).expand_as(x0)
-        return _mean_over_data_dims(normal_kl(mean, log_variance, torch.zeros_like(x0), torch.zeros_like(x0)))
+        return mean_over_data_dims(normal_kl(mean, log_variance, torch.zeros_like(x0), torch.zeros_like(x0)))
 
     def training_losses(self, model, x0, t=None, noise=None, generator=None) -> dict:
         """Per-example losses for a batch x0.
@@ -275,7 +249,7 @@ class GaussianDiffusion:
         model_output = model(x_t, t)
         prediction, variance_channels = self.split_model_output(model_output, x_t)
         target = self.training_target(x0, noise, t)
-        losses = {"mse": _mean_over_data_dims((target.float() - prediction.float()) ** 2)}
+        losses = {"mse": mean_over_data_dims((target.float() - prediction.float()) ** 2)}
         if self.variance == "learned_range":
             frozen_output = torch.cat([prediction.detach(), variance_channels], dim=1)
             losses["vb"] = self.T * self.elbo_term(frozen_output.float(), x0.float(), x_t.float(), t)

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
-from core.diffusion.gaussian_diffusion import VARIANCES, GaussianDiffusion, normal_kl
+from core.diffusion.gaussian_diffusion import VARIANCES, GaussianDiffusion
+from core.diffusion.losses import normal_kl
 from core.diffusion.oracle import GaussianMixture, OracleDenoiser
 from core.diffusion.samplers import ddpm_sample
 from core.diffusion.schedules import MAX_T, SCHEDULE_KINDS, NoiseSchedule, make_schedule
