@@ -163,7 +163,8 @@ def test_p_sample_adds_noise_except_at_last_step():
     noise = torch.ones(2, 1, dtype=torch.float64)
     ts = _t([0, 5])
     out = diffusion.p_mean_variance(torch.zeros_like(x_t), x_t, ts)
-    sample = diffusion.p_sample(torch.zeros_like(x_t), x_t, ts, noise)
+    sample, step = diffusion.p_sample(torch.zeros_like(x_t), x_t, ts, noise)
+    torch.testing.assert_close(step.mean, out.mean)
     assert float(sample[0, 0]) == pytest.approx(float(out.mean[0, 0]))
     assert float(sample[1, 0]) == pytest.approx(float(out.mean[1, 0]) + math.sqrt(float(diffusion.schedule.betas[5])))
 

@@ -209,11 +209,13 @@ class GaussianDiffusion:
         return MeanVariance(mean=mean, variance=torch.exp(log_variance), log_variance=log_variance,
                             pred_x0=pred_x0, pred_eps=pred_eps)
 
-    def p_sample(self, model_output, x_t, t, noise, clip_x0: bool = False) -> torch.Tensor:
-        """One ancestral step x_{t-1} = μ_θ + σ_t·z (Ho et al. Algorithm 2); no noise at the last step (t = 0)."""
+    def p_sample(self, model_output, x_t, t, noise, clip_x0: bool = False) -> tuple[torch.Tensor, MeanVariance]:
+        """One reverse step of Ho et al.'s Algorithm 2 (line 4): x_{t-1} = μ_θ(x_t, t) + σ_t·z, z = `noise`,
+        with no noise at the last step (index t = 0, the paper's t = 1). Returns (x_{t-1}, the Gaussian
+        p_θ(x_{t-1}|x_t) it was drawn from, with the predictions x̂_0 and ε̂)."""
         out = self.p_mean_variance(model_output, x_t, t, clip_x0=clip_x0)
         not_last = (t != 0).to(x_t.dtype).reshape(t.shape[0], *([1] * (x_t.ndim - 1)))
-        return out.mean + not_last * torch.exp(0.5 * out.log_variance) * noise
+        return out.mean + not_last * torch.exp(0.5 * out.log_variance) * noise, out
 
     # ------------------------------------------------------------------------------------ losses
     def elbo_term(self, model_output, x0, x_t, t) -> torch.Tensor:

@@ -119,20 +119,25 @@ def ddpm_sample(model, diffusion: GaussianDiffusion, shape, steps: int | None = 
     process = diffusion if len(kept) == diffusion.T else diffusion.respaced(kept)
     every = _record_every(record)
     device = _device_for(generator, device)
-    x = _initial_noise(shape, generator, device, x_T)
     trajectory = Trajectory() if every else None
     n = len(kept)
+    # 1. x_T ~ N(0, I)
+    x = _initial_noise(shape, generator, device, x_T)
     for step, i in enumerate(reversed(range(n))):
+        # 2. the model sees the original timestep kept[i]; the (respaced) process uses its own index i
         t_model = torch.full((shape[0],), int(kept[i]), dtype=torch.long, device=device)
         t_process = torch.full((shape[0],), i, dtype=torch.long, device=device)
         model_output = model(x, t_model)
+        # 3. z ~ N(0, I), drawn at every step (also the last, where it is not used) so the stream of draws is fixed
         noise = torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype)
-        out = process.p_mean_variance(model_output, x, t_process, clip_x0=clip_x0)
+        # 4. x_{t-1} = μ_θ(x_t, t) + σ_t·z, no noise at t = 1 (Algorithm 2, line 4)
+        x_prev, out = process.p_sample(model_output, x, t_process, noise, clip_x0=clip_x0)
         if trajectory is not None and (step % every == 0 or i == 0):
             trajectory.add(int(kept[i]), x, out.pred_x0, out.pred_eps)
-        x = out.mean + (torch.exp(0.5 * out.log_variance) * noise if i > 0 else 0.0)
+        x = x_prev
         if progress is not None:
             progress(step + 1, n)
+    # 5. return x_0
     return _result(x, trajectory)
 
 
@@ -203,17 +208,22 @@ def ddim_sample(model, diffusion: GaussianDiffusion, shape, steps: int, eta: flo
     visited = visited.tolist()
     every = _record_every(record)
     device = _device_for(generator, device)
-    x = _initial_noise(shape, generator, device, x_T)
     trajectory = Trajectory() if every else None
     n = len(visited)
+    # 1. x_T ~ N(0, I)
+    x = _initial_noise(shape, generator, device, x_T)
     for step, t in enumerate(visited):
+        # 2. x̂_0 and ε̂ from the model's output at timestep t
         t_model = torch.full((shape[0],), t, dtype=torch.long, device=device)
         pred_x0, pred_eps = _ddim_predictions(diffusion, model(x, t_model), x, t_model, clip_x0)
         if trajectory is not None and (step % every == 0 or step == n - 1):
             trajectory.add(t, x, pred_x0, pred_eps)
+        # 3. x_prev = √ᾱ_prev·x̂_0 + √(1 − ᾱ_prev − σ²)·ε̂ (eq. 12) ...
         x = coef_x0[step] * pred_x0 + coef_eps[step] * pred_eps
+        # 4. ... + σ·z, drawn only when σ > 0
         if sigma[step] > 0:
             x = x + sigma[step] * torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype)
         if progress is not None:
             progress(step + 1, n)
+    # 5. return x_0
     return _result(x, trajectory)

@@ -381,7 +381,7 @@ def sample_without_noise(model, diffusion: GaussianDiffusion, x_T: torch.Tensor)
     x = x_T
     for t in reversed(range(diffusion.T)):
         t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
-        x = diffusion.p_mean_variance(model(x, t_batch), x, t_batch).mean
+        x, _ = diffusion.p_sample(model(x, t_batch), x, t_batch, noise=torch.zeros_like(x))  # z = 0
     return x
 
 
