@@ -11,6 +11,7 @@ import torch
 
 from core.data.datasets import load_dataset
 from core.lab import explore
+from core.rng import seeded_generator
 from ui import catalog, figures
 
 ARROWS = 25  # noise arrows drawn in the 2-D view
@@ -38,7 +39,7 @@ def compute_sweep(_loaded: catalog.LoadedModel, token: str, dataset: str, choice
                   n_t: int) -> explore.DenoiseSweep:
     """Cached on (model token, dataset, example choice, noise seed, number of timesteps)."""
     x0 = _examples(dataset, choice, _loaded.is_image_model)
-    noise = torch.randn(x0.shape, generator=explore.seeded_generator(noise_seed))
+    noise = torch.randn(x0.shape, generator=seeded_generator(noise_seed))
     t = explore.timestep_grid(_loaded.diffusion.T, n_t)
     return explore.denoise_sweep(_loaded.model, _loaded.diffusion, x0, t, noise, batch_size=64 if _loaded.is_image_model else 8192)
 

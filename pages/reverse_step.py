@@ -24,8 +24,8 @@ from core.lab.teaching import (
     parameterization_views,
     plot_range,
     reverse_step_1d,
-    seeded_noise,
 )
+from core.rng import seeded_noise
 from ui.figures import COLORS, Layer, PointPanel, point_panels
 
 CHOICE_COLORS = dict(zip(VARIANCES, COLORS[:3]))

@@ -12,7 +12,8 @@ import streamlit as st
 from core.data.datasets import load_dataset
 from core.data.images import to_uint8
 from core.diffusion.schedules import SCHEDULE_KINDS, make_schedule
-from core.lab.teaching import forward_snapshots, schedule_curves, seeded_noise, terminal_noise_warning
+from core.lab.teaching import forward_snapshots, schedule_curves, terminal_noise_warning
+from core.rng import seeded_noise
 from ui.figures import COLORS, picture_row
 
 T_RANGE = (10, 1000)

@@ -27,11 +27,11 @@ from core.lab.teaching import (
     reverse_step_1d,
     sample_without_noise,
     schedule_curves,
-    seeded_noise,
     snapshot_steps,
     terminal_noise_warning,
     total_variance,
 )
+from core.rng import seeded_noise
 
 
 def linear_betas(T, start=1e-4, end=0.02):
@@ -89,14 +89,6 @@ def test_gaussian_kl_hand_values_and_errors():
 def test_plot_range_covers_every_gaussian():
     grid = plot_range([0.0, 3.0], [1.0, 0.25], width=4.0, points=11)
     assert float(grid[0]) == pytest.approx(-4.0) and float(grid[-1]) == pytest.approx(5.0) and len(grid) == 11
-
-
-def test_seeded_noise_is_reproducible_and_standard_normal():
-    a, b = seeded_noise((20000,), 3), seeded_noise((20000,), 3)
-    assert torch.equal(a, b) and not torch.equal(a, seeded_noise((20000,), 4))
-    assert abs(float(a.mean())) < 0.03 and float(a.var()) == pytest.approx(1.0, abs=0.03)
-    with pytest.raises(ValueError, match="seed"):
-        seeded_noise((3,), -1)
 
 
 # ------------------------------------------------------------------------------------ schedule lab

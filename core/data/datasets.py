@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.rng import seeded_generator
+
 IMAGE_DATASET_NAMES = ("mnist", "mnist_full", "fashion_mnist")
 TOY_NAMES = ("swiss_roll", "two_moons", "eight_gaussians", "checkerboard", "gaussian_mixture")
 DATASET_NAMES = IMAGE_DATASET_NAMES + TOY_NAMES
@@ -145,10 +147,8 @@ def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | 
         images, labels = load_idx_split(name, split, data_dir)
         return _image_dataset(name, images, labels)
 
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed={seed!r} is not allowed; expected an integer")
+    generator = seeded_generator(seed)
     _check_positive_int("n_points", n_points)
-    generator = torch.Generator().manual_seed(seed)
     points, labels = _sample_toy_with_labels(name, n_points, generator)
     if split == "test":
         points, labels = _sample_toy_with_labels(name, n_points, generator)

@@ -24,6 +24,7 @@ import torch
 from core.data.images import make_grid, to_uint8
 from core.diffusion.gaussian_diffusion import VARIANCES, GaussianDiffusion, VarianceType
 from core.diffusion.samplers import SPACINGS, Spacing, Trajectory, ddim_sample, ddpm_sample
+from core.rng import seeded_generator
 
 SamplerMethod = Literal["ddpm", "ddim"]
 SAMPLER_METHODS: tuple[SamplerMethod, ...] = get_args(SamplerMethod)
@@ -44,11 +45,6 @@ def _check_diffusion(diffusion) -> GaussianDiffusion:
     if not isinstance(diffusion, GaussianDiffusion):
         raise ValueError(f"diffusion must be a GaussianDiffusion, got {type(diffusion).__name__}")
     return diffusion
-
-
-def seeded_generator(seed: int) -> torch.Generator:
-    """A fresh CPU generator seeded with `seed` (0 <= seed < 2**63)."""
-    return torch.Generator().manual_seed(_check_int("seed", seed, 0, 2**63 - 1))
 
 
 def random_index(n: int, seed: int) -> int:

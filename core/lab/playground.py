@@ -30,6 +30,7 @@ from typing import Literal, get_args
 import numpy as np
 import torch
 
+from core.checks import check_int
 from core.data.datasets import MIXTURE_TOY_NAMES, TOY_NAMES, load_dataset, toy_mixture_parameters
 from core.diffusion.gaussian_diffusion import GaussianDiffusion, Prediction, VarianceType
 from core.diffusion.oracle import EmpiricalDistribution, GaussianMixture, OracleDenoiser
@@ -37,6 +38,7 @@ from core.diffusion.samplers import Spacing
 from core.diffusion.schedules import ScheduleKind
 from core.lab import explore
 from core.metrics.points import median_bandwidth, mmd_rbf, sliced_wasserstein
+from core.rng import MAX_SEED, seeded_generator
 from core.training.trainer import TrainConfig
 
 FieldKind = Literal["eps", "score"]  # ε̂ or the score −ε̂/√(1−ᾱ_t)
@@ -114,7 +116,7 @@ def toy_data_settings(metadata: dict) -> tuple[str, int, int]:
         raise ValueError(f"this model was trained on {name!r}, not on a 2-D toy; expected one of {', '.join(TOY_NAMES)}")
     config = (metadata.get("training") or {}).get("config") or {}
     seed, points = config.get("seed", DEFAULT_TOY_SEED), config.get("toy_points", DEFAULT_TOY_POINTS)
-    return name, _check_int("seed", seed, 0, 2**63 - 1), _check_int("toy_points", points, 1)
+    return name, check_int("seed", seed, 0, MAX_SEED), _check_int("toy_points", points, 1)
 
 
 # --------------------------------------------------------------------------------------------- oracle
@@ -134,7 +136,7 @@ def oracle_distribution(name: str, seed: int = DEFAULT_TOY_SEED, toy_points: int
     _check_choice("name", name, TOY_NAMES)
     if has_exact_density(name):
         return GaussianMixture(*toy_mixture_parameters(name))
-    seed, toy_points = _check_int("seed", seed, 0, 2**63 - 1), _check_int("toy_points", toy_points, 1)
+    toy_points = _check_int("toy_points", toy_points, 1)
     points = load_dataset(name, split="train", seed=seed, n_points=toy_points).data
     return EmpiricalDistribution(points[:ORACLE_POINTS])
 
@@ -373,7 +375,7 @@ def sample_quality(samples: torch.Tensor, reference: torch.Tensor, bandwidths) -
     same directions."""
     samples, reference = _check_points(samples, "samples"), _check_points(reference, "reference")
     return {"mmd2": mmd_rbf(samples, reference, bandwidths),
-            "sw1": sliced_wasserstein(samples, reference, SW_PROJECTIONS, generator=torch.Generator().manual_seed(0))}
+            "sw1": sliced_wasserstein(samples, reference, SW_PROJECTIONS, generator=seeded_generator(0))}
 
 
 def metric_noise(sample_x0, reference: torch.Tensor, n: int, repeats: int, generator: torch.Generator) -> dict:

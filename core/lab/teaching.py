@@ -96,12 +96,6 @@ def plot_range(means, variances, width: float = 4.5, points: int = 801) -> torch
     return torch.linspace(low, high, points, dtype=torch.float64)
 
 
-def seeded_noise(shape, seed: int) -> torch.Tensor:
-    """ε ~ N(0, I) of the given shape (float64) from a fresh generator seeded with `seed`."""
-    seed = _check_int("seed", seed, 0, 2**63 - 1)
-    return torch.randn(tuple(shape), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-
-
 # ----------------------------------------------------------------------------- schedule curves
 def paper_steps(T: int) -> torch.Tensor:
     """The paper's steps 1..T (index t is step t+1): the x axis of every schedule plot."""

@@ -24,6 +24,7 @@ import torch
 
 from core.data.datasets import load_dataset
 from core.metrics.classifier import FEATURE_DIM, IMAGE_SHAPE, load_classifier
+from core.rng import seeded_generator
 
 DEFAULT_BATCH = 250
 
@@ -233,10 +234,9 @@ def mnist_real_floor(n: int = 500, seed: int = 0) -> dict:
     """
     if isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= 4500:
         raise ValueError(f"n must be an integer between 2 and 4500 (the training split), got {n!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
+    generator = seeded_generator(seed)
     train_images = load_dataset("mnist", split="train").data
-    chosen = torch.randperm(train_images.shape[0], generator=torch.Generator().manual_seed(seed))[:n]
+    chosen = torch.randperm(train_images.shape[0], generator=generator)[:n]
     floor = mnist_quality(train_images[chosen])
     _, held_out_probs = classifier_features_and_probs(load_dataset("mnist", split="test").data)
     floor["held_out_inception_score"] = inception_score(held_out_probs)

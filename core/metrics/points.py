@@ -10,6 +10,8 @@ import math
 
 import torch
 
+from core.rng import seeded_generator
+
 # Upper bound on the number of elements of one [rows, M] block of pairwise distances.
 _BLOCK_ELEMENTS = 1 << 22
 # The median heuristic looks at most at this many points of each set (the first ones).
@@ -115,7 +117,7 @@ def sliced_wasserstein(x: torch.Tensor, y: torch.Tensor, n_projections: int = 12
     if isinstance(p, bool) or not isinstance(p, (int, float)) or not 1.0 <= p < math.inf:
         raise ValueError(f"p must be a finite number >= 1, got {p!r}")
     if generator is None:
-        generator = torch.Generator().manual_seed(0)
+        generator = seeded_generator(0)
     elif not isinstance(generator, torch.Generator):
         raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
     directions = torch.randn(n_projections, x.shape[1], generator=generator, dtype=torch.float64)
