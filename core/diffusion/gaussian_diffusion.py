@@ -18,6 +18,7 @@ from typing import Literal, get_args
 
 import torch
 
+from core.checks import check_choice, check_int
 from core.diffusion.losses import discretized_gaussian_log_likelihood, mean_over_data_dims, normal_kl
 from core.diffusion.schedules import NoiseSchedule, schedule_from_config
 
@@ -52,13 +53,9 @@ class GaussianDiffusion:
         if not isinstance(schedule, NoiseSchedule):
             raise ValueError("schedule must be a NoiseSchedule (see core.diffusion.schedules.make_schedule), "
                              f"got {type(schedule).__name__}")
-        if prediction not in PREDICTIONS:
-            raise ValueError(f"prediction must be one of {', '.join(PREDICTIONS)}; got {prediction!r}")
-        if variance not in VARIANCES:
-            raise ValueError(f"variance must be one of {', '.join(VARIANCES)}; got {variance!r}")
         self.schedule = schedule
-        self.prediction = prediction
-        self.variance = variance
+        self.prediction = check_choice("prediction", prediction, PREDICTIONS)
+        self.variance = check_choice("variance", variance, VARIANCES)
         self.T = schedule.T
         s = schedule
         self._arrays = {
@@ -88,8 +85,7 @@ class GaussianDiffusion:
 
     def out_channels(self, data_channels: int) -> int:
         """Channels the network must output: the prediction, plus as many variance channels if learned."""
-        if isinstance(data_channels, bool) or not isinstance(data_channels, int) or data_channels < 1:
-            raise ValueError(f"data_channels must be a positive integer, got {data_channels!r}")
+        data_channels = check_int("data_channels", data_channels, 1)
         return 2 * data_channels if self.variance == "learned_range" else data_channels
 
     def respaced(self, kept_timesteps) -> GaussianDiffusion:
@@ -108,7 +104,8 @@ class GaussianDiffusion:
         return values.reshape(t.shape[0], *([1] * (x.ndim - 1)))
 
     def check_timesteps(self, t, x: torch.Tensor) -> torch.Tensor:
-        """Validate t: an integer tensor [B] with B = x.shape[0] and values in 0..T-1."""
+        """Validate t at a boundary (a user's t, not a sampler's): an integer tensor [B] with B = x.shape[0]
+        and values in 0..T-1. The formulas below do not re-check t."""
         if not isinstance(t, torch.Tensor) or t.dtype not in (torch.int64, torch.int32):
             raise ValueError(f"t must be an integer (Long) tensor of shape [batch], got {t!r}")
         if t.ndim != 1 or t.shape[0] != x.shape[0]:
@@ -120,9 +117,9 @@ class GaussianDiffusion:
         return t
 
     def split_model_output(self, model_output: torch.Tensor, x_t: torch.Tensor):
-        """(prediction channels, variance channels or None), checking the channel count."""
+        """(prediction channels, variance channels or None); a shape assertion on the channel count."""
         data_channels = x_t.shape[1]
-        expected = self.out_channels(data_channels)
+        expected = 2 * data_channels if self.variance == "learned_range" else data_channels
         if model_output.ndim != x_t.ndim or model_output.shape[0] != x_t.shape[0] or model_output.shape[1] != expected:
             raise ValueError(
                 f"model_output must have shape [{x_t.shape[0]}, {expected}, ...] for {data_channels} data channels "
@@ -134,15 +131,11 @@ class GaussianDiffusion:
     # ------------------------------------------------------------------------------ forward process
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε, a draw from q(x_t|x_0) (Ho et al. eq. 4)."""
-        self.check_timesteps(t, x0)
-        if noise.shape != x0.shape:
-            raise ValueError(f"noise must have the shape of x0 {tuple(x0.shape)}, got {tuple(noise.shape)}")
         return self._extract("sqrt_alpha_bars", t, x0) * x0 + self._extract("sqrt_one_minus_alpha_bars", t, x0) * noise
 
     def q_posterior(self, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor):
         """Mean, variance and clipped log-variance of q(x_{t-1}|x_t, x_0) (Ho et al. eqs. 6-7):
         μ̃_t = √ᾱ_{t-1}·β_t/(1−ᾱ_t)·x_0 + √α_t·(1−ᾱ_{t-1})/(1−ᾱ_t)·x_t,  β̃_t = (1−ᾱ_{t-1})/(1−ᾱ_t)·β_t."""
-        self.check_timesteps(t, x_t)
         mean = self._extract("posterior_mean_coef_x0", t, x_t) * x0 + self._extract("posterior_mean_coef_xt", t, x_t) * x_t
         variance = self._extract("posterior_variance", t, x_t).expand_as(x_t)
         log_variance = self._extract("posterior_log_variance_clipped", t, x_t).expand_as(x_t)
@@ -191,7 +184,6 @@ class GaussianDiffusion:
         (equal to Ho et al.'s ε-form mean (1/√α_t)(x_t − β_t/√(1−ᾱ_t)·ε̂), eq. 11), with σ_t² = β_t
         ("fixed_large"), β̃_t ("fixed_small") or exp(frac·log β_t + (1−frac)·log β̃_t), frac = (v+1)/2
         ("learned_range", Nichol & Dhariwal eq. 15). clip_x0 clamps x̂_0 to [-1, 1] first (and ε̂ follows)."""
-        self.check_timesteps(t, x_t)
         prediction, variance_channels = self.split_model_output(model_output, x_t)
         pred_x0, pred_eps = self.pred_x0_eps(prediction, x_t, t)
         if clip_x0:

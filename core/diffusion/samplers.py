@@ -13,6 +13,7 @@ from typing import Literal, get_args
 
 import torch
 
+from core.checks import check_choice, check_int, check_number
 from core.diffusion.gaussian_diffusion import GaussianDiffusion
 
 Spacing = Literal["leading", "trailing", "linspace"]  # which timesteps a sampler with fewer than T steps visits
@@ -27,12 +28,9 @@ def timesteps(T: int, steps: int, spacing: Spacing = "leading") -> torch.Tensor:
     "trailing": round(T − i·T/steps) − 1 for i = 0..steps−1, i.e. T−1, …  (always starts at x_T; Lin et al. 2024)
     "linspace": round(linspace(0, T−1, steps))  (both ends included)
     """
-    if spacing not in SPACINGS:
-        raise ValueError(f"spacing must be one of {', '.join(SPACINGS)}; got {spacing!r}")
-    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
-        raise ValueError(f"T must be a positive integer, got {T!r}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= T:
-        raise ValueError(f"steps must be an integer between 1 and T={T}, got {steps!r}")
+    check_choice("spacing", spacing, SPACINGS)
+    T = check_int("T", T, 1)
+    steps = check_int("steps", steps, 1, T)
     if spacing == "leading":
         kept = torch.arange(steps, dtype=torch.long) * (T // steps)
     elif spacing == "trailing":
@@ -70,11 +68,7 @@ def _record_every(record) -> int:
     """record=False -> 0 (nothing), True -> every step, an integer k -> every k-th step."""
     if record is False or record is None:
         return 0
-    if record is True:
-        return 1
-    if isinstance(record, int) and record >= 1:
-        return record
-    raise ValueError(f"record must be True, False or a positive integer k (keep every k-th step), got {record!r}")
+    return 1 if record is True else check_int("record (keep every k-th step)", record, 1)
 
 
 def _initial_noise(shape, generator, device, x_T):
@@ -99,11 +93,6 @@ def _result(x, trajectory):
     return x, trajectory
 
 
-def _check_diffusion(diffusion):
-    if not isinstance(diffusion, GaussianDiffusion):
-        raise ValueError(f"diffusion must be a GaussianDiffusion, got {type(diffusion).__name__}")
-
-
 @torch.no_grad()
 def ddpm_sample(model, diffusion: GaussianDiffusion, shape, steps: int | None = None, spacing: Spacing = "leading", generator=None,
                 clip_x0=False, record=False, progress=None, x_T=None, device=None):
@@ -111,9 +100,10 @@ def ddpm_sample(model, diffusion: GaussianDiffusion, shape, steps: int | None = 
 
     steps < T respaces the process to the visited timesteps. record=True (or k) also returns a
     Trajectory of every (every k-th, plus the last) step; progress(i, n) is called after each step.
-    Returns x_0, or (x_0, Trajectory) when recording.
+    Returns x_0, or (x_0, Trajectory) when recording. The arguments are checked here, not in the loop.
     """
-    _check_diffusion(diffusion)
+    if not isinstance(diffusion, GaussianDiffusion):
+        raise ValueError(f"diffusion must be a GaussianDiffusion, got {type(diffusion).__name__}")
     steps = diffusion.T if steps is None else steps
     kept = timesteps(diffusion.T, steps, spacing).flip(0)  # ascending: index i of the respaced process
     process = diffusion if len(kept) == diffusion.T else diffusion.respaced(kept)
@@ -141,11 +131,6 @@ def ddpm_sample(model, diffusion: GaussianDiffusion, shape, steps: int | None = 
     return _result(x, trajectory)
 
 
-def _check_eta(eta) -> None:
-    if not isinstance(eta, (int, float)) or isinstance(eta, bool) or eta < 0:
-        raise ValueError(f"eta must be a number >= 0, got {eta!r}")
-
-
 def ddim_coefficients(alpha_bar, alpha_bar_prev, eta):
     """(√ᾱ_prev, √(1 − ᾱ_prev − σ²), σ): the weights of x̂_0, ε̂ and z in the DDIM update (eq. 12),
     with σ = η·√((1 − ᾱ_prev)/(1 − ᾱ_t))·√(1 − ᾱ_t/ᾱ_prev). Element-wise on tensors of any shape."""
@@ -170,9 +155,9 @@ def ddim_step(diffusion: GaussianDiffusion, model_output, x_t, t, t_prev, eta, n
     σ = η·√((1 − ᾱ_prev)/(1 − ᾱ_t))·√(1 − ᾱ_t/ᾱ_prev).
     t_prev = −1 means ᾱ_prev = 1 (the step to x_0). η = 0 is deterministic; η = 1 with t_prev = t − 1
     has DDPM's fixed_small variance β̃_t. Learned variance channels, if any, are ignored.
-    Returns (x_prev, pred_x0, pred_eps).
+    Returns (x_prev, pred_x0, pred_eps). A public one-step entry point, so it checks its arguments.
     """
-    _check_eta(eta)
+    eta = check_number("eta", eta, 0.0)
     batch = x_t.shape[0]
     t = torch.as_tensor(t, dtype=torch.long, device=x_t.device).expand(batch)
     t_prev = torch.as_tensor(t_prev, dtype=torch.long, device=x_t.device).expand(batch)
@@ -198,8 +183,9 @@ def ddim_sample(model, diffusion: GaussianDiffusion, shape, steps: int, eta: flo
     Python numbers in the loop: no per-step schedule look-ups and no host/device syncs). Noise is drawn
     only for steps with σ > 0, so η = 0 consumes no random numbers after x_T.
     """
-    _check_diffusion(diffusion)
-    _check_eta(eta)
+    if not isinstance(diffusion, GaussianDiffusion):
+        raise ValueError(f"diffusion must be a GaussianDiffusion, got {type(diffusion).__name__}")
+    eta = check_number("eta", eta, 0.0)
     visited = timesteps(diffusion.T, steps, spacing)
     alpha_bars = diffusion.schedule.alpha_bars.to(torch.float64)
     alpha_bar = alpha_bars[visited]
