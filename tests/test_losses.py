@@ -22,6 +22,12 @@ def test_normal_kl_matches_numerical_integration(m1, v1, m2, v2):
     assert float(kl) == pytest.approx(numerical, rel=1e-7)
 
 
+def test_normal_kl_hand_value():
+    # KL(N(0,1) ‖ N(1,4)) = ½(log 4 + 1/4 + 1/4 − 1)
+    kl = normal_kl(torch.tensor(0.0), torch.tensor(0.0), torch.tensor(1.0), torch.tensor(math.log(4.0)))
+    assert float(kl) == pytest.approx(0.5 * (math.log(4) - 0.5), rel=1e-6)
+
+
 def test_normal_kl_is_zero_for_equal_gaussians_and_positive_otherwise():
     mean, log_var = torch.tensor([0.2, -1.0]), torch.tensor([-3.0, 0.5])
     assert torch.equal(normal_kl(mean, log_var, mean, log_var), torch.zeros(2))
