@@ -338,13 +338,13 @@ def sample_toy(name: str, n: int, generator: torch.Generator) -> torch.Tensor:
 
 def _sample_toy_with_labels(name: str, n: int, generator: torch.Generator
                             ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    samplers = {"swiss_roll": _swiss_roll, "two_moons": _two_moons, "checkerboard": _checkerboard,
-                "eight_gaussians": _mixture, "gaussian_mixture": _mixture}
+    samplers = {"swiss_roll": _sample_swiss_roll, "two_moons": _sample_two_moons, "checkerboard": _sample_checkerboard,
+                "eight_gaussians": _sample_mixture, "gaussian_mixture": _sample_mixture}
     points, labels = samplers[name](name, n, generator)
     return points.to(torch.float32), labels
 
 
-def _mixture(name, n, generator):
+def _sample_mixture(name, n, generator):
     """Pick component k with probability weights[k], then x = means[k] + stds[k] * z, z ~ N(0, I)."""
     means, stds, weights = toy_mixture_parameters(name)
     components = torch.multinomial(weights, n, replacement=True, generator=generator)
@@ -354,7 +354,7 @@ def _mixture(name, n, generator):
     return means[components] + stds[components] * noise, components
 
 
-def _swiss_roll(name, n, generator):
+def _sample_swiss_roll(name, n, generator):
     """2-D swiss roll (as in sklearn's make_swiss_roll): angle t ~ U(1.5 pi, 4.5 pi), point
     t * (cos t, sin t), divided by 4.5 pi so the outermost turn has radius 1."""
     t = 1.5 * math.pi * (1 + 2 * torch.rand(n, generator=generator, dtype=torch.float64))
@@ -363,7 +363,7 @@ def _swiss_roll(name, n, generator):
     return spiral + noise, None
 
 
-def _two_moons(name, n, generator):
+def _sample_two_moons(name, n, generator):
     """sklearn-style moons: upper moon (cos a, sin a), lower moon (1 - cos a, 0.5 - sin a), a ~ U(0, pi),
     plus noise; then centred by (0.5, 0.25) and divided by 1.5 so that x spans [-1, 1]."""
     moon = torch.randint(0, 2, (n,), generator=generator)
@@ -376,7 +376,7 @@ def _two_moons(name, n, generator):
     return (points - centre) / 1.5, moon
 
 
-def _checkerboard(name, n, generator):
+def _sample_checkerboard(name, n, generator):
     """Uniform on the 8 cells (column i, row j) of a 4x4 board on [-1, 1]^2 with i + j even."""
     dark_cells = torch.tensor([(i, j) for i in range(4) for j in range(4) if (i + j) % 2 == 0],
                               dtype=torch.float64)

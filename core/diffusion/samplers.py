@@ -59,10 +59,6 @@ class Trajectory:
         for name, value in (("x_t", x_t), ("pred_x0", pred_x0), ("pred_eps", pred_eps)):
             getattr(self, name).append(value.detach().float().cpu())
 
-    def stacked(self, name: str) -> torch.Tensor:
-        """[steps_recorded, B, ...] tensor of one recorded quantity."""
-        return torch.stack(getattr(self, name))
-
 
 def _record_every(record) -> int:
     """record=False -> 0 (nothing), True -> every step, an integer k -> every k-th step."""
