@@ -163,8 +163,7 @@ def predicted_field(model, diffusion: GaussianDiffusion, t: int, points: torch.T
     diffusion's conversion formulas, so models and the oracle are compared in the same units.
     """
     t_batch = torch.full((points.shape[0],), t, dtype=torch.long)
-    prediction, _ = diffusion.split_model_output(model(points, t_batch), points)
-    _, pred_eps = diffusion.pred_x0_eps(prediction, points, t_batch)
+    _, pred_eps = diffusion.predictions(model(points, t_batch), points, t_batch)
     pred_eps = pred_eps.to(torch.float64)
     if kind == "eps":
         return pred_eps
