@@ -14,7 +14,7 @@ from core.data.datasets import TOY_NAMES, load_dataset
 from core.data.images import make_grid
 from core.lab import sampling
 from ui import catalog, figures
-from ui.labels import VARIANCE_LABELS
+from ui.labels import VARIANCE_LABELS, sampler_label
 
 SPACING_HELP = ("leading: 0, k, 2k, … (DDIM paper); trailing: starts exactly at t = T; "
                 "linspace: both ends included.")
@@ -192,7 +192,7 @@ def compare_step_counts(loaded: catalog.LoadedModel, settings: sampling.SamplerS
                 run = sampling.SamplerSettings(method=method, steps=steps, variance=settings.variance,
                                               eta=settings.eta if method == settings.method else 0.0,
                                               spacing=settings.spacing, clip_x0=settings.clip_x0)
-                bar, report = progress_reporter(f"{run.label()}:")
+                bar, report = progress_reporter(f"{sampler_label(run)}:")
                 runs[(method, steps)] = sampling.run_sampler(loaded.model, loaded.diffusion, run, (n, *loaded.data_shape), seed,
                                                             progress=report)
                 bar.empty()
@@ -229,7 +229,7 @@ def main() -> None:
         sampling.check_settings(settings, loaded.diffusion)
         first_visit = "sample_results" not in st.session_state
         if st.button("Sample", type="primary", key="sample_run") or first_visit:
-            bar, report = progress_reporter(f"{settings.label()}:")
+            bar, report = progress_reporter(f"{sampler_label(settings)}:")
             record = sampling.record_every(settings.steps, MAX_RECORDS)
             samples, trajectory = sampling.run_sampler(loaded.model, loaded.diffusion, settings, (n, *loaded.data_shape),
                                                       seed, record=record, progress=report)
@@ -245,7 +245,7 @@ def main() -> None:
         st.info("Settings changed: press **Sample** to run them.")
     else:
         samples, trajectory = result
-        st.caption(f"{settings.label()}, spacing {settings.spacing}, clip x̂₀ {'on' if settings.clip_x0 else 'off'}, seed {seed}.")
+        st.caption(f"{sampler_label(settings)}, spacing {settings.spacing}, clip x̂₀ {'on' if settings.clip_x0 else 'off'}, seed {seed}.")
         if loaded.is_image_model:
             show_images(samples, trajectory, loaded.diffusion.T)
         else:
