@@ -109,8 +109,7 @@ def oracle_distribution(name: str, seed: int = DEFAULT_TOY_SEED, toy_points: int
     check_choice("name", name, TOY_NAMES)
     if has_exact_density(name):
         return GaussianMixture(*toy_mixture_parameters(name))
-    toy_points = check_int("toy_points", toy_points, 1)
-    points = load_dataset(name, split="train", seed=seed, n_points=toy_points).data
+    points = load_dataset(name, split="train", seed=seed, n_points=toy_points).data  # checks seed and toy_points
     return EmpiricalDistribution(points[:ORACLE_POINTS])
 
 
