@@ -28,6 +28,7 @@ import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -39,7 +40,8 @@ IMAGE_DATASET_NAMES = ("mnist", "mnist_full", "fashion_mnist")
 TOY_NAMES = ("swiss_roll", "two_moons", "eight_gaussians", "checkerboard", "gaussian_mixture")
 DATASET_NAMES = IMAGE_DATASET_NAMES + TOY_NAMES
 SPLITS = ("train", "test")
-KINDS = ("image", "points")
+DataKind = Literal["image", "points"]
+KINDS: tuple[DataKind, ...] = get_args(DataKind)
 MIXTURE_TOY_NAMES = ("eight_gaussians", "gaussian_mixture")
 
 DATA_DIR_ENV = "RDL_DATA_DIR"
@@ -72,7 +74,7 @@ class Dataset:
     """
 
     name: str
-    kind: str
+    kind: DataKind
     data: torch.Tensor
     labels: torch.Tensor | None = None
 
