@@ -9,23 +9,18 @@ import torch
 from core.data.datasets import TOY_NAMES
 from core.diffusion.gaussian_diffusion import PREDICTIONS, VARIANCES
 from core.diffusion.schedules import SCHEDULE_KINDS, make_schedule
-from core.lab.teaching import terminal_noise_warning
+from core.lab.schedule_lab import terminal_noise
 from core.nets.build import SIZE_NAMES
 from core.training.config import GPU_BATCH_FACTOR, GPU_MNIST_SIZE, GPU_STEPS_FACTOR, LR_SCHEDULES, MNIST_CPU_RECIPE, TOY_RECIPE, TrainConfig
 from ui import session, training_panel
+from ui.labels import DATASET_LABELS, PREDICTION_LABELS, SCHEDULE_LABELS, VARIANCE_LABELS, terminal_noise_text
 
-VARIANCE_LABELS = {"fixed_large": "σ² = β_t (fixed, large)", "fixed_small": "σ² = β̃_t (fixed, small)",
-                   "learned_range": "learned between β̃_t and β_t"}
-PREDICTION_LABELS = {"eps": "ε (noise)", "x0": "x₀ (clean image)", "v": "v = √ᾱ·ε − √(1−ᾱ)·x₀"}
 BUDGET_LABELS = {"steps": "all the steps", "minutes": "at most N minutes"}
 
 
-def dataset_labels() -> dict:
-    labels = {"mnist": "MNIST subset (4,500 real digits, shipped)",
-              **{name: f"2-D: {name.replace('_', ' ')}" for name in TOY_NAMES}}
-    if os.environ.get("RDL_DATA_DIR"):  # full datasets only when the instructor has put the IDX files on the server
-        labels.update({"mnist_full": "MNIST (full, from RDL_DATA_DIR)", "fashion_mnist": "Fashion-MNIST (from RDL_DATA_DIR)"})
-    return labels
+def datasets() -> list:
+    """The datasets offered: the full ones only when the instructor has put the IDX files on the server."""
+    return ["mnist", *TOY_NAMES] + (["mnist_full", "fashion_mnist"] if os.environ.get("RDL_DATA_DIR") else [])
 
 
 def recipe_for(dataset: str, on_gpu: bool) -> TrainConfig:
@@ -51,8 +46,7 @@ def settings_section() -> dict:
     st.subheader("Settings")
     data_column, model_column, schedule_column = st.columns(3)
     with data_column:
-        labels = dataset_labels()
-        dataset = st.selectbox("Dataset", list(labels), format_func=labels.get, key="train_dataset")
+        dataset = st.selectbox("Dataset", datasets(), format_func=DATASET_LABELS.get, key="train_dataset")
         recipe = recipe_for(dataset, torch.cuda.is_available())  # the widgets below reset to it on change
         size = st.selectbox("Model size", SIZE_NAMES, index=SIZE_NAMES.index(recipe.model_size), key=f"train_size_{dataset}",
                             help="UNet for images (tiny ≈ CPU-friendly, base for a GPU); residual MLP for 2-D data.")
@@ -61,7 +55,8 @@ def settings_section() -> dict:
         variance = st.radio("Reverse-step variance", VARIANCES, index=VARIANCES.index(recipe.variance),
                             format_func=VARIANCE_LABELS.get, key="train_variance")
     with schedule_column:
-        kind = st.selectbox("β schedule", SCHEDULE_KINDS, index=SCHEDULE_KINDS.index(recipe.schedule), key="train_schedule")
+        kind = st.selectbox("β schedule", SCHEDULE_KINDS, index=SCHEDULE_KINDS.index(recipe.schedule),
+                            format_func=SCHEDULE_LABELS.get, key="train_schedule")
         T = st.number_input("T (diffusion steps)", min_value=2, max_value=4000, value=recipe.T, step=50, key="train_T")
         beta_start = st.number_input("β start", min_value=1e-6, max_value=0.5, value=recipe.beta_start, format="%.5f",
                                      help="Ignored by the cosine schedule.", key="train_beta_start")
@@ -102,7 +97,7 @@ def schedule_check(settings: dict) -> bool:
     except ValueError as error:
         st.error(f"This schedule is not valid: {error}")
         return False
-    warning = terminal_noise_warning(schedule)
+    warning = terminal_noise_text(terminal_noise(schedule))
     if warning:
         st.warning(warning)
     return True
