@@ -85,8 +85,7 @@ def main() -> int:
                 rate = phase(job, args.phase_seconds, panel_open, refresh_cpu)
                 rows.append({"pair": pair, "panel": "open" if panel_open else "closed", "steps_per_s": rate})
                 print(f"pair {pair}: panel {'open  ' if panel_open else 'closed'} {rate:.3f} steps/s", flush=True)
-        registry.stop(job_id)
-        registry.wait(job_id, 120)
+        registry.close(stop_jobs_within=120)
 
     closed = [r["steps_per_s"] for r in rows if r["panel"] == "closed"]
     opened = [r["steps_per_s"] for r in rows if r["panel"] == "open"]

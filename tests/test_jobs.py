@@ -73,10 +73,7 @@ def make_registry(tmp_path):
 
     yield make
     for registry in made:
-        for job in list(registry._jobs.values()):
-            registry.stop(job.job_id)
-        for job in list(registry._jobs.values()):
-            registry.wait(job.job_id, WAIT)
+        registry.close(stop_jobs_within=WAIT)
 
 
 def wait_until(condition, what):

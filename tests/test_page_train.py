@@ -20,11 +20,7 @@ def run_store(tmp_path, monkeypatch):
     monkeypatch.setenv("RDL_RUNS_DIR", str(tmp_path / "runs"))
     session.get_registry.clear()
     yield tmp_path / "runs"
-    registry = session.get_registry()
-    for job in list(registry._jobs.values()):
-        registry.stop(job.job_id)
-        registry.wait(job.job_id, 60)
-    registry.close()
+    session.get_registry().close(stop_jobs_within=60)
     session.get_registry.clear()
 
 

@@ -297,9 +297,17 @@ class JobRegistry:
                 return state
             time.sleep(interval)
 
-    def close(self) -> None:
-        """Stop the monitor thread (workers go on and save as usual)."""
+    def close(self, stop_jobs_within: float | None = None) -> None:
+        """Stop the monitor thread. Workers go on and save as usual, unless stop_jobs_within is given: then every
+        job is stopped (saving) and waited for, up to that many seconds each."""
         self._closed.set()
+        if stop_jobs_within is not None:
+            with self._lock:
+                jobs = list(self._jobs.values())
+            for job in jobs:
+                self.stop(job.job_id)
+            for job in jobs:
+                self.wait(job.job_id, stop_jobs_within)
 
     # ----------------------------------------------------------------------------------- helpers
     def _monitor(self, interval: float) -> None:

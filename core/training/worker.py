@@ -17,6 +17,7 @@ or when the server process that started it is gone. A NaN ends the job "failed" 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import subprocess
@@ -83,10 +84,8 @@ def run(job_dir: str, resume: bool, total_steps: int | None = None, max_seconds:
             if total_steps is not None and total_steps != trainer.config.total_steps:
                 trainer.set_total_steps(total_steps)
         else:
-            config = record.config
-            if total_steps is not None:
-                config.total_steps = total_steps
-            trainer = Trainer(config.validate(), max_seconds=max_seconds)
+            config = record.config if total_steps is None else dataclasses.replace(record.config, total_steps=total_steps)
+            trainer = Trainer(config, max_seconds=max_seconds)
         trainer.start() if trainer.step == 0 else trainer.resume()
     except Exception as error:  # anything that prevents a start ends the job visibly, with the reason
         failed = {"state": "failed", "error": f"the job could not start: {type(error).__name__}: {error}"}
