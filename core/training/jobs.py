@@ -15,8 +15,8 @@ Policy (the numbers are core.training.limits.JobLimits, set by environment varia
   resumable. Every browser session sends `heartbeat(owner)`; the reaper stops (never deletes) the jobs of
   sessions silent for more than `heartbeat_timeout` seconds.
 
-All methods are thread-safe; `poll()` (called by a monitor thread when `monitor_interval` is given, and by
-every request) collects ended workers and starts queued jobs. `clock` is injectable for tests.
+All methods are thread-safe; `poll()` (run by a monitor thread when `monitor_interval` is given) collects ended
+workers, stops the jobs of silent sessions and starts queued jobs. `clock` is injectable for tests.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import time
 import uuid
 
 from core import runtime
+from core.checks import check_number
 from core.training import store, worker
 from core.training.config import TrainConfig
 from core.training.limits import JobLimits, estimate_starts
@@ -49,10 +50,9 @@ class Job:
         self.launch_args: tuple | None = None  # (resume, total_steps, max_seconds) while queued
         self.queued_since: float | None = None
         self.stop_requested = False
-        self.budget: float | None = None  # the time budget of the running segment, and when it was launched
-        self.launched_at = 0.0
-        self._progress = (None, None)  # (file stamp, parsed dict)
-        self._preview = (None, None)
+        self.budget, self.launched_at = None, 0.0  # the running segment's time budget, and when it was launched
+        self._progress = self._preview = (None, None)  # (file stamp, parsed content)
+        self._collecting = threading.Lock()
 
     @property
     def checkpoint(self):
@@ -97,9 +97,12 @@ class Job:
     def collect(self) -> bool:
         """If the worker has ended, forget its handle; a worker that ended without saying so crashed.
         Returns True when a worker ended."""
-        if self.handle is None or self.handle.is_alive():
-            return False
-        code, self.handle = self.handle.exitcode, None
+        with self._collecting:  # the monitor thread and page threads may ask at once
+            handle = self.handle
+            if handle is None or handle.is_alive():
+                return False
+            self.handle = None
+        code = handle.exitcode
         progress = self.progress()
         if progress.get("state") not in ENDED_STATES:
             how = f"killed by signal {signal.Signals(-code).name}" if code and code < 0 else f"exit code {code}"
@@ -133,8 +136,7 @@ class JobRegistry:
     def __init__(self, limits: JobLimits | None = None, run_store: store.RunStore | None = None,
                  launcher=None, heartbeat_timeout: float = 180.0, clock=time.monotonic,
                  monitor_interval: float | None = None):
-        if not isinstance(heartbeat_timeout, (int, float)) or isinstance(heartbeat_timeout, bool) or heartbeat_timeout <= 0:
-            raise ValueError(f"heartbeat_timeout={heartbeat_timeout!r} is not allowed; expected a positive number of seconds")
+        check_number("heartbeat_timeout", heartbeat_timeout, 0.0, open_low=True)
         self.limits = JobLimits.from_env() if limits is None else limits
         self.store = store.RunStore.from_env() if run_store is None else run_store
         self.launcher = worker.ProcessLauncher() if launcher is None else launcher
