@@ -211,6 +211,17 @@ def test_stop_resume_continue_bit_identically_and_discard(make_registry, gate):
     assert not folder.exists() and registry.jobs_for("alice") == []
 
 
+def test_save_now_writes_a_checkpoint_while_the_job_trains(make_registry):
+    registry = make_registry()
+    job_id = registry.submit("alice", toy_config(total_steps=10_000_000))
+    job = registry.get(job_id)
+    wait_until(lambda: job.snapshot().step > 0, "the job to train")
+    assert job.snapshot().saved_step is None and not job.checkpoint.exists()
+    registry.request_save(job_id)
+    wait_until(lambda: (job.snapshot().saved_step or 0) > 0, "the requested save")
+    assert job.state == "running" and checkpoints.read_metadata(job.checkpoint)["steps"] > 0
+
+
 def test_nan_ends_the_job_failed_and_keeps_the_last_save(make_registry, monkeypatch):
     real_step = trainer_module.train_step
     monkeypatch.setattr(trainer_module, "train_step", lambda state, loss_hook=None: real_step(
