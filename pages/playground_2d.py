@@ -14,7 +14,7 @@ import streamlit as st
 import torch
 from plotly.subplots import make_subplots
 
-from core.data.datasets import TOY_NAMES, sample_toy
+from core.data.toys import TOY_NAMES, sample_toy
 from core.diffusion.gaussian_diffusion import PREDICTIONS, VARIANCES
 from core.diffusion.oracle import OracleDenoiser, loss_floor_curve
 from core.diffusion.schedules import SCHEDULE_KINDS
