@@ -75,11 +75,13 @@ def test_compare_step_counts(monkeypatch, checkpoint_dir):
 
 def test_core_errors_become_messages(monkeypatch, checkpoint_dir):
     from core.lab import explore
+    from ui import runs
 
     def refuse(*args, **kwargs):
         raise ValueError("steps must be an integer between 1 and T")
 
     monkeypatch.setattr(explore, "run_sampler", refuse)
+    runs.result_cache().__init__(runs.CACHE_ENTRIES)  # earlier tests' results would be served from the cache
     at = open_page(monkeypatch, checkpoint_dir, PAGE)
     assert not at.exception
     assert any("steps must be an integer" in error.value for error in at.error)
