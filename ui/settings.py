@@ -48,7 +48,8 @@ class Setting:
             raise ValueError(f"{self.key} is given {len(raw)} times; expected once")
         text = raw[0] if raw else ""
         if self.kind == "int":
-            return check_int(self.key, _to_int(self.key, text), self.low, self.high)
+            value = check_int(self.key, _to_int(self.key, text), self.low, self.high)
+            return check_choice(self.key, value, self.choices) if self.choices else value
         if self.kind == "float":
             try:
                 number = float(text)
