@@ -113,7 +113,7 @@ def _curve_traces(curves: dict, curve_x, frame: int) -> tuple[list, list]:
     return lines, markers
 
 
-def _slider(frame_labels, active: int, prefix: str) -> tuple[dict, dict]:
+def animation_controls(frame_labels, active: int, prefix: str) -> tuple[dict, dict]:
     """The slider and the play/pause buttons that step through the frames named str(i)."""
     animate = {"mode": "immediate", "frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}
     steps = [{"label": str(label), "method": "animate", "args": [[str(i)], animate]} for i, label in enumerate(frame_labels)]
@@ -181,7 +181,7 @@ def _scrubber(cells: list, frame_labels, frame_traces, curves, curve_x, curve_ti
         return traces
 
     fig.frames = [go.Frame(name=str(k), data=all_animated(k), traces=animated_indices) for k in range(len(frame_labels))]
-    slider, buttons = _slider(frame_labels, active, prefix)
+    slider, buttons = animation_controls(frame_labels, active, prefix)
     fig.update_layout(sliders=[slider], updatemenus=[buttons], height=sum(heights) + ROW_GAP * (n_rows - 1) + 170,
                       margin=dict(l=10, r=10, t=40, b=10), showlegend=legend or bool(curves))
     return honest_axes(fig)

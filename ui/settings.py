@@ -55,7 +55,8 @@ class Setting:
                 number = float(text)
             except ValueError:
                 raise ValueError(f"{self.key}={text!r} is not allowed; expected a number") from None
-            return check_number(self.key, number, self.low, self.high)
+            number = check_number(self.key, number, self.low, self.high)
+            return check_choice(self.key, number, self.choices) if self.choices else number
         if self.kind == "bool":
             return check_choice(self.key, text.lower(), ("true", "false", "1", "0")) in ("true", "1")
         if self.kind == "ints":
