@@ -273,7 +273,6 @@ def compare_parameterizations(loaded: catalog.LoadedModel, dataset: str, choice:
 
 # --------------------------------------------------------------------------------------------- page
 def main() -> None:
-    layout.compact()
     intro()
     loaded = catalog.require_active_model()
     if loaded is None:

@@ -490,7 +490,6 @@ SECTIONS = {  # the radio's label -> the section that draws it
 
 # --------------------------------------------------------------------------------------------- page
 def main() -> None:
-    layout.compact()
     page = page_settings()
     page.restore()
     title, share = st.columns([5, 1], vertical_alignment="bottom")

@@ -26,7 +26,7 @@ from core.lab.teaching import (
     reverse_step_1d,
     seeded_noise,
 )
-from ui import exports, layout
+from ui import exports
 from ui.figures import COLORS, NEUTRAL, STRONG, Layer, PointPanel, honest_axes, point_panels
 from ui.settings import PERSIST, PageSettings, Preset, Setting
 
@@ -304,7 +304,6 @@ def reproduce(settings: tuple, x0: float, t: int, noise_seed: int, x0_error: flo
 
 # ------------------------------------------------------------------------------------------- page
 def main() -> None:
-    layout.compact()
     page = page_settings()
     page.restore()
     title, share = st.columns([5, 1], vertical_alignment="bottom")

@@ -387,7 +387,6 @@ def first_result(loaded: catalog.LoadedModel, page: PageSettings):
 
 
 def main() -> None:
-    layout.compact()
     intro()
     loaded = active_model()
     if loaded is None:

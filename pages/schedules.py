@@ -14,7 +14,7 @@ from core.data.images import to_uint8
 from core.diffusion.schedules import SCHEDULE_KINDS, make_schedule
 from core.lab.signal import SIGNAL_GONE, noise_only_fraction, signal_gone_step
 from core.lab.teaching import forward_snapshots, schedule_curves, seeded_noise, terminal_noise_warning
-from ui import exports, layout
+from ui import exports
 from ui.figures import COLORS, honest_axes, picture_row, side_by_side
 from ui.settings import PERSIST, PageSettings, Preset, Setting
 
@@ -253,7 +253,6 @@ def forward_on_a_digit(results: dict, compare: bool) -> None:
 
 # --------------------------------------------------------------------------------------------- page
 def main() -> None:
-    layout.compact()
     intro()
     page = page_settings()
     page.restore()
