@@ -138,10 +138,10 @@ def choose_example(loaded: catalog.LoadedModel, dataset: str) -> tuple[int, int,
     """(example choice, noise seed, number of timesteps) from the widgets."""
     n_examples = len(held_out(dataset))
     T = loaded.diffusion.T
-    left, middle, right = st.columns(3)
+    mode_column, left, middle, right = st.columns(4) if loaded.is_image_model else (None, *st.columns(3))
     with left:
         if loaded.is_image_model:
-            mode = st.radio("Held-out image", MODES, horizontal=True, key="denoise_mode", persist_state=PERSIST)
+            mode = mode_column.radio("Held-out image", MODES, horizontal=True, key="denoise_mode", persist_state=PERSIST)
             if mode == "by index":
                 choice = st.number_input("Image index", 0, n_examples - 1, 0, key="denoise_index", persist_state=PERSIST,
                                          help=f"One of the {n_examples} test digits the model never trained on.")
@@ -176,11 +176,15 @@ def comparable_models(loaded: catalog.LoadedModel) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ sections
-def intro() -> None:
+def intro() -> catalog.LoadedModel | None:
+    """The title and what the page does for the active model (None, after saying why, if there is none)."""
     st.title("Denoise explorer")
+    loaded = catalog.require_active_model()
+    model = (f" **{loaded.label}** predicts ${PREDICTIONS.get(loaded.diffusion.prediction, '?')}$." if loaded is not None else "")
     st.markdown("One clean example $x_0$, **one** noise draw $\\varepsilon$, "
                 "$x_t = \\sqrt{\\bar\\alpha_t}\\,x_0 + \\sqrt{1-\\bar\\alpha_t}\\,\\varepsilon$ at every $t$: "
-                "what does the active model predict?")
+                "what does the active model see?" + model)
+    return loaded
 
 
 def explanation() -> None:
@@ -194,7 +198,6 @@ def explanation() -> None:
 
 def scrubber(loaded: catalog.LoadedModel, sweep: explore.DenoiseSweep, choice: int, noise_seed: int, n_t: int) -> None:
     """The first result: the pictures (or points) at the chosen t and the error curves."""
-    st.subheader(f"{loaded.label}: predicts ${PREDICTIONS[loaded.diffusion.prediction]}$")
     labels = paper_steps(sweep)
     shown = layout.keyboard_scrubber("t (paper's step)", labels, key="denoise_t")
     key = (loaded.token, choice, noise_seed, n_t)
@@ -273,8 +276,9 @@ def compare_parameterizations(loaded: catalog.LoadedModel, dataset: str, choice:
 
 # --------------------------------------------------------------------------------------------- page
 def main() -> None:
-    intro()
-    loaded = catalog.require_active_model()
+    title, share = st.columns([5, 1], vertical_alignment="bottom")
+    with title:
+        loaded = intro()
     if loaded is None:
         return
     dataset = loaded.dataset
@@ -286,7 +290,7 @@ def main() -> None:
         page = page_settings(loaded, len(held_out(dataset)))
         page.restore()
         page.notices()
-        with st.columns([4, 1])[1]:
+        with share:
             page.controls()
         choice, noise_seed, n_t = choose_example(loaded, dataset)
         sweep = compute_sweep(loaded, loaded.token, dataset, choice, noise_seed, n_t)

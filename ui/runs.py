@@ -66,7 +66,8 @@ class ProgressBox:
     action, however many runs the action makes."""
 
     def __init__(self, label: str, cancel_key: str):
-        self.box = st.container(border=True)
+        self.placeholder = st.empty()  # emptied when the work is done (a container's own empty() leaves it drawn)
+        self.box = self.placeholder.container(border=True)
         self.bar = self.box.progress(0.0, text=f"{label}: starting…")
         self.box.button("Cancel", key=cancel_key, icon=":material/stop:", help="Stops between two sampler steps.")
         self.cancel_key = cancel_key
@@ -87,7 +88,7 @@ class ProgressBox:
 
     def close(self) -> None:
         st.session_state[_STARTED].pop(self.cancel_key, None)
-        self.box.empty()
+        self.placeholder.empty()
 
 
 def cached_runs(jobs: list, cancel_key: str, title: str) -> list:
