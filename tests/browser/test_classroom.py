@@ -145,3 +145,48 @@ def test_samples_download_as_npz(app):
     with app.page.expect_download() as download:
         main_area(app).get_by_role("button", name="PNG of the samples").click()
     assert open(download.value.path(), "rb").read()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+OVERLAPS_JS = """(chart) => {
+  const boxes = (selector) => Array.from(chart.querySelectorAll(selector)).map(e => e.getBoundingClientRect())
+      .filter(r => r.width > 0 && r.height > 0);
+  const labels = boxes('g.annotation-text-g text, g.annotation text');
+  const pictures = boxes('g.imagelayer image, image');
+  const hit = (a, b) => a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1;
+  const found = [];
+  labels.forEach((a, i) => {
+    pictures.forEach(b => { if (hit(a, b)) found.push(['label over picture', a.top, b.top]); });
+    labels.slice(i + 1).forEach(b => { if (hit(a, b)) found.push(['label over label', a.left, b.left]); });
+  });
+  return {found: found, labels: labels.length, pictures: pictures.length};
+}"""
+
+
+@pytest.mark.parametrize("width, height", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+def test_labels_never_overlap(browser, streamlit_server, width, height):
+    """Subplot titles stay clear of the pictures (the ε / x₀ / v comparison) and the μ̃ / μ_θ labels of the
+    reverse step stay apart where the two means nearly coincide (large t with an x̂₀ error)."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    try:
+        tab = context.new_page()
+        tab.set_default_timeout(60_000)
+        app = AppPage(tab, streamlit_server).open("denoise")
+        main_area(app).get_by_text("Show the comparison of").click()
+        app.wait_idle()
+        charts = main_area(app).locator('[data-testid="stPlotlyChart"]')
+        assert charts.count() == 2
+        for index in range(2):
+            charts.nth(index).scroll_into_view_if_needed()
+            result = charts.nth(index).evaluate(OVERLAPS_JS)
+            assert result["labels"] >= 6 and result["pictures"] >= 6, result  # the check saw what it checks
+            assert result["found"] == [], f"denoise chart {index} at {width}x{height}: {result}"
+        shot(app, f"labels-denoise-compare-{width}x{height}")
+        app.open("reverse_step?reverse_t=900&reverse_x0_error=0.3")
+        density = main_area(app).locator('[data-testid="stPlotlyChart"]').nth(1)
+        density.scroll_into_view_if_needed()
+        result = density.evaluate(OVERLAPS_JS)
+        assert result["labels"] >= 2, result  # μ̃ and μ_θ (and the title)
+        assert result["found"] == [], f"μ̃ / μ_θ labels at {width}x{height}: {result}"
+        shot(app, f"labels-reverse-step-{width}x{height}")
+    finally:
+        context.close()
