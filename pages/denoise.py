@@ -1,6 +1,6 @@
 """Denoise explorer: what the model sees (x_t) and what it predicts (ε̂, x̂₀) at every timestep.
 
-All numbers come from core.lab.explore; this page only lays out widgets and figures and caches results.
+All numbers come from core.lab.denoise; this page only lays out widgets and figures and caches results.
 Timesteps are shown as the paper's step t = 1..T (core's index t is step t+1).
 """
 
@@ -11,13 +11,14 @@ import streamlit as st
 import torch
 
 from core.data.datasets import load_dataset
-from core.lab import explore
+from core.lab import denoise
+from core.rng import seeded_generator
 from ui import catalog, exports, figures, layout
+from ui.labels import PREDICTION_SYMBOLS
 from ui.settings import PERSIST, PageSettings, Preset, Setting
 
 ARROWS = 25  # noise arrows drawn in the 2-D view
 POINT_COUNT = 400  # held-out points pushed through the 2-D view
-PREDICTIONS = {"eps": "ε", "x0": "x₀", "v": "v"}
 SEED_MAX = 2**31 - 1
 MODES = ("by index", "random")
 PRESETS = [
@@ -41,20 +42,20 @@ def _examples(dataset: str, choice: int, is_image: bool) -> torch.Tensor:
     data = held_out(dataset).data
     if is_image:
         return data[choice : choice + 1]
-    return data[explore.random_subset(len(data), POINT_COUNT, choice)]
+    return data[denoise.random_subset(len(data), POINT_COUNT, choice)]
 
 
 @st.cache_data(show_spinner="Running the model over the timesteps…", max_entries=32)
 def compute_sweep(_loaded: catalog.LoadedModel, token: str, dataset: str, choice: int, noise_seed: int,
-                  n_t: int) -> explore.DenoiseSweep:
+                  n_t: int) -> denoise.DenoiseSweep:
     """Cached on (model token, dataset, example choice, noise seed, number of timesteps)."""
     x0 = _examples(dataset, choice, _loaded.is_image_model)
-    noise = torch.randn(x0.shape, generator=explore.seeded_generator(noise_seed))
-    t = explore.timestep_grid(_loaded.diffusion.T, n_t)
-    return explore.denoise_sweep(_loaded.model, _loaded.diffusion, x0, t, noise, batch_size=64 if _loaded.is_image_model else 8192)
+    noise = torch.randn(x0.shape, generator=seeded_generator(noise_seed))
+    t = denoise.timestep_grid(_loaded.diffusion.T, n_t)
+    return denoise.denoise_sweep(_loaded.model, _loaded.diffusion, x0, t, noise, batch_size=64 if _loaded.is_image_model else 8192)
 
 
-def paper_steps(sweep: explore.DenoiseSweep) -> list:
+def paper_steps(sweep: denoise.DenoiseSweep) -> list:
     return (sweep.t + 1).tolist()
 
 
@@ -81,7 +82,7 @@ def sweep_figure(_sweeps: dict, key: tuple, active: int = 0):
 
 def image_rows(sweeps: dict) -> list:
     P = figures.Panel
-    pictures = {name: explore.sweep_pictures(sweep) for name, sweep in sweeps.items()}
+    pictures = {name: denoise.sweep_pictures(sweep) for name, sweep in sweeps.items()}
     first = next(iter(pictures.values()))
     if len(sweeps) == 1:
         return [[P("x_t (model input)", first["x_t"]), P("ε (true noise)", first["eps"], False),
@@ -99,7 +100,7 @@ def point_panels(sweeps: dict) -> list:
     x0 = first.x0.numpy()
     truth = L("x₀ (data)", x0[:, 0], x0[:, 1], color=figures.NEUTRAL, opacity=0.6)
     if len(sweeps) == 1:
-        arrows = explore.removal_arrows(first, ARROWS)
+        arrows = denoise.removal_arrows(first, ARROWS)
         x_t = first.x_t.numpy()
         noisy = figures.PointPanel("x_t and the noise to remove", [
             L("x_t", x_t[..., 0], x_t[..., 1], color=figures.NEUTRAL, size=3, opacity=0.5),
@@ -147,7 +148,7 @@ def choose_example(loaded: catalog.LoadedModel, dataset: str) -> tuple[int, int,
                                          help=f"One of the {n_examples} test digits the model never trained on.")
             else:
                 image_seed = st.number_input("Image seed", 0, SEED_MAX, 0, key="denoise_image_seed", persist_state=PERSIST)
-                choice = explore.random_index(n_examples, int(image_seed))
+                choice = denoise.random_index(n_examples, int(image_seed))
                 st.caption(f"→ test image #{choice}")
         else:
             choice = st.number_input("Point subset seed", 0, SEED_MAX, 0, key="denoise_points_seed", persist_state=PERSIST,
@@ -167,12 +168,12 @@ def comparable_models(loaded: catalog.LoadedModel) -> dict:
     the active model represents its own parameterization."""
     def same_setting(other: catalog.LoadedModel) -> bool:
         return (other.dataset == loaded.dataset and other.data_shape == loaded.data_shape
-                and explore.same_forward_process(other.diffusion, loaded.diffusion))
+                and denoise.same_forward_process(other.diffusion, loaded.diffusion))
 
     chosen = {loaded.diffusion.prediction: loaded}
     for other in catalog.models_of(same_setting).values():
         chosen.setdefault(other.diffusion.prediction, other)
-    return {p: chosen[p] for p in PREDICTIONS if p in chosen}
+    return {p: chosen[p] for p in PREDICTION_SYMBOLS if p in chosen}
 
 
 # ------------------------------------------------------------------------------------------ sections
@@ -180,7 +181,7 @@ def intro() -> catalog.LoadedModel | None:
     """The title and what the page does for the active model (None, after saying why, if there is none)."""
     st.title("Denoise explorer")
     loaded = catalog.require_active_model()
-    model = (f" **{loaded.label}** predicts ${PREDICTIONS.get(loaded.diffusion.prediction, '?')}$." if loaded is not None else "")
+    model = (f" **{loaded.label}** predicts ${PREDICTION_SYMBOLS.get(loaded.diffusion.prediction, '?')}$." if loaded is not None else "")
     st.markdown("One clean example $x_0$, **one** noise draw $\\varepsilon$, "
                 "$x_t = \\sqrt{\\bar\\alpha_t}\\,x_0 + \\sqrt{1-\\bar\\alpha_t}\\,\\varepsilon$ at every $t$: "
                 "what does the active model see?" + model)
@@ -196,7 +197,7 @@ def explanation() -> None:
         "can only be a blurry average of plausible examples.")
 
 
-def scrubber(loaded: catalog.LoadedModel, sweep: explore.DenoiseSweep, choice: int, noise_seed: int, n_t: int) -> None:
+def scrubber(loaded: catalog.LoadedModel, sweep: denoise.DenoiseSweep, choice: int, noise_seed: int, n_t: int) -> None:
     """The first result: the pictures (or points) at the chosen t and the error curves."""
     labels = paper_steps(sweep)
     shown = layout.keyboard_scrubber("t (paper's step)", labels, key="denoise_t")
@@ -214,7 +215,7 @@ def scrubber(loaded: catalog.LoadedModel, sweep: explore.DenoiseSweep, choice: i
     show_exports(loaded, sweep, choice, noise_seed, n_t, shown)
 
 
-def show_exports(loaded: catalog.LoadedModel, sweep: explore.DenoiseSweep, choice: int, noise_seed: int, n_t: int,
+def show_exports(loaded: catalog.LoadedModel, sweep: denoise.DenoiseSweep, choice: int, noise_seed: int, n_t: int,
                  shown: int) -> None:
     step = int(sweep.t[shown]) + 1
     columns = st.columns(3)
@@ -224,7 +225,7 @@ def show_exports(loaded: catalog.LoadedModel, sweep: explore.DenoiseSweep, choic
     with columns[1]:
         if loaded.is_image_model:
             def frame() -> np.ndarray:
-                pictures = explore.sweep_pictures(sweep)
+                pictures = denoise.sweep_pictures(sweep)
                 return figures.side_by_side([pictures["x_t"][shown], pictures["eps"], pictures["eps_hat"][shown],
                                              pictures["error"][shown], pictures["x0_hat"][shown], pictures["x0"]])
             exports.png_button(f"PNG of the pictures at t = {step}", frame, f"denoise_t{step}.png", key="denoise_png")
@@ -234,16 +235,16 @@ def show_exports(loaded: catalog.LoadedModel, sweep: explore.DenoiseSweep, choic
             "pred_eps": sweep.pred_eps.numpy(), "pred_x0": sweep.pred_x0.numpy()}, "denoise_sweep.npz", key="denoise_npz")
     path = catalog.shipped_models().get(loaded.key, (None, "model.safetensors"))[1]
     take = (f"load_dataset({loaded.dataset!r}, split='test').data[{choice}:{choice + 1}]" if loaded.is_image_model else
-            f"load_dataset({loaded.dataset!r}, split='test').data[explore.random_subset(500, {POINT_COUNT}, {choice})]")
+            f"load_dataset({loaded.dataset!r}, split='test').data[denoise.random_subset(500, {POINT_COUNT}, {choice})]")
     exports.reproduce_box(None, (
         "import torch\n"
         "from core import checkpoints\n"
         "from core.data.datasets import load_dataset\n"
-        "from core.lab import explore\n\n"
+        "from core.lab import denoise\nfrom core.rng import seeded_generator\n\n"
         f"model, diffusion, metadata = checkpoints.load({exports.relative_to_root(path)!r})\n"
         f"x0 = {take}\n"
-        f"noise = torch.randn(x0.shape, generator=explore.seeded_generator({noise_seed}))\n"
-        f"sweep = explore.denoise_sweep(model, diffusion, x0, explore.timestep_grid(diffusion.T, {n_t}), noise)\n"
+        f"noise = torch.randn(x0.shape, generator=seeded_generator({noise_seed}))\n"
+        f"sweep = denoise.denoise_sweep(model, diffusion, x0, denoise.timestep_grid(diffusion.T, {n_t}), noise)\n"
         "print(sweep.eps_mse, sweep.x0_mse)  # the two curves; sweep.t + 1 is the paper's step"),
         "The same sweep in Python, from the repository root.")
 
@@ -253,10 +254,10 @@ def compare_parameterizations(loaded: catalog.LoadedModel, dataset: str, choice:
     models = comparable_models(loaded)
     if len(models) < 2:
         st.info(f"This needs models that predict different things (ε, x₀, v) on the same data ({dataset}) with "
-                f"the same noise schedule; only the active {PREDICTIONS[loaded.diffusion.prediction]}-prediction "
+                f"the same noise schedule; only the active {PREDICTION_SYMBOLS[loaded.diffusion.prediction]}-prediction "
                 f"model is available. Train an x₀- or v-model on the Train page to compare.")
         return
-    names = {p: f"{PREDICTIONS[p]}-model" for p in models}
+    names = {p: f"{PREDICTION_SYMBOLS[p]}-model" for p in models}
     if not st.toggle(f"Show the comparison of {', '.join(names.values())} (runs {len(models)} models)",
                      key="denoise_compare_on", persist_state=PERSIST):
         return

@@ -1,6 +1,6 @@
 """2-D playground: train a small MLP on a toy distribution in seconds and compare it with the exact oracle.
 
-Everything numeric comes from core (core.lab.playground, core.diffusion.oracle, core.lab.explore); the figures are
+Everything numeric comes from core (core.lab.playground, core.diffusion.oracle, core.lab.sampling); the figures are
 ui/playground_figures.py. This page lays out widgets, caches the heavy results per (model, settings), and
 dispatches the four exploration sections from one table (SECTIONS).
 """
@@ -19,18 +19,15 @@ from core.diffusion.gaussian_diffusion import PREDICTIONS, VARIANCES, GaussianDi
 from core.diffusion.oracle import OracleDenoiser, loss_floor_curve
 from core.diffusion.schedules import SCHEDULE_KINDS
 from core.lab import playground
-from core.lab.explore import SamplerSettings, timestep_grid
+from core.lab.denoise import timestep_grid
+from core.lab.sampling import SamplerSettings
 from core.nets.build import SIZE_NAMES, build_model, count_parameters, model_config_for
 from core.training.trainer import ACTIVE_STATES, TrainConfig, build_diffusion
 from ui import catalog, exports, figures, layout, session, training_panel
+from ui.labels import FIELD_LABELS, PREDICTION_LABELS, SCHEDULE_LABELS, TOY_LABELS, VARIANCE_LABELS
 from ui.playground_figures import field_figure, samples_figure, step_labels, trajectory_figure
 from ui.settings import PERSIST, PageSettings, Preset, Setting
 
-TOY_LABELS = {"swiss_roll": "Swiss roll", "two_moons": "Two moons", "eight_gaussians": "Eight Gaussians",
-              "checkerboard": "Checkerboard", "gaussian_mixture": "Gaussian mixture (4, anisotropic)"}
-PREDICTION_LABELS = {"eps": "ε (noise)", "x0": "x₀ (clean point)", "v": "v = √ᾱ·ε − √(1−ᾱ)·x₀"}
-VARIANCE_LABELS = {"fixed_large": "σ² = β_t", "fixed_small": "σ² = β̃_t", "learned_range": "learned (β̃_t…β_t)"}
-FIELD_LABELS = {"eps": "ε̂ (predicted noise)", "score": "score ∇log q_t = −ε̂/√(1−ᾱ_t)"}
 NO_MODEL = "none"
 VIEW = 1.6  # half-width of the plotted square
 VIEWS = (1.0, 1.25, 1.6, 2.0, 3.0)
@@ -243,7 +240,7 @@ def train_settings() -> tuple:
                                 persist_state=PERSIST, help="Residual MLP: " + ", ".join(
                                     f"{s} {mlp_parameters(s):,}" for s in SIZE_NAMES) + " parameters.")
         with process_column:
-            kind = st.selectbox("β schedule", SCHEDULE_KINDS, key="pg_schedule", persist_state=PERSIST)
+            kind = st.selectbox("β schedule", SCHEDULE_KINDS, key="pg_schedule", format_func=SCHEDULE_LABELS.get, persist_state=PERSIST)
             T = st.number_input("T (diffusion steps)", 10, 4000, 1000, 50, key="pg_T", persist_state=PERSIST)
             scale = st.checkbox("Scale β range with T (× 1000/T)", value=True, key="pg_scale", persist_state=PERSIST,
                                 help="Keeps x_T close to pure noise when T ≠ 1000 (no effect at T = 1000).")

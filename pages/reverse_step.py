@@ -1,7 +1,7 @@
 """Anatomy of one reverse step: the true posterior vs the model's Gaussian, the ε/x₀/v views of one prediction,
 and why DDPM adds noise back at every step but the last.
 
-Every number comes from core.lab.teaching (on top of core.diffusion.gaussian_diffusion and
+Every number comes from core.lab.reverse_step (on top of core.diffusion.gaussian_diffusion and
 core.diffusion.oracle); this page lays out widgets and
 figures and caches. Steps are shown as the paper's t = 1..T (core's index t is step t+1).
 """
@@ -16,18 +16,18 @@ from core.data.datasets import toy_mixture_parameters
 from core.diffusion.gaussian_diffusion import VARIANCES, GaussianDiffusion
 from core.diffusion.oracle import GaussianMixture
 from core.diffusion.schedules import SCHEDULE_KINDS, make_schedule
-from core.lab.teaching import (
-    VARIANCE_LABELS,
+from core.lab.reverse_step import (
     gaussian_pdf,
     kl_curves,
     noise_ablation,
     parameterization_views,
     plot_range,
     reverse_step_1d,
-    seeded_noise,
 )
+from core.rng import seeded_noise
 from ui import exports
 from ui.figures import COLORS, NEUTRAL, STRONG, Layer, PointPanel, honest_axes, point_panels
+from ui.labels import SCHEDULE_LABELS, VARIANCE_LABELS
 from ui.settings import PERSIST, PageSettings, Preset, Setting
 
 CHOICE_COLORS = dict(zip(VARIANCES, COLORS[:3]))
@@ -106,7 +106,7 @@ def schedule_settings() -> tuple | None:
     """(kind, T, β_start, β_end, scale_with_T) from the collapsed schedule box, or None after an error."""
     with st.expander("Noise schedule (linear, T = 1000 by default)", expanded=False):
         left, middle, right = st.columns(3)
-        kind = left.selectbox("Kind", SCHEDULE_KINDS, key="reverse_kind", persist_state=PERSIST)
+        kind = left.selectbox("Kind", SCHEDULE_KINDS, key="reverse_kind", format_func=SCHEDULE_LABELS.get, persist_state=PERSIST)
         T = int(middle.number_input("T", 10, 1000, 1000, step=10, key="reverse_T", persist_state=PERSIST))
         scale = right.checkbox("Scale β with T", key="reverse_scale", disabled=kind == "cosine", persist_state=PERSIST)
     settings = (kind, T, 1e-4, 0.02, bool(scale))
@@ -293,7 +293,7 @@ def noise_added_back() -> None:
 def reproduce(settings: tuple, x0: float, t: int, noise_seed: int, x0_error: float, variance_interp: float) -> None:
     exports.reproduce_box(None, (
         "from core.diffusion.schedules import make_schedule\n"
-        "from core.lab.teaching import kl_curves, reverse_step_1d, seeded_noise\n\n"
+        "from core.lab.reverse_step import kl_curves, reverse_step_1d\nfrom core.rng import seeded_noise\n\n"
         f"schedule = make_schedule{settings!r}\n"
         f"noise = float(seeded_noise((1,), {noise_seed})[0])\n"
         f"step = reverse_step_1d(schedule, {x0!r}, {t - 1}, noise, {x0_error!r}, {variance_interp!r})  # index t-1 = step {t}\n"

@@ -1,6 +1,6 @@
 """Sample: run DDPM or DDIM with the active model and watch samples emerge from noise.
 
-The sampling itself is core.lab.explore.run_sampler (core.diffusion.samplers underneath); this page lays out widgets,
+The sampling itself is core.lab.sampling.run_sampler (core.diffusion.samplers underneath); this page lays out widgets,
 shows progress (with Cancel) and keeps results in a server-wide cache, so moving a slider back doesn't resample.
 """
 
@@ -16,12 +16,11 @@ import torch
 from core.data.datasets import TOY_NAMES, load_dataset
 from core.data.images import make_grid
 from core.diffusion.samplers import SPACINGS
-from core.lab import explore
+from core.lab import sampling
 from ui import catalog, exports, figures, layout, runs
+from ui.labels import VARIANCE_LABELS, sampler_label
 from ui.settings import PERSIST, PageSettings, Preset, Setting
 
-VARIANCE_LABELS = {"fixed_large": "σ² = β (fixed_large)", "fixed_small": "σ² = β̃ (fixed_small)",
-                   "learned_range": "learned (Improved DDPM)"}
 SPACING_HELP = ("leading: 0, k, 2k, … (DDIM paper); trailing: starts exactly at t = T; "
                 "linspace: both ends included.")
 METHODS = ("ddim", "ddpm")
@@ -70,7 +69,7 @@ def page_settings(loaded: catalog.LoadedModel) -> PageSettings:
     ], presets)
 
 
-def sampler_settings(loaded: catalog.LoadedModel, page: PageSettings) -> tuple[explore.SamplerSettings, int, int]:
+def sampler_settings(loaded: catalog.LoadedModel, page: PageSettings) -> tuple[sampling.SamplerSettings, int, int]:
     """(settings, number of samples, seed) from the widgets (two columns, so the Sample button stays high)."""
     T = loaded.diffusion.T
     default = page.defaults()
@@ -102,27 +101,27 @@ def sampler_settings(loaded: catalog.LoadedModel, page: PageSettings) -> tuple[e
     clip = st.checkbox("Clip x̂₀ to [−1, 1]", default["sample_clip"], key="sample_clip", persist_state=PERSIST,
                        help="Pixels live in [−1, 1], so clipping the predicted x₀ there helps images; "
                             "2-D toys have tails outside it, so it is off for them by default.")
-    settings = explore.SamplerSettings(method=method, steps=int(steps), variance=variance, eta=float(eta),
+    settings = sampling.SamplerSettings(method=method, steps=int(steps), variance=variance, eta=float(eta),
                                        spacing=spacing, clip_x0=bool(clip))
     return settings, int(n), int(seed)
 
 
 # ------------------------------------------------------------------------------------------ running
-def sampling_key(loaded: catalog.LoadedModel, settings: explore.SamplerSettings, n: int, seed: int) -> tuple:
+def sampling_key(loaded: catalog.LoadedModel, settings: sampling.SamplerSettings, n: int, seed: int) -> tuple:
     return ("sample", loaded.token, settings, n, seed)
 
 
-def run_sampling(loaded: catalog.LoadedModel, settings: explore.SamplerSettings, n: int, seed: int):
+def run_sampling(loaded: catalog.LoadedModel, settings: sampling.SamplerSettings, n: int, seed: int):
     """(samples, trajectory, seconds) for these settings, from the cache or computed under a progress bar."""
     def work(progress):
-        record = explore.record_every(settings.steps, MAX_RECORDS)
-        samples, trajectory = explore.run_sampler(loaded.model, loaded.diffusion, settings, (n, *loaded.data_shape),
+        record = sampling.record_every(settings.steps, MAX_RECORDS)
+        samples, trajectory = sampling.run_sampler(loaded.model, loaded.diffusion, settings, (n, *loaded.data_shape),
                                                   seed, record=record, progress=progress)
         if loaded.is_image_model:  # only the first few are shown along the way: keep the cache small
-            trajectory = explore.keep_first(trajectory, TRAJECTORY_SAMPLES)
+            trajectory = sampling.keep_first(trajectory, TRAJECTORY_SAMPLES)
         return samples, trajectory
 
-    (samples, trajectory), seconds = runs.cached_run(sampling_key(loaded, settings, n, seed), settings.label(),
+    (samples, trajectory), seconds = runs.cached_run(sampling_key(loaded, settings, n, seed), sampler_label(settings),
                                                         work, "sample_cancel")
     return samples, trajectory, seconds
 
@@ -143,7 +142,7 @@ def show_sample_grid(samples: torch.Tensor) -> None:
 
 def show_trajectory(trajectory, T: int) -> None:
     st.subheader("Trajectory")
-    pictures = explore.trajectory_pictures(trajectory, TRAJECTORY_SAMPLES, nrow=TRAJECTORY_SAMPLES)
+    pictures = sampling.trajectory_pictures(trajectory, TRAJECTORY_SAMPLES, nrow=TRAJECTORY_SAMPLES)
     rows = [[figures.Panel("x_t (what the sampler holds)", pictures["x_t"]),
              figures.Panel("x̂₀ (the model's guess at this step)", pictures["pred_x0"])]]
     labels = [paper_label(t) for t in pictures["t"]]
@@ -153,7 +152,7 @@ def show_trajectory(trajectory, T: int) -> None:
                "average; the details are decided in the last steps. The slider above the figure works with the "
                "keyboard (Tab to it, then ← →).")
     st.subheader("Snapshots")
-    strip = {f"t = {paper_label(t)}": picture_of(x[:TRAJECTORY_SAMPLES], nrow=2) for t, x in explore.snapshots(trajectory, T)}
+    strip = {f"t = {paper_label(t)}": picture_of(x[:TRAJECTORY_SAMPLES], nrow=2) for t, x in sampling.snapshots(trajectory, T)}
     st.plotly_chart(figures.picture_row(strip), key="sample_snapshots")
 
 
@@ -233,7 +232,7 @@ def show_quality_metrics(samples: torch.Tensor, loaded: catalog.LoadedModel, res
 
 
 # ------------------------------------------------------------------------------------------ exports
-def cli_command(loaded: catalog.LoadedModel, settings: explore.SamplerSettings, n: int, seed: int) -> str | None:
+def cli_command(loaded: catalog.LoadedModel, settings: sampling.SamplerSettings, n: int, seed: int) -> str | None:
     """`python -m core.sample ...` for these settings, or None where the CLI cannot express them (a model
     that is not a file on the server, or a DDPM variance other than the model's own)."""
     path = catalog.shipped_models().get(loaded.key, (None, None))[1]
@@ -245,16 +244,16 @@ def cli_command(loaded: catalog.LoadedModel, settings: explore.SamplerSettings, 
         "clip": settings.clip_x0, "device": "cpu", "out": "samples.png"})
 
 
-def python_snippet(loaded: catalog.LoadedModel, settings: explore.SamplerSettings, n: int, seed: int) -> str:
+def python_snippet(loaded: catalog.LoadedModel, settings: sampling.SamplerSettings, n: int, seed: int) -> str:
     path = catalog.shipped_models().get(loaded.key, (None, "model.safetensors"))[1]
     return (f"from core import checkpoints\n"
-            f"from core.lab.explore import SamplerSettings, run_sampler\n\n"
+            f"from core.lab.sampling import SamplerSettings, run_sampler\n\n"
             f"model, diffusion, metadata = checkpoints.load({exports.relative_to_root(path)!r})\n"
             f"settings = {settings!r}\n"
             f"samples = run_sampler(model, diffusion, settings, {(n, *loaded.data_shape)!r}, seed={seed})")
 
 
-def show_exports(loaded: catalog.LoadedModel, settings: explore.SamplerSettings, n: int, seed: int,
+def show_exports(loaded: catalog.LoadedModel, settings: sampling.SamplerSettings, n: int, seed: int,
                  samples: torch.Tensor, trajectory) -> None:
     columns = st.columns(3)
     name = f"samples_{settings.method}_{settings.steps}steps_seed{seed}"
@@ -290,7 +289,7 @@ def catalog_download(loaded: catalog.LoadedModel) -> None:
 
 
 # ------------------------------------------------------------------------------------------ compare
-def compare_step_counts(loaded: catalog.LoadedModel, settings: explore.SamplerSettings, seed: int,
+def compare_step_counts(loaded: catalog.LoadedModel, settings: sampling.SamplerSettings, seed: int,
                         page: PageSettings) -> None:
     st.header("Compare step counts")
     T = loaded.diffusion.T
@@ -306,10 +305,10 @@ def compare_step_counts(loaded: catalog.LoadedModel, settings: explore.SamplerSe
     jobs = []
     for method in methods:
         for steps in sorted(counts):
-            run = explore.SamplerSettings(method=method, steps=steps, variance=settings.variance,
+            run = sampling.SamplerSettings(method=method, steps=steps, variance=settings.variance,
                                           eta=settings.eta if method == settings.method else 0.0,
                                           spacing=settings.spacing, clip_x0=settings.clip_x0)
-            jobs.append((("compare", loaded.token, run, n, seed), run.label(), lambda progress, run=run: explore.run_sampler(
+            jobs.append((("compare", loaded.token, run, n, seed), sampler_label(run), lambda progress, run=run: sampling.run_sampler(
                 loaded.model, loaded.diffusion, run, (n, *loaded.data_shape), seed, progress=progress)))
     cache = runs.result_cache()
     if requested:
@@ -366,7 +365,7 @@ def first_result(loaded: catalog.LoadedModel, page: PageSettings):
         runs.cancelled_notice("sample_cancel")
         key = sampling_key(loaded, settings, n, seed)
         try:
-            explore.check_settings(settings, loaded.diffusion)
+            sampling.check_settings(settings, loaded.diffusion)
             first_visit = not st.session_state.get("sample_started")
             if pressed or first_visit or runs.result_cache().get(key) is not None:
                 st.session_state["sample_started"] = True
@@ -377,7 +376,7 @@ def first_result(loaded: catalog.LoadedModel, page: PageSettings):
         except ValueError as error:
             st.error(str(error))
             return settings, n, seed, None
-        st.caption(f"{settings.label()}, spacing {settings.spacing}, clip $\\hat x_0$ {'on' if settings.clip_x0 else 'off'}, "
+        st.caption(f"{sampler_label(settings)}, spacing {settings.spacing}, clip $\\hat x_0$ {'on' if settings.clip_x0 else 'off'}, "
                    f"seed {seed} · sampled in {seconds:.1f} s")
         if loaded.is_image_model:
             show_sample_grid(samples)

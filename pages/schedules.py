@@ -1,6 +1,6 @@
 """Schedule lab: how the choice of β_1..β_T shapes the forward process, and when x_T is not pure noise.
 
-Every number comes from core.diffusion.schedules / core.lab.teaching / core.lab.signal; this page lays out widgets
+Every number comes from core.diffusion.schedules / core.lab.schedule_lab / core.lab.signal; this page lays out widgets
 and figures and caches. Steps are shown as the paper's t = 1..T (core's index t is step t+1).
 """
 
@@ -12,10 +12,12 @@ import streamlit as st
 from core.data.datasets import load_dataset
 from core.data.images import to_uint8
 from core.diffusion.schedules import SCHEDULE_KINDS, make_schedule
+from core.lab.schedule_lab import forward_snapshots, schedule_curves, terminal_noise
 from core.lab.signal import SIGNAL_GONE, noise_only_fraction, signal_gone_step
-from core.lab.teaching import forward_snapshots, schedule_curves, seeded_noise, terminal_noise_warning
+from core.rng import seeded_noise
 from ui import exports
 from ui.figures import COLORS, honest_axes, picture_row, side_by_side
+from ui.labels import SCHEDULE_LABELS, terminal_noise_text
 from ui.settings import PERSIST, PageSettings, Preset, Setting
 
 T_RANGE = (10, 1000)
@@ -42,7 +44,7 @@ def curves_and_warning(settings: tuple) -> tuple[dict, float, float, str | None,
     after it) for (kind, T, β_start, β_end, scale_with_T)."""
     schedule = make_schedule(*settings)
     curves = {name: values.tolist() for name, values in schedule_curves(schedule).items()}
-    return (curves, schedule.terminal_signal, schedule.terminal_snr, terminal_noise_warning(schedule),
+    return (curves, schedule.terminal_signal, schedule.terminal_snr, terminal_noise_text(terminal_noise(schedule)),
             signal_gone_step(schedule), noise_only_fraction(schedule))
 
 
@@ -85,7 +87,7 @@ def schedule_controls(name: str) -> tuple:
     """Widgets for one schedule; returns (kind, T, β_start, β_end, scale_with_T)."""
     key = f"schedules_{name.lower()}"
     kind = st.selectbox("Kind", SCHEDULE_KINDS, index=SCHEDULE_KINDS.index(DEFAULT_KINDS[name]), key=f"{key}_kind",
-                        persist_state=PERSIST)
+                        format_func=SCHEDULE_LABELS.get, persist_state=PERSIST)
     cosine = kind == "cosine"
     left, right = st.columns(2)
     T = left.number_input("T (number of steps)", *T_RANGE, value=1000, step=10, key=f"{key}_T", persist_state=PERSIST)
@@ -228,7 +230,7 @@ def curve_exports(results: dict) -> None:
     with right:
         lines = [f"make_schedule{settings!r}" for settings, *_rest in results.values()]
         exports.reproduce_box(None, "from core.diffusion.schedules import make_schedule\n"
-                              "from core.lab.teaching import schedule_curves\n\n" +
+                              "from core.lab.schedule_lab import schedule_curves\n\n" +
                               "\n".join(f"curves_{name} = schedule_curves({line})" for name, line in zip(results, lines)) +
                               "\n# arguments: (kind, T, beta_start, beta_end, scale_with_T)",
                               "Every curve above, as float64 tensors indexed by t = 1..T.")

@@ -28,15 +28,20 @@ import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 import torch
+
+from core.checks import check_choice, check_generator, check_int
+from core.rng import seeded_generator
 
 IMAGE_DATASET_NAMES = ("mnist", "mnist_full", "fashion_mnist")
 TOY_NAMES = ("swiss_roll", "two_moons", "eight_gaussians", "checkerboard", "gaussian_mixture")
 DATASET_NAMES = IMAGE_DATASET_NAMES + TOY_NAMES
 SPLITS = ("train", "test")
-KINDS = ("image", "points")
+DataKind = Literal["image", "points"]
+KINDS: tuple[DataKind, ...] = get_args(DataKind)
 MIXTURE_TOY_NAMES = ("eight_gaussians", "gaussian_mixture")
 
 DATA_DIR_ENV = "RDL_DATA_DIR"
@@ -69,7 +74,7 @@ class Dataset:
     """
 
     name: str
-    kind: str
+    kind: DataKind
     data: torch.Tensor
     labels: torch.Tensor | None = None
 
@@ -111,18 +116,6 @@ class Dataset:
         return None if self.labels is None else int(self.labels.max()) + 1
 
 
-# ----------------------------------------------------------------------------- validation helpers
-
-def _check_choice(parameter: str, value, allowed: tuple) -> None:
-    if value not in allowed:
-        raise ValueError(f"{parameter}={value!r} is not allowed; expected one of {allowed}")
-
-
-def _check_positive_int(parameter: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{parameter}={value!r} is not allowed; expected a positive integer")
-
-
 # ----------------------------------------------------------------------------- public entry point
 
 def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | None = None,
@@ -136,8 +129,8 @@ def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | 
 
     Every call returns fresh tensors: changing them in place cannot affect later calls.
     """
-    _check_choice("name", name, DATASET_NAMES)
-    _check_choice("split", split, SPLITS)
+    check_choice("name", name, DATASET_NAMES)
+    check_choice("split", split, SPLITS)
     if name == "mnist":
         images, labels = _load_mnist_subset_arrays(str(MNIST_SUBSET_PATH), split)
         return _image_dataset(name, images, labels)
@@ -145,10 +138,8 @@ def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | 
         images, labels = load_idx_split(name, split, data_dir)
         return _image_dataset(name, images, labels)
 
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed={seed!r} is not allowed; expected an integer")
-    _check_positive_int("n_points", n_points)
-    generator = torch.Generator().manual_seed(seed)
+    generator = seeded_generator(seed)
+    n_points = check_int("n_points", n_points, 1)
     points, labels = _sample_toy_with_labels(name, n_points, generator)
     if split == "test":
         points, labels = _sample_toy_with_labels(name, n_points, generator)
@@ -248,7 +239,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
 def idx_folder(name: str, data_dir: str | os.PathLike | None = None) -> Path:
     """Folder holding the IDX files of `name`: <data_dir or $RDL_DATA_DIR>/<mnist|fashion_mnist>."""
-    _check_choice("name", name, tuple(IDX_SUBFOLDERS))
+    check_choice("name", name, tuple(IDX_SUBFOLDERS))
     subfolder = IDX_SUBFOLDERS[name]
     wanted = ", ".join(f"{stem}.gz" for pair in IDX_FILES.values() for stem in pair)
     root = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV)
@@ -281,7 +272,7 @@ def _find_idx_file(folder: Path, stem: str) -> Path:
 def load_idx_split(name: str, split: str, data_dir: str | os.PathLike | None = None
                    ) -> tuple[np.ndarray, np.ndarray]:
     """uint8 images [N, H, W] and uint8 labels [N] of an IDX dataset split, fully validated."""
-    _check_choice("split", split, SPLITS)
+    check_choice("split", split, SPLITS)
     folder = idx_folder(name, data_dir)
     images_path, labels_path = (_find_idx_file(folder, stem) for stem in IDX_FILES[split])
     images, labels = read_idx(images_path), read_idx(labels_path)
@@ -326,7 +317,7 @@ def toy_mixture_parameters(name: str) -> tuple[torch.Tensor, torch.Tensor, torch
     The density is sum_k weights[k] * N(means[k], diag(stds[k]^2)). stds is [K] (isotropic) for
     "eight_gaussians" and [K, 2] (per-axis) for "gaussian_mixture".
     """
-    _check_choice("name", name, MIXTURE_TOY_NAMES)
+    check_choice("name", name, MIXTURE_TOY_NAMES)
     if name == "eight_gaussians":
         angles = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
         means = EIGHT_GAUSSIANS_RADIUS * torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)
@@ -339,23 +330,23 @@ def toy_mixture_parameters(name: str) -> tuple[torch.Tensor, torch.Tensor, torch
 
 
 def sample_toy(name: str, n: int, generator: torch.Generator) -> torch.Tensor:
-    """n float32 points [n, 2] from toy `name` (one of TOY_NAMES), using only `generator`."""
+    """n float32 points [n, 2] from toy `name` (one of TOY_NAMES), using only `generator` (a CPU one)."""
+    check_choice("name", name, TOY_NAMES)
+    n = check_int("n", n, 1)
+    if check_generator("generator", generator).device.type != "cpu":
+        raise ValueError(f"generator on {generator.device} is not allowed; expected a CPU torch.Generator")
     return _sample_toy_with_labels(name, n, generator)[0]
 
 
 def _sample_toy_with_labels(name: str, n: int, generator: torch.Generator
                             ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    _check_choice("name", name, TOY_NAMES)
-    _check_positive_int("n", n)
-    if not isinstance(generator, torch.Generator) or generator.device.type != "cpu":
-        raise ValueError(f"generator={generator!r} is not allowed; expected a CPU torch.Generator")
-    samplers = {"swiss_roll": _swiss_roll, "two_moons": _two_moons, "checkerboard": _checkerboard,
-                "eight_gaussians": _mixture, "gaussian_mixture": _mixture}
+    samplers = {"swiss_roll": _sample_swiss_roll, "two_moons": _sample_two_moons, "checkerboard": _sample_checkerboard,
+                "eight_gaussians": _sample_mixture, "gaussian_mixture": _sample_mixture}
     points, labels = samplers[name](name, n, generator)
     return points.to(torch.float32), labels
 
 
-def _mixture(name, n, generator):
+def _sample_mixture(name, n, generator):
     """Pick component k with probability weights[k], then x = means[k] + stds[k] * z, z ~ N(0, I)."""
     means, stds, weights = toy_mixture_parameters(name)
     components = torch.multinomial(weights, n, replacement=True, generator=generator)
@@ -365,7 +356,7 @@ def _mixture(name, n, generator):
     return means[components] + stds[components] * noise, components
 
 
-def _swiss_roll(name, n, generator):
+def _sample_swiss_roll(name, n, generator):
     """2-D swiss roll (as in sklearn's make_swiss_roll): angle t ~ U(1.5 pi, 4.5 pi), point
     t * (cos t, sin t), divided by 4.5 pi so the outermost turn has radius 1."""
     t = 1.5 * math.pi * (1 + 2 * torch.rand(n, generator=generator, dtype=torch.float64))
@@ -374,7 +365,7 @@ def _swiss_roll(name, n, generator):
     return spiral + noise, None
 
 
-def _two_moons(name, n, generator):
+def _sample_two_moons(name, n, generator):
     """sklearn-style moons: upper moon (cos a, sin a), lower moon (1 - cos a, 0.5 - sin a), a ~ U(0, pi),
     plus noise; then centred by (0.5, 0.25) and divided by 1.5 so that x spans [-1, 1]."""
     moon = torch.randint(0, 2, (n,), generator=generator)
@@ -387,7 +378,7 @@ def _two_moons(name, n, generator):
     return (points - centre) / 1.5, moon
 
 
-def _checkerboard(name, n, generator):
+def _sample_checkerboard(name, n, generator):
     """Uniform on the 8 cells (column i, row j) of a 4x4 board on [-1, 1]^2 with i + j even."""
     dark_cells = torch.tensor([(i, j) for i in range(4) for j in range(4) if (i + j) % 2 == 0],
                               dtype=torch.float64)
