@@ -23,7 +23,7 @@ from core.lab.denoise import timestep_grid
 from core.lab.sampling import SamplerSettings
 from core.nets.build import SIZE_NAMES, build_model, count_parameters, model_config_for
 from core.training.trainer import ACTIVE_STATES, TrainConfig, build_diffusion
-from ui import catalog, exports, figures, layout, session, training_panel
+from ui import catalog, exports, figures, layout, runs, session, training_panel
 from ui.labels import FIELD_LABELS, PREDICTION_LABELS, SCHEDULE_LABELS, TOY_LABELS, VARIANCE_LABELS
 from ui.playground_figures import field_figure, samples_figure, step_labels, trajectory_figure
 from ui.settings import PERSIST, PageSettings, Preset, Setting
@@ -405,12 +405,14 @@ def quality_table(ex: Exploration, seed: int, noise: dict) -> None:
     requested = st.session_state.setdefault("pg_quality_requested", [])
     if st.button("Compute the table", key="pg_quality_run", help="2 × 3 sampler runs per model."):
         requested.append(quality_key)
+    if runs.cancelled_notice("pg_quality_cancel") and quality_key in requested:
+        requested.remove(quality_key)  # asked again only by another click
     if quality_key not in requested:
         return
-    bar = st.progress(0.0, text="Sampling…")
+    box = runs.ProgressBox("Quality table", "pg_quality_cancel")
     rows = quality_rows(ex.model, ex.token, ex.diffusion, ex.diffusion_key, ex.data, seed,
-                        _progress=lambda i, n: bar.progress(i / n, text=f"Sampler run {i}/{n}"))
-    bar.empty()
+                        _progress=box.callback("Sampler runs"))
+    box.close()
     number_formats = {column: st.column_config.NumberColumn(format="%.2e" if "MMD" in column else "%.4f")
                       for column in rows[0] if column not in ("sampler", "steps")}
     st.dataframe(rows, hide_index=True, column_config=number_formats, key="pg_quality_table")

@@ -190,3 +190,20 @@ def test_labels_never_overlap(browser, streamlit_server, width, height):
         shot(app, f"labels-reverse-step-{width}x{height}")
     finally:
         context.close()
+
+
+def test_cancel_stops_a_long_run(app):
+    """The 2-D playground's quality table (six sampler runs of the exact oracle, up to 200 steps each) shows a
+    progress box with Cancel; a click stops it between steps and says so; nothing half-done is shown."""
+    app.open("playground_2d")
+    main_area(app).get_by_text("Samples & quality", exact=True).click()
+    app.wait_idle()
+    main_area(app).get_by_role("button", name="Compute the table").click()
+    cancel = main_area(app).get_by_role("button", name="Cancel")
+    cancel.wait_for(timeout=60_000)
+    main_area(app).get_by_text("Sampler runs: step").first.wait_for(timeout=60_000)
+    cancel.click()
+    app.wait_idle()
+    assert main_area(app).get_by_text("Cancelled Quality table after").count() == 1
+    assert main_area(app).locator('[data-testid="stDataFrame"]').count() == 0
+    app.assert_no_errors()
