@@ -207,3 +207,31 @@ def test_cancel_stops_a_long_run(app):
     assert main_area(app).get_by_text("Cancelled Quality table after").count() == 1
     assert main_area(app).locator('[data-testid="stDataFrame"]').count() == 0
     app.assert_no_errors()
+
+
+def test_dark_theme_keeps_figures_readable(browser, streamlit_server):
+    """With the system in dark mode the app and its figures turn dark; the curves keep their Okabe–Ito colours
+    and the axis text is light (screenshots at both sizes)."""
+    for width, height in SIZES:
+        context = browser.new_context(viewport={"width": width, "height": height}, color_scheme="dark")
+        try:
+            tab = context.new_page()
+            tab.set_default_timeout(60_000)
+            app = AppPage(tab, streamlit_server).open("schedules")
+            background = tab.evaluate("getComputedStyle(document.querySelector('[data-testid=\"stApp\"]')).backgroundColor")
+            assert _luminance(background) < 0.2, background
+            chart = main_area(app).locator('[data-testid="stPlotlyChart"]').first
+            chart.wait_for()
+            tick = chart.locator("g.ytick text").first.evaluate("e => getComputedStyle(e).fill")
+            assert _luminance(tick) > 0.5, tick  # light axis labels on the dark background
+            strokes = chart.locator("g.scatterlayer path.js-line").evaluate_all("es => es.map(e => getComputedStyle(e).stroke)")
+            assert "rgb(0, 114, 178)" in strokes and "rgb(213, 94, 0)" in strokes, strokes  # Okabe–Ito blue, vermillion
+            shot(app, f"dark-schedules-{width}x{height}")
+        finally:
+            context.close()
+
+
+def _luminance(css_color: str) -> float:
+    """0 (black) .. 1 (white) for a CSS rgb()/rgba() colour."""
+    red, green, blue = (float(v) for v in css_color[css_color.index("(") + 1:].rstrip(")").split(",")[:3])
+    return (0.2126 * red + 0.7152 * green + 0.0722 * blue) / 255
