@@ -123,12 +123,13 @@ def step_controls(T: int) -> tuple:
     if st.session_state.get("reverse_t", 3) > T:  # a shorter schedule was chosen: stay on its last step
         st.session_state["reverse_t"] = T
     columns = st.columns(5)
-    x0 = columns[0].slider("x₀ (the clean value)", -1.0, 1.0, 0.5, 0.01, key="reverse_x0", persist_state=PERSIST)
+    x0 = columns[0].slider("$x_0$ (the clean value)", -1.0, 1.0, 0.5, 0.01, key="reverse_x0", persist_state=PERSIST)
     t = columns[1].slider("t (paper's step)", 2, T, 3, key="reverse_t", persist_state=PERSIST,
                           help="At t = 1 the posterior is a point mass at x₀ (β̃₁ = 0): the last step is deterministic.")
-    noise_seed = columns[2].number_input("Noise seed (draws ε)", 0, SEED_MAX, 0, key="reverse_noise_seed", persist_state=PERSIST)
-    x0_error = columns[3].slider("Error of the model's x̂₀", -0.5, 0.5, 0.0, 0.01, key="reverse_x0_error", persist_state=PERSIST)
-    variance_interp = columns[4].slider("v of the learned variance (−1 → β̃_t, +1 → β_t)", -1.0, 1.0, 0.0, 0.05,
+    noise_seed = columns[2].number_input("Noise seed (draws $\\varepsilon$)", 0, SEED_MAX, 0, key="reverse_noise_seed",
+                                         persist_state=PERSIST)
+    x0_error = columns[3].slider("Error of the model's $\\hat x_0$", -0.5, 0.5, 0.0, 0.01, key="reverse_x0_error", persist_state=PERSIST)
+    variance_interp = columns[4].slider("$v$ of the learned variance (−1 → $\\tilde\\beta_t$, +1 → $\\beta_t$)", -1.0, 1.0, 0.0, 0.05,
                                         key="reverse_variance_interp", persist_state=PERSIST, help="Nichol & Dhariwal 2021 "
                                         "eq. 15: σ² = exp(f·log β_t + (1−f)·log β̃_t), f = (v+1)/2.")
     return x0, t, int(noise_seed), x0_error, variance_interp

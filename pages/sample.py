@@ -87,18 +87,18 @@ def sampler_settings(loaded: catalog.LoadedModel, page: PageSettings) -> tuple[s
             n = st.slider("Points", 100, 4000, 1000, 100, key="sample_points", persist_state=PERSIST)
     with right:
         if method == "ddpm":
-            variance = st.selectbox("Reverse variance σ_t²", variances, format_func=VARIANCE_LABELS.get,
+            variance = st.selectbox("Reverse variance $\\sigma_t^2$", variances, format_func=VARIANCE_LABELS.get,
                                     index=variances.index(loaded.diffusion.variance), key="sample_variance",
                                     persist_state=PERSIST)
             eta = 0.0
         else:
-            eta = st.slider("η (0 = deterministic, 1 ≈ DDPM with σ² = β̃)", 0.0, 1.0, 0.0, 0.1, key="sample_eta",
+            eta = st.slider("$\\eta$ (0 = deterministic, 1 ≈ DDPM with $\\sigma^2 = \\tilde\\beta$)", 0.0, 1.0, 0.0, 0.1, key="sample_eta",
                             persist_state=PERSIST)
             variance = loaded.diffusion.variance
         spacing = st.selectbox("Timestep spacing", SPACINGS, key="sample_spacing", help=SPACING_HELP, persist_state=PERSIST)
         seed = st.number_input("Seed", 0, SEED_MAX, 0, key="sample_seed", persist_state=PERSIST,
                                help="Same seed, same x_T and same noise.")
-    clip = st.checkbox("Clip x̂₀ to [−1, 1]", default["sample_clip"], key="sample_clip", persist_state=PERSIST,
+    clip = st.checkbox("Clip $\\hat x_0$ to [−1, 1]", default["sample_clip"], key="sample_clip", persist_state=PERSIST,
                        help="Pixels live in [−1, 1], so clipping the predicted x₀ there helps images; "
                             "2-D toys have tails outside it, so it is off for them by default.")
     settings = sampling.SamplerSettings(method=method, steps=int(steps), variance=variance, eta=float(eta),
@@ -221,9 +221,9 @@ def show_quality_metrics(samples: torch.Tensor, loaded: catalog.LoadedModel, res
         elif loaded.dataset in TOY_NAMES:
             mmd, sliced = point_scores(samples, loaded.dataset, result_key)
             columns = st.columns(2)
-            columns[0].metric("MMD² (RBF) to held-out data", f"{mmd:.1e}",
-                              help="Unbiased estimate: 0 for a perfect model up to sampling noise, so it can be "
-                                   "slightly negative.")
+            columns[0].metric("MMD² (RBF) to held-out data", f"{mmd:.1e}" if mmd > 0 else f"≈ 0 (estimate {mmd:.1e})",
+                              help="Unbiased estimate of the squared MMD: 0 for a perfect model up to sampling noise, "
+                                   "so by chance it can dip below 0, which reads as ≈ 0.")
             columns[1].metric("Sliced Wasserstein-1", f"{sliced:.4f}", help="0 for a perfect model (up to noise).")
         else:
             st.caption(f"No quality metrics for dataset {loaded.dataset!r}.")

@@ -25,6 +25,8 @@ BETA_START_RANGE, BETA_END_RANGE = (1e-6, 0.5), (1e-6, 0.999)
 DASHES = {"A": "solid", "B": "dash"}
 DEFAULT_KINDS = {"A": "linear", "B": "cosine"}
 SEED_MAX = 2**31 - 1
+SIGNAL_LABEL = "$\\sqrt{\\bar\\alpha_T}$ (signal left in $x_T$)"
+SNR_LABEL = "terminal SNR $\\bar\\alpha_T/(1-\\bar\\alpha_T)$"
 EARLY_LOSS = 0.5  # warn when the signal is gone before this fraction of the T steps
 PRESETS = [
     Preset("T=100 without scaling: why x_T is not noise", {"schedules_a_T": 100},
@@ -158,8 +160,8 @@ def pure_noise_verdict(results: dict, compare: bool) -> None:
             if compare:
                 st.markdown(f"**{name}: {describe(settings)}**")
             left, right = st.columns(2)
-            left.metric("√ᾱ_T (signal left in x_T)", f"{signal:.3g}")
-            right.metric("terminal SNR ᾱ_T/(1−ᾱ_T)", f"{snr:.3g}")
+            left.metric(SIGNAL_LABEL, f"{signal:.3g}")
+            right.metric(SNR_LABEL, f"{snr:.3g}")
             if warning is not None:
                 st.warning(warning)
             elif gone is not None and wasted > EARLY_LOSS:
@@ -200,7 +202,7 @@ def curve_axes() -> tuple[str, bool]:
     left, right = st.columns(2)
     axis = left.radio("x axis", ["t", "t/T"], horizontal=True, key="schedules_x_axis", persist_state=PERSIST,
                       help="t/T puts schedules with different T on the same scale.")
-    log_beta = right.checkbox("log scale for β_t and β̃_t", value=True, key="schedules_log_beta", persist_state=PERSIST)
+    log_beta = right.checkbox("log scale for $\\beta_t$ and $\\tilde\\beta_t$", value=True, key="schedules_log_beta", persist_state=PERSIST)
     return axis, log_beta
 
 
