@@ -174,7 +174,7 @@ class PageSettings:
 
     def controls(self) -> None:
         """"Reset to defaults", the link to these settings, and the presets, in one popover."""
-        with st.popover("Share · presets · reset", icon=":material/share:"):
+        with st.popover("Share · presets · reset", icon=":material/share:", key=f"{self.page}_share"):
             st.button("Reset to defaults", key=f"{self.page}_reset", on_click=self.reset,
                       help="Every setting of this page back to its default.")
             st.markdown("**Link to these settings** (copy with the icon at its right; it carries this page's "
