@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from core.data.datasets import load_dataset, toy_mixture_parameters
+from core.data.datasets import load_dataset
+from core.data.toys import toy_mixture_parameters
 from core.diffusion.gaussian_diffusion import GaussianDiffusion
 from core.diffusion.oracle import EmpiricalDistribution, GaussianMixture, OracleDenoiser, loss_floor_curve
 from core.diffusion.schedules import make_schedule

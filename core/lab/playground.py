@@ -31,7 +31,8 @@ import numpy as np
 import torch
 
 from core.checks import check_choice, check_generator, check_int, check_number
-from core.data.datasets import MIXTURE_TOY_NAMES, TOY_NAMES, load_dataset, toy_mixture_parameters
+from core.data.datasets import load_dataset
+from core.data.toys import MIXTURE_TOY_NAMES, TOY_NAMES, toy_mixture_parameters
 from core.diffusion.gaussian_diffusion import GaussianDiffusion, Prediction, VarianceType
 from core.diffusion.oracle import EmpiricalDistribution, GaussianMixture, OracleDenoiser
 from core.diffusion.samplers import Spacing
