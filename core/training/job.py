@@ -77,6 +77,8 @@ class Job:
                 return False
             self.handle = None
         code = handle.exitcode
+        if not self.folder.exists():  # deleted meanwhile (discarded, or the run store's cleanup): nothing to record
+            return True
         progress = self.progress()
         if progress.get("state") not in ENDED_STATES:
             how = f"killed by signal {signal.Signals(-code).name}" if code and code < 0 else f"exit code {code}"
