@@ -1,5 +1,6 @@
 """Checkpoints: exact round trips, EMA vs raw weights, optimizer resume, and rejection of bad files."""
 
+import dataclasses
 import json
 import os
 import pickle
@@ -377,3 +378,62 @@ def test_save_validates_its_arguments(tmp_path):
     with pytest.raises(ValueError, match="device must be"):
         ck.load_bytes(b"", device="gpu9000")
     assert not p.exists() and list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------- CheckpointInfo
+def test_checkpoint_info_is_the_schema_save_writes_and_load_reads(tmp_path):
+    model, diffusion = mlp_case()
+    info = ck.CheckpointInfo.describe(model, diffusion, data={"dataset": "two_moons", "shape": [2]},
+                                      training={"config": {"model_size": "small", "lr": 1e-3}}, steps=7,
+                                      final_loss=0.5, device="cpu", notes="n")
+    assert info.data == ck.DataInfo("two_moons", (2,)) and info.model_size == "small"
+    path = ck.save(tmp_path / "m.safetensors", model, diffusion, info)
+    _, _, doc = ck.load(path)
+    assert ck.CheckpointInfo.from_document(doc) == info
+    assert {key: doc[key] for key in info.to_document()} == info.to_document()
+    # the older dict form gives the same document
+    again = ck.save(tmp_path / "d.safetensors", model, diffusion, {k: v for k, v in info.to_document().items()
+                                                                   if k not in ("model", "diffusion")})
+    assert ck.CheckpointInfo.from_document(ck.read_metadata(again)) == info
+
+
+def test_checkpoint_info_must_describe_the_saved_model(tmp_path):
+    model, diffusion = mlp_case()
+    other, _ = unet_case()
+    info = ck.CheckpointInfo.describe(other, GaussianDiffusion(make_schedule("linear", 50), "eps", "fixed_large"))
+    with pytest.raises(ValueError, match="describes another model"):
+        ck.save(tmp_path / "m.safetensors", model, diffusion, info)
+    with pytest.raises(ValueError, match=r"data shape \[1, 28, 28\] does not match the model's input \[2\]"):
+        ck.CheckpointInfo.describe(model, diffusion, data={"dataset": "mnist", "shape": [1, 28, 28]})
+    assert ck.CheckpointInfo.describe(model, diffusion).data_shape == (2,)  # from the model when not recorded
+
+
+def test_shipping_keeps_the_info_and_drops_the_training_state(tmp_path):
+    from scripts.ship_checkpoint import ship
+
+    raw, diffusion = mlp_case()
+    optimizer = torch.optim.Adam(raw.parameters())
+    adam_steps(raw, optimizer, 1)
+    source = ck.save(tmp_path / "run.safetensors", raw, diffusion, {**MLP_INFO, "notes": "first"}, raw_model=raw,
+                     optimizer_state=optimizer.state_dict())
+    target = ship(source, tmp_path / "shipped.safetensors", command="python -m core.train --x")
+    doc = ck.read_metadata(target)
+    assert doc["has_raw"] is False and doc["has_optimizer"] is False
+    assert doc["notes"] == "first\nreproduce: python -m core.train --x"
+    kept = ck.CheckpointInfo.from_document(ck.read_metadata(source))
+    assert ck.CheckpointInfo.from_document(doc) == dataclasses.replace(kept, notes=doc["notes"])
+    assert target.stat().st_size < source.stat().st_size
+
+
+def test_sidebar_summary_shows_the_model_size_a_trainer_saved(tmp_path):
+    """The bug: model_summary read training["model_size"]; a Trainer writes training["config"]["model_size"]."""
+    from core.training.trainer import TrainConfig, Trainer
+    from ui.catalog import LoadedModel, model_summary
+
+    trainer = Trainer(TrainConfig(dataset="two_moons", model_size="small", total_steps=5, T=20, device="cpu"))
+    path = trainer.save(tmp_path / "t.safetensors")
+    model, diffusion, metadata = ck.load(path)
+    summary = model_summary(LoadedModel("k", "label", model, diffusion, metadata))
+    assert summary["model size"] == "small"
+    assert summary["data"] == "two_moons (2,)" and summary["training steps"] == "0"
+    assert summary["parameters"] == f"{model.net_config.parameter_count():,}"
