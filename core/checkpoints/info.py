@@ -10,7 +10,7 @@ Bounds on untrusted metadata (uploads), all checked before any tensor or module 
 
 * JSON text: at most MAX_DOCUMENT_BYTES per document and MAX_JSON_DEPTH levels of nesting (checked on the raw
   text, so a deeply nested file never reaches the recursive parser);
-* strings shown in the app (dataset, device): at most MAX_NAME_CHARS; notes at most MAX_NOTES_CHARS;
+* data.dataset: a core.data.datasets name or None; device: at most MAX_NAME_CHARS; notes: MAX_NOTES_CHARS;
 * data shape: the model's own input, so at most 4 x 64 x 64 images or 16-D points (core.nets.config.BOUNDS).
 """
 
@@ -21,6 +21,8 @@ import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+
+from core.data.datasets import DATASET_NAMES
 
 MAX_DOCUMENT_BYTES = 2 * 2**20  # the "rdl" document: configs, loss history, generator state (real ones: < 200 kB)
 MAX_JSON_DEPTH = 32  # a real document nests 6 levels deep
@@ -89,9 +91,9 @@ class DataInfo:
     shape: tuple[int, ...] | None = None
 
     def __post_init__(self):
-        if self.dataset is not None and (not isinstance(self.dataset, str) or len(self.dataset) > MAX_NAME_CHARS):
-            raise ValueError(f"data['dataset']={_short(self.dataset)} is not allowed; expected a string of at most "
-                             f"{MAX_NAME_CHARS} characters or None")
+        if self.dataset is not None and self.dataset not in DATASET_NAMES:
+            raise ValueError(f"data['dataset']={_short(self.dataset)} is not allowed; expected one of "
+                             f"{', '.join(DATASET_NAMES)} or None")
         if self.shape is not None:
             shape = self.shape
             if not (isinstance(shape, (list, tuple)) and 1 <= len(shape) <= 3 and all(
