@@ -12,6 +12,9 @@ import torch
 from core.data.datasets import load_dataset
 from core.lab import explore
 from ui import catalog, figures
+from ui.navigation import require_app_shell
+
+require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
 ARROWS = 25  # noise arrows drawn in the 2-D view
 POINT_COUNT = 400  # held-out points pushed through the 2-D view

@@ -23,6 +23,9 @@ from core.lab.explore import SamplerSettings, timestep_grid
 from core.nets.build import SIZE_NAMES, build_model, count_parameters, model_config_for
 from core.training.trainer import ACTIVE_STATES, TrainConfig, build_diffusion
 from ui import catalog, figures, session, training_panel
+from ui.navigation import require_app_shell
+
+require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
 TOY_LABELS = {"swiss_roll": "Swiss roll", "two_moons": "Two moons", "eight_gaussians": "Eight Gaussians",
               "checkerboard": "Checkerboard", "gaussian_mixture": "Gaussian mixture (4, anisotropic)"}

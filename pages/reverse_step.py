@@ -27,6 +27,9 @@ from core.lab.teaching import (
     seeded_noise,
 )
 from ui.figures import COLORS, Layer, PointPanel, point_panels
+from ui.navigation import require_app_shell
+
+require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
 CHOICE_COLORS = dict(zip(VARIANCES, COLORS[:3]))
 ABLATION_STEPS = (50, 100, 250, 500, 1000)

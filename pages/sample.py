@@ -14,6 +14,9 @@ from core.data.datasets import TOY_NAMES, load_dataset
 from core.data.images import make_grid
 from core.lab import explore
 from ui import catalog, figures
+from ui.navigation import require_app_shell
+
+require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
 VARIANCE_LABELS = {"fixed_large": "σ² = β (fixed_large)", "fixed_small": "σ² = β̃ (fixed_small)",
                    "learned_range": "learned (Improved DDPM)"}

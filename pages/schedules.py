@@ -14,6 +14,9 @@ from core.data.images import to_uint8
 from core.diffusion.schedules import SCHEDULE_KINDS, make_schedule
 from core.lab.teaching import forward_snapshots, schedule_curves, seeded_noise, terminal_noise_warning
 from ui.figures import COLORS, picture_row
+from ui.navigation import require_app_shell
+
+require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
 T_RANGE = (10, 1000)
 DASHES = {"A": "solid", "B": "dash"}

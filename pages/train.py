@@ -12,6 +12,9 @@ from core.lab.teaching import terminal_noise_warning
 from core.nets.build import SIZE_NAMES
 from core.training.trainer import ACTIVE_STATES, TrainConfig
 from ui import session, training_panel
+from ui.navigation import require_app_shell
+
+require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
 DATASET_LABELS = {"mnist": "MNIST subset (4,500 real digits, shipped)", **{name: f"2-D: {name.replace('_', ' ')}" for name in TOY_NAMES}}
 if os.environ.get("RDL_DATA_DIR"):  # full datasets only when the instructor has put the IDX files on the server

@@ -37,3 +37,19 @@ HOME = PAGES[0].file
 def available_pages() -> list[PageEntry]:
     """The registered pages whose file exists (a trimmed deployment may leave some out)."""
     return [page for page in PAGES if (ROOT / page.file).exists()]
+
+
+def require_app_shell() -> None:
+    """Every page file calls this first: a page must run inside app.py's shell (navigation, sidebar, heartbeat).
+
+    Streamlit 1.67 starts every server in its old automatic multipage mode when a `pages/` folder sits next to
+    app.py, and leaves it only once some run calls st.navigation. Until then (the first requests after a start,
+    e.g. every open tab reconnecting after a restart) a deep link such as /train runs pages/train.py alone. This
+    switches the mode off, as st.navigation itself does, and reruns, so app.py runs and shows the requested page.
+    """
+    import streamlit as st
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
