@@ -51,7 +51,7 @@ def test_heartbeat_timeout_is_a_setting(monkeypatch, value, expected):
 @pytest.mark.parametrize("value", ["soon", "5", "inf", "nan", "1e9"])
 def test_a_bad_heartbeat_timeout_is_refused_with_one_line(monkeypatch, value):
     monkeypatch.setenv(session.HEARTBEAT_TIMEOUT_ENV, value)
-    with pytest.raises(ValueError, match=rf"RDL_HEARTBEAT_TIMEOUT=.* is not allowed; expected a finite number in \[30"):
+    with pytest.raises(ValueError, match=r"RDL_HEARTBEAT_TIMEOUT=.* is not allowed; expected a finite number in \[30"):
         session.heartbeat_timeout()
 
 
