@@ -10,8 +10,8 @@ playwright, and stops by itself: every wait has a timeout and the whole run a --
    time, each opening Home, Sample (one sampling run), Schedule lab and Train; the first session also starts
    a small training job and stops it. Reported: sessions connected at once, p50/p95 page time (goto until
    the script run has finished), error elements and failed waits.
-2. cycles: --cycles times, open a new session on Home and close it. The server's resident memory (VmRSS of
-   its process) is read before and after, once the closed sessions have expired
+2. cycles: after 3 warm-up cycles, --cycles times open a new session on Home and close it. The server's
+   resident memory (VmRSS of its process) is read before and after, once the closed sessions have expired
    (STREAMLIT_SERVER_DISCONNECTED_SESSION_TTL=2 for this server).
 
 Page time includes the browser's own work on the same machine; on a 2-core CPU that is most of it.
@@ -39,6 +39,7 @@ from streamlit_harness import _APP_IDLE_JS, CHROMIUM_ARGS, CHROMIUM_PATH, ERROR_
 PAGES = ("", "sample", "schedules", "train")
 WAIT_S = 180.0  # one page's script run, on a loaded 2-core machine
 SESSION_TTL_S = 2  # closed sessions are dropped this long after their websocket closes
+WARM_CYCLES = 3  # open/close cycles before the "before" memory reading
 
 
 def server_rss_bytes(port: int) -> int:
@@ -136,9 +137,10 @@ async def run(args) -> dict:
                 async with asyncio.timeout(args.deadline / 2):
                     await asyncio.gather(*(_with(s, browse, i == 0, barrier, held) for i, s in enumerate(sessions)))
                 concurrent_seconds = time.perf_counter() - started
-                # 2. open/close cycles, memory before and after
-                async with Session(browser, base_url, cycle_results) as warm:
-                    await warm.open("")
+                # 2. open/close cycles, memory before and after (after WARM_CYCLES, so caches are filled)
+                for _ in range(WARM_CYCLES):
+                    async with Session(browser, base_url, cycle_results) as warm:
+                        await warm.open("")
                 await asyncio.sleep(SESSION_TTL_S + 3)
                 rss_before = server_rss_bytes(port)
                 async with asyncio.timeout(args.deadline / 2):

@@ -248,13 +248,14 @@ def test_json_depth_ignores_brackets_inside_strings_and_escapes():
 
 
 def test_markdown_and_html_from_a_file_are_shown_as_text():
-    from ui.text import escape_markdown, safe_name
+    from ui.text import ZERO_WIDTH_SPACE, escape_markdown, safe_name
 
     hostile = "<img src=x onerror=alert(1)>**bold** [link](http://x) ![i](http://x/i.png) :red[x] $x$"
     shown = escape_markdown(hostile)
     for piece in ("<", "*", "[", "]", "(", ")", "!", ":", "$"):
         assert all(shown[i - 1] == "\\" for i, c in enumerate(shown) if c == piece), piece  # every one escaped
-    assert shown.replace("\\", "") == hostile
+    assert shown.replace("\\", "").replace(ZERO_WIDTH_SPACE, "") == hostile
+    assert "http://\u200bx" in shown.replace("\\", "") and escape_markdown("a@b.c www.x").count(ZERO_WIDTH_SPACE) == 2
     assert safe_name("[click](http://evil)**x**.safetensors") == "click--http---evil---x--.safetensors"
     assert safe_name("mnist_eps.safetensors") == "mnist_eps.safetensors"  # intraword underscores are kept
     assert safe_name("_x_.safetensors") == "x-.safetensors"

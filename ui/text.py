@@ -4,7 +4,9 @@ Streamlit renders Markdown (links, images, `:color[...]` directives, `$math$`) i
 st.error and widget labels. Everything a user's file provides goes through one of these two helpers first:
 
 * escape_markdown(text): for Markdown contexts; every punctuation mark Markdown could act on is backslash-escaped,
-  so the text renders literally (HTML is never enabled in this app, and `<` is escaped as well).
+  so the text renders literally (HTML is never enabled in this app, and `<` is escaped as well). GitHub-style
+  autolinks (`http://…`, `www.…`, `name@host`) are found after escapes are resolved, so an invisible zero-width
+  space is put after `://`, `www` and `@` to keep them plain text.
 * safe_name(name): for labels that appear both as Markdown and as plain text (the model selector's options):
   a file name cut to letters, digits, spaces, dots, dashes and underscores between two letters or digits
   (intraword underscores never start emphasis in CommonMark), which reads the same in both.
@@ -12,8 +14,12 @@ st.error and widget labels. Everything a user's file provides goes through one o
 
 from __future__ import annotations
 
+import re
+
 MARKDOWN_SPECIAL = set("\\`*_{}[]()<>#+-.!|~$:&=^\"'%@")
 MAX_SHOWN_CHARS = 500
+ZERO_WIDTH_SPACE = "\u200b"
+_AUTOLINK_STARTS = re.compile(r"(://|www|@)", re.IGNORECASE)
 
 
 def escape_markdown(text, limit: int = MAX_SHOWN_CHARS) -> str:
@@ -21,6 +27,7 @@ def escape_markdown(text, limit: int = MAX_SHOWN_CHARS) -> str:
     text = " ".join(str(text).split())
     if len(text) > limit:
         text = text[:limit] + "…"
+    text = _AUTOLINK_STARTS.sub(lambda match: match.group(0) + ZERO_WIDTH_SPACE, text)
     return "".join("\\" + c if c in MARKDOWN_SPECIAL else c for c in text)
 
 

@@ -108,3 +108,39 @@ def test_a_copied_url_grants_no_control_but_a_reload_keeps_the_jobs(browser, str
     finally:
         first_context.close()
         second_context.close()
+
+
+def _with_dataset_name(checkpoint, name: str) -> bytes:
+    """A copy of `checkpoint` whose metadata names the dataset `name` (edited as JSON, outside core.checkpoints)."""
+    import json
+    import struct
+
+    from safetensors.torch import load, save
+
+    data = checkpoint.read_bytes()
+    (length,) = struct.unpack("<Q", data[:8])
+    metadata = json.loads(data[8:8 + length])["__metadata__"]
+    document = json.loads(metadata["rdl"])
+    document["data"]["dataset"] = name
+    return save(load(data), metadata={**metadata, "rdl": json.dumps(document)})
+
+
+def test_a_hostile_upload_is_refused_and_its_text_never_renders(app, tmp_path, browser_checkpoint_dir):
+    """Markdown and HTML from an uploaded file (its name, its dataset) are shown as text in the error."""
+    from playwright.sync_api import expect
+
+    app.open("")
+    hostile = tmp_path / "[click](javascript:alert(1)) **bold** $x$.safetensors"
+    hostile.write_bytes(_with_dataset_name(browser_checkpoint_dir / "moons_eps.safetensors",
+                                           "<img src=x onerror=alert(1)>**big** [link](http://example.invalid)"))
+    app.page.locator(f'{SIDEBAR} input[type="file"]').set_input_files(str(hostile))
+    app.wait_idle()
+    error = app.page.locator(f'{SIDEBAR} [data-testid="stAlertContentError"]')
+    expect(error).to_contain_text("is not a usable checkpoint", timeout=60_000)
+    text = error.inner_text().replace("\u200b", "")  # zero-width spaces keep URLs from being autolinked
+    assert "<img src=x onerror=alert(1)>**big** [link](http://example.invalid)" in text  # shown literally
+    assert "click--javascript-alert-1-- --bold-- -x-.safetensors" in text  # the file name, reduced
+    for tag in ("a", "img", "strong", "em", ".katex"):
+        assert error.locator(tag).count() == 0, f"{tag} rendered from file text: {error.inner_html()}"
+    assert app.page.locator('[data-testid="stException"]').count() == 0  # a message, never a traceback
+    app.screenshot("hostile-upload-refused")
