@@ -1,5 +1,5 @@
-"""Identity without the URL, the heartbeat setting, and the app shell on every page (AppTest and unit tests;
-the browser side, cookies and two browsers, is tests/browser/test_safe_server.py)."""
+"""Identity without the URL, the heartbeat setting, the app shell on every page, uploads bounded per session
+(AppTest and unit tests; the browser side, cookies and two browsers, is tests/browser/test_safe_server.py)."""
 
 import ast
 from pathlib import Path
@@ -63,3 +63,43 @@ def test_every_page_asks_for_the_app_shell_before_drawing(page):
     statements = [node for node in tree.body if not isinstance(node, (ast.Import, ast.ImportFrom))]
     first_call = next(node for node in statements if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call))
     assert ast.unparse(first_call) == "require_app_shell()", f"{page}: first call is {ast.unparse(first_call)}"
+
+
+# ------------------------------------------------------------------------------------- uploads per session
+def test_uploads_are_bounded_per_session_and_kept_only_in_its_state(monkeypatch, checkpoint_dir, tmp_path):
+    from helpers import MODELS, save_tiny
+
+    from ui import catalog
+
+    state = {}  # this session's st.session_state
+    monkeypatch.setattr(catalog.st, "session_state", state)
+    files = []
+    for seed in range(catalog.MAX_UPLOADS + 1):
+        path = tmp_path / f"m{seed}.safetensors"
+        save_tiny(path, *MODELS["moons_eps"], seed=seed)
+        files.append(path.read_bytes())
+    keys = [catalog.add_uploaded(f"m{i}.safetensors", data) for i, data in enumerate(files[:-1])]
+    assert len(set(keys)) == catalog.MAX_UPLOADS
+    assert catalog.add_uploaded("again.safetensors", files[0]) == keys[0]  # the same file is not held twice
+    with pytest.raises(ValueError, match=r"already holds 4 uploaded models .* the limit is 4 models"):
+        catalog.add_uploaded("one-more.safetensors", files[-1])
+    assert all(not isinstance(value, (bytes, bytearray)) for entry in state["uploaded_models"].values()
+               for value in entry.values())  # the model is kept, not the file's bytes
+    catalog.remove_uploads()
+    assert state["uploaded_models"] == {}
+    monkeypatch.setattr(catalog, "MAX_UPLOAD_SESSION_BYTES", 2 * len(files[0]) - 1)
+    catalog.add_uploaded("a.safetensors", files[0])
+    with pytest.raises(ValueError, match="remove uploads first"):
+        catalog.add_uploaded("b.safetensors", files[1])
+
+
+def test_an_uploaded_file_name_becomes_a_plain_label(monkeypatch, tmp_path):
+    from helpers import MODELS, save_tiny
+
+    from ui import catalog
+
+    monkeypatch.setattr(catalog.st, "session_state", {})
+    path = tmp_path / "m.safetensors"
+    save_tiny(path, *MODELS["moons_eps"], seed=0)
+    key = catalog.add_uploaded("![x](http://e.invalid/i.png)**m**.safetensors", path.read_bytes())
+    assert catalog.st.session_state["uploaded_models"][key]["label"] == "x--http---e.invalid-i.png---m--.safetensors (uploaded)"
