@@ -137,8 +137,11 @@ def _probe(model: torch.nn.Module, net_config, T: int, name: str) -> None:
         else (net_config.data_dim,)
     x = torch.randn((PROBE_BATCH, *shape), generator=generator)
     t = torch.linspace(0, T - 1, PROBE_BATCH).round().long()
-    with torch.no_grad():
-        finite = bool(torch.isfinite(model(x, t)).all())
+    try:
+        with torch.no_grad():
+            finite = bool(torch.isfinite(model(x, t)).all())
+    except (RuntimeError, ValueError) as e:  # shapes were checked; anything else is still the file's fault
+        raise CheckpointError(f"{name}: the network fails on a probe batch ({str(e)[:200]})") from None
     if not finite:
         raise CheckpointError(f"{name}: the network's output on a probe batch is not finite (NaN or infinite): "
                               f"its weights overflow in a forward pass")
