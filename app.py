@@ -7,6 +7,7 @@ ui.navigation.require_app_shell(), so a deep link on a fresh server also runs th
 import streamlit as st
 
 from core.runtime import configure_cpu_threads
+from ui.layout import compact
 from ui.navigation import HOME, available_pages
 from ui.session import remember_browser
 from ui.sidebar import render_job_status, render_sidebar
@@ -17,6 +18,7 @@ configure_cpu_threads()  # once per process: leaves a core free for the web serv
 navigation = st.navigation([
     st.Page(page.file, title=page.title, icon=page.icon, default=(page.file == HOME)) for page in available_pages()
 ])
+compact()  # the projector layout (ui/layout.py), on every page
 remember_browser()  # who this browser is: a cookie, never the URL (ui/session.py)
 render_sidebar()
 render_job_status()

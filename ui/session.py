@@ -85,8 +85,10 @@ def heartbeat_timeout() -> float:
 
 @st.cache_resource
 def get_registry() -> JobRegistry:
-    """One registry for the whole server process: all sessions share the device through it."""
-    return JobRegistry(heartbeat_timeout=heartbeat_timeout())
+    """One registry for the whole server process: all sessions share the devices through it. Its limits and run
+    store come from environment variables (core.training.limits, core.training.store, RDL_HEARTBEAT_TIMEOUT); a
+    monitor thread starts queued jobs as slots free up."""
+    return JobRegistry(monitor_interval=1.0, heartbeat_timeout=heartbeat_timeout())
 
 
 def device_label() -> str:
