@@ -14,7 +14,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from core.data.datasets import TOY_NAMES, sample_toy
+from core.data.toys import TOY_NAMES, sample_toy
 from core.diffusion.gaussian_diffusion import PREDICTIONS, VARIANCES, GaussianDiffusion
 from core.diffusion.oracle import OracleDenoiser, loss_floor_curve
 from core.diffusion.schedules import SCHEDULE_KINDS
@@ -22,7 +22,8 @@ from core.lab import playground
 from core.lab.denoise import timestep_grid
 from core.lab.sampling import SamplerSettings
 from core.nets.build import SIZE_NAMES, build_model, count_parameters, model_config_for
-from core.training.trainer import ACTIVE_STATES, TrainConfig, build_diffusion
+from core.training.config import TrainConfig, build_diffusion
+from core.training.stats import ACTIVE_STATES
 from ui import catalog, exports, figures, layout, runs, session, training_panel
 from ui.labels import FIELD_LABELS, PREDICTION_LABELS, SCHEDULE_LABELS, TOY_LABELS, VARIANCE_LABELS
 from ui.playground_figures import field_figure, samples_figure, step_labels, trajectory_figure
@@ -273,7 +274,7 @@ def training_job() -> None:
     job = training_panel.latest_job(kind="points")
     if job is None:
         return
-    config, snapshot = job.trainer.config, job.snapshot()
+    config, snapshot = job.config, job.snapshot()
     with st.expander(f"Training job: {TOY_LABELS[config.dataset]} · {config.model_size} · {config.prediction}/"
                      f"{config.variance} · {config.schedule} T={config.T} — {training_panel.STATE_LABELS.get(snapshot.state)} "
                      f"· {snapshot.elapsed_seconds:.0f} s measured", expanded=True):
@@ -287,10 +288,10 @@ def model_choices() -> dict:
     """key -> label of every 2-D model: the newest trained here, the shipped toys, uploads of 2-D models."""
     choices = {}
     finished = [j for j in session.get_registry().jobs_for(session.session_id())
-                if j.trainer.data_kind == "points" and j.snapshot().state in ("stopped", "finished") and j.snapshot().step > 0]
+                if j.data_kind == "points" and j.snapshot().state in ("stopped", "finished") and j.snapshot().saved_step]
     if finished:
         newest = finished[-1]
-        choices[f"trained:{newest.job_id}"] = (f"trained here: {TOY_LABELS[newest.trainer.config.dataset]}, "
+        choices[f"trained:{newest.job_id}"] = (f"trained here: {TOY_LABELS[newest.config.dataset]}, "
                                                f"step {newest.snapshot().step}")
     for key in catalog.shipped_models():
         if key.startswith("shipped:toy_"):

@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from core.data.datasets import toy_mixture_parameters
+from core.data.toys import toy_mixture_parameters
 from core.diffusion.gaussian_diffusion import VARIANCES, GaussianDiffusion
 from core.diffusion.oracle import GaussianMixture
 from core.diffusion.schedules import SCHEDULE_KINDS, make_schedule

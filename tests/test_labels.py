@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from core.data.datasets import DATASET_NAMES, TOY_NAMES
+from core.data.datasets import DATASET_NAMES
+from core.data.toys import TOY_NAMES
 from core.diffusion.gaussian_diffusion import PREDICTIONS, VARIANCES
 from core.diffusion.schedules import SCHEDULE_KINDS, NoiseSchedule, make_schedule
 from core.lab.playground import FIELD_KINDS

@@ -6,7 +6,7 @@ Every page and ui module names predictions, variances, schedules, toys and field
 
 from __future__ import annotations
 
-from core.data.datasets import TOY_NAMES
+from core.data.toys import TOY_NAMES
 from core.lab.sampling import SamplerSettings
 from core.lab.schedule_lab import TerminalNoise
 
