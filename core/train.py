@@ -29,6 +29,7 @@ from core.diffusion.schedules import SCHEDULE_KINDS
 from core.nets.build import SIZE_NAMES
 from core.runtime import DEVICES
 from core.training.config import LR_SCHEDULES, TrainConfig
+from core.training.fits import check_fits
 from core.training.trainer import Trainer
 
 CHOICES = {"dataset": DATASET_NAMES, "model_size": SIZE_NAMES, "schedule": SCHEDULE_KINDS,
@@ -99,7 +100,9 @@ def check_output_path(out: Path) -> Path:
 def _trainer_from(args, parser) -> Trainer:
     max_seconds = None if args.max_seconds is None else check_number("--max-seconds", args.max_seconds, 0.0, open_low=True)
     if args.resume is None:
-        return Trainer(_config_from(args), max_seconds=max_seconds)
+        config = _config_from(args)
+        check_fits(config)  # before the data is loaded and the model built
+        return Trainer(config, max_seconds=max_seconds)
     ignored = [f.name for f in fields(TrainConfig)
                if getattr(args, f.name) is not None and f.name not in ("total_steps", "device")]
     if ignored:
@@ -110,34 +113,8 @@ def _trainer_from(args, parser) -> Trainer:
     if trainer.step >= trainer.config.total_steps:
         parser.error(f"{args.resume} already did all {trainer.config.total_steps} steps; "
                      f"pass a larger --steps to train further")
+    check_fits(trainer.config, trainer.device)
     return trainer
-
-
-MEMORY_SHARE = 0.8  # a training step may plan on this share of the memory available when it starts
-
-
-def available_memory_bytes(device) -> int | None:
-    """Free memory where the run trains: the GPU's free memory, or Linux's MemAvailable (None if unknown)."""
-    import torch
-
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
-    try:
-        with open("/proc/meminfo") as f:
-            line = next(line for line in f if line.startswith("MemAvailable:"))
-        return int(line.split()[1]) * 1024
-    except (OSError, StopIteration, ValueError):
-        return None
-
-
-def _check_memory(trainer: Trainer) -> None:
-    """Refuse a batch size whose training step would not fit, before the first step (estimate: core.nets.config)."""
-    needed = trainer.model.net_config.training_step_bytes(trainer.config.batch_size)
-    available = available_memory_bytes(trainer.device)
-    if available is not None and needed > MEMORY_SHARE * available:
-        raise ValueError(f"--batch-size {trainer.config.batch_size} would need about {needed / 2**30:.1f} GiB for one "
-                         f"training step of this {trainer.config.model_size} model, but only {available / 2**30:.1f} GiB "
-                         f"is available on {trainer.device.type}; use a smaller batch size")
 
 
 def format_seconds(seconds) -> str:
@@ -187,7 +164,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         trainer = _trainer_from(args, parser)
-        _check_memory(trainer)
     except (ValueError, FileNotFoundError) as error:  # includes CheckpointError
         parser.error(str(error))
     config = trainer.config

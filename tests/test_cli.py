@@ -124,11 +124,13 @@ def test_train_rejects_bad_flags(argv, message, capsys):
 
 
 def test_train_refuses_a_batch_whose_step_would_not_fit_before_the_first_step(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(train_cli, "available_memory_bytes", lambda device: 2**28)  # a 256 MiB machine
+    from core.training import fits
+
+    monkeypatch.setattr(fits, "available_memory_bytes", lambda device: 2**28)  # a 256 MiB machine
     with pytest.raises(SystemExit) as exit_info:
         train_cli.main([*TOY_FLAGS, "--steps", "2", "--batch-size", "65536", "--out", str(tmp_path / "m.safetensors")])
     err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and "--batch-size 65536 would need about" in err and "0.2 GiB is available" in err
+    assert exit_info.value.code == 2 and "batch size 65536 would need about" in err and "0.2 GiB is available" in err
     assert not (tmp_path / "m.safetensors").exists()
 
 

@@ -139,3 +139,20 @@ def test_a_crashed_job_is_shown_as_crashed_and_can_be_resumed(run_store, monkeyp
     at.run()
     assert not at.exception, at.exception
     assert job.state in ("running", "queued")
+
+
+def test_a_batch_that_cannot_fit_is_refused_before_anything_starts(run_store, monkeypatch):
+    """Issue 13: the page used to start a job whose first step then failed in the worker. The free memory is
+    injected (2 GiB) so that batch 4096 of the tiny MNIST UNet (about 16 GiB per step) cannot fit anywhere."""
+    from core.training import fits
+
+    monkeypatch.setattr(fits, "available_memory_bytes", lambda device: 2 * 2**30)
+    at = _train_page()
+    _by_label(at.number_input, "Batch size").set_value(4096)
+    _by_label(at.button, "Start training").click()
+    at.run()
+    assert not at.exception, at.exception
+    errors = [e.value for e in at.error]
+    assert any("batch size 4096 would need about" in e and "2.0 GiB is available" in e for e in errors), errors
+    assert not at.get("progress")  # no job panel: nothing started or queued
+    assert not any(run_store.glob("*/*")), list(run_store.glob("*/*"))  # and no job folder was written

@@ -28,6 +28,7 @@ import uuid
 from core.checks import check_number
 from core.training import store, worker
 from core.training.config import TrainConfig
+from core.training.fits import check_fits
 from core.training.job import Job
 from core.training.limits import JobLimits, estimate_starts
 from core.training.stats import ACTIVE_STATES, ENDED_STATES, Snapshot
@@ -76,9 +77,11 @@ class JobRegistry:
 
     # ---------------------------------------------------------------------------------- requests
     def submit(self, owner: str, config: TrainConfig, max_seconds: float | None = None) -> str:
-        """Register a job for `owner` and start it now, or queue it; returns its id. Raises JobRefused."""
+        """Register a job for `owner` and start it now, or queue it; returns its id. Raises JobRefused, or
+        ValueError when one training step of `config` would not fit in memory (core.training.fits)."""
         if not isinstance(config, TrainConfig):
             raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
+        check_fits(config.validate())  # a batch that cannot fit is a message now, not a crash in the worker
         key = _owner_key(owner)
         with self._lock:
             self._seen(key)
