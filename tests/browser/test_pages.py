@@ -160,14 +160,19 @@ def test_denoise_scrubber_changes_frame_in_the_browser(app):
 
 # -------------------------------------------------------------------------------------------- sample
 def test_sample_page_shows_a_grid(app):
+    from playwright.sync_api import expect
+
     app.open("sample")  # the first visit samples at once (16 digits, DDIM, 40 steps of a tiny UNet)
     main = app.page.locator('[data-testid="stMain"]')
-    assert main.locator("h3").filter(has_text="Samples").count() == 1
-    grid = main.locator('[data-testid="stPlotlyChart"]').first
-    pictures = grid.evaluate("(chart) => [...chart.querySelectorAll('image')].map(i => i.getAttribute('href'))")
-    assert len(pictures) == 1 and pictures[0].startswith("data:image/png;base64,"), pictures
-    assert main.get_by_text("16 samples").count() >= 1  # the grid's title
-    assert main.locator('[data-testid="stMetric"]').count() >= 1  # the quality numbers below the grid
+    # The grid sits right of the settings, with no header of its own: it is the Plotly chart titled "16 samples".
+    # Plotly draws its SVG after the script run has finished, so wait for it rather than count at once.
+    grid = main.locator('[data-testid="stPlotlyChart"]').filter(has_text="16 samples")
+    expect(grid).to_have_count(1, timeout=60_000)
+    expect(grid.locator("image")).to_have_count(1, timeout=60_000)
+    picture = grid.locator("image").get_attribute("href")
+    assert picture.startswith("data:image/png;base64,"), picture[:80]
+    expect(main.get_by_role("heading", name="Quality metrics")).to_be_visible(timeout=60_000)
+    expect(main.locator('[data-testid="stMetric"]').first).to_be_visible(timeout=60_000)  # numbers below the grid
     app.screenshot("sample-grid")
 
 
