@@ -7,6 +7,8 @@ the server has seen before: the first page a fresh server answers, and which bro
 import pytest
 from streamlit_harness import REPO_ROOT, AppPage, serve_streamlit
 
+from ui.labels import DATASET_LABELS
+
 SIDEBAR = '[data-testid="stSidebar"]'
 
 
@@ -47,7 +49,7 @@ def _start_small_job(app, steps: int) -> None:
     """Start a two-moons job of `steps` steps on the Train page."""
     box = app.page.locator('[data-testid="stMain"] [data-testid="stSelectbox"]').filter(has_text="Dataset")
     box.click()
-    app.page.get_by_role("option", name="2-D: two moons", exact=True).click()
+    app.page.get_by_role("option", name=DATASET_LABELS["two_moons"], exact=True).click()  # the page's own wording
     app.wait_idle()
     field = app.page.get_by_label("Training steps")
     field.fill(str(steps))
