@@ -164,6 +164,7 @@ def test_sample_page_shows_a_grid(app):
 
     app.open("sample")  # the first visit samples at once (16 digits, DDIM, 40 steps of a tiny UNet)
     main = app.page.locator('[data-testid="stMain"]')
+    assert main.get_by_role("button", name="Sample", exact=True).count() == 1  # the grid sits beside its button
     # The grid sits right of the settings, with no header of its own: it is the Plotly chart titled "16 samples".
     # Plotly draws its SVG after the script run has finished, so wait for it rather than count at once.
     grid = main.locator('[data-testid="stPlotlyChart"]').filter(has_text="16 samples")
