@@ -66,6 +66,8 @@ def test_autocast_follows_the_decision(monkeypatch):
 def test_micro_benchmark_returns_a_positive_ratio():
     ratio = runtime.measure_cpu_bf16_speedup(repeats=1)
     assert 0 < ratio < 100
+    with torch.no_grad():  # the first autocast() may come from inside a sampling loop
+        assert runtime.measure_cpu_bf16_speedup(repeats=1) > 0
 
 
 @pytest.mark.parametrize("cores, others, expected", [
