@@ -11,7 +11,7 @@ from core.diffusion.schedules import SCHEDULE_KINDS, make_schedule
 from core.lab.teaching import terminal_noise_warning
 from core.nets.build import SIZE_NAMES
 from core.training.trainer import ACTIVE_STATES, TrainConfig
-from ui import session, training_panel
+from ui import catalog, replay, session, training_panel
 
 DATASET_LABELS = {"mnist": "MNIST subset (4,500 real digits, shipped)", **{name: f"2-D: {name.replace('_', ' ')}" for name in TOY_NAMES}}
 if os.environ.get("RDL_DATA_DIR"):  # full datasets only when the instructor has put the IDX files on the server
@@ -97,3 +97,5 @@ for index, each in enumerate(reversed(jobs)):
     with st.expander(title, expanded=index == 0):
         training_panel.job_buttons(each)
         training_panel.progress_panel(each)
+
+replay.render_replay(catalog.CHECKPOINT_DIR / "history")
