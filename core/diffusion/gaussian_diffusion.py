@@ -5,6 +5,7 @@ Read this next to the papers:
   mean (eq. 11) and the simple loss (eq. 14).
 - Nichol & Dhariwal 2021 (Improved DDPM): learned interpolated variances (eq. 15) and the hybrid loss (eq. 16).
 - Salimans & Ho 2022: the v-parameterization v = √ᾱ·ε − √(1−ᾱ)·x_0.
+- Hang et al. 2023 (Min-SNR): the loss weight min(SNR_t, γ) on the x_0 error (eq. 8), optional.
 
 Timesteps are 0-based indices (index t is the paper's step t+1). The model is kept outside: methods take
 its output, so the sampling loops in `core.diffusion.samplers` stay readable.
@@ -256,13 +257,22 @@ class GaussianDiffusion:
         log_variance = torch.log1p(-self._extract("alpha_bars", t_last, x0)).expand_as(x0)
         return _mean_over_data_dims(normal_kl(mean, log_variance, torch.zeros_like(x0), torch.zeros_like(x0)))
 
-    def training_losses(self, model, x0, t=None, noise=None, generator=None) -> dict:
+    def min_snr_weight(self, t: torch.Tensor, gamma: float) -> torch.Tensor:
+        """Per-example min-SNR-γ weight of this prediction's mse (Hang et al. 2023, eq. 8: min(SNR_t, γ) times the
+        x_0 error, where ‖x_0 error‖² = ‖ε error‖²/SNR = ‖v error‖²/(SNR + 1)): min(SNR, γ)/SNR for ε,
+        min(SNR, γ)/(SNR + 1) for v, min(SNR, γ) for x_0."""
+        snr = self.schedule.snr.to(t.device, torch.float64)[t]
+        per_x0_error = {"eps": snr, "v": snr + 1.0, "x0": torch.ones_like(snr)}[self.prediction]
+        return (snr.clamp(max=gamma) / per_x0_error).float()
+
+    def training_losses(self, model, x0, t=None, noise=None, generator=None, min_snr_gamma: float | None = None) -> dict:
         """Per-example losses for a batch x0.
 
         "mse": the simple loss ‖target − prediction‖² averaged over dimensions (Ho et al. eq. 14).
         With learned_range variance also "vb" = T·L_t, the one-sample estimate of L_vlb = Σ_t L_t in
         nats/dim, computed with the predicted mean stop-gradiented so that it trains only the variance,
         and "loss" = mse + 0.001·vb (Nichol & Dhariwal's L_hybrid, eq. 16). Otherwise "loss" = mse.
+        min_snr_gamma: weight the mse term by `min_snr_weight(t, γ)` in "loss" (not the paper default: None = off).
         """
         if t is None:
             t = torch.randint(0, self.T, (x0.shape[0],), generator=generator, device=x0.device)
@@ -273,11 +283,12 @@ class GaussianDiffusion:
         prediction, variance_channels = self.split_model_output(model_output, x_t)
         target = self.training_target(x0, noise, t)
         losses = {"mse": _mean_over_data_dims((target.float() - prediction.float()) ** 2)}
+        simple = losses["mse"] if min_snr_gamma is None else self.min_snr_weight(t, min_snr_gamma) * losses["mse"]
         if self.variance == "learned_range":
             frozen_output = torch.cat([prediction.detach(), variance_channels], dim=1)
             losses["vb"] = self.T * self.elbo_term(frozen_output.float(), x0.float(), x_t.float(), t)
-            losses["loss"] = losses["mse"] + HYBRID_VB_WEIGHT * losses["vb"]
+            losses["loss"] = simple + HYBRID_VB_WEIGHT * losses["vb"]
         else:
-            losses["loss"] = losses["mse"]
+            losses["loss"] = simple
         losses["t"] = t
         return losses
