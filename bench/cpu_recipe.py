@@ -115,15 +115,6 @@ def precision_context(use_bf16: bool):
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16)
 
 
-def min_snr_weights(diffusion, t, gamma: float) -> torch.Tensor:
-    """Min-SNR-γ weights (Hang et al. 2023, eq. 8-9): the loss on the x_0 error weighted by min(SNR_t, γ),
-    which for the ε objective is min(SNR, γ)/SNR, for v min(SNR, γ)/(SNR + 1), for x_0 min(SNR, γ)."""
-    snr = diffusion.schedule.snr.to(torch.float64)[t]
-    clipped = snr.clamp(max=gamma)
-    divisor = {"eps": snr, "v": snr + 1.0, "x0": torch.ones_like(snr)}[diffusion.prediction]
-    return (clipped / divisor).float()
-
-
 def preview_grid(ema_model, diffusion, use_bf16: bool, n: int = 16) -> np.ndarray:
     """16 digits from the EMA model, DDIM 20 steps with clipped x̂₀, always the same noise (seed 1)."""
     ema_model.eval()
@@ -221,12 +212,10 @@ def main(argv=None):
             group["lr"] = learning_rate(step, args)
         model.train()
         with precision_context(args.use_bf16):
-            losses = diffusion.training_losses(model, x0, generator=generator)
+            losses = diffusion.training_losses(model, x0, generator=generator,
+                                               min_snr_gamma=args.min_snr if args.min_snr > 0 else None)
         mse = losses["mse"].float()
-        if args.min_snr > 0:
-            loss = (min_snr_weights(diffusion, losses["t"], args.min_snr) * mse).mean()
-        else:
-            loss = losses["loss"].float().mean()
+        loss = losses["loss"].float().mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if args.grad_clip > 0:

@@ -19,19 +19,6 @@ def test_cpu_recipe_records_a_loadable_history(tmp_path):
     assert (tmp_path / "curve.json").is_file()
 
 
-def test_min_snr_weights_clip_the_snr():
-    import torch
-
-    from core.diffusion.gaussian_diffusion import GaussianDiffusion
-    from core.diffusion.schedules import make_schedule
-
-    diffusion = GaussianDiffusion(make_schedule("linear", 1000), "eps", "fixed_small")
-    t = torch.tensor([0, 999])
-    snr = diffusion.schedule.snr[t].double()
-    weights = cpu_recipe.min_snr_weights(diffusion, t, 5.0)
-    torch.testing.assert_close(weights.double(), torch.stack([5.0 / snr[0], torch.tensor(1.0, dtype=torch.float64)]))
-
-
 def test_cpu_bf16_speed_rows(tmp_path):
     document = cpu_bf16.main(["--batch", "2", "--repeats", "1", "--speed-sample-steps", "1", "--skip-quality",
                               "--out-json", str(tmp_path / "bf16.json")])
