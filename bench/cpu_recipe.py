@@ -19,7 +19,7 @@ digits (DDIM --sample-steps, x̂₀ clipped, seed 1234) and prints the classifie
 CPU time has passed, so the FD-vs-seconds curve does not depend on how busy the shared machine is. Evaluation
 time is excluded from the training seconds. --out-json keeps the curve. --history DIR records the run for the
 Train page's replay (core/history.py): loss curve, per-t loss profile and a 16-digit preview grid (DDIM 20,
-fixed seed) every --preview-every steps and at every evaluation.
+fixed seed) every --preview-every steps and at every evaluation, each with the training CPU seconds so far.
 """
 
 import argparse
@@ -255,7 +255,7 @@ def main(argv=None):
             elif done in sample_at:
                 sample_grid(ema_model, diffusion, args, out.with_name(f"{out.stem}_step{done}{out.suffix}"))
             if preview:
-                recorder.add_frame(done, train_wall, profile.values, preview_grid(ema_model, diffusion, args.use_bf16),
+                recorder.add_frame(done, train_cpu, profile.values, preview_grid(ema_model, diffusion, args.use_bf16),
                                    fd=None if quality is None else quality["fd"],
                                    classes=None if quality is None else sum(1 for c in quality["class_histogram"] if c > 0))
             excluded_wall += time.perf_counter() - s_wall

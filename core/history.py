@@ -7,7 +7,8 @@ A history is a folder with `history.json` and a few PNG preview grids:
      "config": {"name": value, ...},                 # the recipe: strings, numbers, booleans (shown as a table)
      "T": 1000, "profile_bin_edges": [0, 50, ..., 1000],
      "loss": {"steps": [...], "losses": [...]},      # the loss curve (each point a mean over equally many steps)
-     "frames": [{"step": 250, "seconds": 41.5,       # training seconds until this step (evaluation excluded)
+     "frames": [{"step": 250, "seconds": 41.5,       # training time until this step, evaluation excluded (bench/
+                                                     # cpu_recipe.py: CPU seconds of its one thread)
                  "profile": [mse per t-bin or null], # the per-t loss profile at that step
                  "preview": "step_000250.png",       # a sample grid from the EMA model at that step (fixed seed)
                  "fd": 312.4 or null, "classes": 10 or null}, ...]}   # classifier FD and classes present (MNIST)

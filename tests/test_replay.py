@@ -165,3 +165,18 @@ def _walk(node):
     yield node
     for child in getattr(node, "children", {}).values():
         yield from _walk(child)
+
+
+def test_shipped_histories_are_valid():
+    """checkpoints/history/ holds the recorded runs of docs/benchmarks.md ("A faster MNIST recipe")."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "checkpoints" / "history"
+    folders = list_histories(root)
+    assert [folder.name for folder in folders] == ["mnist_new_recipe", "mnist_old_recipe"]
+    for folder in folders:
+        history = load_history(folder)
+        assert history.frames[-1].fd is not None and history.frames[-1].classes == 10
+        assert history.frames[-1].seconds == pytest.approx(300, abs=1)  # the 300 CPU-second budget
+    total = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
+    assert total < 600_000

@@ -53,7 +53,7 @@ def _frame_view(history: TrainingHistory, index: int, key: str) -> None:
     frame = history.frames[index]
     numbers = st.columns(4)
     numbers[0].metric("step", f"{frame.step:,}")
-    numbers[1].metric("training time", format_seconds(frame.seconds))
+    numbers[1].metric("training time", format_seconds(frame.seconds), help="As recorded; see the description.")
     numbers[2].metric("classifier FD", "–" if frame.fd is None else f"{frame.fd:.0f}")
     numbers[3].metric("digit classes seen", "–" if frame.classes is None else f"{frame.classes} / 10")
     left, middle, right = st.columns(3)
