@@ -94,7 +94,8 @@ def render_replay(history_dir, key: str = "replay") -> None:
     playing = bool(st.session_state.get(playing_key, False))
     controls = st.columns([1, 2])
     with controls[0]:
-        st.button("⏸ Pause" if playing else "▶ Play", key=f"{key}_play_button", on_click=_toggle, args=(playing_key,),
+        st.button("Pause" if playing else "Play", icon=":material/pause:" if playing else ":material/play_arrow:",
+                  key=f"{key}_play_button", on_click=_toggle, args=(playing_key,),
                   help="Plays the recording from where the slider is; move the slider to jump.")
     with controls[1]:
         speed = SPEEDS[st.select_slider("Speed", list(SPEEDS), value="2 frames/s", key=f"{key}_speed")]
