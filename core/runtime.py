@@ -212,8 +212,9 @@ def configure_cpu_threads() -> int:
         return torch.get_num_threads()
 
 
-def describe_device(device: torch.device) -> str:
+def describe_device(device: torch.device, autocast: bool = True) -> str:
+    """"cuda: <name>" or "cpu (bf16 autocast, N threads)"; pass autocast=False for a run without mixed precision."""
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
-    bf16 = ", bf16 autocast" if device.type == "cpu" and cpu_bf16_supported() else ""
-    return f"cpu ({torch.get_num_threads()} threads{bf16})"
+    bf16 = "bf16 autocast, " if autocast and device.type == "cpu" and cpu_bf16_supported() else ""
+    return f"cpu ({bf16}{torch.get_num_threads()} threads)"

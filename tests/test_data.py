@@ -1,4 +1,4 @@
-"""Tests for core/data/datasets.py and scripts/make_mnist_subset.py."""
+"""Tests for core/data/ (datasets.py, idx.py, toys.py) and scripts/make_mnist_subset.py."""
 
 import gzip
 import importlib.util
@@ -12,18 +12,9 @@ import pytest
 import torch
 
 from core.data import datasets as data
-from core.data.datasets import (
-    DATASET_NAMES,
-    TOY_NAMES,
-    Dataset,
-    DatasetFileNotFoundError,
-    IDXFormatError,
-    load_dataset,
-    parse_idx,
-    read_idx,
-    sample_toy,
-    toy_mixture_parameters,
-)
+from core.data.datasets import DATASET_NAMES, Dataset, load_dataset
+from core.data.idx import IDX_FILES, DatasetFileNotFoundError, IDXFormatError, parse_idx, read_idx
+from core.data.toys import TOY_NAMES, sample_toy, toy_mixture_parameters
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "scripts" / "make_mnist_subset.py"
@@ -164,8 +155,8 @@ def write_idx_folder(root, n_train=6, n_test=4, compress=True, subfolder="mnist"
     folder = root / subfolder
     folder.mkdir(parents=True, exist_ok=True)
     arrays = {}
-    for split, n, (images_stem, labels_stem) in (("train", n_train, data.IDX_FILES["train"]),
-                                                 ("test", n_test, data.IDX_FILES["test"])):
+    for split, n, (images_stem, labels_stem) in (("train", n_train, IDX_FILES["train"]),
+                                                 ("test", n_test, IDX_FILES["test"])):
         images = rng.integers(0, 256, size=(n, 5, 4), dtype=np.uint8)
         labels = rng.integers(0, 10, size=n, dtype=np.uint8)
         for stem, array in ((images_stem, images), (labels_stem, labels)):
@@ -270,9 +261,9 @@ def test_idx_missing_folder_and_files(tmp_path, monkeypatch):
 # ----------------------------------------------------------------------------- bad input
 
 @pytest.mark.parametrize("kwargs, pattern", [
-    (dict(name="cifar"), r"name='cifar' is not allowed; expected one of \('mnist'"),
-    (dict(name="mnist", split="val"), r"split='val' is not allowed; expected one of \('train', 'test'\)"),
-    (dict(name="two_moons", n_points=0), r"n_points=0 is not allowed; expected a positive integer"),
+    (dict(name="cifar"), r"name='cifar' is not allowed; expected one of mnist, mnist_full"),
+    (dict(name="mnist", split="val"), r"split='val' is not allowed; expected one of train, test"),
+    (dict(name="two_moons", n_points=0), r"n_points=0 is not allowed; expected an integer >= 1"),
     (dict(name="two_moons", n_points=2.5), r"n_points=2.5"),
     (dict(name="two_moons", seed="a"), r"seed='a'"),
 ])
@@ -283,13 +274,13 @@ def test_load_dataset_bad_input(kwargs, pattern):
 
 def test_sample_toy_bad_input():
     g = torch.Generator().manual_seed(0)
-    with pytest.raises(ValueError, match=r"name='mnist' is not allowed; expected one of \('swiss_roll'"):
+    with pytest.raises(ValueError, match=r"name='mnist' is not allowed; expected one of swiss_roll, two_moons"):
         sample_toy("mnist", 10, g)
     with pytest.raises(ValueError, match=r"n=-1 is not allowed"):
         sample_toy("two_moons", -1, g)
-    with pytest.raises(ValueError, match=r"generator=None is not allowed"):
+    with pytest.raises(ValueError, match=r"generator must be a torch.Generator, got NoneType"):
         sample_toy("two_moons", 10, None)
-    with pytest.raises(ValueError, match=r"name='two_moons' is not allowed; expected one of \('eight_gaussians'"):
+    with pytest.raises(ValueError, match=r"name='two_moons' is not allowed; expected one of eight_gaussians, gaussian_mixture"):
         toy_mixture_parameters("two_moons")
 
 

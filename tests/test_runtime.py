@@ -137,3 +137,12 @@ def test_usable_cores_respects_the_cgroup_quota(tmp_path, files, expected_quota)
     affinity = usable_cpu_cores(str(tmp_path / "nowhere"))
     expected = affinity if expected_quota is None else min(affinity, expected_quota)
     assert usable_cpu_cores(str(tmp_path)) == expected
+
+
+def test_describe_device_names_bf16_only_when_used(monkeypatch):
+    monkeypatch.setattr(runtime, "cpu_bf16_supported", lambda: True)
+    threads = torch.get_num_threads()
+    assert runtime.describe_device(torch.device("cpu")) == f"cpu (bf16 autocast, {threads} threads)"
+    assert runtime.describe_device(torch.device("cpu"), autocast=False) == f"cpu ({threads} threads)"
+    monkeypatch.setattr(runtime, "cpu_bf16_supported", lambda: False)
+    assert runtime.describe_device(torch.device("cpu")) == f"cpu ({threads} threads)"
