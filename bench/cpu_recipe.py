@@ -48,6 +48,7 @@ from core.history import HistoryRecorder
 from core.metrics.mnist import mnist_quality, mnist_real_floor
 from core.nets.build import build_model, count_parameters, model_config_for
 from core.runtime import cpu_bf16_supported
+from core.training.stats import TimestepProfile
 
 PROFILE_BINS = 20
 
@@ -154,22 +155,6 @@ def build(args, data):
     return diffusion, config
 
 
-class Profile:
-    """Per-t mean squared error in PROFILE_BINS equal bins of t, an exponential average over recent batches."""
-
-    def __init__(self, T: int, bins: int = PROFILE_BINS, keep: float = 0.9):
-        self.T, self.bins, self.keep = T, bins, keep
-        self.values = [None] * bins
-
-    def edges(self) -> list[int]:
-        return [-(-b * self.T // self.bins) for b in range(self.bins + 1)]
-
-    def add(self, t: torch.Tensor, mse: torch.Tensor) -> None:
-        which = (t * self.bins) // self.T
-        for b, m in zip(which.tolist(), mse.tolist()):
-            self.values[b] = m if self.values[b] is None else self.keep * self.values[b] + (1 - self.keep) * m
-
-
 def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -187,7 +172,7 @@ def main(argv=None):
     sample_at = {int(s) for s in args.sample_at.split(",") if s}
     print(json.dumps({"args": vars(args), "model": config, "parameters": count_parameters(model),
                       "load_average": list(os.getloadavg())}), flush=True)
-    profile = Profile(diffusion.T)
+    profile = TimestepProfile(diffusion.T, bins=PROFILE_BINS)  # the app trainer's per-t loss statistics
     recorder = None
     if args.history:
         recipe = {k: v for k, v in vars(args).items() if k in (
@@ -197,7 +182,7 @@ def main(argv=None):
                                    "Recorded with bench/cpu_recipe.py on a shared 2-core CPU. The loss curve is the plain "
                                    "mean squared error of the prediction (before any loss weighting); previews are 16 "
                                    "digits from the EMA weights, DDIM 20 steps, the same noise at every step.",
-                                   recipe, diffusion.T, profile.edges())
+                                   recipe, diffusion.T, profile.bin_edges())
     curve = []
 
     wall0, cpu0 = time.perf_counter(), time.process_time()
@@ -255,7 +240,7 @@ def main(argv=None):
             elif done in sample_at:
                 sample_grid(ema_model, diffusion, args, out.with_name(f"{out.stem}_step{done}{out.suffix}"))
             if preview:
-                recorder.add_frame(done, train_cpu, profile.values, preview_grid(ema_model, diffusion, args.use_bf16),
+                recorder.add_frame(done, train_cpu, profile.averages, preview_grid(ema_model, diffusion, args.use_bf16),
                                    fd=None if quality is None else quality["fd"],
                                    classes=None if quality is None else sum(1 for c in quality["class_histogram"] if c > 0))
             excluded_wall += time.perf_counter() - s_wall
