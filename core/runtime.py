@@ -163,8 +163,9 @@ def runnable_tasks(samples: int = 10, interval_s: float = 0.01, path: str = "/pr
 class ThreadPolicy:
     """Re-decides torch's thread count at most every `interval_s` seconds from the machine's load.
 
-    Call `update()` between training steps (never inside one): it returns the thread count in force. Only for
-    a process that runs one job (the count is process-wide). $RDL_TORCH_THREADS fixes the count instead.
+    Call `update()` between training steps (never inside one), from the thread that runs the steps (OpenMP keeps
+    the count per calling thread): it returns the thread count in force. Only for a process that runs one job.
+    $RDL_TORCH_THREADS fixes the count instead.
     `probe` returns the other runnable tasks (default `runnable_tasks`); `clock` the time in seconds."""
 
     def __init__(self, interval_s: float = 10.0, max_threads: int = 2, probe=runnable_tasks, clock=time.monotonic,
