@@ -132,13 +132,16 @@ def test_replay_play_runs_to_the_end_and_stops(tmp_path):
     at.run()
     at.button(key="replay_play_button").click().run()
     assert at.button(key="replay_play_button").label == "Pause"
-    assert at.session_state["replay_frame_tiny_run"] == 10  # a tick advanced one frame (2 frames/s, 0.5 s ticks)
+    assert at.session_state["replay_position_tiny_run"] == 10  # a tick advanced one frame (2 frames/s, 0.5 s ticks)
+    assert [slider.key for slider in at.select_slider] == ["replay_speed"]  # no step slider while playing
     for _ in range(3):
         at.run()
     assert not at.exception, at.exception
-    assert at.session_state["replay_frame_tiny_run"] == 20
+    assert at.session_state["replay_position_tiny_run"] == 20
     assert at.session_state["replay_playing"] is False
     assert at.button(key="replay_play_button").label == "Play"
+    assert at.select_slider(key="replay_frame_tiny_run").value == 20  # the slider is back, at the last frame
+    assert at.metric[0].value == "20"
 
 
 def test_replay_bad_recording_is_an_error_not_a_traceback(tmp_path):

@@ -69,6 +69,10 @@ def _toggle(playing_key: str) -> None:
     st.session_state[playing_key] = not st.session_state.get(playing_key, False)
 
 
+def _follow(slider_key: str, position_key: str) -> None:
+    st.session_state[position_key] = st.session_state[slider_key]
+
+
 def render_replay(history_dir, key: str = "replay") -> None:
     """The replay section: choose a recorded run from the folders in `history_dir` and play it back."""
     st.subheader("Replay a recorded training run")
@@ -89,29 +93,35 @@ def render_replay(history_dir, key: str = "replay") -> None:
     with st.expander("Recipe"):
         st.table({"setting": list(history.config), "value": [str(v) for v in history.config.values()]})
 
-    frame_key, playing_key = f"{key}_frame_{chosen}", f"{key}_playing"
+    # The frame shown lives in position_key (plain state). The keyed slider is drawn only while paused, so the
+    # browser never holds a slider value that the timer has since moved on from (it would send it back).
+    position_key, slider_key, playing_key = f"{key}_position_{chosen}", f"{key}_frame_{chosen}", f"{key}_playing"
     steps = [frame.step for frame in history.frames]
+    if st.session_state.get(position_key) not in steps:
+        st.session_state[position_key] = steps[0]
     playing = bool(st.session_state.get(playing_key, False))
     controls = st.columns([1, 2])
     with controls[0]:
         st.button("Pause" if playing else "Play", icon=":material/pause:" if playing else ":material/play_arrow:",
                   key=f"{key}_play_button", on_click=_toggle, args=(playing_key,),
-                  help="Plays the recording from where the slider is; move the slider to jump.")
+                  help="Plays the recording from the step shown; pause to move the slider (arrow keys work on it).")
     with controls[1]:
         speed = SPEEDS[st.select_slider("Speed", list(SPEEDS), value="2 frames/s", key=f"{key}_speed")]
     tick = max(MIN_TICK_SECONDS, 1.0 / speed)
 
     @st.fragment(run_every=tick if playing else None)
     def player():
-        if frame_key not in st.session_state or st.session_state[frame_key] not in steps:
-            st.session_state[frame_key] = steps[0]
         if playing:
-            index, still = replay_advance(steps.index(st.session_state[frame_key]), len(steps), speed, tick)
-            st.session_state[frame_key] = steps[index]
+            index, still = replay_advance(steps.index(st.session_state[position_key]), len(steps), speed, tick)
+            st.session_state[position_key] = steps[index]
             if not still:
                 st.session_state[playing_key] = False
-                st.rerun()  # a full rerun stops the timer and relabels the button
-        step = st.select_slider("Training step", steps, key=frame_key, format_func=lambda s: f"{s:,}")
-        _frame_view(history, steps.index(step), key)
+                st.rerun()  # a full rerun stops the timer, relabels the button and brings the slider back
+            st.progress((index + 1) / len(steps), text=f"Training step {steps[index]:,}")
+        else:
+            st.session_state[slider_key] = st.session_state[position_key]
+            st.select_slider("Training step", steps, key=slider_key, format_func=lambda s: f"{s:,}",
+                             on_change=_follow, args=(slider_key, position_key))
+        _frame_view(history, steps.index(st.session_state[position_key]), key)
 
     player()

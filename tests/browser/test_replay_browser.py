@@ -55,5 +55,8 @@ def test_replay_slider_by_keyboard_and_play_to_the_end(page, replay_server):
     page.wait_for_function(STEP_SHOWN_JS, arg="40", timeout=60_000)
     page.get_by_role("button", name=re.compile("Play")).wait_for(timeout=60_000)  # stopped by itself at the end
     app.wait_idle()
+    page.wait_for_timeout(2000)
+    app.wait_idle()
+    assert shown_step(app) == "40"  # and stays there (the slider is not sent back with an older value)
     app.assert_no_errors()
     app.screenshot("replay")
