@@ -1,0 +1,157 @@
+"""v, the reverse-step variance and DDIM, precisely: the numbers behind the usual one-line claims.
+
+- v = √ᾱ_t·ε − √(1−ᾱ_t)·x_0 (Salimans & Ho 2022): v → ε as ᾱ_t → 1 (small t) and v → −x_0 as ᾱ_t → 0 (large t).
+- For predictions that agree on x_t (x_t = √ᾱ x̂_0 + √(1−ᾱ) ε̂ and the same for the truth), subtracting gives
+  x_0 − x̂_0 = −√((1−ᾱ)/ᾱ)·(ε − ε̂) and v − v̂ = (ε − ε̂)/√ᾱ, so
+  ‖v − v̂‖² = ‖ε − ε̂‖²/ᾱ_t,  ‖x_0 − x̂_0‖² = ‖ε − ε̂‖²·(1−ᾱ_t)/ᾱ_t,  ‖v − v̂‖² = ‖x_0 − x̂_0‖²/(1−ᾱ_t).
+- The best σ_t² for a mean μ̃_t(x_t, x̂_0) (Bao et al. 2022, Analytic-DPM, Thm. 1 in its per-x̂_0 form):
+  minimising E KL(q(x_{t-1}|x_t,x_0) ‖ N(μ̃_t(x_t,x̂_0), σ²)) over σ² gives
+  σ*² = β̃_t + c_t²·E‖x_0 − x̂_0‖²/D,  c_t = √ᾱ_{t-1}β_t/(1−ᾱ_t) (the x_0 coefficient of μ̃, Ho et al. eq. 7).
+- β_t and β̃_t differ by the factor (1−ᾱ_{t-1})/(1−ᾱ_t): near 1 for small steps except at the very start,
+  far from 1 when a few large steps are taken (respaced, Nichol & Dhariwal §4).
+- DDIM (Song et al. 2021 eq. 12): x_{prev} = √ᾱ_prev·x̂_0 + √(1−ᾱ_prev−σ²)·ε̂ + σ·z, σ = η·√(β̃ of the jump).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from core.checks import check_choice, check_generator, check_int, check_number
+from core.diffusion.gaussian_diffusion import GaussianDiffusion
+from core.diffusion.samplers import ddim_sample, ddpm_sample, timesteps
+from core.diffusion.schedules import NoiseSchedule, make_schedule
+
+SAMPLERS = ("ddpm_beta", "ddpm_beta_tilde", "ddim_eta0", "ddim_eta1")
+SAMPLER_LABELS = {"ddpm_beta": "DDPM, σ² = β", "ddpm_beta_tilde": "DDPM, σ² = β̃",
+                  "ddim_eta0": "DDIM, η = 0", "ddim_eta1": "DDIM, η = 1"}
+MAX_QUALITY_SAMPLES = 256
+
+
+def v_weights(schedule: NoiseSchedule) -> dict:
+    """Per step: v = w_eps·ε + w_x0·x_0 with w_eps = √ᾱ_t, w_x0 = −√(1−ᾱ_t)."""
+    return {"eps": schedule.alpha_bars.sqrt(), "x0": -(1 - schedule.alpha_bars).sqrt()}
+
+
+def v_similarity(schedule: NoiseSchedule, x0: torch.Tensor, noise: torch.Tensor) -> dict:
+    """Per step: cosine similarity of v_t = √ᾱ_t ε − √(1−ᾱ_t) x_0 with ε and with −x_0, for one example."""
+    x0, noise = x0.reshape(-1).double(), noise.reshape(-1).double()
+    weights = v_weights(schedule)
+    v = weights["eps"][:, None] * noise[None] + weights["x0"][:, None] * x0[None]  # [T, D]
+    unit = v / v.norm(dim=1, keepdim=True)
+    return {"eps": unit @ (noise / noise.norm()), "minus_x0": unit @ (-x0 / x0.norm())}
+
+
+@dataclass(frozen=True)
+class PredictionErrors:
+    """Squared errors (mean over dimensions) of one prediction in the three parameterizations, at one t."""
+
+    alpha_bar: float
+    eps: float
+    x0: float
+    v: float
+
+
+@torch.no_grad()
+def prediction_errors(model, diffusion: GaussianDiffusion, x0: torch.Tensor, t: int, noise: torch.Tensor) -> PredictionErrors:
+    """‖ε−ε̂‖², ‖x_0−x̂_0‖², ‖v−v̂‖² (means over the batch and dimensions) of the model at 0-based step t, each
+    computed from its own definition (no identity used)."""
+    t = check_int("t", t, 0, diffusion.T - 1)
+    t_batch = torch.full((x0.shape[0],), t, dtype=torch.long)
+    x_t = diffusion.q_sample(x0, t_batch, noise)
+    prediction, _ = diffusion.split_model_output(model(x_t, t_batch), x_t)
+    pred_x0, pred_eps = diffusion.pred_x0_eps(prediction, x_t, t_batch)
+    pred_v = diffusion.v_from_x0_eps(pred_x0, pred_eps, t_batch)
+    v = diffusion.v_from_x0_eps(x0, noise, t_batch)
+    return PredictionErrors(alpha_bar=float(diffusion.schedule.alpha_bars[t]), eps=float(((noise - pred_eps) ** 2).mean()),
+                            x0=float(((x0 - pred_x0) ** 2).mean()), v=float(((v - pred_v) ** 2).mean()))
+
+
+def optimal_variance(schedule: NoiseSchedule, x0_error: torch.Tensor) -> torch.Tensor:
+    """σ*² = β̃_t + c_t²·x0_error per step, x0_error = E‖x_0 − x̂_0‖²/D at each step (same length as the schedule)."""
+    return schedule.posterior_variance + schedule.posterior_mean_coef_x0**2 * x0_error
+
+
+@torch.no_grad()
+def x0_error_curve(model, diffusion: GaussianDiffusion, x0: torch.Tensor, ts: torch.Tensor, generator: torch.Generator):
+    """(mean, standard error over the examples) of ‖x_0 − x̂_0‖²/D at each 0-based step in ts."""
+    check_generator("generator", generator)
+    means, errors = [], []
+    for t in ts.tolist():
+        noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
+        t_batch = torch.full((x0.shape[0],), t, dtype=torch.long)
+        x_t = diffusion.q_sample(x0, t_batch, noise)
+        prediction, _ = diffusion.split_model_output(model(x_t, t_batch), x_t)
+        pred_x0, _ = diffusion.pred_x0_eps(prediction, x_t, t_batch)
+        per_example = ((x0 - pred_x0) ** 2).reshape(x0.shape[0], -1).mean(1).double()
+        means.append(float(per_example.mean()))
+        errors.append(float(per_example.std() / per_example.numel() ** 0.5) if per_example.numel() > 1 else float("nan"))
+    return torch.tensor(means, dtype=torch.float64), torch.tensor(errors, dtype=torch.float64)
+
+
+def beta_ratio(steps: int, T: int = 1000) -> torch.Tensor:
+    """β_i/β̃_i = (1−ᾱ_i)/(1−ᾱ_{i−1}) at every step of the linear schedule (T steps) respaced to `steps`
+    leading-spaced steps (what the Sample page's DDPM visits), for steps 2.. of the respaced chain."""
+    steps = check_int("steps", steps, 2, T)
+    base = make_schedule("linear", T)
+    schedule = base if steps == T else base.respaced(timesteps(T, steps, "leading"))
+    return (schedule.betas / schedule.posterior_variance)[1:]
+
+
+def ddim_sigma_squared(alpha_bar: float, alpha_bar_prev: float, eta: float) -> float:
+    """σ² of Song et al. eq. 16: η²·(1−ᾱ_prev)/(1−ᾱ_t)·(1−ᾱ_t/ᾱ_prev)."""
+    eta = check_number("eta", eta, 0.0)
+    return eta**2 * (1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev)
+
+
+@torch.no_grad()
+def quality_vs_steps(model, diffusion: GaussianDiffusion, step_counts, samplers, n: int, seed: int,
+                     progress: Callable[[int, int], None] | None = None, quality: Callable | None = None) -> list[dict]:
+    """Sample n images with each sampler and step count from the same seed (x̂_0 clipped to [−1, 1]), timing
+    each run; quality(samples) -> dict (e.g. core.metrics.mnist.mnist_quality) adds its numbers to each row."""
+    n = check_int("n", n, 2, MAX_QUALITY_SAMPLES)
+    seed = check_int("seed", seed, 0, 2**63 - 1)
+    step_counts = [check_int("steps", s, 1, diffusion.T) for s in step_counts]
+    samplers = [check_choice("sampler", s, SAMPLERS) for s in samplers]
+    shape = (n, *model_data_shape(diffusion, model))
+    rows, total = [], len(step_counts) * len(samplers)
+    for sampler in samplers:
+        if sampler.startswith("ddpm"):
+            variance = "fixed_large" if sampler == "ddpm_beta" else "fixed_small"
+            process = GaussianDiffusion(diffusion.schedule, diffusion.prediction, variance)
+        for steps in step_counts:
+            generator = torch.Generator().manual_seed(seed)
+            start = time.perf_counter()
+            if sampler.startswith("ddpm"):
+                samples = ddpm_sample(_prediction_only(model, diffusion), process, shape, steps, generator=generator, clip_x0=True)
+            else:
+                samples = ddim_sample(model, diffusion, shape, steps, eta=0.0 if sampler == "ddim_eta0" else 1.0,
+                                      generator=generator, clip_x0=True)
+            row = {"sampler": SAMPLER_LABELS[sampler], "steps": steps, "seconds": time.perf_counter() - start, "n": n}
+            if quality is not None:
+                row.update(quality(samples))
+            rows.append(row)
+            if progress is not None:
+                progress(len(rows), total)
+    return rows
+
+
+def model_data_shape(diffusion: GaussianDiffusion, model) -> tuple:
+    """The data shape a model works on, from its config (images [C, H, W] or points [D])."""
+    config = getattr(model, "config", {})
+    if config.get("kind") == "unet":
+        return (config["in_channels"], config["image_size"], config["image_size"])
+    return (config["data_dim"],)
+
+
+def _prediction_only(model, diffusion: GaussianDiffusion):
+    """A model with learned variance channels used with a fixed variance: keep only the prediction channels."""
+    if diffusion.variance != "learned_range":
+        return model
+
+    def call(x, t):
+        return model(x, t)[:, : x.shape[1]]
+    return call
