@@ -51,7 +51,7 @@ def one_transition_section() -> None:
     x_t = columns[1].slider("x_t", -2.0, 2.0, 0.3, 0.05, key="small_xt")
     result = transitions(float(alpha_bar), float(x_t))
     fig = make_subplots(rows=1, cols=3, subplot_titles=[f"T = {s}: β = {r['beta']:.3g}" for s, r in result.items()])
-    for c, (steps, r) in enumerate(result.items(), start=1):
+    for c, r in enumerate(result.values(), start=1):
         fig.add_trace(go.Scatter(x=r["grid"], y=r["exact"], name="exact q(x_{t−1}|x_t)", line=dict(color="black", width=3),
                                  showlegend=c == 1), row=1, col=c)
         fig.add_trace(go.Scatter(x=r["grid"], y=r["gaussian"], name="best Gaussian (same mean, variance)",
