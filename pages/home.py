@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui.navigation import HOME, available_pages
+from ui.navigation import HOME, STAGES, available_pages
 
 st.title("Reverse Diffusion Lab")
 st.markdown(
@@ -28,24 +28,32 @@ st.markdown("The network does not know $x_0$, so it predicts it (or the noise $\
             "plugs the prediction into the posterior:")
 st.latex(r"p_\theta(x_{t-1}\mid x_t) = \mathcal{N}\!\left(\mu_\theta(x_t,t),\ \sigma_t^2 I\right),\qquad "
          r"\mu_\theta = \frac{1}{\sqrt{\alpha_t}}\Big(x_t - \frac{\beta_t}{\sqrt{1-\bar\alpha_t}}\,\epsilon_\theta(x_t,t)\Big)")
-st.markdown("The variance is a choice: $\\sigma_t^2=\\beta_t$ (upper bound), $\\sigma_t^2=\\tilde\\beta_t$ "
-            "(lower bound), or learned between the two (Improved DDPM):")
-st.latex(r"\log\sigma_t^2 = \tfrac{v+1}{2}\log\beta_t + \big(1-\tfrac{v+1}{2}\big)\log\tilde\beta_t")
+st.markdown("The variance is a choice: $\\sigma_t^2=\\beta_t$ or $\\sigma_t^2=\\tilde\\beta_t$, the upper and lower "
+            "bounds on the reverse-process entropy for data with unit variance per coordinate (Ho et al. §3.2: optimal "
+            "for $x_0 \\sim \\mathcal N(0, I)$ and for a single data point respectively), or learned between the two (Improved DDPM, eq. 15), with the "
+            "network's extra output $\\nu$ (written $v$ in the paper, not the $v$ of $v$-prediction):")
+st.latex(r"\log\sigma_t^2 = \tfrac{\nu+1}{2}\log\beta_t + \big(1-\tfrac{\nu+1}{2}\big)\log\tilde\beta_t")
 st.markdown("**Sampling** starts at $x_T\\sim\\mathcal N(0,I)$ and repeats "
             "$x_{t-1} = \\mu_\\theta(x_t,t) + \\sigma_t z$, $z\\sim\\mathcal N(0,I)$ (no noise at the last step). "
             "DDIM takes bigger, optionally deterministic, jumps with the same network.")
 
-st.subheader("What you can try")
-for page in available_pages():
-    if page.file == HOME:
+st.subheader("The course, page by page")
+st.markdown("In the order of the course: forward process → posterior → parameterizations → training objective → "
+            "sampling → variance and DDIM, then practice.")
+pages = [page for page in available_pages() if page.file != HOME]
+for stage in STAGES:
+    in_stage = [page for page in pages if page.stage == stage]
+    if not in_stage:
         continue
-    column_link, column_text = st.columns([1, 4])
-    with column_link:
-        try:
-            st.page_link(page.file, label=page.title)
-        except Exception:  # st.page_link needs the navigation of app.py; standalone runs show plain text
-            st.markdown(f"**{page.title}**")
-    column_text.markdown(page.blurb)
+    st.markdown(f"**{stage.capitalize()}**")
+    for page in in_stage:
+        column_link, column_text = st.columns([1, 4])
+        with column_link:
+            try:
+                st.page_link(page.file, label=page.title)
+            except Exception:  # st.page_link needs the navigation of app.py; standalone runs show plain text
+                st.markdown(f"**{page.title}**")
+        column_text.markdown(page.blurb)
 
 st.caption("References: Ho, Jain & Abbeel (2020) *Denoising Diffusion Probabilistic Models*; "
            "Nichol & Dhariwal (2021) *Improved DDPM*; Song, Meng & Ermon (2021) *DDIM*.")

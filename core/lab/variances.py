@@ -101,6 +101,19 @@ def beta_ratio(steps: int, T: int = 1000) -> torch.Tensor:
     return (schedule.betas / schedule.posterior_variance)[1:]
 
 
+def beta_ratio_reach(steps: int, threshold: float = 1.1, T: int = 1000) -> dict:
+    """How much of a `steps`-step chain has β/β̃ above threshold: the count of such steps, and the smallest ᾱ_t
+    (the noisiest step) where it still is."""
+    steps = check_int("steps", steps, 2, T)
+    ratio = beta_ratio(steps, T)
+    base = make_schedule("linear", T)
+    kept = torch.arange(T) if steps == T else timesteps(T, steps, "leading").flip(0)
+    alpha_bars = base.alpha_bars[kept][1:]
+    above = ratio > threshold
+    return {"count": int(above.sum()), "of": len(ratio),
+            "lowest_alpha_bar": float(alpha_bars[above].min()) if bool(above.any()) else None}
+
+
 def ddim_sigma_squared(alpha_bar: float, alpha_bar_prev: float, eta: float) -> float:
     """σ² of Song et al. eq. 16: η²·(1−ᾱ_prev)/(1−ᾱ_t)·(1−ᾱ_t/ᾱ_prev)."""
     eta = check_number("eta", eta, 0.0)
