@@ -127,19 +127,19 @@ def elbo_weights(loaded: catalog.LoadedModel) -> None:
                     "capacity on the harder large-t steps; Ho et al. found this gives better samples (§3.4), at the "
                     "price of a worse bound.")
         show_code(elbo_eps_weights)
-    kl, weighted = _kl_check(loaded)
-    st.caption(f"Check (t = 500, σ² = β̃, ε̂ = ε + 0.1 in every pixel): the KL of the two Gaussians is {kl:.6g} "
+    kl, weighted, check_step = _kl_check(loaded)
+    st.caption(f"Check (t = {check_step}, σ² = β̃, ε̂ = ε + 0.1 in every pixel): the KL of the two Gaussians is {kl:.6g} "
                f"nats/dim and λ_t·0.1² = {weighted:.6g}.")
 
 
-def _kl_check(loaded: catalog.LoadedModel) -> tuple[float, float]:
-    """(KL(q ‖ p) through normal_kl, λ_t·δ²) at t = 500 for a constant ε error δ = 0.1 (they must agree)."""
+def _kl_check(loaded: catalog.LoadedModel) -> tuple[float, float, int]:
+    """(KL(q ‖ p) through normal_kl, λ_t·δ², t) at t = 500 (or T if smaller) for a constant ε error δ = 0.1 (they must agree)."""
     schedule = loaded.diffusion.schedule
     i = min(499, schedule.T - 1)
     coef = float(schedule.betas[i] / (schedule.alphas[i].sqrt() * (1 - schedule.alpha_bars[i]).sqrt()))
     log_var = torch.tensor(float(schedule.posterior_variance[i])).log().double()
     kl = float(normal_kl(torch.tensor(0.0).double(), log_var, torch.tensor(coef * 0.1).double(), log_var))
-    return kl, float(elbo_eps_weights(schedule)[i]) * 0.1**2
+    return kl, float(elbo_eps_weights(schedule)[i]) * 0.1**2, i + 1
 
 
 def hybrid_loss() -> None:

@@ -18,7 +18,7 @@ class PageEntry:
 
 
 # The course order: forward → posterior → parameterizations → objective → sampling → variance → DDIM.
-STAGES = ("start", "forward process", "posterior", "parameterizations", "training objective", "sampling",
+STAGES = ("start", "forward process", "posterior", "parameterizations", "objective and training", "sampling",
           "variance and DDIM", "practice and review")
 
 PAGES = (
@@ -40,16 +40,16 @@ PAGES = (
               "parameterizations"),
     PageEntry("pages/objective.py", "Training objective", ":material/target:",
               "Algorithm 1 on a real digit, the ELBO term by term, the weights L_simple drops, and bits/dim.",
-              "training objective"),
+              "objective and training"),
     PageEntry("pages/time.py", "Time conditioning", ":material/schedule:",
               "the sinusoidal embedding of t, and what a model trained without it (or at one t) samples.",
-              "training objective"),
+              "objective and training"),
     PageEntry("pages/score.py", "The score view", ":material/explore:",
               "Tweedie's formula, and the per-sample score a training example supplies vs the true score.",
-              "training objective"),
+              "objective and training"),
     PageEntry("pages/train.py", "Train", ":material/model_training:",
               "train a small model in the background and watch the loss, the per-timestep loss and samples improve.",
-              "training objective"),
+              "objective and training"),
     PageEntry("pages/sample.py", "Sample", ":material/auto_awesome:",
               "run DDPM or DDIM with any number of steps and watch a sample emerge from noise.", "sampling"),
     PageEntry("pages/variances.py", "v, variances and DDIM", ":material/tune:",
