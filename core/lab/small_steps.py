@@ -5,8 +5,8 @@ Ho et al. 2020 (§2, after Sohl-Dickstein et al. 2015) model each reverse step a
 
     q(x_{t-1}|x_t) ∝ q(x_t|x_{t-1}) · q_{t-1}(x_{t-1}),   q(x_t|x_{t-1}) = N(√α_t·x_{t-1}, β_t)   (eq. 2)
 
-with q_{t-1} the data distribution noised to step t−1 (exact for a Gaussian mixture: `GaussianMixture.
-marginal_log_prob`). The best Gaussian in KL(q ‖ N) is the one with q's mean and variance (moment matching).
+with q_{t-1} the data distribution noised to step t−1 (exact for a Gaussian mixture: each component stays
+Gaussian, N(√ᾱ·μ_k, ᾱ·σ_k² + 1 − ᾱ)). The best Gaussian in KL(q ‖ N) is the one with q's mean and variance (moment matching).
 
 The three chains share the linear schedule of T = 1000 steps and visit 1000, 100 or 10 of its timesteps
 (respaced as Nichol & Dhariwal §4: same ᾱ at every visited step, β recomputed), so they start from the same
@@ -45,9 +45,15 @@ def chain_schedule(steps: int) -> NoiseSchedule:
     return base if steps == 1000 else base.respaced(timesteps(1000, steps, "linspace"))
 
 
-def _log_marginal(mixture: GaussianMixture, x: torch.Tensor, alpha_bar: float) -> torch.Tensor:
-    """log q_s(x) for points x of any shape, where q_s is the data noised to ᾱ_s = alpha_bar."""
-    return mixture.marginal_log_prob(x.reshape(-1, 1), alpha_bar).reshape(x.shape)
+def _log_marginal(mixture: GaussianMixture, x: torch.Tensor, alpha_bar: torch.Tensor) -> torch.Tensor:
+    """log q_s(x) of the data noised to ᾱ_s: Σ_k w_k N(x; √ᾱ_s μ_k, ᾱ_s σ_k² + 1 − ᾱ_s), for x [R, G] and one
+    ᾱ_s per row (alpha_bar [R]), with logsumexp over the components."""
+    ab = alpha_bar[:, None, None]
+    means = ab.sqrt() * mixture.means[:, 0]  # [R, 1, K]
+    variances = ab * mixture.variances + (1 - ab)
+    log_components = (mixture.log_weights - 0.5 * (x[..., None] - means) ** 2 / variances
+                      - 0.5 * torch.log(2 * math.pi * variances))
+    return torch.logsumexp(log_components, dim=-1)
 
 
 @dataclass(frozen=True)
@@ -79,22 +85,26 @@ def _integrate(values: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     return torch.trapezoid(values, grid, dim=-1)
 
 
-def reverse_transition(mixture: GaussianMixture, schedule: NoiseSchedule, i: int, x_t,
+def reverse_transition(mixture: GaussianMixture, schedule: NoiseSchedule, i, x_t,
                        points: int = GRID_POINTS) -> ReverseTransition:
-    """The exact q(x_{t-1}|x_t) at 0-based step index i of `schedule` for each value in x_t ([M] or a float),
-    on a grid of `points` values per x_t spanning x_t/√α_t ± 10·√(β_t/α_t) (the likelihood's width: outside it
-    the kernel factor is below e^-50)."""
-    i = check_int("i", i, 0, schedule.T - 1)
+    """The exact q(x_{t-1}|x_t) at 0-based step index i of `schedule` (an int, or a LongTensor [M], one step per
+    x_t) for each value in x_t ([M] or a float), on a grid of `points` values per x_t spanning x_t/√α_t ± 10·√(β_t/α_t)
+    (the likelihood's width: outside it the kernel factor is below e^-50)."""
     points = check_int("points", points, 11, 20_001)
     x_t = torch.as_tensor(x_t, dtype=torch.float64).reshape(-1)
-    alpha, beta = float(schedule.alphas[i]), float(schedule.betas[i])
-    alpha_bar_prev = float(schedule.alpha_bars_prev[i])
-    centre, width = x_t / math.sqrt(alpha), math.sqrt(beta / alpha)
-    offsets = torch.linspace(-GRID_HALF_WIDTH, GRID_HALF_WIDTH, points, dtype=torch.float64) * width
-    grid = centre[:, None] + offsets[None, :]  # [M, G] values of x_{t-1}
+    if isinstance(i, torch.Tensor):
+        if i.dtype != torch.long or i.shape != x_t.shape or int(i.min()) < 0 or int(i.max()) >= schedule.T:
+            raise ValueError(f"i must be a LongTensor of {x_t.shape[0]} steps in 0..{schedule.T - 1}")
+        steps = i
+    else:
+        steps = torch.full(x_t.shape, check_int("i", i, 0, schedule.T - 1), dtype=torch.long)
+    alpha, beta = schedule.alphas[steps], schedule.betas[steps]
+    centre, width = x_t / alpha.sqrt(), (beta / alpha).sqrt()
+    offsets = torch.linspace(-GRID_HALF_WIDTH, GRID_HALF_WIDTH, points, dtype=torch.float64)
+    grid = centre[:, None] + offsets[None, :] * width[:, None]  # [M, G] values of x_{t-1}
     # Bayes: log q(x_t|x_{t-1}) + log q_{t-1}(x_{t-1}), then normalise over the grid
-    log_kernel = -(x_t[:, None] - math.sqrt(alpha) * grid) ** 2 / (2 * beta)
-    log_unnormalised = log_kernel + _log_marginal(mixture, grid, alpha_bar_prev)
+    log_kernel = -(x_t[:, None] - alpha.sqrt()[:, None] * grid) ** 2 / (2 * beta[:, None])
+    log_unnormalised = log_kernel + _log_marginal(mixture, grid, schedule.alpha_bars_prev[steps])
     unnormalised = torch.exp(log_unnormalised - log_unnormalised.max(dim=1, keepdim=True).values)
     density = unnormalised / _integrate(unnormalised, grid)[:, None]
     mean = _integrate(density * grid, grid)
@@ -102,11 +112,13 @@ def reverse_transition(mixture: GaussianMixture, schedule: NoiseSchedule, i: int
     return ReverseTransition(grid=grid, density=density, mean=mean, variance=variance)
 
 
-def typical_range(mixture: GaussianMixture, alpha_bar: float, width: float = 4.0) -> tuple[float, float]:
-    """An interval holding essentially all of q_t's mass: the component means ± width component stds."""
-    means = math.sqrt(alpha_bar) * mixture.means[:, 0]
-    stds = torch.sqrt(alpha_bar * mixture.variances + 1 - alpha_bar)
-    return float((means - width * stds).min()), float((means + width * stds).max())
+def typical_range(mixture: GaussianMixture, alpha_bar: torch.Tensor, width: float = 4.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(low, high) [R] for each ᾱ in alpha_bar [R]: an interval holding essentially all of q_t's mass, the
+    component means ± width component standard deviations."""
+    ab = alpha_bar[:, None]
+    means = ab.sqrt() * mixture.means[:, 0]
+    stds = torch.sqrt(ab * mixture.variances + 1 - ab)
+    return (means - width * stds).min(1).values, (means + width * stds).max(1).values
 
 
 @dataclass(frozen=True)
@@ -122,23 +134,26 @@ class ChainGap:
         return float(self.expected_kl.sum())
 
 
-def chain_gap(mixture: GaussianMixture, steps: int, x_points: int = 81, grid_points: int = 201) -> ChainGap:
+def chain_gap(mixture: GaussianMixture, steps: int, x_points: int = 41, grid_points: int = 101) -> ChainGap:
     """The expected gap at every step of a `steps`-step chain, averaging over x_t ~ q_t by quadrature on
-    x_points values of x_t (weights q_t(x_t), normalised)."""
+    x_points values of x_t per step (weights q_t(x_t), normalised); all steps at once, in chunks."""
     schedule = chain_schedule(steps)
     x_points = check_int("x_points", x_points, 5, 2001)
     kept = torch.arange(1000) if steps == 1000 else timesteps(1000, steps, "linspace").flip(0)
-    kls, tvs = torch.empty(schedule.T, dtype=torch.float64), torch.empty(schedule.T, dtype=torch.float64)
-    for i in range(schedule.T):
-        alpha_bar = float(schedule.alpha_bars[i])
+    kls, tvs = [], []
+    chunk = max(1, 4096 // x_points)
+    for start in range(0, schedule.T, chunk):
+        rows = torch.arange(start, min(start + chunk, schedule.T))
+        alpha_bar = schedule.alpha_bars[rows]
         low, high = typical_range(mixture, alpha_bar)
-        x_t = torch.linspace(low, high, x_points, dtype=torch.float64)
+        x_t = low[:, None] + (high - low)[:, None] * torch.linspace(0, 1, x_points, dtype=torch.float64)  # [R, X]
         weights = torch.exp(_log_marginal(mixture, x_t, alpha_bar))
-        weights = weights / weights.sum()
-        transition = reverse_transition(mixture, schedule, i, x_t, grid_points)
-        kls[i] = (weights * transition.kl()).sum()
-        tvs[i] = (weights * transition.total_variation()).sum()
-    return ChainGap(steps=steps, paper_steps=kept + 1, alpha_bars=schedule.alpha_bars.clone(), expected_kl=kls, expected_tv=tvs)
+        weights = weights / weights.sum(1, keepdim=True)
+        transition = reverse_transition(mixture, schedule, rows.repeat_interleave(x_points), x_t.reshape(-1), grid_points)
+        kls.append((weights * transition.kl().reshape(len(rows), x_points)).sum(1))
+        tvs.append((weights * transition.total_variation().reshape(len(rows), x_points)).sum(1))
+    return ChainGap(steps=steps, paper_steps=kept + 1, alpha_bars=schedule.alpha_bars.clone(),
+                    expected_kl=torch.cat(kls), expected_tv=torch.cat(tvs))
 
 
 def nearest_step(schedule: NoiseSchedule, alpha_bar: float) -> int:
