@@ -6,6 +6,8 @@ Every number comes from core.lab.variances; this page lays out widgets and figur
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -19,6 +21,7 @@ from core.lab.variances import (
     beta_ratio,
     beta_ratio_reach,
     ddim_sigma_squared,
+    learned_variance_outputs,
     optimal_variance,
     prediction_errors,
     quality_vs_steps,
@@ -119,6 +122,43 @@ def variance_section(loaded: catalog.LoadedModel) -> None:
     show_code(optimal_variance, beta_ratio, beta_ratio_reach)
 
 
+def learned_model() -> catalog.LoadedModel | None:
+    """The active model if it learns its variance, else the first available image model that does."""
+    active = catalog.active_model()
+    if active is not None and active.diffusion.variance == "learned_range":
+        return active
+    for key in catalog.available_models():
+        loaded = catalog.load_model(key)
+        if loaded.is_image_model and loaded.diffusion.variance == "learned_range":
+            return loaded
+    return None
+
+
+@st.cache_data(show_spinner="Running the learned-variance model…", max_entries=8)
+def learned_rows(_loaded: catalog.LoadedModel, token: str) -> list[dict]:
+    T = _loaded.diffusion.T
+    ts = sorted({0, 1, min(9, T - 1), min(99, T - 1), T // 2, T - 1})
+    r = learned_variance_outputs(_loaded.model, _loaded.diffusion, digits()[:8], ts, torch.Generator().manual_seed(3))
+    return [{"t": t, "ν min": f"{lo:+.2f}", "ν max": f"{hi:+.2f}", "share of |ν| > 1": f"{share:.1%}",
+             "smallest σ²/β̃_t": f"{math.exp(rmin):.3f}", "largest σ²/β_t": f"{math.exp(rmax):.3f}"}
+            for t, lo, hi, share, rmin, rmax in zip(r.steps, r.nu_min, r.nu_max, r.outside, r.log_ratio_min, r.log_ratio_max)]
+
+
+def learned_section() -> None:
+    st.subheader("The learned variance leaves its range")
+    st.markdown("Improved DDPM's network outputs ν per pixel, and log σ² = f·log β_t + (1−f)·log β̃_t with "
+                "f = (ν+1)/2 (eq. 15; the paper writes v, unrelated to v-prediction). Nothing clips ν to [−1, 1]: "
+                "ν > 1 extrapolates above β_t, ν < −1 below β̃_t.")
+    loaded = learned_model()
+    if loaded is None:
+        st.info("No model with a learned variance is available.")
+        return
+    st.table(pd.DataFrame(learned_rows(loaded, loaded.token)))
+    st.caption(f"{loaded.label} on 8 held-out digits, one ε per step (seed 3). σ²/β̃ < 1 and σ²/β > 1 are the "
+               "pixels outside the interpolation range.")
+    show_code(learned_variance_outputs)
+
+
 def ddim_section() -> None:
     st.header("4. The DDIM update")
     st.latex(r"x_{t-1} = \sqrt{\bar\alpha_{t-1}}\,\hat x_0 + \sqrt{1-\bar\alpha_{t-1}-\sigma_t^2}\,\hat\varepsilon"
@@ -184,6 +224,7 @@ def main() -> None:
     v_section(loaded)
     identity_section(loaded)
     variance_section(loaded)
+    learned_section()
     ddim_section()
     quality_section(loaded)
 

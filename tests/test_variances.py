@@ -12,6 +12,7 @@ from core.lab.variances import (
     beta_ratio,
     beta_ratio_reach,
     ddim_sigma_squared,
+    learned_variance_outputs,
     optimal_variance,
     prediction_errors,
     quality_vs_steps,
@@ -108,3 +109,22 @@ def test_quality_vs_steps_rows_and_bounds():
     with pytest.raises(ValueError, match="sampler"):
         quality_vs_steps(model, diffusion, [2], ["euler"], 3, 0)
     assert math.isfinite(rows[0]["seconds"])
+
+
+def test_learned_variance_outside_the_range_extrapolates():
+    """ν = 2 everywhere: f = 1.5, log σ² = 1.5·log β − 0.5·log β̃, i.e. σ²/β = (β/β̃)^0.5 > 1; ν = −2: σ²/β̃ = (β̃/β)^0.5."""
+    schedule = make_schedule("linear", 100, scale_with_T=True)
+    diffusion = GaussianDiffusion(schedule, "eps", "learned_range")
+    x0 = torch.zeros(2, 3, dtype=torch.float64)
+    for nu, t in ((2.0, 10), (-2.0, 50)):
+        def model(x, t_batch, nu=nu):
+            return torch.cat([torch.zeros_like(x), torch.full_like(x, nu)], dim=1)
+        result = learned_variance_outputs(model, diffusion, x0, [t], torch.Generator().manual_seed(0))
+        beta, beta_tilde = float(schedule.betas[t]), float(schedule.posterior_variance[t])
+        assert result.nu_min == [nu] and result.outside == [1.0] and result.steps == [t + 1]
+        if nu > 0:
+            assert result.log_ratio_max[0] == pytest.approx(0.5 * math.log(beta / beta_tilde), rel=1e-9)
+        else:
+            assert result.log_ratio_min[0] == pytest.approx(0.5 * math.log(beta_tilde / beta), rel=1e-9)
+    with pytest.raises(ValueError, match="learned_range"):
+        learned_variance_outputs(model, GaussianDiffusion(schedule, "eps"), x0, [1], torch.Generator())

@@ -114,6 +114,44 @@ def beta_ratio_reach(steps: int, threshold: float = 1.1, T: int = 1000) -> dict:
             "lowest_alpha_bar": float(alpha_bars[above].min()) if bool(above.any()) else None}
 
 
+@dataclass(frozen=True)
+class LearnedVariance:
+    """What a learned-variance model's extra output ν does at a few steps (Nichol & Dhariwal eq. 15)."""
+
+    steps: list  # the paper's t of each row
+    nu_min: list
+    nu_max: list
+    outside: list  # fraction of ν values outside [−1, 1]
+    log_ratio_min: list  # min over pixels of log(σ²/β̃_t): < 0 means below β̃ (ν < −1)
+    log_ratio_max: list  # max over pixels of log(σ²/β_t): > 0 means above β (ν > 1)
+
+
+@torch.no_grad()
+def learned_variance_outputs(model, diffusion: GaussianDiffusion, x0: torch.Tensor, ts, generator: torch.Generator) -> LearnedVariance:
+    """The ν channels of a "learned_range" model on x0 at each 0-based step in ts (one ε per step), and where the
+    resulting σ² = exp(f·log β_t + (1−f)·log β̃_t), f = (ν+1)/2, falls: ν is not clipped, so ν > 1 puts σ² above β_t
+    and ν < −1 below β̃_t."""
+    check_generator("generator", generator)
+    if diffusion.variance != "learned_range":
+        raise ValueError(f"the model must learn its variance (variance='learned_range'), got {diffusion.variance!r}")
+    rows = {k: [] for k in ("steps", "nu_min", "nu_max", "outside", "log_ratio_min", "log_ratio_max")}
+    for t in [check_int("t", int(t), 0, diffusion.T - 1) for t in ts]:
+        t_batch = torch.full((x0.shape[0],), t, dtype=torch.long)
+        x_t = diffusion.q_sample(x0, t_batch, torch.randn(x0.shape, generator=generator, dtype=x0.dtype))
+        output = model(x_t, t_batch)
+        _, nu = diffusion.split_model_output(output, x_t)
+        log_variance = diffusion.p_mean_variance(output, x_t, t_batch).log_variance.double()
+        log_beta = float(diffusion.schedule.betas[t].log())
+        log_beta_tilde = float(diffusion.schedule.posterior_log_variance_clipped[t])
+        rows["steps"].append(t + 1)
+        rows["nu_min"].append(float(nu.min()))
+        rows["nu_max"].append(float(nu.max()))
+        rows["outside"].append(float((nu.abs() > 1).double().mean()))
+        rows["log_ratio_min"].append(float(log_variance.min()) - log_beta_tilde)
+        rows["log_ratio_max"].append(float(log_variance.max()) - log_beta)
+    return LearnedVariance(**rows)
+
+
 def ddim_sigma_squared(alpha_bar: float, alpha_bar_prev: float, eta: float) -> float:
     """σ² of Song et al. eq. 16: η²·(1−ᾱ_prev)/(1−ᾱ_t)·(1−ᾱ_t/ᾱ_prev)."""
     eta = check_number("eta", eta, 0.0)
