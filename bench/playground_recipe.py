@@ -20,10 +20,7 @@ import torch
 
 from core.data.datasets import TOY_NAMES
 from core.diffusion.oracle import OracleDenoiser
-from core.lab import (
-    explore,  # noqa: E402
-    playground,  # noqa: E402
-)
+from core.lab import playground, sampling
 from core.training.trainer import Trainer
 
 SAMPLES, REFERENCE = 1000, 2000
@@ -53,11 +50,11 @@ def main() -> None:
         print(f"\n{toy}: {trainer.snapshot().state} in {wall:.1f} s wall, {cpu:.1f} s CPU "
               f"(final loss {trainer.snapshot().last_loss:.4f}); fresh data: MMD² {noise['mmd2']:.2e}, SW₁ {noise['sw1']:.4f}")
         for method, steps in (("ddpm", 100), ("ddim", 50)):
-            settings = explore.SamplerSettings(method=method, steps=steps, variance=trainer.diffusion.variance,
+            settings = sampling.SamplerSettings(method=method, steps=steps, variance=trainer.diffusion.variance,
                                                spacing="trailing", clip_x0=False)
             line = f"  {method.upper()}-{steps}:"
             for name, denoiser in (("model", model), ("oracle", oracle)):
-                samples = explore.run_sampler(denoiser, trainer.diffusion, settings, (SAMPLES, 2), seed=1)
+                samples = sampling.run_sampler(denoiser, trainer.diffusion, settings, (SAMPLES, 2), seed=1)
                 quality = playground.sample_quality(samples.float(), reference, bandwidths)
                 line += f"  {name} MMD² {quality['mmd2']:.2e} SW₁ {quality['sw1']:.4f}"
             print(line, flush=True)

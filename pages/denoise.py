@@ -1,6 +1,6 @@
 """Denoise explorer: what the model sees (x_t) and what it predicts (ε̂, x̂₀) at every timestep.
 
-All numbers come from core.lab.explore; this page only lays out widgets and figures and caches results.
+All numbers come from core.lab.denoise; this page only lays out widgets and figures and caches results.
 Timesteps are shown as the paper's step t = 1..T (core's index t is step t+1).
 """
 
@@ -10,12 +10,13 @@ import streamlit as st
 import torch
 
 from core.data.datasets import load_dataset
-from core.lab import explore
+from core.lab import denoise
+from core.rng import seeded_generator
 from ui import catalog, figures
+from ui.labels import PREDICTION_SYMBOLS
 
 ARROWS = 25  # noise arrows drawn in the 2-D view
 POINT_COUNT = 400  # held-out points pushed through the 2-D view
-PREDICTIONS = {"eps": "ε", "x0": "x₀", "v": "v"}
 
 
 # ---------------------------------------------------------------------------------------- caching
@@ -30,20 +31,20 @@ def _examples(dataset: str, choice: int, is_image: bool) -> torch.Tensor:
     data = held_out(dataset).data
     if is_image:
         return data[choice : choice + 1]
-    return data[explore.random_subset(len(data), POINT_COUNT, choice)]
+    return data[denoise.random_subset(len(data), POINT_COUNT, choice)]
 
 
 @st.cache_data(show_spinner="Running the model over the timesteps…", max_entries=32)
 def compute_sweep(_loaded: catalog.LoadedModel, token: str, dataset: str, choice: int, noise_seed: int,
-                  n_t: int) -> explore.DenoiseSweep:
+                  n_t: int) -> denoise.DenoiseSweep:
     """Cached on (model token, dataset, example choice, noise seed, number of timesteps)."""
     x0 = _examples(dataset, choice, _loaded.is_image_model)
-    noise = torch.randn(x0.shape, generator=explore.seeded_generator(noise_seed))
-    t = explore.timestep_grid(_loaded.diffusion.T, n_t)
-    return explore.denoise_sweep(_loaded.model, _loaded.diffusion, x0, t, noise, batch_size=64 if _loaded.is_image_model else 8192)
+    noise = torch.randn(x0.shape, generator=seeded_generator(noise_seed))
+    t = denoise.timestep_grid(_loaded.diffusion.T, n_t)
+    return denoise.denoise_sweep(_loaded.model, _loaded.diffusion, x0, t, noise, batch_size=64 if _loaded.is_image_model else 8192)
 
 
-def paper_steps(sweep: explore.DenoiseSweep) -> list:
+def paper_steps(sweep: denoise.DenoiseSweep) -> list:
     return (sweep.t + 1).tolist()
 
 
@@ -70,7 +71,7 @@ def sweep_figure(_sweeps: dict, key: tuple):
 
 def image_rows(sweeps: dict) -> list:
     P = figures.Panel
-    pictures = {name: explore.sweep_pictures(sweep) for name, sweep in sweeps.items()}
+    pictures = {name: denoise.sweep_pictures(sweep) for name, sweep in sweeps.items()}
     first = next(iter(pictures.values()))
     if len(sweeps) == 1:
         return [[P("x_t (model input)", first["x_t"]), P("ε (true noise)", first["eps"], False),
@@ -88,7 +89,7 @@ def point_panels(sweeps: dict) -> list:
     x0 = first.x0.numpy()
     truth = L("x₀ (data)", x0[:, 0], x0[:, 1], color="lightgrey", opacity=0.8)
     if len(sweeps) == 1:
-        arrows = explore.removal_arrows(first, ARROWS)
+        arrows = denoise.removal_arrows(first, ARROWS)
         x_t = first.x_t.numpy()
         noisy = figures.PointPanel("x_t and the noise to remove", [
             L("x_t", x_t[..., 0], x_t[..., 1], color="grey", size=3, opacity=0.5),
@@ -120,7 +121,7 @@ def choose_example(loaded: catalog.LoadedModel, dataset: str) -> tuple[int, int,
                                          help=f"One of the {n_examples} test digits the model never trained on.")
             else:
                 image_seed = st.number_input("Image seed", 0, 2**31 - 1, 0, key="denoise_image_seed")
-                choice = explore.random_index(n_examples, int(image_seed))
+                choice = denoise.random_index(n_examples, int(image_seed))
                 st.caption(f"→ test image #{choice}")
         else:
             choice = st.number_input("Point subset seed", 0, 2**31 - 1, 0, key="denoise_points_seed",
@@ -140,12 +141,12 @@ def comparable_models(loaded: catalog.LoadedModel) -> dict:
     the active model represents its own parameterization."""
     def same_setting(other: catalog.LoadedModel) -> bool:
         return (other.dataset == loaded.dataset and other.data_shape == loaded.data_shape
-                and explore.same_forward_process(other.diffusion, loaded.diffusion))
+                and denoise.same_forward_process(other.diffusion, loaded.diffusion))
 
     chosen = {loaded.diffusion.prediction: loaded}
     for other in catalog.models_of(same_setting).values():
         chosen.setdefault(other.diffusion.prediction, other)
-    return {p: chosen[p] for p in PREDICTIONS if p in chosen}
+    return {p: chosen[p] for p in PREDICTION_SYMBOLS if p in chosen}
 
 
 # --------------------------------------------------------------------------------------------- page
@@ -172,7 +173,7 @@ def main() -> None:
         st.error(f"Could not run the explorer on {loaded.label}: {error}")
         return
 
-    st.subheader(f"{loaded.label}: predicts {PREDICTIONS[loaded.diffusion.prediction]}")
+    st.subheader(f"{loaded.label}: predicts {PREDICTION_SYMBOLS[loaded.diffusion.prediction]}")
     key = (loaded.token, choice, noise_seed, n_t)
     st.plotly_chart(sweep_figure({loaded.label: sweep}, key), key="denoise_scrubber")
     if loaded.is_image_model:
@@ -197,10 +198,10 @@ def compare_parameterizations(loaded: catalog.LoadedModel, dataset: str, choice:
     models = comparable_models(loaded)
     if len(models) < 2:
         st.info(f"This needs models that predict different things (ε, x₀, v) on the same data ({dataset}) with "
-                f"the same noise schedule; only the active {PREDICTIONS[loaded.diffusion.prediction]}-prediction "
+                f"the same noise schedule; only the active {PREDICTION_SYMBOLS[loaded.diffusion.prediction]}-prediction "
                 f"model is available. Train an x₀- or v-model on the Train page to compare.")
         return
-    names = {p: f"{PREDICTIONS[p]}-model" for p in models}
+    names = {p: f"{PREDICTION_SYMBOLS[p]}-model" for p in models}
     if not st.toggle(f"Show the comparison of {', '.join(names.values())} (runs {len(models)} models)",
                      key="denoise_compare_on"):
         return

@@ -1,6 +1,6 @@
 """2-D playground: train a small MLP on a toy distribution in seconds and compare it with the exact oracle.
 
-Everything numeric comes from core (core.lab.playground, core.diffusion.oracle, core.lab.explore); this page lays out widgets
+Everything numeric comes from core (core.lab.playground, core.diffusion.oracle, core.lab.sampling); this page lays out widgets
 and figures and caches the heavy results per (model, settings).
 """
 
@@ -19,16 +19,13 @@ from core.diffusion.gaussian_diffusion import PREDICTIONS, VARIANCES
 from core.diffusion.oracle import OracleDenoiser, loss_floor_curve
 from core.diffusion.schedules import SCHEDULE_KINDS
 from core.lab import playground
-from core.lab.explore import SamplerSettings, timestep_grid
+from core.lab.denoise import timestep_grid
+from core.lab.sampling import SamplerSettings
 from core.nets.build import SIZE_NAMES, build_model, count_parameters, model_config_for
 from core.training.trainer import ACTIVE_STATES, TrainConfig, build_diffusion
 from ui import catalog, figures, session, training_panel
+from ui.labels import FIELD_LABELS, PREDICTION_LABELS, SCHEDULE_LABELS, TOY_LABELS, VARIANCE_LABELS
 
-TOY_LABELS = {"swiss_roll": "Swiss roll", "two_moons": "Two moons", "eight_gaussians": "Eight Gaussians",
-              "checkerboard": "Checkerboard", "gaussian_mixture": "Gaussian mixture (4, anisotropic)"}
-PREDICTION_LABELS = {"eps": "ε (noise)", "x0": "x₀ (clean point)", "v": "v = √ᾱ·ε − √(1−ᾱ)·x₀"}
-VARIANCE_LABELS = {"fixed_large": "σ² = β_t", "fixed_small": "σ² = β̃_t", "learned_range": "learned (β̃_t…β_t)"}
-FIELD_LABELS = {"eps": "ε̂ (predicted noise)", "score": "score ∇log q_t = −ε̂/√(1−ᾱ_t)"}
 SECTIONS = ("Reverse trajectories", "ε̂ / score field", "Loss per timestep", "Samples & quality")
 NO_MODEL = "none"
 VIEW = 1.6  # half-width of the plotted square
@@ -275,7 +272,7 @@ with st.container(border=True):
                             help="Residual MLP: " + ", ".join(f"{s} {mlp_parameters(s):,}" for s in SIZE_NAMES)
                             + " parameters.")
     with process_column:
-        kind = st.selectbox("β schedule", SCHEDULE_KINDS, key="pg_schedule")
+        kind = st.selectbox("β schedule", SCHEDULE_KINDS, key="pg_schedule", format_func=SCHEDULE_LABELS.get)
         T = st.number_input("T (diffusion steps)", 10, 4000, 1000, 50, key="pg_T")
         scale = st.checkbox("Scale β range with T (× 1000/T)", value=True, key="pg_scale",
                             help="Keeps x_T close to pure noise when T ≠ 1000 (no effect at T = 1000).")

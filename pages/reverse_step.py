@@ -1,7 +1,7 @@
 """Anatomy of one reverse step: the true posterior vs the model's Gaussian, the ε/x₀/v views of one prediction,
 and why DDPM adds noise back at every step but the last.
 
-Every number comes from core.lab.teaching (on top of core.diffusion.gaussian_diffusion and
+Every number comes from core.lab.reverse_step (on top of core.diffusion.gaussian_diffusion and
 core.diffusion.oracle); this page lays out widgets and
 figures and caches. Steps are shown as the paper's t = 1..T (core's index t is step t+1).
 """
@@ -16,17 +16,17 @@ from core.data.datasets import toy_mixture_parameters
 from core.diffusion.gaussian_diffusion import VARIANCES, GaussianDiffusion
 from core.diffusion.oracle import GaussianMixture
 from core.diffusion.schedules import SCHEDULE_KINDS, make_schedule
-from core.lab.teaching import (
-    VARIANCE_LABELS,
+from core.lab.reverse_step import (
     gaussian_pdf,
     kl_curves,
     noise_ablation,
     parameterization_views,
     plot_range,
     reverse_step_1d,
-    seeded_noise,
 )
+from core.rng import seeded_noise
 from ui.figures import COLORS, Layer, PointPanel, point_panels
+from ui.labels import SCHEDULE_LABELS, VARIANCE_LABELS
 
 CHOICE_COLORS = dict(zip(VARIANCES, COLORS[:3]))
 ABLATION_STEPS = (50, 100, 250, 500, 1000)
@@ -79,7 +79,7 @@ st.markdown(
 
 with st.expander("Noise schedule", expanded=False):
     left, middle, right = st.columns(3)
-    kind = left.selectbox("Kind", SCHEDULE_KINDS, key="reverse_kind")
+    kind = left.selectbox("Kind", SCHEDULE_KINDS, key="reverse_kind", format_func=SCHEDULE_LABELS.get)
     T = int(middle.number_input("T", 10, 1000, 1000, step=10, key="reverse_T"))
     scale = right.checkbox("Scale β with T", key="reverse_scale", disabled=kind == "cosine")
 settings = (kind, T, 1e-4, 0.02, bool(scale))

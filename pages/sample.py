@@ -1,6 +1,6 @@
 """Sample: run DDPM or DDIM with the active model and watch samples emerge from noise.
 
-The sampling itself is core.lab.explore.run_sampler (core.diffusion.samplers underneath); this page lays out widgets,
+The sampling itself is core.lab.sampling.run_sampler (core.diffusion.samplers underneath); this page lays out widgets,
 shows progress and keeps the last results in the session so moving a slider doesn't resample.
 """
 
@@ -12,11 +12,10 @@ import torch
 
 from core.data.datasets import TOY_NAMES, load_dataset
 from core.data.images import make_grid
-from core.lab import explore
+from core.lab import sampling
 from ui import catalog, figures
+from ui.labels import VARIANCE_LABELS
 
-VARIANCE_LABELS = {"fixed_large": "σ² = β (fixed_large)", "fixed_small": "σ² = β̃ (fixed_small)",
-                   "learned_range": "learned (Improved DDPM)"}
 SPACING_HELP = ("leading: 0, k, 2k, … (DDIM paper); trailing: starts exactly at t = T; "
                 "linspace: both ends included.")
 TRAJECTORY_SAMPLES = 4  # samples followed in the trajectory scrubber
@@ -26,7 +25,7 @@ RESULTS_KEPT = 3  # sampling results kept per session (per kind of result)
 
 
 # ------------------------------------------------------------------------------------------ widgets
-def sampler_settings(loaded: catalog.LoadedModel) -> tuple[explore.SamplerSettings, int, int]:
+def sampler_settings(loaded: catalog.LoadedModel) -> tuple[sampling.SamplerSettings, int, int]:
     """(settings, number of samples, seed) from the widgets."""
     T = loaded.diffusion.T
     variances = [v for v in VARIANCE_LABELS if v != "learned_range" or loaded.diffusion.variance == "learned_range"]
@@ -54,7 +53,7 @@ def sampler_settings(loaded: catalog.LoadedModel) -> tuple[explore.SamplerSettin
         else:
             n = st.slider("Points", 100, 4000, 1000, 100, key="sample_points")
         seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="sample_seed", help="Same seed, same x_T and same noise.")
-    settings = explore.SamplerSettings(method=method, steps=int(steps), variance=variance, eta=float(eta),
+    settings = sampling.SamplerSettings(method=method, steps=int(steps), variance=variance, eta=float(eta),
                                        spacing=spacing, clip_x0=bool(clip))
     return settings, int(n), int(seed)
 
@@ -98,7 +97,7 @@ def show_images(samples: torch.Tensor, trajectory, T: int) -> None:
     st.subheader("Samples")
     st.plotly_chart(figures.picture_row({f"{len(samples)} samples": picture_of(samples)}, height=420), key="sample_grid")
     st.subheader("Trajectory")
-    pictures = explore.trajectory_pictures(trajectory, TRAJECTORY_SAMPLES, nrow=TRAJECTORY_SAMPLES)
+    pictures = sampling.trajectory_pictures(trajectory, TRAJECTORY_SAMPLES, nrow=TRAJECTORY_SAMPLES)
     rows = [[figures.Panel("x_t (what the sampler holds)", pictures["x_t"]),
              figures.Panel("x̂₀ (the model's guess at this step)", pictures["pred_x0"])]]
     labels = [paper_label(t) for t in pictures["t"]]
@@ -106,7 +105,7 @@ def show_images(samples: torch.Tensor, trajectory, T: int) -> None:
     st.caption("From x_T (left end of the slider) to the final x₀ (right end). Early on x̂₀ is a blurry average; "
                "the details are decided in the last steps.")
     st.subheader("Snapshots")
-    strip = {f"t = {paper_label(t)}": picture_of(x[:TRAJECTORY_SAMPLES], nrow=2) for t, x in explore.snapshots(trajectory, T)}
+    strip = {f"t = {paper_label(t)}": picture_of(x[:TRAJECTORY_SAMPLES], nrow=2) for t, x in sampling.snapshots(trajectory, T)}
     st.plotly_chart(figures.picture_row(strip), key="sample_snapshots")
 
 
@@ -174,7 +173,7 @@ def show_quality_metrics(samples: torch.Tensor, loaded: catalog.LoadedModel, res
 
 
 # ------------------------------------------------------------------------------------------ compare
-def compare_step_counts(loaded: catalog.LoadedModel, settings: explore.SamplerSettings, seed: int) -> None:
+def compare_step_counts(loaded: catalog.LoadedModel, settings: sampling.SamplerSettings, seed: int) -> None:
     st.header("Compare step counts")
     T = loaded.diffusion.T
     options = sorted({s for s in (5, 10, 20, 50, 100, 250, 500, T) if s <= T})
@@ -190,11 +189,11 @@ def compare_step_counts(loaded: catalog.LoadedModel, settings: explore.SamplerSe
         runs = {}
         for method in methods:
             for steps in sorted(counts):
-                run = explore.SamplerSettings(method=method, steps=steps, variance=settings.variance,
+                run = sampling.SamplerSettings(method=method, steps=steps, variance=settings.variance,
                                               eta=settings.eta if method == settings.method else 0.0,
                                               spacing=settings.spacing, clip_x0=settings.clip_x0)
                 bar, report = progress_reporter(f"{run.label()}:")
-                runs[(method, steps)] = explore.run_sampler(loaded.model, loaded.diffusion, run, (n, *loaded.data_shape), seed,
+                runs[(method, steps)] = sampling.run_sampler(loaded.model, loaded.diffusion, run, (n, *loaded.data_shape), seed,
                                                             progress=report)
                 bar.empty()
         remember("compare_results", key, runs)
@@ -227,16 +226,16 @@ def main() -> None:
     settings, n, seed = sampler_settings(loaded)
     key = (loaded.token, settings, n, seed)
     try:
-        explore.check_settings(settings, loaded.diffusion)
+        sampling.check_settings(settings, loaded.diffusion)
         first_visit = "sample_results" not in st.session_state
         if st.button("Sample", type="primary", key="sample_run") or first_visit:
             bar, report = progress_reporter(f"{settings.label()}:")
-            record = explore.record_every(settings.steps, MAX_RECORDS)
-            samples, trajectory = explore.run_sampler(loaded.model, loaded.diffusion, settings, (n, *loaded.data_shape),
+            record = sampling.record_every(settings.steps, MAX_RECORDS)
+            samples, trajectory = sampling.run_sampler(loaded.model, loaded.diffusion, settings, (n, *loaded.data_shape),
                                                       seed, record=record, progress=report)
             bar.empty()
             if loaded.is_image_model:  # only the first few are shown along the way: keep the session small
-                trajectory = explore.keep_first(trajectory, TRAJECTORY_SAMPLES)
+                trajectory = sampling.keep_first(trajectory, TRAJECTORY_SAMPLES)
             remember("sample_results", key, (samples, trajectory))
     except ValueError as error:
         st.error(str(error))

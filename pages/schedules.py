@@ -1,6 +1,6 @@
 """Schedule lab: how the choice of β_1..β_T shapes the forward process, and when x_T is not pure noise.
 
-Every number comes from core.diffusion.schedules / core.lab.teaching; this page lays out widgets and figures and caches.
+Every number comes from core.diffusion.schedules / core.lab.schedule_lab; this page lays out widgets and figures and caches.
 Steps are shown as the paper's t = 1..T (core's index t is step t+1).
 """
 
@@ -12,8 +12,10 @@ import streamlit as st
 from core.data.datasets import load_dataset
 from core.data.images import to_uint8
 from core.diffusion.schedules import SCHEDULE_KINDS, make_schedule
-from core.lab.teaching import forward_snapshots, schedule_curves, seeded_noise, terminal_noise_warning
+from core.lab.schedule_lab import forward_snapshots, schedule_curves, terminal_noise
+from core.rng import seeded_noise
 from ui.figures import COLORS, picture_row
+from ui.labels import SCHEDULE_LABELS, terminal_noise_text
 
 T_RANGE = (10, 1000)
 DASHES = {"A": "solid", "B": "dash"}
@@ -25,7 +27,7 @@ def curves_and_warning(settings: tuple) -> tuple[dict, float, float, str | None]
     """(curves as lists, √ᾱ_T, terminal SNR, warning or None) for (kind, T, β_start, β_end, scale_with_T)."""
     schedule = make_schedule(*settings)
     curves = {name: values.tolist() for name, values in schedule_curves(schedule).items()}
-    return curves, schedule.terminal_signal, schedule.terminal_snr, terminal_noise_warning(schedule)
+    return curves, schedule.terminal_signal, schedule.terminal_snr, terminal_noise_text(terminal_noise(schedule))
 
 
 @st.cache_resource(show_spinner=False)
@@ -46,7 +48,8 @@ def snapshot_pictures(settings: tuple, digit: int, noise_seed: int) -> dict:
 def schedule_controls(name: str, default_kind: str) -> tuple:
     """Widgets for one schedule; returns (kind, T, β_start, β_end, scale_with_T)."""
     key = f"schedules_{name.lower()}"
-    kind = st.selectbox("Kind", SCHEDULE_KINDS, index=SCHEDULE_KINDS.index(default_kind), key=f"{key}_kind")
+    kind = st.selectbox("Kind", SCHEDULE_KINDS, index=SCHEDULE_KINDS.index(default_kind), key=f"{key}_kind",
+                        format_func=SCHEDULE_LABELS.get)
     T = st.number_input("T (number of steps)", *T_RANGE, value=1000, step=10, key=f"{key}_T")
     cosine = kind == "cosine"
     left, right = st.columns(2)

@@ -8,17 +8,14 @@ import torch
 from core.data.datasets import TOY_NAMES
 from core.diffusion.gaussian_diffusion import PREDICTIONS, VARIANCES
 from core.diffusion.schedules import SCHEDULE_KINDS, make_schedule
-from core.lab.teaching import terminal_noise_warning
+from core.lab.schedule_lab import terminal_noise
 from core.nets.build import SIZE_NAMES
 from core.training.trainer import ACTIVE_STATES, TrainConfig
 from ui import session, training_panel
+from ui.labels import DATASET_LABELS, PREDICTION_LABELS, SCHEDULE_LABELS, VARIANCE_LABELS, terminal_noise_text
 
-DATASET_LABELS = {"mnist": "MNIST subset (4,500 real digits, shipped)", **{name: f"2-D: {name.replace('_', ' ')}" for name in TOY_NAMES}}
-if os.environ.get("RDL_DATA_DIR"):  # full datasets only when the instructor has put the IDX files on the server
-    DATASET_LABELS.update({"mnist_full": "MNIST (full, from RDL_DATA_DIR)", "fashion_mnist": "Fashion-MNIST (from RDL_DATA_DIR)"})
-VARIANCE_LABELS = {"fixed_large": "σ² = β_t (fixed, large)", "fixed_small": "σ² = β̃_t (fixed, small)",
-                   "learned_range": "learned between β̃_t and β_t"}
-PREDICTION_LABELS = {"eps": "ε (noise)", "x0": "x₀ (clean image)", "v": "v = √ᾱ·ε − √(1−ᾱ)·x₀"}
+# full datasets only when the instructor has put the IDX files on the server
+DATASETS = ["mnist", *TOY_NAMES] + (["mnist_full", "fashion_mnist"] if os.environ.get("RDL_DATA_DIR") else [])
 ON_GPU = torch.cuda.is_available()
 DEFAULTS = TrainConfig()  # the CPU recipe lives in core.training.trainer; on a GPU a bigger model and budget pay off
 # 2-D toys train in seconds with a bigger batch and a decaying learning rate (the shipped toy models' recipe).
@@ -36,7 +33,7 @@ running = job is not None and job.snapshot().state in ACTIVE_STATES
 st.subheader("Settings")
 data_column, model_column, schedule_column = st.columns(3)
 with data_column:
-    dataset = st.selectbox("Dataset", list(DATASET_LABELS), format_func=DATASET_LABELS.get)
+    dataset = st.selectbox("Dataset", DATASETS, format_func=DATASET_LABELS.get)
     recipe = TOY_DEFAULTS if dataset in TOY_NAMES else DEFAULTS  # the widgets below reset to it on change
     size = st.selectbox("Model size", SIZE_NAMES, index=SIZE_NAMES.index("small" if ON_GPU and recipe is DEFAULTS else recipe.model_size),
                         help="UNet for images (tiny ≈ CPU-friendly, base for a GPU); residual MLP for 2-D data.")
@@ -44,7 +41,7 @@ with data_column:
     variance = st.radio("Reverse-step variance", VARIANCES, index=VARIANCES.index(DEFAULTS.variance),
                         format_func=VARIANCE_LABELS.get)
 with schedule_column:
-    kind = st.selectbox("β schedule", SCHEDULE_KINDS, index=SCHEDULE_KINDS.index(DEFAULTS.schedule))
+    kind = st.selectbox("β schedule", SCHEDULE_KINDS, index=SCHEDULE_KINDS.index(DEFAULTS.schedule), format_func=SCHEDULE_LABELS.get)
     T = st.number_input("T (diffusion steps)", min_value=2, max_value=4000, value=DEFAULTS.T, step=50)
     beta_start = st.number_input("β start", min_value=1e-6, max_value=0.5, value=DEFAULTS.beta_start, format="%.5f",
                                  disabled=False, help="Ignored by the cosine schedule.")
@@ -67,7 +64,7 @@ with model_column:
 
 try:
     schedule = make_schedule(kind, int(T), float(beta_start), float(beta_end), bool(scale_with_T))
-    warning = terminal_noise_warning(schedule)
+    warning = terminal_noise_text(terminal_noise(schedule))
     if warning:
         st.warning(warning)
 except ValueError as error:

@@ -163,7 +163,8 @@ def test_p_sample_adds_noise_except_at_last_step():
     noise = torch.ones(2, 1, dtype=torch.float64)
     ts = _t([0, 5])
     out = diffusion.p_mean_variance(torch.zeros_like(x_t), x_t, ts)
-    sample = diffusion.p_sample(torch.zeros_like(x_t), x_t, ts, noise)
+    sample, step = diffusion.p_sample(torch.zeros_like(x_t), x_t, ts, noise)
+    torch.testing.assert_close(step.mean, out.mean)
     assert float(sample[0, 0]) == pytest.approx(float(out.mean[0, 0]))
     assert float(sample[1, 0]) == pytest.approx(float(out.mean[1, 0]) + math.sqrt(float(diffusion.schedule.betas[5])))
 
@@ -252,9 +253,9 @@ def test_config_round_trip_and_out_channels():
 
 def test_bad_input_messages():
     s = make_schedule("linear", 100)
-    with pytest.raises(ValueError, match="prediction must be one of eps, x0, v; got 'score'"):
+    with pytest.raises(ValueError, match="prediction='score' is not allowed; expected one of eps, x0, v"):
         GaussianDiffusion(s, "score")
-    with pytest.raises(ValueError, match="variance must be one of .*'huge'"):
+    with pytest.raises(ValueError, match="variance='huge' is not allowed; expected one of fixed_large"):
         GaussianDiffusion(s, "eps", "huge")
     with pytest.raises(ValueError, match="schedule must be a NoiseSchedule"):
         GaussianDiffusion("linear")
@@ -262,13 +263,28 @@ def test_bad_input_messages():
     x = torch.zeros(2, 1, 4, 4)
     with pytest.raises(ValueError, match=r"model_output must have shape \[2, 2, \.\.\.\].*learned_range.*\(2, 1, 4, 4\)"):
         learned.p_mean_variance(torch.zeros(2, 1, 4, 4), x, _t([1, 2]))
+    # t is checked where a caller hands it in (check_timesteps at the boundaries), not inside q_sample
     with pytest.raises(ValueError, match=r"t must lie in 0\.\.99.*100\.\.100"):
-        learned.q_sample(x, _t([100, 100]), torch.zeros_like(x))
+        learned.check_timesteps(_t([100, 100]), x)
     with pytest.raises(ValueError, match=r"t must have shape \[2\]"):
-        learned.q_sample(x, _t([1]), torch.zeros_like(x))
+        learned.check_timesteps(_t([1]), x)
     with pytest.raises(ValueError, match="integer"):
-        learned.q_sample(x, torch.tensor([1.0, 2.0]), torch.zeros_like(x))
+        learned.check_timesteps(torch.tensor([1.0, 2.0]), x)
     with pytest.raises(ValueError, match="data_channels"):
         learned.out_channels(0)
     with pytest.raises(ValueError, match="exactly"):
         GaussianDiffusion.from_config({"schedule": {}, "prediction": "eps"})
+
+
+def test_typed_options_keep_their_tuples():
+    """The Literal types are the single source of the option tuples that pages, CLI and configs use."""
+    from typing import get_args
+
+    from core.diffusion.gaussian_diffusion import PREDICTIONS, VARIANCES, Prediction, VarianceType
+    from core.diffusion.samplers import SPACINGS, Spacing
+    from core.diffusion.schedules import SCHEDULE_KINDS, ScheduleKind
+
+    assert PREDICTIONS == get_args(Prediction) == ("eps", "x0", "v")
+    assert VARIANCES == get_args(VarianceType) == ("fixed_large", "fixed_small", "learned_range")
+    assert SCHEDULE_KINDS == get_args(ScheduleKind) == ("linear", "quadratic", "sigmoid", "cosine")
+    assert SPACINGS == get_args(Spacing) == ("leading", "trailing", "linspace")

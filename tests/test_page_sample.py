@@ -40,7 +40,7 @@ def test_step_count_and_variance_change_the_samples(monkeypatch, checkpoint_dir)
     assert five_steps != before
     at.radio(key="sample_method").set_value("ddpm").run()
     variance = at.selectbox(key="sample_variance")
-    assert variance.options == ["σ² = β (fixed_large)", "σ² = β̃ (fixed_small)"]  # no learned option for this model
+    assert variance.options == ["σ² = β_t (fixed_large)", "σ² = β̃_t (fixed_small)"]  # no learned option for this model
     at.button(key="sample_run").click().run()
     large = chart_by_title(at, "16 samples")["data"][0]["source"]
     at.selectbox(key="sample_variance").set_value("fixed_small")
@@ -74,12 +74,12 @@ def test_compare_step_counts(monkeypatch, checkpoint_dir):
 
 
 def test_core_errors_become_messages(monkeypatch, checkpoint_dir):
-    from core.lab import explore
+    from core.lab import sampling
 
     def refuse(*args, **kwargs):
         raise ValueError("steps must be an integer between 1 and T")
 
-    monkeypatch.setattr(explore, "run_sampler", refuse)
+    monkeypatch.setattr(sampling, "run_sampler", refuse)
     at = open_page(monkeypatch, checkpoint_dir, PAGE)
     assert not at.exception
     assert any("steps must be an integer" in error.value for error in at.error)

@@ -10,7 +10,7 @@ from core.data.datasets import load_dataset, toy_mixture_parameters
 from core.diffusion.gaussian_diffusion import GaussianDiffusion
 from core.diffusion.oracle import EmpiricalDistribution, GaussianMixture, OracleDenoiser, loss_floor_curve
 from core.diffusion.schedules import make_schedule
-from core.lab import explore, playground
+from core.lab import playground, sampling
 from core.training.trainer import load_training_data
 
 T = 100
@@ -207,14 +207,15 @@ def test_toy_data_settings_and_config_validation():
 def test_invalid_inputs_name_the_parameter():
     diffusion = make_diffusion()
     oracle = OracleDenoiser(GaussianMixture(*toy_mixture_parameters("eight_gaussians")), diffusion)
-    points = torch.zeros(3, 2)
-    with pytest.raises(ValueError, match="kind"):
-        playground.predicted_field(oracle, diffusion, 0, points, "x0")
-    with pytest.raises(ValueError, match="t must"):
-        playground.predicted_field(oracle, diffusion, T, points)
-    with pytest.raises(ValueError, match="points"):
-        playground.predicted_field(oracle, diffusion, 0, torch.zeros(3, 3))
-    with pytest.raises(ValueError, match="ts must lie"):
+    grid = playground.square_grid(1.0, 3)
+    # the page's entry point (compare_fields) checks the widget values; predicted_field under it does not
+    with pytest.raises(ValueError, match="kind='x0' is not allowed; expected one of eps, score"):
+        playground.compare_fields(None, oracle, 0, grid, "x0")
+    with pytest.raises(ValueError, match=f"t={T} is not allowed"):
+        playground.compare_fields(None, oracle, T, grid)
+    with pytest.raises(ValueError, match=r"points and vectors must have the same shape \[N, 2\]"):
+        playground.arrow_segments(torch.zeros(3, 3), torch.zeros(3, 3), 1.0)
+    with pytest.raises(ValueError, match=f"t must lie in 0..{T - 1}"):
         playground.timestep_loss(oracle, diffusion, lambda n, g: torch.zeros(n, 2), [T], 4, generator())
     with pytest.raises(ValueError, match="resolution"):
         playground.square_grid(1.0, 1)
@@ -226,7 +227,7 @@ def test_invalid_inputs_name_the_parameter():
 def test_run_pair_shares_the_noise_and_records_frames():
     diffusion = make_diffusion()
     oracle = OracleDenoiser(GaussianMixture(*toy_mixture_parameters("eight_gaussians")), diffusion)
-    settings = explore.SamplerSettings(method="ddpm", steps=50, variance="fixed_small", clip_x0=False)
+    settings = sampling.SamplerSettings(method="ddpm", steps=50, variance="fixed_small", clip_x0=False)
     result = playground.run_pair({"model": lambda x, t: torch.zeros_like(x), "oracle": oracle}, diffusion, settings,
                                  64, seed=5, max_frames=10)
     (_model_x0, model_t, model_frames), (oracle_x0, oracle_t, oracle_frames) = result["model"], result["oracle"]

@@ -37,7 +37,7 @@ def test_documented_timestep_lists():
 
 
 @pytest.mark.parametrize("args, words", [
-    ((100, 101, "leading"), ["steps", "101", "T=100"]),
+    ((100, 101, "leading"), ["steps", "101", "1..100"]),
     ((100, 0, "leading"), ["steps", "0"]),
     ((100, 10, "uniform"), ["spacing", "uniform", "trailing"]),
 ])

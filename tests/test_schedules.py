@@ -94,7 +94,7 @@ def test_respaced_keeps_alpha_bars():
     (dict(kind="linear", T=0), ["T", "0"]),
     (dict(kind="linear", T=MAX_T + 1), ["T", str(MAX_T + 1)]),
     (dict(kind="linear", T=10.5), ["T", "10.5"]),
-    (dict(kind="linear", T=100, beta_start=0.0), ["beta_start", "0.0", "between 0 and 1"]),
+    (dict(kind="linear", T=100, beta_start=0.0), ["beta_start", "0.0", "(0.0, 1.0)"]),
     (dict(kind="linear", T=100, beta_end=1.5), ["beta_end", "1.5"]),
     (dict(kind="linear", T=100, beta_start=0.1, beta_end=0.01), ["beta_start", "0.1", "beta_end"]),
     (dict(kind="exponential", T=100), ["kind", "exponential", "linear", "cosine"]),

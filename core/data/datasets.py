@@ -32,6 +32,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.checks import check_choice, check_generator, check_int
+from core.rng import seeded_generator
+
 IMAGE_DATASET_NAMES = ("mnist", "mnist_full", "fashion_mnist")
 TOY_NAMES = ("swiss_roll", "two_moons", "eight_gaussians", "checkerboard", "gaussian_mixture")
 DATASET_NAMES = IMAGE_DATASET_NAMES + TOY_NAMES
@@ -111,18 +114,6 @@ class Dataset:
         return None if self.labels is None else int(self.labels.max()) + 1
 
 
-# ----------------------------------------------------------------------------- validation helpers
-
-def _check_choice(parameter: str, value, allowed: tuple) -> None:
-    if value not in allowed:
-        raise ValueError(f"{parameter}={value!r} is not allowed; expected one of {allowed}")
-
-
-def _check_positive_int(parameter: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{parameter}={value!r} is not allowed; expected a positive integer")
-
-
 # ----------------------------------------------------------------------------- public entry point
 
 def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | None = None,
@@ -136,8 +127,8 @@ def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | 
 
     Every call returns fresh tensors: changing them in place cannot affect later calls.
     """
-    _check_choice("name", name, DATASET_NAMES)
-    _check_choice("split", split, SPLITS)
+    check_choice("name", name, DATASET_NAMES)
+    check_choice("split", split, SPLITS)
     if name == "mnist":
         images, labels = _load_mnist_subset_arrays(str(MNIST_SUBSET_PATH), split)
         return _image_dataset(name, images, labels)
@@ -145,10 +136,8 @@ def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | 
         images, labels = load_idx_split(name, split, data_dir)
         return _image_dataset(name, images, labels)
 
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed={seed!r} is not allowed; expected an integer")
-    _check_positive_int("n_points", n_points)
-    generator = torch.Generator().manual_seed(seed)
+    generator = seeded_generator(seed)
+    n_points = check_int("n_points", n_points, 1)
     points, labels = _sample_toy_with_labels(name, n_points, generator)
     if split == "test":
         points, labels = _sample_toy_with_labels(name, n_points, generator)
@@ -248,7 +237,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
 def idx_folder(name: str, data_dir: str | os.PathLike | None = None) -> Path:
     """Folder holding the IDX files of `name`: <data_dir or $RDL_DATA_DIR>/<mnist|fashion_mnist>."""
-    _check_choice("name", name, tuple(IDX_SUBFOLDERS))
+    check_choice("name", name, tuple(IDX_SUBFOLDERS))
     subfolder = IDX_SUBFOLDERS[name]
     wanted = ", ".join(f"{stem}.gz" for pair in IDX_FILES.values() for stem in pair)
     root = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV)
@@ -281,7 +270,7 @@ def _find_idx_file(folder: Path, stem: str) -> Path:
 def load_idx_split(name: str, split: str, data_dir: str | os.PathLike | None = None
                    ) -> tuple[np.ndarray, np.ndarray]:
     """uint8 images [N, H, W] and uint8 labels [N] of an IDX dataset split, fully validated."""
-    _check_choice("split", split, SPLITS)
+    check_choice("split", split, SPLITS)
     folder = idx_folder(name, data_dir)
     images_path, labels_path = (_find_idx_file(folder, stem) for stem in IDX_FILES[split])
     images, labels = read_idx(images_path), read_idx(labels_path)
@@ -326,7 +315,7 @@ def toy_mixture_parameters(name: str) -> tuple[torch.Tensor, torch.Tensor, torch
     The density is sum_k weights[k] * N(means[k], diag(stds[k]^2)). stds is [K] (isotropic) for
     "eight_gaussians" and [K, 2] (per-axis) for "gaussian_mixture".
     """
-    _check_choice("name", name, MIXTURE_TOY_NAMES)
+    check_choice("name", name, MIXTURE_TOY_NAMES)
     if name == "eight_gaussians":
         angles = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
         means = EIGHT_GAUSSIANS_RADIUS * torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)
@@ -339,16 +328,16 @@ def toy_mixture_parameters(name: str) -> tuple[torch.Tensor, torch.Tensor, torch
 
 
 def sample_toy(name: str, n: int, generator: torch.Generator) -> torch.Tensor:
-    """n float32 points [n, 2] from toy `name` (one of TOY_NAMES), using only `generator`."""
+    """n float32 points [n, 2] from toy `name` (one of TOY_NAMES), using only `generator` (a CPU one)."""
+    check_choice("name", name, TOY_NAMES)
+    n = check_int("n", n, 1)
+    if check_generator("generator", generator).device.type != "cpu":
+        raise ValueError(f"generator on {generator.device} is not allowed; expected a CPU torch.Generator")
     return _sample_toy_with_labels(name, n, generator)[0]
 
 
 def _sample_toy_with_labels(name: str, n: int, generator: torch.Generator
                             ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    _check_choice("name", name, TOY_NAMES)
-    _check_positive_int("n", n)
-    if not isinstance(generator, torch.Generator) or generator.device.type != "cpu":
-        raise ValueError(f"generator={generator!r} is not allowed; expected a CPU torch.Generator")
     samplers = {"swiss_roll": _swiss_roll, "two_moons": _two_moons, "checkerboard": _checkerboard,
                 "eight_gaussians": _mixture, "gaussian_mixture": _mixture}
     points, labels = samplers[name](name, n, generator)

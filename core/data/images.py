@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from core.checks import check_int
+
 
 def to_uint8(x):
     """Map floats in [-1, 1] to uint8 0..255: round((x + 1) * 127.5), clamped to [0, 255].
@@ -50,11 +52,8 @@ def make_grid(batch, nrow: int = 8, padding: int = 2, pad_value: int = 128) -> n
     pixels = to_uint8(batch.detach().cpu().numpy() if isinstance(batch, torch.Tensor) else batch)
     if pixels.ndim != 4 or pixels.shape[1] not in (1, 3) or pixels.shape[0] == 0:
         raise ValueError(f"batch has shape {pixels.shape}; expected [N, C, H, W] with N >= 1, C in (1, 3)")
-    for parameter, value, low in (("nrow", nrow, 1), ("padding", padding, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{parameter}={value!r} is not allowed; expected an integer >= {low}")
-    if isinstance(pad_value, bool) or not isinstance(pad_value, (int, np.integer)) or not 0 <= pad_value <= 255:
-        raise ValueError(f"pad_value={pad_value!r} is not allowed; expected an integer in 0..255")
+    nrow, padding = check_int("nrow", nrow, 1), check_int("padding", padding, 0)
+    pad_value = check_int("pad_value", pad_value, 0, 255)
 
     n, channels, height, width = pixels.shape
     ncol = min(nrow, n)
@@ -73,16 +72,15 @@ def upscale(array: np.ndarray, factor: int) -> np.ndarray:
 
     Small digits (28x28) stay crisp on screen, where browser smoothing would blur them.
     """
-    if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
-        raise ValueError(f"factor={factor!r} is not allowed; expected an integer >= 1")
-    array = _check_picture(array)
+    factor = check_int("factor", factor, 1)
+    array = _as_picture(array)
     return np.repeat(np.repeat(array, factor, axis=0), factor, axis=1)
 
 
 def png_bytes(array: np.ndarray) -> bytes:
     """Encode a uint8 picture [H, W] or [H, W, 3] as PNG bytes (lossless)."""
     buffer = io.BytesIO()
-    Image.fromarray(_check_picture(array)).save(buffer, format="PNG")
+    Image.fromarray(_as_picture(array)).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
@@ -93,7 +91,8 @@ def save_png(array: np.ndarray, path: str | os.PathLike) -> Path:
     return path
 
 
-def _check_picture(array) -> np.ndarray:
+def _as_picture(array) -> np.ndarray:
+    """array as a contiguous uint8 [H, W] or [H, W, 3] numpy array (anything else is refused)."""
     array = np.asarray(array)
     if array.dtype != np.uint8 or not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)):
         raise ValueError(f"array has dtype {array.dtype} and shape {array.shape}; expected uint8 "

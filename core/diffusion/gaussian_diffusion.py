@@ -4,6 +4,7 @@ Read this next to the papers:
 - Ho et al. 2020 (DDPM): q(x_t|x_0) (eq. 4), the posterior q(x_{t-1}|x_t, x_0) (eqs. 6-7), the ε-form
   mean (eq. 11) and the simple loss (eq. 14).
 - Nichol & Dhariwal 2021 (Improved DDPM): learned interpolated variances (eq. 15) and the hybrid loss (eq. 16).
+  The KL and decoder terms of the bound are free functions in `core.diffusion.losses`.
 - Salimans & Ho 2022: the v-parameterization v = √ᾱ·ε − √(1−ᾱ)·x_0.
 
 Timesteps are 0-based indices (index t is the paper's step t+1). The model is kept outside: methods take
@@ -12,15 +13,19 @@ its output, so the sampling loops in `core.diffusion.samplers` stay readable.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import torch
 
+from core.checks import check_choice, check_int
+from core.diffusion.losses import discretized_gaussian_log_likelihood, mean_over_data_dims, normal_kl
 from core.diffusion.schedules import NoiseSchedule, schedule_from_config
 
-PREDICTIONS = ("eps", "x0", "v")
-VARIANCES = ("fixed_large", "fixed_small", "learned_range")
+Prediction = Literal["eps", "x0", "v"]  # what the network outputs
+VarianceType = Literal["fixed_large", "fixed_small", "learned_range"]  # σ_t² of the reverse step
+PREDICTIONS: tuple[Prediction, ...] = get_args(Prediction)
+VARIANCES: tuple[VarianceType, ...] = get_args(VarianceType)
 HYBRID_VB_WEIGHT = 0.001  # λ of Nichol & Dhariwal's L_hybrid = L_simple + λ·L_vlb
 
 
@@ -35,33 +40,6 @@ class MeanVariance:
     pred_eps: torch.Tensor
 
 
-def normal_kl(mean1, log_var1, mean2, log_var2):
-    """KL(N(mean1, e^log_var1) ‖ N(mean2, e^log_var2)) element-wise, in nats."""
-    return 0.5 * (log_var2 - log_var1 + torch.exp(log_var1 - log_var2)
-                  + (mean1 - mean2) ** 2 * torch.exp(-log_var2) - 1.0)
-
-
-def _standard_normal_cdf(x):
-    return 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
-
-
-def discretized_gaussian_log_likelihood(x0, mean, log_variance):
-    """log p(x_0) for 8-bit data in [-1, 1] under N(mean, σ²) integrated over each pixel's bin of
-    width 2/255, with the edge bins extended to ±∞ (Ho et al. §3.3, the decoder L_0)."""
-    centered = x0 - mean
-    inv_std = torch.exp(-0.5 * log_variance)
-    cdf_plus = _standard_normal_cdf(inv_std * (centered + 1.0 / 255))
-    cdf_minus = _standard_normal_cdf(inv_std * (centered - 1.0 / 255))
-    log_cdf_plus = torch.log(cdf_plus.clamp(min=1e-12))
-    log_one_minus_cdf_minus = torch.log((1.0 - cdf_minus).clamp(min=1e-12))
-    log_bin = torch.log((cdf_plus - cdf_minus).clamp(min=1e-12))
-    return torch.where(x0 < -0.999, log_cdf_plus, torch.where(x0 > 0.999, log_one_minus_cdf_minus, log_bin))
-
-
-def _mean_over_data_dims(x):
-    return x.reshape(x.shape[0], -1).mean(dim=1)
-
-
 class GaussianDiffusion:
     """Forward process, posterior and reverse-step formulas for one schedule and one model type.
 
@@ -71,17 +49,13 @@ class GaussianDiffusion:
                 log σ² between log β̃_t and log β_t).
     """
 
-    def __init__(self, schedule: NoiseSchedule, prediction: str = "eps", variance: str = "fixed_large"):
+    def __init__(self, schedule: NoiseSchedule, prediction: Prediction = "eps", variance: VarianceType = "fixed_large"):
         if not isinstance(schedule, NoiseSchedule):
             raise ValueError("schedule must be a NoiseSchedule (see core.diffusion.schedules.make_schedule), "
                              f"got {type(schedule).__name__}")
-        if prediction not in PREDICTIONS:
-            raise ValueError(f"prediction must be one of {', '.join(PREDICTIONS)}; got {prediction!r}")
-        if variance not in VARIANCES:
-            raise ValueError(f"variance must be one of {', '.join(VARIANCES)}; got {variance!r}")
         self.schedule = schedule
-        self.prediction = prediction
-        self.variance = variance
+        self.prediction = check_choice("prediction", prediction, PREDICTIONS)
+        self.variance = check_choice("variance", variance, VARIANCES)
         self.T = schedule.T
         s = schedule
         self._arrays = {
@@ -111,8 +85,7 @@ class GaussianDiffusion:
 
     def out_channels(self, data_channels: int) -> int:
         """Channels the network must output: the prediction, plus as many variance channels if learned."""
-        if isinstance(data_channels, bool) or not isinstance(data_channels, int) or data_channels < 1:
-            raise ValueError(f"data_channels must be a positive integer, got {data_channels!r}")
+        data_channels = check_int("data_channels", data_channels, 1)
         return 2 * data_channels if self.variance == "learned_range" else data_channels
 
     def respaced(self, kept_timesteps) -> GaussianDiffusion:
@@ -131,7 +104,8 @@ class GaussianDiffusion:
         return values.reshape(t.shape[0], *([1] * (x.ndim - 1)))
 
     def check_timesteps(self, t, x: torch.Tensor) -> torch.Tensor:
-        """Validate t: an integer tensor [B] with B = x.shape[0] and values in 0..T-1."""
+        """Validate t at a boundary (a user's t, not a sampler's): an integer tensor [B] with B = x.shape[0]
+        and values in 0..T-1. The formulas below do not re-check t."""
         if not isinstance(t, torch.Tensor) or t.dtype not in (torch.int64, torch.int32):
             raise ValueError(f"t must be an integer (Long) tensor of shape [batch], got {t!r}")
         if t.ndim != 1 or t.shape[0] != x.shape[0]:
@@ -143,9 +117,9 @@ class GaussianDiffusion:
         return t
 
     def split_model_output(self, model_output: torch.Tensor, x_t: torch.Tensor):
-        """(prediction channels, variance channels or None), checking the channel count."""
+        """(prediction channels, variance channels or None); a shape assertion on the channel count."""
         data_channels = x_t.shape[1]
-        expected = self.out_channels(data_channels)
+        expected = 2 * data_channels if self.variance == "learned_range" else data_channels
         if model_output.ndim != x_t.ndim or model_output.shape[0] != x_t.shape[0] or model_output.shape[1] != expected:
             raise ValueError(
                 f"model_output must have shape [{x_t.shape[0]}, {expected}, ...] for {data_channels} data channels "
@@ -157,15 +131,11 @@ class GaussianDiffusion:
     # ------------------------------------------------------------------------------ forward process
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε, a draw from q(x_t|x_0) (Ho et al. eq. 4)."""
-        self.check_timesteps(t, x0)
-        if noise.shape != x0.shape:
-            raise ValueError(f"noise must have the shape of x0 {tuple(x0.shape)}, got {tuple(noise.shape)}")
         return self._extract("sqrt_alpha_bars", t, x0) * x0 + self._extract("sqrt_one_minus_alpha_bars", t, x0) * noise
 
     def q_posterior(self, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor):
         """Mean, variance and clipped log-variance of q(x_{t-1}|x_t, x_0) (Ho et al. eqs. 6-7):
         μ̃_t = √ᾱ_{t-1}·β_t/(1−ᾱ_t)·x_0 + √α_t·(1−ᾱ_{t-1})/(1−ᾱ_t)·x_t,  β̃_t = (1−ᾱ_{t-1})/(1−ᾱ_t)·β_t."""
-        self.check_timesteps(t, x_t)
         mean = self._extract("posterior_mean_coef_x0", t, x_t) * x0 + self._extract("posterior_mean_coef_xt", t, x_t) * x_t
         variance = self._extract("posterior_variance", t, x_t).expand_as(x_t)
         log_variance = self._extract("posterior_log_variance_clipped", t, x_t).expand_as(x_t)
@@ -214,7 +184,6 @@ class GaussianDiffusion:
         (equal to Ho et al.'s ε-form mean (1/√α_t)(x_t − β_t/√(1−ᾱ_t)·ε̂), eq. 11), with σ_t² = β_t
         ("fixed_large"), β̃_t ("fixed_small") or exp(frac·log β_t + (1−frac)·log β̃_t), frac = (v+1)/2
         ("learned_range", Nichol & Dhariwal eq. 15). clip_x0 clamps x̂_0 to [-1, 1] first (and ε̂ follows)."""
-        self.check_timesteps(t, x_t)
         prediction, variance_channels = self.split_model_output(model_output, x_t)
         pred_x0, pred_eps = self.pred_x0_eps(prediction, x_t, t)
         if clip_x0:
@@ -232,11 +201,13 @@ class GaussianDiffusion:
         return MeanVariance(mean=mean, variance=torch.exp(log_variance), log_variance=log_variance,
                             pred_x0=pred_x0, pred_eps=pred_eps)
 
-    def p_sample(self, model_output, x_t, t, noise, clip_x0: bool = False) -> torch.Tensor:
-        """One ancestral step x_{t-1} = μ_θ + σ_t·z (Ho et al. Algorithm 2); no noise at the last step (t = 0)."""
+    def p_sample(self, model_output, x_t, t, noise, clip_x0: bool = False) -> tuple[torch.Tensor, MeanVariance]:
+        """One reverse step of Ho et al.'s Algorithm 2 (line 4): x_{t-1} = μ_θ(x_t, t) + σ_t·z, z = `noise`,
+        with no noise at the last step (index t = 0, the paper's t = 1). Returns (x_{t-1}, the Gaussian
+        p_θ(x_{t-1}|x_t) it was drawn from, with the predictions x̂_0 and ε̂)."""
         out = self.p_mean_variance(model_output, x_t, t, clip_x0=clip_x0)
         not_last = (t != 0).to(x_t.dtype).reshape(t.shape[0], *([1] * (x_t.ndim - 1)))
-        return out.mean + not_last * torch.exp(0.5 * out.log_variance) * noise
+        return out.mean + not_last * torch.exp(0.5 * out.log_variance) * noise, out
 
     # ------------------------------------------------------------------------------------ losses
     def elbo_term(self, model_output, x0, x_t, t) -> torch.Tensor:
@@ -245,8 +216,8 @@ class GaussianDiffusion:
         −log p_θ(x_0|x_1) at t = 0 (meaningful for 8-bit images scaled to [-1, 1])."""
         true_mean, _, true_log_variance = self.q_posterior(x0, x_t, t)
         out = self.p_mean_variance(model_output, x_t, t)
-        kl = _mean_over_data_dims(normal_kl(true_mean, true_log_variance, out.mean, out.log_variance))
-        decoder_nll = -_mean_over_data_dims(discretized_gaussian_log_likelihood(x0, out.mean, out.log_variance))
+        kl = mean_over_data_dims(normal_kl(true_mean, true_log_variance, out.mean, out.log_variance))
+        decoder_nll = -mean_over_data_dims(discretized_gaussian_log_likelihood(x0, out.mean, out.log_variance))
         return torch.where(t == 0, decoder_nll, kl)
 
     def prior_kl(self, x0) -> torch.Tensor:
@@ -254,7 +225,7 @@ class GaussianDiffusion:
         t_last = torch.full((x0.shape[0],), self.T - 1, dtype=torch.long, device=x0.device)
         mean = self._extract("sqrt_alpha_bars", t_last, x0) * x0
         log_variance = torch.log1p(-self._extract("alpha_bars", t_last, x0)).expand_as(x0)
-        return _mean_over_data_dims(normal_kl(mean, log_variance, torch.zeros_like(x0), torch.zeros_like(x0)))
+        return mean_over_data_dims(normal_kl(mean, log_variance, torch.zeros_like(x0), torch.zeros_like(x0)))
 
     def training_losses(self, model, x0, t=None, noise=None, generator=None) -> dict:
         """Per-example losses for a batch x0.
@@ -272,7 +243,7 @@ class GaussianDiffusion:
         model_output = model(x_t, t)
         prediction, variance_channels = self.split_model_output(model_output, x_t)
         target = self.training_target(x0, noise, t)
-        losses = {"mse": _mean_over_data_dims((target.float() - prediction.float()) ** 2)}
+        losses = {"mse": mean_over_data_dims((target.float() - prediction.float()) ** 2)}
         if self.variance == "learned_range":
             frozen_output = torch.cat([prediction.detach(), variance_channels], dim=1)
             losses["vb"] = self.T * self.elbo_term(frozen_output.float(), x0.float(), x_t.float(), t)

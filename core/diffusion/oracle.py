@@ -25,12 +25,12 @@ Everything is computed in float64 with logsumexp, in chunks over x_t so thousand
 from __future__ import annotations
 
 import math
-from numbers import Integral
 from typing import NamedTuple
 
 import torch
 
-from core.diffusion.gaussian_diffusion import GaussianDiffusion
+from core.checks import check_generator, check_int, check_number
+from core.diffusion.gaussian_diffusion import GaussianDiffusion, Prediction
 
 # Upper bound on the number of float64 elements of one [rows, K(, D)] intermediate tensor.
 _CHUNK_ELEMENTS = 1 << 21
@@ -52,16 +52,6 @@ def _as_float64(value, name: str) -> torch.Tensor:
     if not torch.isfinite(tensor).all():
         raise ValueError(f"{name} must contain only finite values")
     return tensor
-
-
-def _check_generator(generator) -> None:
-    if not isinstance(generator, torch.Generator):
-        raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-
-
-def _check_sample_count(n, name: str = "n", minimum: int = 1) -> None:
-    if isinstance(n, bool) or not isinstance(n, Integral) or n < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {n!r}")
 
 
 class _MixtureOfGaussians:
@@ -94,9 +84,8 @@ class _MixtureOfGaussians:
 
     def sample(self, n: int, generator: torch.Generator, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """Draw n samples [n, *event_shape]: pick a component by weight, then add its Gaussian noise."""
-        _check_sample_count(n)
-        _check_generator(generator)
-        n = int(n)
+        n = check_int("n", n, 1)
+        check_generator("generator", generator)
         component = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         noise = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
         samples = self.means[component] + self._variances_kd.sqrt()[component] * noise
@@ -180,8 +169,7 @@ class _MixtureOfGaussians:
         every component has positive variance).
         """
         x = self.flatten(x_t, "x_t")
-        if isinstance(alpha_bar, bool) or not isinstance(alpha_bar, (int, float)) or not 0.0 <= alpha_bar <= 1.0:
-            raise ValueError(f"alpha_bar must be a float in [0, 1], got {alpha_bar!r}")
+        alpha_bar = check_number("alpha_bar", alpha_bar, 0.0, 1.0)
         if alpha_bar == 1.0 and bool((self.variances == 0).any()):
             raise ValueError("alpha_bar = 1 has no density for point masses (variance-0 components); use alpha_bar < 1")
         ab = torch.full((x.shape[0],), float(alpha_bar), dtype=torch.float64)
@@ -237,29 +225,15 @@ class EmpiricalDistribution(_MixtureOfGaussians):
         self.points = points
 
 
-def _check_distribution_and_diffusion(distribution, diffusion) -> None:
-    if not isinstance(distribution, _MixtureOfGaussians):
-        raise ValueError(
-            f"distribution must be a GaussianMixture or EmpiricalDistribution, got {type(distribution).__name__}"
-        )
-    if not isinstance(diffusion, GaussianDiffusion):
-        raise ValueError(f"diffusion must be a core.diffusion.gaussian_diffusion.GaussianDiffusion, got {type(diffusion).__name__}")
-
-
-def _check_timesteps(t, batch: int, num_timesteps: int) -> torch.Tensor:
-    """Accept an int, a 0-d tensor or a LongTensor [B] of indices in [0, T-1]; return LongTensor [B]."""
-    if isinstance(t, bool):
-        raise ValueError(f"t must be an integer timestep or a LongTensor, got {t!r}")
-    if isinstance(t, Integral):
-        t = torch.tensor(int(t))
-    if not isinstance(t, torch.Tensor) or t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+def _timestep_batch(t, batch: int) -> torch.Tensor:
+    """t as a CPU LongTensor [B]: an int or 0-d tensor is repeated over the batch. A dtype and shape assertion
+    only: the samplers pass valid timesteps, and the public functions below check a caller's t themselves."""
+    t = torch.as_tensor(t)
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
         raise ValueError(f"t must be an integer timestep or an integer (Long) tensor, got {t!r}")
-    if t.dim() == 0:
-        t = t.expand(batch)
+    t = t.expand(batch) if t.dim() == 0 else t
     if tuple(t.shape) != (batch,):
         raise ValueError(f"t must have shape [B]=[{batch}] (or be a scalar), got {list(t.shape)}")
-    if batch and (t.min() < 0 or t.max() >= num_timesteps):
-        raise ValueError(f"t must lie in [0, {num_timesteps - 1}], got values in [{t.min().item()}, {t.max().item()}]")
     return t.long().cpu()
 
 
@@ -274,13 +248,16 @@ class OracleDenoiser:
     """
 
     def __init__(self, distribution, diffusion):
-        _check_distribution_and_diffusion(distribution, diffusion)
+        if not isinstance(distribution, _MixtureOfGaussians):
+            raise ValueError(f"distribution must be a GaussianMixture or EmpiricalDistribution, got {type(distribution).__name__}")
+        if not isinstance(diffusion, GaussianDiffusion):
+            raise ValueError(f"diffusion must be a GaussianDiffusion, got {type(diffusion).__name__}")
         self.distribution = distribution
         self.diffusion = diffusion
 
     def _posterior(self, x_t: torch.Tensor, t) -> tuple[torch.Tensor, torch.Tensor, Posterior]:
         x = self.distribution.flatten(x_t, "x_t").cpu()
-        t = _check_timesteps(t, x.shape[0], self.diffusion.T)
+        t = _timestep_batch(t, x.shape[0])
         alpha_bar = self.diffusion.schedule.alpha_bars.to(torch.float64)[t]
         return x, t, self.distribution.posterior(x, alpha_bar)
 
@@ -302,7 +279,7 @@ class OracleDenoiser:
 
     def log_density(self, x_t: torch.Tensor, t: int) -> torch.Tensor:
         """log q_t(x_t) [B] (float64) for one integer timestep t (e.g. for density contours)."""
-        _check_timesteps(t, 1, self.diffusion.T)
+        t = check_int("t", t, 0, self.diffusion.T - 1)
         return self.distribution.marginal_log_prob(x_t.cpu(), float(self.diffusion.schedule.alpha_bars[t]))
 
     def __call__(self, x_t: torch.Tensor, t) -> torch.Tensor:
@@ -319,7 +296,7 @@ class OracleDenoiser:
         return output
 
 
-def _target_variance_factor(prediction: str, alpha_bar: torch.Tensor) -> torch.Tensor:
+def _target_variance_factor(prediction: Prediction, alpha_bar: torch.Tensor) -> torch.Tensor:
     """Var[target | x_t] / Var[x0 | x_t]: the squared coefficient of x0 in the target given x_t."""
     if prediction == "x0":
         return torch.ones_like(alpha_bar)
@@ -338,14 +315,12 @@ def loss_floor_curve(distribution, diffusion, ts, n: int, generator: torch.Gener
 
     Returns (means, standard_errors), float64 tensors [len(ts)]; standard error = sample std / sqrt(n).
     """
-    _check_distribution_and_diffusion(distribution, diffusion)
-    _check_sample_count(n, "n", minimum=2)
-    _check_generator(generator)
-    n = int(n)
+    n = check_int("n", n, 2)
+    check_generator("generator", generator)
     ts = torch.as_tensor(ts)
-    if ts.dim() != 1 or ts.numel() < 1:
-        raise ValueError(f"ts must be a non-empty 1-D sequence of timesteps, got shape {list(ts.shape)}")
-    t = _check_timesteps(ts, ts.numel(), diffusion.T).repeat_interleave(n)
+    if ts.dim() != 1 or ts.numel() < 1 or ts.is_floating_point():
+        raise ValueError(f"ts must be a non-empty 1-D sequence of integer timesteps, got {ts.tolist()!r}")
+    t = diffusion.check_timesteps(ts.long(), ts).repeat_interleave(n)
     x0 = distribution.sample(t.numel(), generator, dtype=torch.float64)
     noise = torch.randn(x0.shape, generator=generator, dtype=torch.float64)
     x_t = diffusion.q_sample(x0, t, noise)
@@ -361,7 +336,6 @@ def loss_floor(distribution, diffusion, t: int, n: int, generator: torch.Generat
 
     See loss_floor_curve for the estimator.
     """
-    if isinstance(t, bool) or not isinstance(t, Integral):
-        raise ValueError(f"t must be an integer timestep, got {t!r}")
-    means, standard_errors = loss_floor_curve(distribution, diffusion, [int(t)], n, generator)
+    t = check_int("t", t, 0, diffusion.T - 1)
+    means, standard_errors = loss_floor_curve(distribution, diffusion, [t], n, generator)
     return float(means[0]), float(standard_errors[0])

@@ -9,15 +9,18 @@ All randomness comes from the `generator` argument: the same seed gives the same
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import torch
 
+from core.checks import check_choice, check_int, check_number
 from core.diffusion.gaussian_diffusion import GaussianDiffusion
 
-SPACINGS = ("leading", "trailing", "linspace")
+Spacing = Literal["leading", "trailing", "linspace"]  # which timesteps a sampler with fewer than T steps visits
+SPACINGS: tuple[Spacing, ...] = get_args(Spacing)
 
 
-def timesteps(T: int, steps: int, spacing: str = "leading") -> torch.Tensor:
+def timesteps(T: int, steps: int, spacing: Spacing = "leading") -> torch.Tensor:
     """The original timesteps a `steps`-step sampler visits, in descending order.
 
     "leading":  0, k, 2k, …, (steps−1)·k with k = T // steps  (DDIM's "uniform" skip; never reaches T−1
@@ -25,12 +28,9 @@ def timesteps(T: int, steps: int, spacing: str = "leading") -> torch.Tensor:
     "trailing": round(T − i·T/steps) − 1 for i = 0..steps−1, i.e. T−1, …  (always starts at x_T; Lin et al. 2024)
     "linspace": round(linspace(0, T−1, steps))  (both ends included)
     """
-    if spacing not in SPACINGS:
-        raise ValueError(f"spacing must be one of {', '.join(SPACINGS)}; got {spacing!r}")
-    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
-        raise ValueError(f"T must be a positive integer, got {T!r}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= T:
-        raise ValueError(f"steps must be an integer between 1 and T={T}, got {steps!r}")
+    check_choice("spacing", spacing, SPACINGS)
+    T = check_int("T", T, 1)
+    steps = check_int("steps", steps, 1, T)
     if spacing == "leading":
         kept = torch.arange(steps, dtype=torch.long) * (T // steps)
     elif spacing == "trailing":
@@ -68,11 +68,7 @@ def _record_every(record) -> int:
     """record=False -> 0 (nothing), True -> every step, an integer k -> every k-th step."""
     if record is False or record is None:
         return 0
-    if record is True:
-        return 1
-    if isinstance(record, int) and record >= 1:
-        return record
-    raise ValueError(f"record must be True, False or a positive integer k (keep every k-th step), got {record!r}")
+    return 1 if record is True else check_int("record (keep every k-th step)", record, 1)
 
 
 def _initial_noise(shape, generator, device, x_T):
@@ -97,46 +93,42 @@ def _result(x, trajectory):
     return x, trajectory
 
 
-def _check_diffusion(diffusion):
-    if not isinstance(diffusion, GaussianDiffusion):
-        raise ValueError(f"diffusion must be a GaussianDiffusion, got {type(diffusion).__name__}")
-
-
 @torch.no_grad()
-def ddpm_sample(model, diffusion: GaussianDiffusion, shape, steps=None, spacing="leading", generator=None,
+def ddpm_sample(model, diffusion: GaussianDiffusion, shape, steps: int | None = None, spacing: Spacing = "leading", generator=None,
                 clip_x0=False, record=False, progress=None, x_T=None, device=None):
     """Ancestral sampling x_T ~ N(0, I), then x_{t-1} ~ p_θ(x_{t-1}|x_t) down to x_0 (Ho et al. Algorithm 2).
 
     steps < T respaces the process to the visited timesteps. record=True (or k) also returns a
     Trajectory of every (every k-th, plus the last) step; progress(i, n) is called after each step.
-    Returns x_0, or (x_0, Trajectory) when recording.
+    Returns x_0, or (x_0, Trajectory) when recording. The arguments are checked here, not in the loop.
     """
-    _check_diffusion(diffusion)
+    if not isinstance(diffusion, GaussianDiffusion):
+        raise ValueError(f"diffusion must be a GaussianDiffusion, got {type(diffusion).__name__}")
     steps = diffusion.T if steps is None else steps
     kept = timesteps(diffusion.T, steps, spacing).flip(0)  # ascending: index i of the respaced process
     process = diffusion if len(kept) == diffusion.T else diffusion.respaced(kept)
     every = _record_every(record)
     device = _device_for(generator, device)
-    x = _initial_noise(shape, generator, device, x_T)
     trajectory = Trajectory() if every else None
     n = len(kept)
+    # 1. x_T ~ N(0, I)
+    x = _initial_noise(shape, generator, device, x_T)
     for step, i in enumerate(reversed(range(n))):
+        # 2. the model sees the original timestep kept[i]; the (respaced) process uses its own index i
         t_model = torch.full((shape[0],), int(kept[i]), dtype=torch.long, device=device)
         t_process = torch.full((shape[0],), i, dtype=torch.long, device=device)
         model_output = model(x, t_model)
+        # 3. z ~ N(0, I), drawn at every step (also the last, where it is not used) so the stream of draws is fixed
         noise = torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype)
-        out = process.p_mean_variance(model_output, x, t_process, clip_x0=clip_x0)
+        # 4. x_{t-1} = μ_θ(x_t, t) + σ_t·z, no noise at t = 1 (Algorithm 2, line 4)
+        x_prev, out = process.p_sample(model_output, x, t_process, noise, clip_x0=clip_x0)
         if trajectory is not None and (step % every == 0 or i == 0):
             trajectory.add(int(kept[i]), x, out.pred_x0, out.pred_eps)
-        x = out.mean + (torch.exp(0.5 * out.log_variance) * noise if i > 0 else 0.0)
+        x = x_prev
         if progress is not None:
             progress(step + 1, n)
+    # 5. return x_0
     return _result(x, trajectory)
-
-
-def _check_eta(eta) -> None:
-    if not isinstance(eta, (int, float)) or isinstance(eta, bool) or eta < 0:
-        raise ValueError(f"eta must be a number >= 0, got {eta!r}")
 
 
 def ddim_coefficients(alpha_bar, alpha_bar_prev, eta):
@@ -163,9 +155,9 @@ def ddim_step(diffusion: GaussianDiffusion, model_output, x_t, t, t_prev, eta, n
     σ = η·√((1 − ᾱ_prev)/(1 − ᾱ_t))·√(1 − ᾱ_t/ᾱ_prev).
     t_prev = −1 means ᾱ_prev = 1 (the step to x_0). η = 0 is deterministic; η = 1 with t_prev = t − 1
     has DDPM's fixed_small variance β̃_t. Learned variance channels, if any, are ignored.
-    Returns (x_prev, pred_x0, pred_eps).
+    Returns (x_prev, pred_x0, pred_eps). A public one-step entry point, so it checks its arguments.
     """
-    _check_eta(eta)
+    eta = check_number("eta", eta, 0.0)
     batch = x_t.shape[0]
     t = torch.as_tensor(t, dtype=torch.long, device=x_t.device).expand(batch)
     t_prev = torch.as_tensor(t_prev, dtype=torch.long, device=x_t.device).expand(batch)
@@ -183,7 +175,7 @@ def ddim_step(diffusion: GaussianDiffusion, model_output, x_t, t, t_prev, eta, n
 
 
 @torch.no_grad()
-def ddim_sample(model, diffusion: GaussianDiffusion, shape, steps, eta=0.0, spacing="leading", generator=None,
+def ddim_sample(model, diffusion: GaussianDiffusion, shape, steps: int, eta: float = 0.0, spacing: Spacing = "leading", generator=None,
                 clip_x0=False, record=False, progress=None, x_T=None, device=None):
     """DDIM sampling over `steps` timesteps (Song et al. 2021). Same return convention as ddpm_sample.
 
@@ -191,8 +183,9 @@ def ddim_sample(model, diffusion: GaussianDiffusion, shape, steps, eta=0.0, spac
     Python numbers in the loop: no per-step schedule look-ups and no host/device syncs). Noise is drawn
     only for steps with σ > 0, so η = 0 consumes no random numbers after x_T.
     """
-    _check_diffusion(diffusion)
-    _check_eta(eta)
+    if not isinstance(diffusion, GaussianDiffusion):
+        raise ValueError(f"diffusion must be a GaussianDiffusion, got {type(diffusion).__name__}")
+    eta = check_number("eta", eta, 0.0)
     visited = timesteps(diffusion.T, steps, spacing)
     alpha_bars = diffusion.schedule.alpha_bars.to(torch.float64)
     alpha_bar = alpha_bars[visited]
@@ -201,17 +194,22 @@ def ddim_sample(model, diffusion: GaussianDiffusion, shape, steps, eta=0.0, spac
     visited = visited.tolist()
     every = _record_every(record)
     device = _device_for(generator, device)
-    x = _initial_noise(shape, generator, device, x_T)
     trajectory = Trajectory() if every else None
     n = len(visited)
+    # 1. x_T ~ N(0, I)
+    x = _initial_noise(shape, generator, device, x_T)
     for step, t in enumerate(visited):
+        # 2. x̂_0 and ε̂ from the model's output at timestep t
         t_model = torch.full((shape[0],), t, dtype=torch.long, device=device)
         pred_x0, pred_eps = _ddim_predictions(diffusion, model(x, t_model), x, t_model, clip_x0)
         if trajectory is not None and (step % every == 0 or step == n - 1):
             trajectory.add(t, x, pred_x0, pred_eps)
+        # 3. x_prev = √ᾱ_prev·x̂_0 + √(1 − ᾱ_prev − σ²)·ε̂ (eq. 12) ...
         x = coef_x0[step] * pred_x0 + coef_eps[step] * pred_eps
+        # 4. ... + σ·z, drawn only when σ > 0
         if sigma[step] > 0:
             x = x + sigma[step] * torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype)
         if progress is not None:
             progress(step + 1, n)
+    # 5. return x_0
     return _result(x, trajectory)

@@ -18,27 +18,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import torch
 
-SCHEDULE_KINDS = ("linear", "quadratic", "sigmoid", "cosine")
+from core.checks import check_bool, check_choice, check_int, check_number
+
+ScheduleKind = Literal["linear", "quadratic", "sigmoid", "cosine"]
+SCHEDULE_KINDS: tuple[ScheduleKind, ...] = get_args(ScheduleKind)
 MAX_T = 10_000  # more steps than this only makes the app slow; no paper uses more
 COSINE_OFFSET = 0.008  # s in Nichol & Dhariwal eq. 17
 COSINE_MAX_BETA = 0.999  # their clipping, which avoids a singularity at t = T
-
-
-def _check_T(T) -> int:
-    if isinstance(T, bool) or not isinstance(T, int) or not 1 <= T <= MAX_T:
-        raise ValueError(f"T must be an integer between 1 and {MAX_T}, got {T!r}")
-    return T
-
-
-def _check_beta_range(beta_start, beta_end) -> None:
-    for name, value in (("beta_start", beta_start), ("beta_end", beta_end)):
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 < value < 1.0:
-            raise ValueError(f"{name} must be a number strictly between 0 and 1, got {value!r}")
-    if beta_start > beta_end:
-        raise ValueError(f"beta_start ({beta_start}) must not exceed beta_end ({beta_end})")
 
 
 def cosine_alpha_bar(t_over_T: torch.Tensor, s: float = COSINE_OFFSET) -> torch.Tensor:
@@ -48,7 +38,7 @@ def cosine_alpha_bar(t_over_T: torch.Tensor, s: float = COSINE_OFFSET) -> torch.
     return f / f0
 
 
-def _betas_for(kind: str, T: int, beta_start: float, beta_end: float) -> torch.Tensor:
+def _betas_for(kind: ScheduleKind, T: int, beta_start: float, beta_end: float) -> torch.Tensor:
     if kind == "linear":
         return torch.linspace(beta_start, beta_end, T, dtype=torch.float64)
     if kind == "quadratic":
@@ -68,7 +58,7 @@ class NoiseSchedule:
     Build one with `make_schedule`; `from_betas` is for respaced or hand-made schedules.
     """
 
-    kind: str
+    kind: ScheduleKind | Literal["custom", "respaced"]
     T: int
     beta_start: float | None
     beta_end: float | None
@@ -111,7 +101,7 @@ class NoiseSchedule:
         set_(self, "snr", alpha_bars / (1.0 - alpha_bars))
 
     @classmethod
-    def from_betas(cls, betas: torch.Tensor, kind: str = "custom") -> NoiseSchedule:
+    def from_betas(cls, betas: torch.Tensor, kind: Literal["custom", "respaced"] = "custom") -> NoiseSchedule:
         betas = torch.as_tensor(betas, dtype=torch.float64)
         return cls(kind=kind, T=len(betas), beta_start=None, beta_end=None, scale_with_T=False, betas=betas)
 
@@ -148,16 +138,17 @@ class NoiseSchedule:
         return {"kind": self.kind, "T": self.T, "betas": self.betas.tolist()}
 
 
-def make_schedule(kind: str, T: int, beta_start: float = 1e-4, beta_end: float = 0.02,
+def make_schedule(kind: ScheduleKind, T: int, beta_start: float = 1e-4, beta_end: float = 0.02,
                   scale_with_T: bool = False) -> NoiseSchedule:
-    """Build a named schedule (see the module docstring for the exact definitions)."""
-    if kind not in SCHEDULE_KINDS:
-        raise ValueError(f"kind must be one of {', '.join(SCHEDULE_KINDS)}; got {kind!r}")
-    T = _check_T(T)
-    if not isinstance(scale_with_T, bool):
-        raise ValueError(f"scale_with_T must be True or False, got {scale_with_T!r}")
+    """Build a named schedule (see the module docstring for the exact definitions); every argument is checked here."""
+    check_choice("kind", kind, SCHEDULE_KINDS)
+    T = check_int("T", T, 1, MAX_T)
+    check_bool("scale_with_T", scale_with_T)
     if kind != "cosine":
-        _check_beta_range(beta_start, beta_end)
+        beta_start = check_number("beta_start", beta_start, 0.0, 1.0, open_low=True, open_high=True)
+        beta_end = check_number("beta_end", beta_end, 0.0, 1.0, open_low=True, open_high=True)
+        if beta_start > beta_end:
+            raise ValueError(f"beta_start={beta_start} is not allowed; expected at most beta_end={beta_end}")
     effective_start, effective_end = beta_start, beta_end
     if scale_with_T and kind != "cosine":
         effective_start, effective_end = beta_start * 1000 / T, beta_end * 1000 / T
@@ -186,6 +177,6 @@ def schedule_from_config(config: dict) -> NoiseSchedule:
         betas = config.get("betas")
         if not isinstance(betas, list) or not betas or not all(isinstance(b, (int, float)) for b in betas):
             raise ValueError("a custom schedule config needs 'betas': a non-empty list of numbers")
-        _check_T(len(betas))
+        check_int("number of betas", len(betas), 1, MAX_T)
         return NoiseSchedule.from_betas(torch.tensor(betas, dtype=torch.float64), kind=kind)
     raise ValueError(f"schedule kind must be one of {', '.join(SCHEDULE_KINDS + ('custom', 'respaced'))}; got {kind!r}")

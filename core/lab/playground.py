@@ -25,18 +25,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 import torch
 
+from core.checks import check_choice, check_generator, check_int, check_number
 from core.data.datasets import MIXTURE_TOY_NAMES, TOY_NAMES, load_dataset, toy_mixture_parameters
-from core.diffusion.gaussian_diffusion import GaussianDiffusion
+from core.diffusion.gaussian_diffusion import GaussianDiffusion, Prediction, VarianceType
 from core.diffusion.oracle import EmpiricalDistribution, GaussianMixture, OracleDenoiser
-from core.lab import explore
+from core.diffusion.samplers import Spacing
+from core.diffusion.schedules import ScheduleKind
+from core.lab import sampling
 from core.metrics.points import median_bandwidth, mmd_rbf, sliced_wasserstein
+from core.rng import MAX_SEED, seeded_generator
 from core.training.trainer import TrainConfig
 
-FIELD_KINDS = ("eps", "score")
+FieldKind = Literal["eps", "score"]  # ε̂ or the score −ε̂/√(1−ᾱ_t)
+FIELD_KINDS: tuple[FieldKind, ...] = get_args(FieldKind)
 ORACLE_POINTS = 2048  # training points the memorising oracle uses (cost grows linearly with this)
 DEFAULT_TOY_SEED = 0  # TrainConfig's default seed and toy_points, for checkpoints that do not record theirs
 DEFAULT_TOY_POINTS = TrainConfig().toy_points
@@ -53,43 +59,16 @@ PLAYGROUND_RECIPE = dict(model_size="tiny", batch_size=256, learning_rate=2e-3, 
                          preview_steps=50, toy_points=ORACLE_POINTS, device="cpu")
 
 
-# ------------------------------------------------------------------------------------------- checks
-def _check_int(name: str, value, low: int, high: int | None = None) -> int:
-    return explore._check_int(name, value, low, high)
-
-
-def _check_number(name: str, value, low: float, open_low: bool = True) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or (value <= low if open_low else value < low):
-        raise ValueError(f"{name} must be a finite number {'>' if open_low else '>='} {low}, got {value!r}")
-    return float(value)
-
-
-def _check_choice(name: str, value, allowed) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}; got {value!r}")
-
-
-def _check_diffusion(diffusion) -> GaussianDiffusion:
-    return explore._check_diffusion(diffusion)
-
-
-def _check_points(points, name: str = "points") -> torch.Tensor:
-    if not isinstance(points, torch.Tensor) or not points.is_floating_point() or points.ndim != 2 or points.shape[1] != 2:
-        raise ValueError(f"{name} must be a floating-point tensor of shape [N, 2]")
-    return points
-
-
 # ------------------------------------------------------------------------------------ configuration
-def playground_config(dataset: str, schedule: str = "linear", T: int = 1000, prediction: str = "eps",
-                      variance: str = "fixed_small", model_size: str = PLAYGROUND_RECIPE["model_size"],
+def playground_config(dataset: str, schedule: ScheduleKind = "linear", T: int = 1000, prediction: Prediction = "eps",
+                      variance: VarianceType = "fixed_small", model_size: str = PLAYGROUND_RECIPE["model_size"],
                       total_steps: int = PLAYGROUND_RECIPE["total_steps"], scale_with_T: bool = False,
                       seed: int = 0) -> TrainConfig:
     """A validated TrainConfig for a 2-D toy with the playground's CPU recipe (see PLAYGROUND_RECIPE).
 
     A tiny MLP trains fastest on the CPU (a GPU only adds transfer overhead), so toy jobs never take the GPU slot.
     """
-    _check_choice("dataset", dataset, TOY_NAMES)
+    check_choice("dataset", dataset, TOY_NAMES)
     recipe = {**PLAYGROUND_RECIPE, "model_size": model_size, "total_steps": total_steps}
     config = TrainConfig(dataset=dataset, schedule=schedule, T=T, prediction=prediction, variance=variance,
                          scale_with_T=scale_with_T, seed=seed, **recipe)
@@ -110,13 +89,13 @@ def toy_data_settings(metadata: dict) -> tuple[str, int, int]:
         raise ValueError(f"this model was trained on {name!r}, not on a 2-D toy; expected one of {', '.join(TOY_NAMES)}")
     config = (metadata.get("training") or {}).get("config") or {}
     seed, points = config.get("seed", DEFAULT_TOY_SEED), config.get("toy_points", DEFAULT_TOY_POINTS)
-    return name, _check_int("seed", seed, 0, 2**63 - 1), _check_int("toy_points", points, 1)
+    return name, check_int("seed", seed, 0, MAX_SEED), check_int("toy_points", points, 1)
 
 
 # --------------------------------------------------------------------------------------------- oracle
 def has_exact_density(name: str) -> bool:
     """True for the Gaussian-mixture toys, whose oracle is the true distribution's optimal denoiser."""
-    _check_choice("name", name, TOY_NAMES)
+    check_choice("name", name, TOY_NAMES)
     return name in MIXTURE_TOY_NAMES
 
 
@@ -127,10 +106,10 @@ def oracle_distribution(name: str, seed: int = DEFAULT_TOY_SEED, toy_points: int
     distribution over the first min(toy_points, ORACLE_POINTS) points of the training split that a job with
     this seed and toy_points trains on (core.data.datasets.load_dataset), i.e. the memorising optimal denoiser.
     """
-    _check_choice("name", name, TOY_NAMES)
+    check_choice("name", name, TOY_NAMES)
     if has_exact_density(name):
         return GaussianMixture(*toy_mixture_parameters(name))
-    seed, toy_points = _check_int("seed", seed, 0, 2**63 - 1), _check_int("toy_points", toy_points, 1)
+    toy_points = check_int("toy_points", toy_points, 1)
     points = load_dataset(name, split="train", seed=seed, n_points=toy_points).data
     return EmpiricalDistribution(points[:ORACLE_POINTS])
 
@@ -138,8 +117,8 @@ def oracle_distribution(name: str, seed: int = DEFAULT_TOY_SEED, toy_points: int
 def fresh_data(name: str, n: int, seed: int = DEFAULT_TOY_SEED, toy_points: int = DEFAULT_TOY_POINTS) -> torch.Tensor:
     """n points of the toy that no job with this seed has trained on: the start of the test split
     (load_dataset draws it after the training split from the same generator)."""
-    _check_choice("name", name, TOY_NAMES)
-    n = _check_int("n", n, 2)
+    check_choice("name", name, TOY_NAMES)
+    n = check_int("n", n, 2)
     return load_dataset(name, split="test", seed=seed, n_points=max(n, toy_points)).data[:n]
 
 
@@ -168,29 +147,21 @@ class Grid:
 
 def square_grid(half_width: float, resolution: int) -> Grid:
     """resolution × resolution points evenly covering [−half_width, half_width]² (float32)."""
-    half_width = _check_number("half_width", half_width, 0.0)
-    resolution = _check_int("resolution", resolution, 2, 400)
+    half_width = check_number("half_width", half_width, 0.0, open_low=True)
+    resolution = check_int("resolution", resolution, 2, 400)
     axis = torch.linspace(-half_width, half_width, resolution)
     y, x = torch.meshgrid(axis, axis, indexing="ij")
     return Grid(xs=axis, ys=axis, points=torch.stack([x.reshape(-1), y.reshape(-1)], dim=1))
 
 
-def _timestep(t, diffusion: GaussianDiffusion) -> int:
-    return _check_int("t", t, 0, diffusion.T - 1)
-
-
 @torch.no_grad()
-def predicted_field(model, diffusion: GaussianDiffusion, t: int, points: torch.Tensor, kind: str = "eps") -> torch.Tensor:
+def predicted_field(model, diffusion: GaussianDiffusion, t: int, points: torch.Tensor, kind: FieldKind = "eps") -> torch.Tensor:
     """The model's ε̂(x, t) (kind "eps") or score −ε̂(x, t)/√(1−ᾱ_t) (kind "score") at points [N, 2], float64.
 
     The model sees the points in their own dtype (float32 for networks; float64 keeps the oracle exact).
     Whatever the model predicts (ε, x_0 or v; learned variance channels are dropped), ε̂ comes from the
     diffusion's conversion formulas, so models and the oracle are compared in the same units.
     """
-    diffusion = _check_diffusion(diffusion)
-    t = _timestep(t, diffusion)
-    _check_choice("kind", kind, FIELD_KINDS)
-    points = _check_points(points)
     t_batch = torch.full((points.shape[0],), t, dtype=torch.long)
     prediction, _ = diffusion.split_model_output(model(points, t_batch), points)
     _, pred_eps = diffusion.pred_x0_eps(prediction, points, t_batch)
@@ -207,20 +178,17 @@ class FieldComparison:
 
     grid: Grid
     t: int
-    kind: str
+    kind: FieldKind
     model: torch.Tensor | None
     oracle: torch.Tensor
     difference: torch.Tensor | None
     log_density: torch.Tensor
 
 
-def compare_fields(model, oracle: OracleDenoiser, t: int, grid: Grid, kind: str = "eps") -> FieldComparison:
+def compare_fields(model, oracle: OracleDenoiser, t: int, grid: Grid, kind: FieldKind = "eps") -> FieldComparison:
     """The model's and the oracle's field (see predicted_field) on `grid` at timestep t; model may be None."""
-    if not isinstance(oracle, OracleDenoiser):
-        raise ValueError(f"oracle must be an OracleDenoiser, got {type(oracle).__name__}")
-    if not isinstance(grid, Grid):
-        raise ValueError(f"grid must be a Grid (see square_grid), got {type(grid).__name__}")
-    t = _timestep(t, oracle.diffusion)
+    t = check_int("t", t, 0, oracle.diffusion.T - 1)
+    check_choice("kind", kind, FIELD_KINDS)
     exact = predicted_field(oracle, oracle.diffusion, t, grid.points.double(), kind)  # the oracle works in float64
     learned = difference = None
     if model is not None:
@@ -233,7 +201,7 @@ def compare_fields(model, oracle: OracleDenoiser, t: int, grid: Grid, kind: str 
 def arrow_scale(fields, spacing: float, quantile: float = 0.9) -> float:
     """Length factor that draws the `quantile`-quantile vector length of all `fields` as 0.9·spacing,
     one factor for all of them so their arrows can be compared."""
-    spacing = _check_number("spacing", spacing, 0.0)
+    spacing = check_number("spacing", spacing, 0.0, open_low=True)
     if not 0.0 < quantile <= 1.0:
         raise ValueError(f"quantile must be in (0, 1], got {quantile!r}")
     lengths = torch.cat([f.detach().to(torch.float64).norm(dim=1) for f in fields if f is not None])
@@ -248,14 +216,13 @@ def arrow_segments(points: torch.Tensor, vectors: torch.Tensor, scale: float, ma
     Arrow i goes from points[i] to points[i] + scale·vectors[i] (shortened to max_length if longer) and has
     two head strokes of `head` times its length at ±25° from the shaft. Arrows are separated by NaN.
     """
-    points, vectors = _check_points(points), _check_points(vectors, "vectors")
-    if points.shape != vectors.shape:
-        raise ValueError(f"points and vectors must have the same shape, got {list(points.shape)} and {list(vectors.shape)}")
-    scale = _check_number("scale", scale, 0.0, open_low=False)
+    if points.shape != vectors.shape or points.shape[1:] != (2,):
+        raise ValueError(f"points and vectors must have the same shape [N, 2], got {list(points.shape)} and {list(vectors.shape)}")
+    scale = check_number("scale", scale, 0.0)
     p = points.detach().to(torch.float64)
     d = vectors.detach().to(torch.float64) * scale
     if max_length is not None:
-        max_length = _check_number("max_length", max_length, 0.0)
+        max_length = check_number("max_length", max_length, 0.0, open_low=True)
         length = d.norm(dim=1, keepdim=True)
         d = d * torch.clamp(max_length / length.clamp_min(1e-300), max=1.0)
     tip = p + d
@@ -281,16 +248,12 @@ def timestep_loss(model, diffusion: GaussianDiffusion, sample_x0, ts, n: int, ge
     sample std / √n), the same convention as core.diffusion.oracle.loss_floor_curve, so the two can be compared.
     Everything runs in batches of at most batch_size examples.
     """
-    diffusion = _check_diffusion(diffusion)
-    n = _check_int("n", n, 2)
-    batch_size = _check_int("batch_size", batch_size, 1)
-    if not isinstance(generator, torch.Generator):
-        raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    n, batch_size = check_int("n", n, 2), check_int("batch_size", batch_size, 1)
+    check_generator("generator", generator)
     ts = torch.as_tensor(ts)
     if ts.ndim != 1 or ts.numel() < 1 or ts.is_floating_point():
         raise ValueError(f"ts must be a non-empty 1-D sequence of integer timesteps, got {ts.tolist()!r}")
-    if int(ts.min()) < 0 or int(ts.max()) >= diffusion.T:
-        raise ValueError(f"ts must lie in 0..{diffusion.T - 1}, got values in {int(ts.min())}..{int(ts.max())}")
+    diffusion.check_timesteps(ts, ts)
     t_all = ts.long().repeat_interleave(n)
     x0_all = sample_x0(t_all.numel(), generator)
     if not isinstance(x0_all, torch.Tensor) or x0_all.shape != (t_all.numel(), 2):
@@ -334,18 +297,18 @@ def bin_average(ts, means, standard_errors, edges) -> tuple[list, list]:
 
 
 # ---------------------------------------------------------------------------------- samples and quality
-def run_pair(models: dict, diffusion: GaussianDiffusion, settings: explore.SamplerSettings, n: int, seed: int,
+def run_pair(models: dict, diffusion: GaussianDiffusion, settings: sampling.SamplerSettings, n: int, seed: int,
              max_frames: int = 60) -> dict:
     """Sample n points with each model of `models` (name -> callable) using the same x_T and noise (seed).
 
     Returns name -> (x_0 [n, 2] float32, timesteps of the frames (list, −1 = final x_0), frames [F, n, 2] numpy),
     where the frames are x_t entering every k-th step (k chosen to keep at most about max_frames) then x_0.
     """
-    n = _check_int("n", n, 2)
-    every = explore.record_every(settings.steps, _check_int("max_frames", max_frames, 2))
+    n = check_int("n", n, 2)
+    every = sampling.record_every(settings.steps, check_int("max_frames", max_frames, 2))
     results = {}
     for name, model in models.items():
-        x0, trajectory = explore.run_sampler(model, diffusion, settings, (n, 2), seed, record=every)
+        x0, trajectory = sampling.run_sampler(model, diffusion, settings, (n, 2), seed, record=every)
         frames = np.stack([x.numpy() for x in trajectory.x_t] + [trajectory.final.numpy()])
         results[name] = (x0.float(), list(trajectory.t) + [-1], frames)
     return results
@@ -354,7 +317,6 @@ def run_pair(models: dict, diffusion: GaussianDiffusion, settings: explore.Sampl
 def reference_bandwidths(reference: torch.Tensor) -> list[float]:
     """Fixed RBF bandwidths for mmd_rbf: the median pairwise distance within the reference data times
     (0.5, 1, 2), so that MMD² values of different sample sets are measured with the same kernel."""
-    reference = _check_points(reference, "reference")
     half = reference.shape[0] // 2
     if half < 2:
         raise ValueError(f"reference must hold at least 4 points, got {reference.shape[0]}")
@@ -367,9 +329,8 @@ def sample_quality(samples: torch.Tensor, reference: torch.Tensor, bandwidths) -
 
     The sliced Wasserstein projections come from a fixed seed, so every sample set is projected on the
     same directions."""
-    samples, reference = _check_points(samples, "samples"), _check_points(reference, "reference")
     return {"mmd2": mmd_rbf(samples, reference, bandwidths),
-            "sw1": sliced_wasserstein(samples, reference, SW_PROJECTIONS, generator=torch.Generator().manual_seed(0))}
+            "sw1": sliced_wasserstein(samples, reference, SW_PROJECTIONS, generator=seeded_generator(0))}
 
 
 def metric_noise(sample_x0, reference: torch.Tensor, n: int, repeats: int, generator: torch.Generator) -> dict:
@@ -378,9 +339,8 @@ def metric_noise(sample_x0, reference: torch.Tensor, n: int, repeats: int, gener
 
     A sampler whose scores fall within this range is as good as these metrics can tell at this sample size.
     """
-    n, repeats = _check_int("n", n, 2), _check_int("repeats", repeats, 2)
-    if not isinstance(generator, torch.Generator):
-        raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    n, repeats = check_int("n", n, 2), check_int("repeats", repeats, 2)
+    check_generator("generator", generator)
     bandwidths = reference_bandwidths(reference)
     scores = [sample_quality(sample_x0(n, generator), reference, bandwidths) for _ in range(repeats)]
     result = {}
@@ -391,26 +351,25 @@ def metric_noise(sample_x0, reference: torch.Tensor, n: int, repeats: int, gener
 
 
 def quality_table(models: dict, diffusion: GaussianDiffusion, step_counts, n: int, seed: int,
-                  reference: torch.Tensor, spacing: str = "trailing", progress=None) -> list[dict]:
+                  reference: torch.Tensor, spacing: Spacing = "trailing", progress=None) -> list[dict]:
     """Rows {"sampler": "DDPM" | "DDIM", "steps", "<name> MMD²", "<name> SW₁", ...}: DDPM with the model's
     reverse variance and DDIM (η = 0) at each step count, every model sampled with the same seed (same x_T
     and noise), n points, scored against `reference` with sample_quality and reference_bandwidths.
     spacing: which timesteps fewer steps visit (core.diffusion.samplers.timesteps; "trailing" starts exactly at t = T).
     progress(i, total) is called after each sampler run.
     """
-    diffusion = _check_diffusion(diffusion)
-    counts = sorted({_check_int("step count", s, 1, diffusion.T) for s in step_counts})
+    counts = sorted({check_int("step count", s, 1, diffusion.T) for s in step_counts})
     if not counts:
         raise ValueError("step_counts must name at least one step count")
     bandwidths = reference_bandwidths(reference)
     rows, total, done = [], 2 * len(counts) * len(models), 0
     for method in ("ddpm", "ddim"):
         for steps in counts:
-            settings = explore.SamplerSettings(method=method, steps=steps, variance=diffusion.variance,
+            settings = sampling.SamplerSettings(method=method, steps=steps, variance=diffusion.variance,
                                                eta=0.0, spacing=spacing, clip_x0=False)
             row = {"sampler": method.upper(), "steps": steps}
             for name, model in models.items():
-                samples = explore.run_sampler(model, diffusion, settings, (n, 2), seed)
+                samples = sampling.run_sampler(model, diffusion, settings, (n, 2), seed)
                 quality = sample_quality(samples.float(), reference, bandwidths)
                 row[f"{name} MMD²"], row[f"{name} SW₁"] = quality["mmd2"], quality["sw1"]
                 done += 1

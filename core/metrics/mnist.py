@@ -22,8 +22,10 @@ import functools
 import numpy as np
 import torch
 
+from core.checks import check_int, check_number
 from core.data.datasets import load_dataset
 from core.metrics.classifier import FEATURE_DIM, IMAGE_SHAPE, load_classifier
+from core.rng import seeded_generator
 
 DEFAULT_BATCH = 250
 
@@ -41,7 +43,8 @@ def _as_float64(value, name: str) -> torch.Tensor:
     return value
 
 
-def _check_images(images, name: str = "images") -> torch.Tensor:
+def _as_images(images, name: str = "images") -> torch.Tensor:
+    """images unchanged if they are a finite float tensor [N, 1, 28, 28] with N >= 1 (anything else is refused)."""
     if not isinstance(images, torch.Tensor) or not images.is_floating_point():
         raise ValueError(f"{name} must be a floating-point torch.Tensor [N, 1, 28, 28] in [-1, 1], got {type(images).__name__}")
     if images.dim() != 4 or tuple(images.shape[1:]) != IMAGE_SHAPE or images.shape[0] < 1:
@@ -51,7 +54,8 @@ def _check_images(images, name: str = "images") -> torch.Tensor:
     return images
 
 
-def _check_probs(probs) -> torch.Tensor:
+def _as_probs(probs) -> torch.Tensor:
+    """probs as float64 [N, K] (N >= 1, K >= 2), non-negative rows summing to 1 (anything else is refused)."""
     probs = _as_float64(probs, "probs")
     if probs.dim() != 2 or probs.shape[0] < 1 or probs.shape[1] < 2:
         raise ValueError(f"probs must have shape [N, K] with N >= 1 and K >= 2, got {list(probs.shape)}")
@@ -68,9 +72,8 @@ def classifier_features_and_probs(images, batch_size: int = DEFAULT_BATCH) -> tu
     images: [N, 1, 28, 28] in [-1, 1]; values outside are clamped to [-1, 1] first (what a saved or
     displayed image would show). Runs on the CPU in batches of `batch_size`.
     """
-    images = _check_images(images)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    images = _as_images(images)
+    batch_size = check_int("batch_size", batch_size, 1)
     classifier = load_classifier()
     features, probs = [], []
     with torch.no_grad():
@@ -138,7 +141,7 @@ def _statistics_of(value, name: str) -> tuple[torch.Tensor, torch.Tensor]:
                              f"[{FEATURE_DIM}, {FEATURE_DIM}], got {list(mean.shape)} and {list(cov.shape)}")
         return mean, cov
     if isinstance(value, torch.Tensor):
-        images = _check_images(value, name)
+        images = _as_images(value, name)
         if images.shape[0] < 2:
             raise ValueError(f"{name} needs at least 2 images for a covariance, got {images.shape[0]}")
         return feature_statistics(classifier_features_and_probs(images)[0])
@@ -163,9 +166,8 @@ def inception_score(probs, splits: int = 1) -> float:
     groups, the score is computed per group and the mean over groups is returned (the usual protocol).
     0·log 0 counts as 0.
     """
-    probs = _check_probs(probs)
-    if isinstance(splits, bool) or not isinstance(splits, int) or not 1 <= splits <= probs.shape[0]:
-        raise ValueError(f"splits must be an integer between 1 and N={probs.shape[0]}, got {splits!r}")
+    probs = _as_probs(probs)
+    splits = check_int("splits", splits, 1, probs.shape[0])
     scores = []
     for group in probs.tensor_split(splits):
         marginal = group.mean(0, keepdim=True)
@@ -181,15 +183,14 @@ def confident_fraction(probs, threshold: float = 0.9) -> float:
     The comparison is done in float64. A classifier is over-confident on inputs unlike anything it was
     trained on (the shipped one calls pure noise an "8" with p ≈ 1), so read this together with FD and IS.
     """
-    probs = _check_probs(probs)
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 < threshold <= 1.0:
-        raise ValueError(f"threshold must be a number in (0, 1], got {threshold!r}")
+    probs = _as_probs(probs)
+    threshold = check_number("threshold", threshold, 0.0, 1.0, open_low=True)
     return float((probs.max(1).values >= threshold).double().mean())
 
 
 def class_histogram(probs) -> list[int]:
     """How many rows have each class as their most likely one: a list of K counts."""
-    probs = _check_probs(probs)
+    probs = _as_probs(probs)
     return torch.bincount(probs.argmax(1), minlength=probs.shape[1]).tolist()
 
 
@@ -207,7 +208,7 @@ def mnist_quality(samples, threshold: float = 0.9) -> dict:
     {"n", "fd" (vs the 500 held-out digits), "inception_score", "confident_fraction" (top prob >=
     threshold), "class_histogram" (argmax counts, 10 ints)}.
     """
-    samples = _check_images(samples, "samples")
+    samples = _as_images(samples, "samples")
     if samples.shape[0] < 2:
         raise ValueError(f"samples needs at least 2 images for a covariance, got {samples.shape[0]}")
     features, probs = classifier_features_and_probs(samples)
@@ -231,12 +232,10 @@ def mnist_real_floor(n: int = 500, seed: int = 0) -> dict:
     the held-out digits (never seen in training) are added as "held_out_inception_score" and
     "held_out_confident_fraction". Cached per (n, seed); do not modify the returned dict.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= 4500:
-        raise ValueError(f"n must be an integer between 2 and 4500 (the training split), got {n!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
+    n = check_int("n (digits of the 4,500-digit training split)", n, 2, 4500)
+    generator = seeded_generator(seed)
     train_images = load_dataset("mnist", split="train").data
-    chosen = torch.randperm(train_images.shape[0], generator=torch.Generator().manual_seed(seed))[:n]
+    chosen = torch.randperm(train_images.shape[0], generator=generator)[:n]
     floor = mnist_quality(train_images[chosen])
     _, held_out_probs = classifier_features_and_probs(load_dataset("mnist", split="test").data)
     floor["held_out_inception_score"] = inception_score(held_out_probs)

@@ -6,9 +6,10 @@ sets of samples x [N, D] and y [M, D] and are 0 in expectation when they come fr
 
 from __future__ import annotations
 
-import math
-
 import torch
+
+from core.checks import check_generator, check_int, check_number
+from core.rng import seeded_generator
 
 # Upper bound on the number of elements of one [rows, M] block of pairwise distances.
 _BLOCK_ELEMENTS = 1 << 22
@@ -17,7 +18,8 @@ _MEDIAN_POINTS = 1000
 DEFAULT_BANDWIDTH_MULTIPLIERS = (0.5, 1.0, 2.0)
 
 
-def _check_samples(x, y) -> tuple[torch.Tensor, torch.Tensor]:
+def _as_point_sets(x, y) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x, y) as float64 [N, D] and [M, D] with N, M >= 2, the same D and finite values (anything else is refused)."""
     for name, value in (("x", x), ("y", y)):
         if not isinstance(value, torch.Tensor) or not value.is_floating_point():
             raise ValueError(f"{name} must be a floating-point torch.Tensor of shape [N, D]")
@@ -36,7 +38,7 @@ def _squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def median_bandwidth(x: torch.Tensor, y: torch.Tensor) -> float:
     """Median pairwise Euclidean distance of the pooled samples (first 1000 points of each set)."""
-    x, y = _check_samples(x, y)
+    x, y = _as_point_sets(x, y)
     pooled = torch.cat([x[:_MEDIAN_POINTS], y[:_MEDIAN_POINTS]])
     distances = _squared_distances(pooled, pooled).sqrt()
     off_diagonal = distances[~torch.eye(len(pooled), dtype=torch.bool)]
@@ -66,7 +68,7 @@ def mmd_rbf(x: torch.Tensor, y: torch.Tensor, bandwidths=None) -> float:
     the pooled samples (first 1000 points of each), times (0.5, 1, 2). Pass fixed bandwidths to compare
     values across runs. Computed in float64, in blocks (memory O(block), time O((n + m)^2 D)).
     """
-    x, y = _check_samples(x, y)
+    x, y = _as_point_sets(x, y)
     if bandwidths is None:
         h_med = median_bandwidth(x, y)
         if h_med <= 0:
@@ -109,15 +111,10 @@ def sliced_wasserstein(x: torch.Tensor, y: torch.Tensor, n_projections: int = 12
     the difference of the two empirical quantile functions over [0, 1] (no subsampling).
     For a pure shift y = x + d in 2-D, SW_1 = E|<theta, d>| = (2 / pi) |d| and SW_2 = |d| / sqrt(2).
     """
-    x, y = _check_samples(x, y)
-    if isinstance(n_projections, bool) or not isinstance(n_projections, int) or n_projections < 1:
-        raise ValueError(f"n_projections must be an integer >= 1, got {n_projections!r}")
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 1.0 <= p < math.inf:
-        raise ValueError(f"p must be a finite number >= 1, got {p!r}")
-    if generator is None:
-        generator = torch.Generator().manual_seed(0)
-    elif not isinstance(generator, torch.Generator):
-        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    x, y = _as_point_sets(x, y)
+    n_projections = check_int("n_projections", n_projections, 1)
+    p = check_number("p", p, 1.0)
+    generator = check_generator("generator", generator, optional=True) or seeded_generator(0)
     directions = torch.randn(n_projections, x.shape[1], generator=generator, dtype=torch.float64)
     directions = directions / directions.norm(dim=1, keepdim=True)
     x_proj = (x @ directions.T).T.sort(dim=1).values  # [P, n]

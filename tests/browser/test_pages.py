@@ -58,7 +58,7 @@ def choose(app, label: str, option: str, within: str = '[data-testid="stMain"]')
 
 def test_train_two_moons_live_progress_then_model_offered(app):
     app.open("train")
-    choose(app, "Dataset", "2-D: two moons")
+    choose(app, "Dataset", "2-D: Two moons")
     steps = app.page.get_by_label("Training steps")
     steps.fill(str(TRAIN_STEPS))
     steps.press("Enter")
