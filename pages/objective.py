@@ -17,7 +17,8 @@ import torch
 
 from core.data.datasets import load_dataset
 from core.data.images import to_uint8
-from core.diffusion.gaussian_diffusion import HYBRID_VB_WEIGHT, normal_kl
+from core.diffusion.gaussian_diffusion import HYBRID_VB_WEIGHT
+from core.diffusion.losses import normal_kl
 from core.lab.objective import LN2, algorithm1_step, bound_terms, elbo_eps_weights, hybrid_weight_in_bits
 from ui import catalog
 from ui.code import show_code

@@ -6,7 +6,8 @@ import pytest
 import torch
 from helpers import TINY_UNET
 
-from core.diffusion.gaussian_diffusion import GaussianDiffusion, normal_kl
+from core.diffusion.gaussian_diffusion import GaussianDiffusion
+from core.diffusion.losses import normal_kl
 from core.diffusion.schedules import make_schedule
 from core.lab.variances import (
     beta_ratio,
