@@ -15,22 +15,19 @@ import torch
 
 from core.data.datasets import load_dataset
 from core.lab.variances import (
-    MAX_QUALITY_SAMPLES,
-    SAMPLER_LABELS,
-    SAMPLERS,
     beta_ratio,
     beta_ratio_reach,
     ddim_sigma_squared,
     learned_variance_outputs,
     optimal_variance,
     prediction_errors,
-    quality_vs_steps,
     v_similarity,
     x0_error_curve,
 )
 from ui import catalog
 from ui.code import show_code
 from ui.figures import COLORS
+from ui.sampling_numbers import ddim_update_panel, quality_vs_steps_panel
 
 ERROR_STEPS = (10, 50, 100, 200, 300, 500, 700, 900, 1000)
 
@@ -145,7 +142,7 @@ def learned_rows(_loaded: catalog.LoadedModel, token: str) -> list[dict]:
 
 
 def learned_section() -> None:
-    st.subheader("The learned variance leaves its range")
+    st.header("4. The learned variance leaves its range")
     st.markdown("Improved DDPM's network outputs ν per pixel, and log σ² = f·log β_t + (1−f)·log β̃_t with "
                 "f = (ν+1)/2 (eq. 15; the paper writes v, unrelated to v-prediction). Nothing clips ν to [−1, 1]: "
                 "ν > 1 extrapolates above β_t, ν < −1 below β̃_t.")
@@ -159,8 +156,8 @@ def learned_section() -> None:
     show_code(learned_variance_outputs)
 
 
-def ddim_section() -> None:
-    st.header("4. The DDIM update")
+def ddim_section(loaded: catalog.LoadedModel) -> None:
+    st.header("5. The DDIM update")
     st.latex(r"x_{t-1} = \sqrt{\bar\alpha_{t-1}}\,\hat x_0 + \sqrt{1-\bar\alpha_{t-1}-\sigma_t^2}\,\hat\varepsilon"
              r" + \sigma_t z,\qquad \sigma_t = \eta\sqrt{\frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}}"
              r"\sqrt{1-\frac{\bar\alpha_t}{\bar\alpha_{t-1}}}\quad\text{(Song et al. 2021, eqs. 12, 16)}")
@@ -182,35 +179,13 @@ def ddim_section() -> None:
                 "keeps the randomness of its x_T and the map x_T → x₀ is deterministic. η = 1: σ² equals the β̃ of "
                 "the jump, which is DDPM's step with σ² = β̃ on the respaced chain.")
     show_code(ddim_sigma_squared)
+    st.markdown(f"The weights of a 10-step DDIM run with η = {eta:g} on this model's schedule:")
+    ddim_update_panel(loaded.diffusion.schedule, min(10, loaded.diffusion.T), float(eta))
 
 
 def quality_section(loaded: catalog.LoadedModel) -> None:
-    st.header("5. Quality versus steps, measured")
-    columns = st.columns(3)
-    n = int(columns[0].select_slider("Samples per run", (16, 32, 64, 128, MAX_QUALITY_SAMPLES), 64, key="variances_n"))
-    steps = columns[1].multiselect("Step counts", (5, 10, 20, 50, 100), (10, 50), key="variances_steps")
-    samplers = columns[2].multiselect("Samplers", SAMPLERS, ("ddpm_beta", "ddpm_beta_tilde", "ddim_eta0"),
-                                      format_func=SAMPLER_LABELS.get, key="variances_samplers")
-    store = st.session_state.setdefault("variances_quality", {})
-    key = (loaded.token, n, tuple(steps), tuple(samplers))
-    if st.button("Sample and measure", key="variances_run", disabled=not (steps and samplers)):
-        from core.metrics.mnist import mnist_quality
-
-        bar = st.progress(0.0, text="Sampling…")
-        store[key] = quality_vs_steps(loaded.model, loaded.diffusion, sorted(steps), samplers, n, 0,
-                                      progress=lambda done, total: bar.progress(done / total, text=f"run {done}/{total}"),
-                                      quality=mnist_quality)
-        bar.empty()
-    if key not in store:
-        st.info("Press the button: every run samples from the same seed, and FD and IS are computed with the "
-                "shipped MNIST classifier against the 500 held-out digits.")
-        return
-    rows = [{"sampler": r["sampler"], "steps": r["steps"], "FD": f"{r['fd']:.1f}", "IS": f"{r['inception_score']:.2f}",
-             "seconds": f"{r['seconds']:.2f}", "n": r["n"]} for r in store[key]]
-    st.table(pd.DataFrame(rows))
-    st.caption(f"{loaded.label}; n = {n} samples per run (x̂₀ clipped, seed 0). FD is biased upward at small n: "
-               "compare rows with the same n only (docs/benchmarks.md has n = 256).")
-    show_code(quality_vs_steps)
+    st.header("6. Quality versus steps, measured")
+    quality_vs_steps_panel(loaded, "variances")
 
 
 def main() -> None:
@@ -225,7 +200,7 @@ def main() -> None:
     identity_section(loaded)
     variance_section(loaded)
     learned_section()
-    ddim_section()
+    ddim_section(loaded)
     quality_section(loaded)
 
 

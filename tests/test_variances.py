@@ -13,6 +13,7 @@ from core.lab.variances import (
     beta_ratio,
     beta_ratio_reach,
     ddim_sigma_squared,
+    ddim_step_table,
     learned_variance_outputs,
     optimal_variance,
     prediction_errors,
@@ -129,3 +130,18 @@ def test_learned_variance_outside_the_range_extrapolates():
             assert result.log_ratio_min[0] == pytest.approx(0.5 * math.log(beta_tilde / beta), rel=1e-9)
     with pytest.raises(ValueError, match="learned_range"):
         learned_variance_outputs(model, GaussianDiffusion(schedule, "eps"), x0, [1], torch.Generator())
+
+
+def test_ddim_step_table_weights():
+    """x_prev has variance ᾱ_prev·1 + (1 − ᾱ_prev − σ²) + σ² when x̂_0, ε̂, z are exact: the squared ε and z
+    weights add to 1 − ᾱ_prev; η = 1 makes σ² the β̃ of the jump; the last step goes to x_0 with no noise."""
+    schedule = make_schedule("linear", 1000)
+    for eta in (0.0, 0.5, 1.0):
+        rows = ddim_step_table(schedule, 10, eta)
+        assert [r["t"] for r in rows] == [901, 801, 701, 601, 501, 401, 301, 201, 101, 1]
+        assert rows[-1]["t_prev"] == 0 and rows[-1]["alpha_bar_prev"] == 1.0 and rows[-1]["sigma"] == 0.0
+        for r in rows:
+            assert r["eps_weight"] ** 2 + r["sigma"] ** 2 == pytest.approx(1 - r["alpha_bar_prev"], abs=1e-12)
+            assert r["x0_weight"] == pytest.approx(math.sqrt(r["alpha_bar_prev"]), rel=1e-12)
+            assert r["sigma"] ** 2 == pytest.approx(eta**2 * r["jump_beta_tilde"], rel=1e-9, abs=1e-15)
+        assert rows[0]["alpha_bar"] == pytest.approx(float(schedule.alpha_bars[900]), rel=1e-12)

@@ -22,7 +22,7 @@ import torch
 
 from core.checks import check_choice, check_generator, check_int, check_number
 from core.diffusion.gaussian_diffusion import GaussianDiffusion
-from core.diffusion.samplers import ddim_sample, ddpm_sample, timesteps
+from core.diffusion.samplers import ddim_coefficients, ddim_sample, ddpm_sample, timesteps
 from core.diffusion.schedules import NoiseSchedule, make_schedule
 
 SAMPLERS = ("ddpm_beta", "ddpm_beta_tilde", "ddim_eta0", "ddim_eta1")
@@ -150,6 +150,23 @@ def learned_variance_outputs(model, diffusion: GaussianDiffusion, x0: torch.Tens
         rows["log_ratio_min"].append(float(log_variance.min()) - log_beta_tilde)
         rows["log_ratio_max"].append(float(log_variance.max()) - log_beta)
     return LearnedVariance(**rows)
+
+
+def ddim_step_table(schedule: NoiseSchedule, steps: int, eta: float, spacing: str = "leading") -> list[dict]:
+    """Per step of a `steps`-step DDIM run (Song et al. eq. 12): the paper's t and t_prev, and the weights of x̂_0,
+    ε̂ and z, with the β̃ of the jump (σ² at η = 1). t_prev = 0 means the step to x_0 (ᾱ_prev = 1)."""
+    steps = check_int("steps", steps, 1, schedule.T)
+    eta = check_number("eta", eta, 0.0)
+    visited = timesteps(schedule.T, steps, spacing)
+    alpha_bar = schedule.alpha_bars[visited]
+    alpha_bar_prev = torch.cat([schedule.alpha_bars[visited[1:]], torch.ones(1, dtype=torch.float64)])
+    coef_x0, coef_eps, sigma = ddim_coefficients(alpha_bar, alpha_bar_prev, eta)
+    jump_beta_tilde = (1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev)
+    t_prev = torch.cat([visited[1:] + 1, torch.zeros(1, dtype=torch.long)])
+    return [{"t": int(a), "t_prev": int(b), "alpha_bar": float(ab), "alpha_bar_prev": float(abp), "x0_weight": float(c0),
+             "eps_weight": float(ce), "sigma": float(sg), "jump_beta_tilde": float(bt)}
+            for a, b, ab, abp, c0, ce, sg, bt in zip(visited + 1, t_prev, alpha_bar, alpha_bar_prev, coef_x0, coef_eps,
+                                                     sigma, jump_beta_tilde)]
 
 
 def ddim_sigma_squared(alpha_bar: float, alpha_bar_prev: float, eta: float) -> float:
