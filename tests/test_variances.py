@@ -19,6 +19,7 @@ from core.lab.variances import (
     prediction_errors,
     quality_vs_steps,
     v_similarity,
+    x0_error_curve,
 )
 from core.nets.build import build_model
 
@@ -145,3 +146,17 @@ def test_ddim_step_table_weights():
             assert r["x0_weight"] == pytest.approx(math.sqrt(r["alpha_bar_prev"]), rel=1e-12)
             assert r["sigma"] ** 2 == pytest.approx(eta**2 * r["jump_beta_tilde"], rel=1e-9, abs=1e-15)
         assert rows[0]["alpha_bar"] == pytest.approx(float(schedule.alpha_bars[900]), rel=1e-12)
+
+
+def test_x0_error_curve_by_hand():
+    """An x_0-model that always outputs 0 has error mean(x_0²) per example at every step; the standard error is
+    the examples' standard deviation over √n."""
+    diffusion = GaussianDiffusion(make_schedule("linear", 50, scale_with_T=True), "x0")
+    x0 = torch.tensor([[0.5, -0.5], [1.0, 0.0], [0.2, 0.4]], dtype=torch.float64)
+    per_example = [(0.25 + 0.25) / 2, 0.5, (0.04 + 0.16) / 2]
+    mean = sum(per_example) / 3
+    se = math.sqrt(sum((v - mean) ** 2 for v in per_example) / 2) / math.sqrt(3)
+    means, errors = x0_error_curve(lambda x, t: torch.zeros_like(x), diffusion, x0, torch.tensor([0, 25, 49]),
+                                   torch.Generator().manual_seed(0))
+    assert means.tolist() == pytest.approx([mean] * 3, rel=1e-12)
+    assert errors.tolist() == pytest.approx([se] * 3, rel=1e-9)
