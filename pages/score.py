@@ -84,8 +84,9 @@ def field_section() -> None:
         "(right), which points toward the data as a whole. Since the per-sample target is the true score plus "
         "zero-mean noise, regressing on it reaches the true score: that is **denoising score matching** "
         "(Vincent 2011), and mean ‖target‖² = mean ‖true‖² + the floor, up to sampling noise. "
-        "**Langevin dynamics** then samples with the score alone: x ← x + (δ/2)·∇log q(x) + √δ·z, and annealing "
-        "it through the noise levels is what DDPM's reverse chain does in discrete steps (Song & Ermon 2019).")
+        "**Langevin dynamics** samples with the score alone: x ← x + (δ/2)·∇log q(x) + √δ·z; Song & Ermon (2019) anneal "
+        "it through decreasing noise levels, and DDPM's sampling step resembles one such step with the learned score "
+        "(Ho et al. §3.2).")
     show_code(per_sample_scores, tweedie_check)
 
 

@@ -108,10 +108,10 @@ def experiment_section() -> None:
     columns = st.columns(4)
     for column, (name, distance) in zip(columns, distances.items()):
         column.metric(f"sliced Wasserstein to data: {name.replace('_', ' ')}", f"{distance:.3f}")
-    st.markdown(f"**Trained at one t** ({single_t}): the network is only right at that noise level; every other step "
-                "of the chain gets a denoiser tuned to the wrong noise, and the errors compound. **No time input:** "
-                "one function must serve every noise level, so it predicts an average over t, too timid at large t "
-                "and too aggressive at small t. Only the normal model reproduces the data.")
+    st.markdown(f"**Trained at one t** ({single_t}): the network has only ever denoised one noise level, and every "
+                "other step of the chain gets that denoiser anyway. **No time input:** one function must serve every "
+                "noise level and can only guess the level from x_t itself, which is ambiguous wherever points with "
+                "different amounts of noise overlap. Compare the distances with the fresh-data floor.")
     st.caption("Sliced Wasserstein distance (128 random projections) between 1,000 samples and 1,000 data points; "
                "\"fresh data\" is a second draw of 1,000 data points: the distance a perfect sampler would get.")
     show_code(train_variant)
