@@ -25,9 +25,10 @@ from ui.figures import COLORS, Layer, PointPanel, point_panels
 
 
 def wrong_right(wrong: str, right: str) -> None:
+    """The claim and the computed truth side by side (plain boxes: an error box would read as a failure of the page)."""
     left, right_column = st.columns(2)
-    left.error(wrong, icon=":material/close:")
-    right_column.success(right, icon=":material/check:")
+    left.container(border=True).markdown(f":red[**✗ Wrong.**] {wrong}")
+    right_column.container(border=True).markdown(f":green[**✓ Right.**] {right}")
 
 
 def eps_from_v_section() -> None:
@@ -86,9 +87,10 @@ def deterministic_section() -> None:
                 f"DDIM with η = 0 from 500 different x_T (exact denoiser of the eight-Gaussians toy, 50 steps): total "
                 f"variance {result['total_variance']:.3f} vs the data's {result['data_variance']:.3f}. Only the "
                 f"same x_T gives the same sample (variance {result['same_start_variance']:.1e} over 500 repeats).")
-    panels = [PointPanel("data", [Layer("data", result["data"][:, 0], result["data"][:, 1], color="grey", size=3)], (-5, 5)),
+    reach = 1.15 * float(abs(result["data"]).max())
+    panels = [PointPanel("data", [Layer("data", result["data"][:, 0], result["data"][:, 1], color="grey", size=3)], (-reach, reach)),
               PointPanel("DDIM, η = 0", [Layer("DDIM", result["samples"][:, 0], result["samples"][:, 1], color=COLORS[0],
-                                               size=3)], (-5, 5))]
+                                               size=3)], (-reach, reach))]
     st.plotly_chart(point_panels(panels, height=320), key="mistakes_ddim")
     st.caption("What collapses is DDPM's update with the noise z simply dropped (see One reverse step): it throws away "
                "ε̂, which DDIM keeps.")

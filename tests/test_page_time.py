@@ -1,11 +1,11 @@
-"""AppTests of the Time conditioning page (pages/time.py), standalone."""
+"""AppTests of the Time conditioning page (pages/time_conditioning.py), standalone."""
 
 from pathlib import Path
 
 from helpers import chart, values
 from streamlit.testing.v1 import AppTest
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "time.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "time_conditioning.py")
 
 
 def test_embedding_maps_and_the_experiment():

@@ -41,7 +41,7 @@ PAGES = (
     PageEntry("pages/objective.py", "Training objective", ":material/target:",
               "Algorithm 1 on a real digit, the ELBO term by term, the weights L_simple drops, and bits/dim.",
               "objective and training"),
-    PageEntry("pages/time.py", "Time conditioning", ":material/schedule:",
+    PageEntry("pages/time_conditioning.py", "Time conditioning", ":material/schedule:",
               "the sinusoidal embedding of t, and what a model trained without it (or at one t) samples.",
               "objective and training"),
     PageEntry("pages/score.py", "The score view", ":material/explore:",
