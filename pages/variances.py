@@ -27,7 +27,7 @@ from core.lab.variances import (
 from ui import catalog
 from ui.code import show_code
 from ui.figures import COLORS
-from ui.sampling_numbers import ddim_update_panel, quality_vs_steps_panel
+from ui.sampling_numbers import DDIM_LATEX, ddim_update_panel, quality_vs_steps_panel
 
 ERROR_STEPS = (10, 50, 100, 200, 300, 500, 700, 900, 1000)
 
@@ -158,9 +158,8 @@ def learned_section() -> None:
 
 def ddim_section(loaded: catalog.LoadedModel) -> None:
     st.header("5. The DDIM update")
-    st.latex(r"x_{t-1} = \sqrt{\bar\alpha_{t-1}}\,\hat x_0 + \sqrt{1-\bar\alpha_{t-1}-\sigma_t^2}\,\hat\varepsilon"
-             r" + \sigma_t z,\qquad \sigma_t = \eta\sqrt{\frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}}"
-             r"\sqrt{1-\frac{\bar\alpha_t}{\bar\alpha_{t-1}}}\quad\text{(Song et al. 2021, eqs. 12, 16)}")
+    st.latex(DDIM_LATEX)
+    st.caption("Song, Meng & Ermon 2021, eqs. 12 and 16.")
     columns = st.columns(3)
     alpha_bar = columns[0].slider("ᾱ_t", 0.01, 0.98, 0.3, 0.01, key="variances_ab")
     alpha_bar_prev = columns[1].slider("ᾱ_{t−1} (the step to jump to)", 0.02, 0.99, 0.6, 0.01, key="variances_ab_prev")
@@ -180,7 +179,7 @@ def ddim_section(loaded: catalog.LoadedModel) -> None:
                 "the jump, which is DDPM's step with σ² = β̃ on the respaced chain.")
     show_code(ddim_sigma_squared)
     st.markdown(f"The weights of a 10-step DDIM run with η = {eta:g} on this model's schedule:")
-    ddim_update_panel(loaded.diffusion.schedule, min(10, loaded.diffusion.T), float(eta))
+    ddim_update_panel(loaded.diffusion.schedule, min(10, loaded.diffusion.T), float(eta), formula=False)
 
 
 def quality_section(loaded: catalog.LoadedModel) -> None:

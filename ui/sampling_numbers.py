@@ -14,9 +14,11 @@ DDIM_LATEX = (r"x_{t_\text{prev}} = \sqrt{\bar\alpha_{t_\text{prev}}}\,\hat x_0 
               r"\sqrt{1-\frac{\bar\alpha_t}{\bar\alpha_{t_\text{prev}}}}")
 
 
-def ddim_update_panel(schedule, steps: int, eta: float, spacing: str = "leading", rows: int = 4) -> None:
+def ddim_update_panel(schedule, steps: int, eta: float, spacing: str = "leading", rows: int = 4,
+                      formula: bool = True) -> None:
     """Song et al. eq. 12 (with σ of eq. 16) and the weights of the first and last `rows` steps of this run."""
-    st.latex(DDIM_LATEX)
+    if formula:
+        st.latex(DDIM_LATEX)
     st.caption("Song, Meng & Ermon 2021, eqs. 12 and 16. η = 0: deterministic (no fresh noise, ε̂ kept); η = 1: σ² is "
                "the β̃ of each jump, i.e. DDPM with σ² = β̃ on the visited steps.")
     table = ddim_step_table(schedule, steps, eta, spacing)
