@@ -26,7 +26,8 @@ from ui.figures import COLORS
 @st.cache_data(show_spinner="Computing the exact reverse transitions…", max_entries=4)
 def gaps() -> dict:
     mixture = default_mixture()
-    return {steps: chain_gap(mixture, steps) for steps in STEP_COUNTS}
+    # 1000 small steps: a posterior as wide as its kernel window, so 41 grid points suffice (tested against 101)
+    return {steps: chain_gap(mixture, steps, grid_points=41 if steps == 1000 else 101) for steps in STEP_COUNTS}
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -63,7 +64,8 @@ def one_transition_section() -> None:
                "β_t of the step": f"{r['beta']:.3g}", "KL(q ‖ Gaussian) [nats]": f"{r['kl']:.2e}",
                "total variation": f"{r['tv']:.3f}"} for steps, r in result.items()])
     st.caption("Each chain visits the step whose ᾱ is closest to the slider's. Exact density: Bayes' rule on an "
-               "801-point grid (trapezoid rule; the chain below uses 101 points and 41 values of x_t per step), "
+               "801-point grid (trapezoid rule; the chain below uses 101 grid points, 41 for T = 1000, and 41 values of "
+               "x_t per step: within 0.1 % of finer grids), "
                "checked in the tests against the closed-form mixture and a Monte Carlo estimate.")
     show_code(reverse_transition)
 

@@ -97,3 +97,14 @@ def test_nearest_step_and_checks():
         chain_schedule(0)
     with pytest.raises(ValueError, match="alpha_bar"):
         nearest_step(schedule, 1.0)
+
+
+def test_the_default_chain_resolution_is_converged():
+    """The page's resolution (41 x_t values; 101 grid points per transition, 41 for 1000 steps) against finer ones."""
+    mixture = default_mixture()
+    for steps in (100, 10):
+        coarse = chain_gap(mixture, steps)
+        fine = chain_gap(mixture, steps, x_points=81, grid_points=401)
+        assert coarse.total_kl == pytest.approx(fine.total_kl, rel=1e-3)
+    assert chain_gap(mixture, 1000, grid_points=41).total_kl == pytest.approx(chain_gap(mixture, 1000, x_points=61).total_kl,
+                                                                              rel=2e-2)
