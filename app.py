@@ -6,6 +6,7 @@ The shell only builds the navigation and the shared sidebar; each page lives in 
 import streamlit as st
 
 from core.runtime import configure_cpu_threads
+from ui.layout import compact
 from ui.navigation import HOME, available_pages
 from ui.session import session_id
 from ui.sidebar import render_job_status, render_sidebar
@@ -16,6 +17,7 @@ configure_cpu_threads()  # once per process: leaves a core free for the web serv
 navigation = st.navigation([
     st.Page(page.file, title=page.title, icon=page.icon, default=(page.file == HOME)) for page in available_pages()
 ])
+compact()  # the projector layout (ui/layout.py), on every page
 session_id()
 render_sidebar()
 render_job_status()

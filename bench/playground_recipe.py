@@ -18,7 +18,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads sleep
 
 import torch
 
-from core.data.datasets import TOY_NAMES
+from core.data.toys import TOY_NAMES
 from core.diffusion.oracle import OracleDenoiser
 from core.lab import playground, sampling
 from core.training.trainer import Trainer

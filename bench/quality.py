@@ -38,7 +38,8 @@ from bench.report import (
     write_json,
 )
 from core import checkpoints
-from core.data.datasets import MIXTURE_TOY_NAMES, TOY_NAMES, load_dataset, sample_toy, toy_mixture_parameters
+from core.data.datasets import load_dataset
+from core.data.toys import MIXTURE_TOY_NAMES, TOY_NAMES, sample_toy, toy_mixture_parameters
 from core.diffusion.gaussian_diffusion import GaussianDiffusion
 from core.diffusion.oracle import EmpiricalDistribution, GaussianMixture, OracleDenoiser
 from core.diffusion.samplers import SPACINGS, ddim_sample, ddpm_sample

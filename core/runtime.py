@@ -9,6 +9,7 @@ partner spin instead of working).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 
@@ -27,6 +28,50 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def autocast_dtype(device: torch.device | str) -> torch.dtype | None:
+    """torch.bfloat16 where bf16 autocast is supported on `device` (CUDA cards with bf16), else None (fp32)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    return None
+
+
+def autocast(device: torch.device | str, enabled: bool = True):
+    """A context manager: bf16 autocast on `device` when `autocast_dtype(device)` says so (and `enabled`),
+    otherwise a no-op. Wrap the model's forward pass (training loss, sampling loops) in it."""
+    device = torch.device(device)
+    dtype = autocast_dtype(device) if enabled else None
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def usable_cpu_cores(cgroup_root: str = "/sys/fs/cgroup") -> float:
+    """Cores this process may really use: the CPU affinity, capped by the cgroup CPU quota (v2 `cpu.max`
+    or v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us`) when one is set. May be fractional (quota 1.5 cores)."""
+    cores = float(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+    quota = _cgroup_quota(cgroup_root)
+    return min(cores, quota) if quota is not None else cores
+
+
+def _cgroup_quota(root: str) -> float | None:
+    """The cgroup CPU quota in cores, or None when there is none (or it cannot be read)."""
+    try:
+        with open(os.path.join(root, "cpu.max")) as f:
+            quota, period = f.read().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        with open(os.path.join(root, "cpu", "cpu.cfs_quota_us")) as f:
+            quota_us = int(f.read())
+        with open(os.path.join(root, "cpu", "cpu.cfs_period_us")) as f:
+            period_us = int(f.read())
+        return None if quota_us <= 0 else quota_us / period_us
+    except (OSError, ValueError):
+        return None
 
 
 _threads_configured = False

@@ -5,14 +5,16 @@
     python -m core.train --resume checkpoints/mnist-tiny.safetensors --steps 6000
 
 Every TrainConfig field is a flag (--batch-size, --learning-rate, --ema-decay, ...; see --help); flags left
-out take TrainConfig's defaults. Progress goes to stderr, the summary to stdout. Ctrl-C stops after the
-current step and still saves the checkpoint, which --resume continues.
+out take TrainConfig's defaults (core/training/config.py). Progress goes to stderr, the summary to stdout. Ctrl-C
+stops after the current step and still saves the checkpoint, which --resume continues; so does --max-seconds S
+when S seconds of training are spent. --out is checked (suffix, writable folder) before training starts.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 import types
 import typing
@@ -20,12 +22,14 @@ from dataclasses import fields
 from pathlib import Path
 
 from core.checkpoints import CheckpointError
+from core.checks import check_number
 from core.data.datasets import DATASET_NAMES
 from core.diffusion.gaussian_diffusion import PREDICTIONS, VARIANCES
 from core.diffusion.schedules import SCHEDULE_KINDS
 from core.nets.build import SIZE_NAMES
 from core.runtime import DEVICES
-from core.training.trainer import LR_SCHEDULES, TrainConfig, Trainer
+from core.training.config import LR_SCHEDULES, TrainConfig
+from core.training.trainer import Trainer
 
 CHOICES = {"dataset": DATASET_NAMES, "model_size": SIZE_NAMES, "schedule": SCHEDULE_KINDS,
            "prediction": PREDICTIONS, "variance": VARIANCES, "lr_schedule": LR_SCHEDULES, "device": DEVICES}
@@ -63,23 +67,44 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", type=Path, default=None, metavar="CHECKPOINT",
                         help="continue the run saved in CHECKPOINT with its own settings (--steps may raise the total, "
                              "--device may move it)")
+    parser.add_argument("--max-seconds", type=float, default=None, metavar="S",
+                        help="stop (and save) once this much training time is spent, even before the last step")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
 def _config_from(args) -> TrainConfig:
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
-    return TrainConfig(**given).validate()
+    return TrainConfig(**given)
+
+
+def check_output_path(out: Path) -> Path:
+    """Refuse, before any training, a checkpoint path that could not be written at the end: a wrong suffix,
+    a folder that does not exist or is not writable, or an existing folder in its place."""
+    if out.suffix != ".safetensors":
+        raise ValueError(f"--out must end in .safetensors, got {str(out)!r}")
+    folder = out.parent
+    if not folder.is_dir():
+        raise ValueError(f"--out {str(out)!r}: the folder {str(folder)!r} does not exist (or is not a folder)")
+    if out.exists() and not out.is_file():
+        raise ValueError(f"--out {str(out)!r} exists and is not a file")
+    try:  # a real write, since permissions alone do not tell (read-only mounts, /proc, quotas)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".rdl-write-check-"):
+            pass
+    except OSError as error:
+        raise ValueError(f"--out {str(out)!r}: cannot write in {str(folder)!r} ({error.strerror or error})") from None
+    return out
 
 
 def _trainer_from(args, parser) -> Trainer:
+    max_seconds = None if args.max_seconds is None else check_number("--max-seconds", args.max_seconds, 0.0, open_low=True)
     if args.resume is None:
-        return Trainer(_config_from(args))
+        return Trainer(_config_from(args), max_seconds=max_seconds)
     ignored = [f.name for f in fields(TrainConfig)
                if getattr(args, f.name) is not None and f.name not in ("total_steps", "device")]
     if ignored:
         parser.error(f"with --resume the run keeps its saved settings; drop {', '.join('--' + n.replace('_', '-') for n in ignored)}")
-    trainer = Trainer.from_checkpoint(args.resume, device=args.device)
+    trainer = Trainer.from_checkpoint(args.resume, device=args.device, max_seconds=max_seconds)
     if args.total_steps is not None:
         trainer.set_total_steps(args.total_steps)
     if trainer.step >= trainer.config.total_steps:
@@ -139,8 +164,10 @@ def main(argv=None) -> int:
         parser.error(str(error))
     config = trainer.config
     out = args.out or args.resume or Path("checkpoints") / f"{config.dataset}-{config.model_size}-{config.prediction}.safetensors"
-    if out.suffix != ".safetensors":
-        parser.error(f"--out must end in .safetensors, got {str(out)!r}")
+    try:
+        check_output_path(out)
+    except ValueError as error:
+        parser.error(str(error))
 
     first_step, elapsed_before = trainer.step, trainer.snapshot().elapsed_seconds
     print(f"training {config.dataset} with a {config.model_size} {trainer.model.config['kind']} "
@@ -168,7 +195,8 @@ def main(argv=None) -> int:
     seconds = snapshot.elapsed_seconds - elapsed_before
     images = (snapshot.step - first_step) * config.batch_size
     final = "-" if not snapshot.loss_history else f"{snapshot.loss_history[-1]:.4f} (mean of the last {snapshot.loss_bucket} steps)"
-    print(f"{'stopped' if interrupted else 'finished'} at step {snapshot.step}/{snapshot.total_steps}")
+    ended = "stopped" if interrupted else snapshot.state
+    print(f"{ended} at step {snapshot.step}/{snapshot.total_steps}" + (f" ({snapshot.message})" if snapshot.message else ""))
     print(f"time {format_seconds(seconds)}, {images / max(seconds, 1e-9):.0f} images/s, final loss {final}")
     print(f"saved {path}")
     return 130 if interrupted else 0

@@ -1,10 +1,13 @@
 """Sample: run DDPM or DDIM with the active model and watch samples emerge from noise.
 
 The sampling itself is core.lab.sampling.run_sampler (core.diffusion.samplers underneath); this page lays out widgets,
-shows progress and keeps the last results in the session so moving a slider doesn't resample.
+shows progress (with Cancel) and keeps results in a server-wide cache, so moving a slider back doesn't resample.
 """
 
 from __future__ import annotations
+
+import math
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -12,79 +15,119 @@ import torch
 
 from core.data.datasets import TOY_NAMES, load_dataset
 from core.data.images import make_grid
+from core.diffusion.samplers import SPACINGS
 from core.lab import sampling
-from ui import catalog, figures
-from ui.labels import VARIANCE_LABELS
+from ui import catalog, exports, figures, layout, runs
+from ui.labels import VARIANCE_LABELS, sampler_label
+from ui.settings import PERSIST, PageSettings, Preset, Setting
 
 SPACING_HELP = ("leading: 0, k, 2k, … (DDIM paper); trailing: starts exactly at t = T; "
                 "linspace: both ends included.")
+METHODS = ("ddim", "ddpm")
 TRAJECTORY_SAMPLES = 4  # samples followed in the trajectory scrubber
 MAX_RECORDS = 60  # trajectory entries kept, whatever the number of steps (memory stays bounded)
 POINT_RANGE = (-1.6, 1.6)
-RESULTS_KEPT = 3  # sampling results kept per session (per kind of result)
+SEED_MAX = 2**31 - 1
+GRID_COLUMNS = 8
+PRESETS = [
+    Preset("β vs β̃ at 10 steps: σ² = β", {"sample_method": "ddpm", "sample_steps": 10, "sample_variance": "fixed_large"},
+           "DDPM with only 10 steps and the large variance: noisy digits. Compare with the next preset."),
+    Preset("β vs β̃ at 10 steps: σ² = β̃", {"sample_method": "ddpm", "sample_steps": 10, "sample_variance": "fixed_small"},
+           "The same 10 steps with the posterior variance β̃: clean digits (Nichol & Dhariwal §3.1)."),
+    Preset("DDIM, 10 steps, no noise (η = 0)", {"sample_method": "ddim", "sample_steps": 10, "sample_eta": 0.0},
+           "Deterministic DDIM: good digits in 10 steps (Song et al. 2021)."),
+    Preset("DDIM η = 1 ≈ DDPM", {"sample_method": "ddim", "sample_steps": 50, "sample_eta": 1.0},
+           "With η = 1 DDIM adds fresh noise like DDPM with σ² = β̃."),
+]
 
 
-# ------------------------------------------------------------------------------------------ widgets
-def sampler_settings(loaded: catalog.LoadedModel) -> tuple[sampling.SamplerSettings, int, int]:
-    """(settings, number of samples, seed) from the widgets."""
+# ----------------------------------------------------------------------------------------- settings
+def variance_options(loaded: catalog.LoadedModel) -> list[str]:
+    return [v for v in VARIANCE_LABELS if v != "learned_range" or loaded.diffusion.variance == "learned_range"]
+
+
+def compare_options(T: int) -> list[int]:
+    return sorted({s for s in (5, 10, 20, 50, 100, 250, 500, T) if s <= T})
+
+
+def page_settings(loaded: catalog.LoadedModel) -> PageSettings:
+    """What a link can carry on this page, with the active model's ranges (steps 1..T, its variances)."""
     T = loaded.diffusion.T
-    variances = [v for v in VARIANCE_LABELS if v != "learned_range" or loaded.diffusion.variance == "learned_range"]
-    left, middle, right = st.columns(3)
+    size = Setting("sample_n", 16, "int", 1, 64) if loaded.is_image_model else Setting("sample_points", 1000, "int", 100, 4000)
+    presets = [p for p in PRESETS if p.values.get("sample_steps", 1) <= T]
+    return PageSettings("sample", [
+        Setting("sample_method", "ddim", "choice", choices=METHODS),
+        Setting("sample_variance", loaded.diffusion.variance, "choice", choices=tuple(variance_options(loaded))),
+        Setting("sample_eta", 0.0, "float", 0.0, 1.0),
+        Setting("sample_steps", min(T, 50), "int", 1, T),
+        Setting("sample_spacing", "leading", "choice", choices=SPACINGS),
+        Setting("sample_clip", loaded.is_image_model, "bool"),
+        size,
+        Setting("sample_seed", 0, "int", 0, SEED_MAX),
+        Setting("compare_counts", [s for s in (10, 50, 100, T) if s <= T], "ints", choices=tuple(compare_options(T))),
+        Setting("compare_both", True, "bool"),
+    ], presets)
+
+
+def sampler_settings(loaded: catalog.LoadedModel, page: PageSettings) -> tuple[sampling.SamplerSettings, int, int]:
+    """(settings, number of samples, seed) from the widgets (two columns, so the Sample button stays high)."""
+    T = loaded.diffusion.T
+    default = page.defaults()
+    variances = variance_options(loaded)
+    left, right = st.columns(2)
     with left:
-        method = st.radio("Sampler", ["ddim", "ddpm"], format_func=str.upper, horizontal=True, key="sample_method",
+        method = st.radio("Sampler", METHODS, format_func=str.upper, horizontal=True, key="sample_method",
+                          persist_state=PERSIST,
                           help="DDPM: ancestral sampling (Ho et al., Algorithm 2). DDIM: Song et al. eq. 12.")
+        steps = st.number_input("Steps", 1, T, default["sample_steps"], key="sample_steps", persist_state=PERSIST,
+                                help=f"1..T = {T}; fewer DDPM steps respace the process (Nichol & Dhariwal §4).")
+        if loaded.is_image_model:
+            n = st.slider("Samples", 1, 64, 16, key="sample_n", persist_state=PERSIST)
+        else:
+            n = st.slider("Points", 100, 4000, 1000, 100, key="sample_points", persist_state=PERSIST)
+    with right:
         if method == "ddpm":
-            variance = st.selectbox("Reverse variance σ_t²", variances, format_func=VARIANCE_LABELS.get,
-                                    index=variances.index(loaded.diffusion.variance), key="sample_variance")
+            variance = st.selectbox("Reverse variance $\\sigma_t^2$", variances, format_func=VARIANCE_LABELS.get,
+                                    index=variances.index(loaded.diffusion.variance), key="sample_variance",
+                                    persist_state=PERSIST)
             eta = 0.0
         else:
-            eta = st.slider("η (0 = deterministic, 1 ≈ DDPM with σ² = β̃)", 0.0, 1.0, 0.0, 0.1, key="sample_eta")
+            eta = st.slider("$\\eta$ (0 = deterministic, 1 ≈ DDPM with $\\sigma^2 = \\tilde\\beta$)", 0.0, 1.0, 0.0, 0.1, key="sample_eta",
+                            persist_state=PERSIST)
             variance = loaded.diffusion.variance
-    with middle:
-        steps = st.number_input("Steps", 1, T, min(T, 50), key="sample_steps",
-                                help=f"1..T = {T}; fewer DDPM steps respace the process (Nichol & Dhariwal §4).")
-        spacing = st.selectbox("Timestep spacing", ["leading", "trailing", "linspace"], key="sample_spacing", help=SPACING_HELP)
-        clip = st.checkbox("Clip x̂₀ to [−1, 1]", loaded.is_image_model, key="sample_clip",
-                           help="Pixels live in [−1, 1], so clipping the predicted x₀ there helps images; "
-                                "2-D toys have tails outside it, so it is off for them by default.")
-    with right:
-        if loaded.is_image_model:
-            n = st.slider("Samples", 1, 64, 16, key="sample_n")
-        else:
-            n = st.slider("Points", 100, 4000, 1000, 100, key="sample_points")
-        seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="sample_seed", help="Same seed, same x_T and same noise.")
+        spacing = st.selectbox("Timestep spacing", SPACINGS, key="sample_spacing", help=SPACING_HELP, persist_state=PERSIST)
+        seed = st.number_input("Seed", 0, SEED_MAX, 0, key="sample_seed", persist_state=PERSIST,
+                               help="Same seed, same x_T and same noise.")
+    clip = st.checkbox("Clip $\\hat x_0$ to [−1, 1]", default["sample_clip"], key="sample_clip", persist_state=PERSIST,
+                       help="Pixels live in [−1, 1], so clipping the predicted x₀ there helps images; "
+                            "2-D toys have tails outside it, so it is off for them by default.")
     settings = sampling.SamplerSettings(method=method, steps=int(steps), variance=variance, eta=float(eta),
                                        spacing=spacing, clip_x0=bool(clip))
     return settings, int(n), int(seed)
 
 
-def progress_reporter(text: str):
-    """A progress(i, n) callback that feeds an st.progress bar (updated at most 100 times)."""
-    bar = st.progress(0.0, text=text)
-    last = [-1]
-
-    def report(i: int, n: int) -> None:
-        percent = int(100 * i / n)
-        if percent != last[0]:
-            last[0] = percent
-            bar.progress(i / n, text=f"{text} step {i}/{n}")
-    return bar, report
+# ------------------------------------------------------------------------------------------ running
+def sampling_key(loaded: catalog.LoadedModel, settings: sampling.SamplerSettings, n: int, seed: int) -> tuple:
+    return ("sample", loaded.token, settings, n, seed)
 
 
-def remember(name: str, key: tuple, value) -> None:
-    """Keep the latest results per key in the session (a few, so memory stays bounded)."""
-    store = st.session_state.setdefault(name, {})
-    store[key] = value
-    while len(store) > RESULTS_KEPT:
-        store.pop(next(iter(store)))
+def run_sampling(loaded: catalog.LoadedModel, settings: sampling.SamplerSettings, n: int, seed: int):
+    """(samples, trajectory, seconds) for these settings, from the cache or computed under a progress bar."""
+    def work(progress):
+        record = sampling.record_every(settings.steps, MAX_RECORDS)
+        samples, trajectory = sampling.run_sampler(loaded.model, loaded.diffusion, settings, (n, *loaded.data_shape),
+                                                  seed, record=record, progress=progress)
+        if loaded.is_image_model:  # only the first few are shown along the way: keep the cache small
+            trajectory = sampling.keep_first(trajectory, TRAJECTORY_SAMPLES)
+        return samples, trajectory
 
-
-def recall(name: str, key: tuple):
-    return st.session_state.get(name, {}).get(key)
+    (samples, trajectory), seconds = runs.cached_run(sampling_key(loaded, settings, n, seed), sampler_label(settings),
+                                                        work, "sample_cancel")
+    return samples, trajectory, seconds
 
 
 # ------------------------------------------------------------------------------------------ results
-def picture_of(batch: torch.Tensor, nrow: int = 8) -> np.ndarray:
+def picture_of(batch: torch.Tensor, nrow: int = GRID_COLUMNS) -> np.ndarray:
     return make_grid(batch.clamp(-1, 1), nrow=nrow)
 
 
@@ -93,39 +136,53 @@ def paper_label(t: int) -> str:
     return "0 (x₀)" if t < 0 else str(t + 1)
 
 
-def show_images(samples: torch.Tensor, trajectory, T: int) -> None:
-    st.subheader("Samples")
-    st.plotly_chart(figures.picture_row({f"{len(samples)} samples": picture_of(samples)}, height=420), key="sample_grid")
+def show_sample_grid(samples: torch.Tensor) -> None:
+    st.plotly_chart(figures.picture_row({f"{len(samples)} samples": picture_of(samples)}, height=400), key="sample_grid")
+
+
+def show_trajectory(trajectory, T: int) -> None:
     st.subheader("Trajectory")
     pictures = sampling.trajectory_pictures(trajectory, TRAJECTORY_SAMPLES, nrow=TRAJECTORY_SAMPLES)
     rows = [[figures.Panel("x_t (what the sampler holds)", pictures["x_t"]),
              figures.Panel("x̂₀ (the model's guess at this step)", pictures["pred_x0"])]]
     labels = [paper_label(t) for t in pictures["t"]]
-    st.plotly_chart(figures.image_scrubber(rows, labels, prefix="t = "), key="sample_trajectory")
-    st.caption("From x_T (left end of the slider) to the final x₀ (right end). Early on x̂₀ is a blurry average; "
-               "the details are decided in the last steps.")
+    shown = layout.keyboard_scrubber("Trajectory step (t)", labels, key="sample_trajectory_t")
+    st.plotly_chart(figures.image_scrubber(rows, labels, prefix="t = ", active=shown), key="sample_trajectory")
+    st.caption("From $x_T$ (left end of the slider) to the final $x_0$ (right end). Early on $\\hat x_0$ is a blurry "
+               "average; the details are decided in the last steps. The slider above the figure works with the "
+               "keyboard (Tab to it, then ← →).")
     st.subheader("Snapshots")
     strip = {f"t = {paper_label(t)}": picture_of(x[:TRAJECTORY_SAMPLES], nrow=2) for t, x in sampling.snapshots(trajectory, T)}
     st.plotly_chart(figures.picture_row(strip), key="sample_snapshots")
 
 
-def show_points(samples: torch.Tensor, trajectory, T: int, dataset: str | None) -> None:
+def point_layers(samples: torch.Tensor, dataset: str | None) -> list:
     L = figures.Layer
     layers = []
     if dataset in TOY_NAMES:
         data = load_dataset(dataset, split="test", n_points=len(samples)).data.numpy()
-        layers.append(L("data (held out)", data[:, 0], data[:, 1], color="lightgrey", size=3))
+        layers.append(L("data (held out)", data[:, 0], data[:, 1], color=figures.NEUTRAL, size=3))
     points = samples.numpy()
-    layers.append(L("samples", points[:, 0], points[:, 1], color="#1f77b4", size=3))
-    st.subheader("Samples")
-    st.plotly_chart(figures.point_panels([figures.PointPanel("samples vs data", layers, POINT_RANGE)]), key="sample_points_plot")
+    layers.append(L("samples", points[:, 0], points[:, 1], color=figures.OKABE_ITO[0], size=3))
+    return layers
+
+
+def show_point_samples(samples: torch.Tensor, dataset: str | None) -> None:
+    panel = figures.PointPanel("samples vs data", point_layers(samples, dataset), POINT_RANGE)
+    st.plotly_chart(figures.point_panels([panel]), key="sample_points_plot")
+
+
+def show_point_trajectory(trajectory) -> None:
+    L = figures.Layer
     st.subheader("Trajectory")
     x_t = torch.stack(trajectory.x_t + [trajectory.final]).numpy()
     pred = torch.stack(trajectory.pred_x0 + [trajectory.final]).numpy()
     labels = [paper_label(t) for t in trajectory.t + [-1]]
-    panels = [figures.PointPanel("x_t", [L("x_t", x_t[..., 0], x_t[..., 1], color="grey", size=3)], (-3.2, 3.2)),
-              figures.PointPanel("x̂₀ at this step", [L("x̂₀", pred[..., 0], pred[..., 1], color="#1f77b4", size=3)], POINT_RANGE)]
-    st.plotly_chart(figures.points_scrubber(panels, labels), key="sample_points_trajectory")
+    panels = [figures.PointPanel("x_t", [L("x_t", x_t[..., 0], x_t[..., 1], color=figures.NEUTRAL, size=3)], (-3.2, 3.2)),
+              figures.PointPanel("x̂₀ at this step", [L("x̂₀", pred[..., 0], pred[..., 1], color=figures.OKABE_ITO[0], size=3)],
+                                 POINT_RANGE)]
+    shown = layout.keyboard_scrubber("Trajectory step (t)", labels, key="sample_trajectory_t")
+    st.plotly_chart(figures.points_scrubber(panels, labels, active=shown), key="sample_points_trajectory")
 
 
 @st.cache_data(show_spinner="Classifying the samples…", max_entries=16)
@@ -164,7 +221,9 @@ def show_quality_metrics(samples: torch.Tensor, loaded: catalog.LoadedModel, res
         elif loaded.dataset in TOY_NAMES:
             mmd, sliced = point_scores(samples, loaded.dataset, result_key)
             columns = st.columns(2)
-            columns[0].metric("MMD² (RBF) to held-out data", f"{mmd:.4f}", help="0 for a perfect model (up to noise).")
+            columns[0].metric("MMD² (RBF) to held-out data", f"{mmd:.1e}" if mmd > 0 else f"≈ 0 (estimate {mmd:.1e})",
+                              help="Unbiased estimate of the squared MMD: 0 for a perfect model up to sampling noise, "
+                                   "so by chance it can dip below 0, which reads as ≈ 0.")
             columns[1].metric("Sliced Wasserstein-1", f"{sliced:.4f}", help="0 for a perfect model (up to noise).")
         else:
             st.caption(f"No quality metrics for dataset {loaded.dataset!r}.")
@@ -172,89 +231,182 @@ def show_quality_metrics(samples: torch.Tensor, loaded: catalog.LoadedModel, res
         st.info(f"Quality metrics are not available: {error}")
 
 
+# ------------------------------------------------------------------------------------------ exports
+def cli_command(loaded: catalog.LoadedModel, settings: sampling.SamplerSettings, n: int, seed: int) -> str | None:
+    """`python -m core.sample ...` for these settings, or None where the CLI cannot express them (a model
+    that is not a file on the server, or a DDPM variance other than the model's own)."""
+    path = catalog.shipped_models().get(loaded.key, (None, None))[1]
+    if path is None or (settings.method == "ddpm" and settings.variance != loaded.diffusion.variance):
+        return None
+    return exports.command_line("core.sample", {
+        "checkpoint": exports.relative_to_root(path), "sampler": settings.method, "steps": settings.steps,
+        "eta": settings.eta if settings.method == "ddim" else None, "spacing": settings.spacing, "n": n, "seed": seed,
+        "clip": settings.clip_x0, "device": "cpu", "out": "samples.png"})
+
+
+def python_snippet(loaded: catalog.LoadedModel, settings: sampling.SamplerSettings, n: int, seed: int) -> str:
+    path = catalog.shipped_models().get(loaded.key, (None, "model.safetensors"))[1]
+    return (f"from core import checkpoints\n"
+            f"from core.lab.sampling import SamplerSettings, run_sampler\n\n"
+            f"model, diffusion, metadata = checkpoints.load({exports.relative_to_root(path)!r})\n"
+            f"settings = {settings!r}\n"
+            f"samples = run_sampler(model, diffusion, settings, {(n, *loaded.data_shape)!r}, seed={seed})")
+
+
+def show_exports(loaded: catalog.LoadedModel, settings: sampling.SamplerSettings, n: int, seed: int,
+                 samples: torch.Tensor, trajectory) -> None:
+    columns = st.columns(3)
+    name = f"samples_{settings.method}_{settings.steps}steps_seed{seed}"
+    with columns[0]:
+        if loaded.is_image_model:
+            exports.png_button("PNG of the samples", lambda: picture_of(samples, nrow=math.isqrt(n - 1) + 1),
+                               f"{name}.png", key="sample_png")
+        else:
+            exports.csv_button("CSV of the points", lambda: {"x": samples[:, 0].tolist(), "y": samples[:, 1].tolist()},
+                               f"{name}.csv", key="sample_csv")
+    with columns[1]:
+        exports.npz_button("Samples (.npz)", lambda: {
+            "samples": samples.numpy(), "trajectory_t": np.asarray(trajectory.t), "seed": seed, "steps": settings.steps,
+            "method": settings.method, "eta": settings.eta, "variance": settings.variance, "spacing": settings.spacing,
+            "clip_x0": settings.clip_x0, "model": loaded.label}, f"{name}.npz", key="sample_npz")
+    with columns[2]:
+        catalog_download(loaded)
+    command = cli_command(loaded, settings, n, seed)
+    note = ("The command writes the same samples as a PNG grid (square-ish, like the PNG button). "
+            if command else "The command-line tool samples with the model's own variance from a file; for these "
+            "settings use the Python snippet (download the checkpoint first if it is not shipped). ")
+    exports.reproduce_box(command, python_snippet(loaded, settings, n, seed), note + "Run from the repository root.")
+
+
+def catalog_download(loaded: catalog.LoadedModel) -> None:
+    """One click: the active model's checkpoint, built in memory (no file on the server)."""
+    path = catalog.shipped_models().get(loaded.key, (None, None))[1]
+    if path is None:
+        return
+    st.download_button("Checkpoint", lambda: Path(path).read_bytes(), file_name=f"{loaded.key.split(':', 1)[1]}.safetensors",
+                       mime="application/octet-stream", key="sample_checkpoint", icon=":material/download:",
+                       on_click="ignore")
+
+
 # ------------------------------------------------------------------------------------------ compare
-def compare_step_counts(loaded: catalog.LoadedModel, settings: sampling.SamplerSettings, seed: int) -> None:
+def compare_step_counts(loaded: catalog.LoadedModel, settings: sampling.SamplerSettings, seed: int,
+                        page: PageSettings) -> None:
     st.header("Compare step counts")
     T = loaded.diffusion.T
-    options = sorted({s for s in (5, 10, 20, 50, 100, 250, 500, T) if s <= T})
-    counts = st.multiselect("Step counts", options, default=[s for s in (10, 50, 100, T) if s <= T], key="compare_counts")
-    both = st.checkbox("DDPM and DDIM (η = 0) side by side", True, key="compare_both")
+    counts = st.multiselect("Step counts", compare_options(T), default=page.defaults()["compare_counts"],
+                            key="compare_counts", persist_state=PERSIST)
+    both = st.checkbox("DDPM and DDIM (η = 0) side by side", True, key="compare_both", persist_state=PERSIST)
     n = 8 if loaded.is_image_model else 500
     methods = ["ddpm", "ddim"] if both else [settings.method]
-    key = (loaded.token, tuple(sorted(counts)), tuple(methods), settings.variance, settings.eta, settings.spacing,
-           settings.clip_x0, seed)
-    st.caption(f"Every run starts from the same x_T (seed {seed}, {n} samples); with DDIM η = 0 the only "
+    st.caption(f"Every run starts from the same $x_T$ (seed {seed}, {n} samples); with DDIM $\\eta = 0$ the only "
                "difference is the number of steps.")
-    if st.button("Run comparison", key="compare_run", disabled=not counts):
-        runs = {}
-        for method in methods:
-            for steps in sorted(counts):
-                run = sampling.SamplerSettings(method=method, steps=steps, variance=settings.variance,
-                                              eta=settings.eta if method == settings.method else 0.0,
-                                              spacing=settings.spacing, clip_x0=settings.clip_x0)
-                bar, report = progress_reporter(f"{run.label()}:")
-                runs[(method, steps)] = sampling.run_sampler(loaded.model, loaded.diffusion, run, (n, *loaded.data_shape), seed,
-                                                            progress=report)
-                bar.empty()
-        remember("compare_results", key, runs)
-    runs = recall("compare_results", key)
-    if runs is None:
-        return
+    requested = st.button("Run comparison", key="compare_run", disabled=not counts)
+    runs.cancelled_notice("compare_cancel")
+    jobs = []
     for method in methods:
+        for steps in sorted(counts):
+            run = sampling.SamplerSettings(method=method, steps=steps, variance=settings.variance,
+                                          eta=settings.eta if method == settings.method else 0.0,
+                                          spacing=settings.spacing, clip_x0=settings.clip_x0)
+            jobs.append((("compare", loaded.token, run, n, seed), sampler_label(run), lambda progress, run=run: sampling.run_sampler(
+                loaded.model, loaded.diffusion, run, (n, *loaded.data_shape), seed, progress=progress)))
+    cache = runs.result_cache()
+    if requested:
+        found = runs.cached_runs(jobs, "compare_cancel", "Comparison")
+    else:  # shown again without recomputing while every run is still in the cache
+        found = [cache.get(key) for key, _, _ in jobs]
+    if not counts or any(hit is None for hit in found):
+        return
+    pairs = [(method, steps) for method in methods for steps in sorted(counts)]  # the order of `jobs`
+    results = {pair: hit[0] for pair, hit in zip(pairs, found)}
+    seconds = {pair: hit[1] for pair, hit in zip(pairs, found)}
+    for method in methods:
+        times = ", ".join(f"{steps}: {seconds[(method, steps)]:.1f} s" for steps in sorted(counts))
         st.markdown(f"**{method.upper()}**")
-        results = {f"{steps} steps": runs[(method, steps)] for steps in sorted(counts)}
+        shown = {f"{steps} steps": results[(method, steps)] for steps in sorted(counts)}
         if loaded.is_image_model:
-            st.plotly_chart(figures.picture_row({k: picture_of(v, nrow=4) for k, v in results.items()}), key=f"compare_{method}")
+            pictures = {k: picture_of(v, nrow=4) for k, v in shown.items()}
+            st.plotly_chart(figures.picture_row(pictures), key=f"compare_{method}")
+            exports.png_button(f"PNG of the {method.upper()} row", lambda pictures=pictures: figures.side_by_side(list(pictures.values())),
+                               f"compare_{method}_seed{seed}.png", key=f"compare_png_{method}")
         else:
             panels = [figures.PointPanel(k, [figures.Layer(k, v[:, 0].numpy(), v[:, 1].numpy(), size=3)], POINT_RANGE)
-                      for k, v in results.items()]
+                      for k, v in shown.items()]
             st.plotly_chart(figures.point_panels(panels, height=320), key=f"compare_{method}")
+        st.caption(f"Sampling time per run (measured when it was computed): {times}.")
 
 
 # --------------------------------------------------------------------------------------------- page
-def main() -> None:
+def intro() -> None:
     st.title("Sample")
     st.markdown("Start from pure noise $x_T \\sim \\mathcal N(0, I)$ and apply the reverse step again and again. "
                 "**DDPM** adds fresh noise $\\sigma_t z$ at every step; **DDIM** jumps between a few timesteps "
                 "and, with $\\eta = 0$, adds none.")
+
+
+def active_model() -> catalog.LoadedModel | None:
     loaded = catalog.require_active_model()
+    if loaded is not None and len(loaded.data_shape) not in (1, 3):
+        st.error(f"{loaded.label} does not say the shape of its data ({loaded.data_shape}), so it cannot be sampled here.")
+        return None
+    return loaded
+
+
+def first_result(loaded: catalog.LoadedModel, page: PageSettings):
+    """Settings on the left, the samples on the right (both above the fold on a projector)."""
+    controls, result = st.columns([2, 3], gap="medium")
+    with controls:
+        settings, n, seed = sampler_settings(loaded, page)
+        button, share = st.columns([1, 1])
+        pressed = button.button("Sample", type="primary", key="sample_run", icon=":material/play_arrow:")
+        with share:
+            page.controls()
+    with result:
+        runs.cancelled_notice("sample_cancel")
+        key = sampling_key(loaded, settings, n, seed)
+        try:
+            sampling.check_settings(settings, loaded.diffusion)
+            first_visit = not st.session_state.get("sample_started")
+            if pressed or first_visit or runs.result_cache().get(key) is not None:
+                st.session_state["sample_started"] = True
+                samples, trajectory, seconds = run_sampling(loaded, settings, n, seed)
+            else:
+                st.info("Settings changed: press **Sample** to run them.")
+                return settings, n, seed, None
+        except ValueError as error:
+            st.error(str(error))
+            return settings, n, seed, None
+        st.caption(f"{sampler_label(settings)}, spacing {settings.spacing}, clip $\\hat x_0$ {'on' if settings.clip_x0 else 'off'}, "
+                   f"seed {seed} · sampled in {seconds:.1f} s")
+        if loaded.is_image_model:
+            show_sample_grid(samples)
+        else:
+            show_point_samples(samples, loaded.dataset)
+    return settings, n, seed, (samples, trajectory)
+
+
+def main() -> None:
+    intro()
+    loaded = active_model()
     if loaded is None:
         return
-    if len(loaded.data_shape) not in (1, 3):
-        st.error(f"{loaded.label} does not say the shape of its data ({loaded.data_shape}), so it cannot be sampled here.")
-        return
-    settings, n, seed = sampler_settings(loaded)
-    key = (loaded.token, settings, n, seed)
-    try:
-        sampling.check_settings(settings, loaded.diffusion)
-        first_visit = "sample_results" not in st.session_state
-        if st.button("Sample", type="primary", key="sample_run") or first_visit:
-            bar, report = progress_reporter(f"{settings.label()}:")
-            record = sampling.record_every(settings.steps, MAX_RECORDS)
-            samples, trajectory = sampling.run_sampler(loaded.model, loaded.diffusion, settings, (n, *loaded.data_shape),
-                                                      seed, record=record, progress=report)
-            bar.empty()
-            if loaded.is_image_model:  # only the first few are shown along the way: keep the session small
-                trajectory = sampling.keep_first(trajectory, TRAJECTORY_SAMPLES)
-            remember("sample_results", key, (samples, trajectory))
-    except ValueError as error:
-        st.error(str(error))
-        return
-    result = recall("sample_results", key)
-    if result is None:
-        st.info("Settings changed: press **Sample** to run them.")
-    else:
+    page = page_settings(loaded)
+    page.restore()
+    page.notices()
+    settings, n, seed, result = first_result(loaded, page)
+    if result is not None:
         samples, trajectory = result
-        st.caption(f"{settings.label()}, spacing {settings.spacing}, clip x̂₀ {'on' if settings.clip_x0 else 'off'}, seed {seed}.")
+        show_exports(loaded, settings, n, seed, samples, trajectory)
         if loaded.is_image_model:
-            show_images(samples, trajectory, loaded.diffusion.T)
+            show_trajectory(trajectory, loaded.diffusion.T)
         else:
-            show_points(samples, trajectory, loaded.diffusion.T, loaded.dataset)
-        show_quality_metrics(samples, loaded, key)
+            show_point_trajectory(trajectory)
+        show_quality_metrics(samples, loaded, sampling_key(loaded, settings, n, seed))
     try:
-        compare_step_counts(loaded, settings, seed)
+        compare_step_counts(loaded, settings, seed, page)
     except ValueError as error:
         st.error(str(error))
+    page.sync_url()
 
 
 main()

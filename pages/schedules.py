@@ -1,7 +1,7 @@
 """Schedule lab: how the choice of β_1..β_T shapes the forward process, and when x_T is not pure noise.
 
-Every number comes from core.diffusion.schedules / core.lab.schedule_lab; this page lays out widgets and figures and caches.
-Steps are shown as the paper's t = 1..T (core's index t is step t+1).
+Every number comes from core.diffusion.schedules / core.lab.schedule_lab / core.lab.signal; this page lays out widgets
+and figures and caches. Steps are shown as the paper's t = 1..T (core's index t is step t+1).
 """
 
 from __future__ import annotations
@@ -13,21 +13,41 @@ from core.data.datasets import load_dataset
 from core.data.images import to_uint8
 from core.diffusion.schedules import SCHEDULE_KINDS, make_schedule
 from core.lab.schedule_lab import forward_snapshots, schedule_curves, terminal_noise
+from core.lab.signal import SIGNAL_GONE, noise_only_fraction, signal_gone_step
 from core.rng import seeded_noise
-from ui.figures import COLORS, picture_row
+from ui import exports
+from ui.figures import COLORS, honest_axes, picture_row, side_by_side
 from ui.labels import SCHEDULE_LABELS, terminal_noise_text
+from ui.settings import PERSIST, PageSettings, Preset, Setting
 
 T_RANGE = (10, 1000)
+BETA_START_RANGE, BETA_END_RANGE = (1e-6, 0.5), (1e-6, 0.999)
 DASHES = {"A": "solid", "B": "dash"}
+DEFAULT_KINDS = {"A": "linear", "B": "cosine"}
+SEED_MAX = 2**31 - 1
+SIGNAL_LABEL = "$\\sqrt{\\bar\\alpha_T}$ (signal left in $x_T$)"
+SNR_LABEL = "terminal SNR $\\bar\\alpha_T/(1-\\bar\\alpha_T)$"
+EARLY_LOSS = 0.5  # warn when the signal is gone before this fraction of the T steps
+PRESETS = [
+    Preset("T=100 without scaling: why x_T is not noise", {"schedules_a_T": 100},
+           "Ho's β range with only 100 steps: 60 % of the digit is still in x_T."),
+    Preset("T=100 with scaling", {"schedules_a_T": 100, "schedules_a_scale": True},
+           "Nichol & Dhariwal's fix: β × 1000/T keeps x_T pure noise."),
+    Preset("β up to 0.999: the signal is gone after a few steps", {"schedules_a_beta_end": 0.999},
+           "x_T is pure noise, but most of the steps denoise nothing but noise."),
+    Preset("Linear vs cosine", {"schedules_compare": True}, "Where each schedule spends its steps."),
+]
 
 
 # ---------------------------------------------------------------------------------------- caching
 @st.cache_data(show_spinner=False, max_entries=64)
-def curves_and_warning(settings: tuple) -> tuple[dict, float, float, str | None]:
-    """(curves as lists, √ᾱ_T, terminal SNR, warning or None) for (kind, T, β_start, β_end, scale_with_T)."""
+def curves_and_warning(settings: tuple) -> tuple[dict, float, float, str | None, int | None, float]:
+    """(curves as lists, √ᾱ_T, terminal SNR, warning or None, step where the signal is gone, fraction of steps
+    after it) for (kind, T, β_start, β_end, scale_with_T)."""
     schedule = make_schedule(*settings)
     curves = {name: values.tolist() for name, values in schedule_curves(schedule).items()}
-    return curves, schedule.terminal_signal, schedule.terminal_snr, terminal_noise_text(terminal_noise(schedule))
+    return (curves, schedule.terminal_signal, schedule.terminal_snr, terminal_noise_text(terminal_noise(schedule)),
+            signal_gone_step(schedule), noise_only_fraction(schedule))
 
 
 @st.cache_resource(show_spinner=False)
@@ -44,23 +64,44 @@ def snapshot_pictures(settings: tuple, digit: int, noise_seed: int) -> dict:
     return {f"t = {step}": to_uint8(frame[0]).numpy() for step, frame in zip(steps, frames)}
 
 
-# ---------------------------------------------------------------------------------------- widgets
-def schedule_controls(name: str, default_kind: str) -> tuple:
+# ---------------------------------------------------------------------------------------- settings
+def page_settings() -> PageSettings:
+    per_schedule = []
+    for name in ("a", "b"):
+        per_schedule += [
+            Setting(f"schedules_{name}_kind", DEFAULT_KINDS[name.upper()], "choice", choices=SCHEDULE_KINDS),
+            Setting(f"schedules_{name}_T", 1000, "int", *T_RANGE),
+            Setting(f"schedules_{name}_beta_start", 1e-4, "float", *BETA_START_RANGE),
+            Setting(f"schedules_{name}_beta_end", 0.02, "float", *BETA_END_RANGE),
+            Setting(f"schedules_{name}_scale", False, "bool"),
+        ]
+    last = len(held_out_digits().data) - 1
+    return PageSettings("schedules", [
+        Setting("schedules_compare", False, "bool"), *per_schedule,
+        Setting("schedules_x_axis", "t", "choice", choices=("t", "t/T")),
+        Setting("schedules_log_beta", True, "bool"),
+        Setting("schedules_digit", 0, "int", 0, last),
+        Setting("schedules_noise_seed", 0, "int", 0, SEED_MAX),
+    ], PRESETS)
+
+
+def schedule_controls(name: str) -> tuple:
     """Widgets for one schedule; returns (kind, T, β_start, β_end, scale_with_T)."""
     key = f"schedules_{name.lower()}"
-    kind = st.selectbox("Kind", SCHEDULE_KINDS, index=SCHEDULE_KINDS.index(default_kind), key=f"{key}_kind",
-                        format_func=SCHEDULE_LABELS.get)
-    T = st.number_input("T (number of steps)", *T_RANGE, value=1000, step=10, key=f"{key}_T")
+    kind = st.selectbox("Kind", SCHEDULE_KINDS, index=SCHEDULE_KINDS.index(DEFAULT_KINDS[name]), key=f"{key}_kind",
+                        format_func=SCHEDULE_LABELS.get, persist_state=PERSIST)
     cosine = kind == "cosine"
     left, right = st.columns(2)
-    beta_start = left.number_input("β_start", min_value=1e-6, max_value=0.5, value=1e-4, step=1e-4, format="%.5f",
-                                   key=f"{key}_beta_start", disabled=cosine)
-    beta_end = right.number_input("β_end", min_value=1e-6, max_value=0.999, value=0.02, step=1e-3, format="%.4f",
-                                  key=f"{key}_beta_end", disabled=cosine)
-    scale = st.checkbox("Scale β with T (× 1000/T)", key=f"{key}_scale", disabled=cosine,
-                        help="Nichol & Dhariwal's rule: keeps the total noise Σβ_t roughly fixed when T ≠ 1000.")
+    T = left.number_input("T (number of steps)", *T_RANGE, value=1000, step=10, key=f"{key}_T", persist_state=PERSIST)
+    scale = right.checkbox("Scale β with T (× 1000/T)", key=f"{key}_scale", disabled=cosine, persist_state=PERSIST,
+                           help="Nichol & Dhariwal's rule: keeps the total noise Σβ_t roughly fixed when T ≠ 1000.")
+    beta_start = left.number_input("β_start", *BETA_START_RANGE, value=1e-4, step=1e-4, format="%.2e",
+                                   key=f"{key}_beta_start", disabled=cosine, persist_state=PERSIST)
+    beta_end = right.number_input("β_end", *BETA_END_RANGE, value=0.02, step=1e-3, format="%.3e",
+                                  key=f"{key}_beta_end", disabled=cosine, persist_state=PERSIST)
     if cosine:
-        st.caption("The cosine schedule defines ᾱ_t directly (Nichol & Dhariwal eq. 17); β range and scaling do not apply.")
+        st.caption("The cosine schedule defines $\\bar\\alpha_t$ directly (Nichol & Dhariwal eq. 17); β range and "
+                   "scaling do not apply.")
     return kind, int(T), float(beta_start), float(beta_end), bool(scale)
 
 
@@ -80,92 +121,166 @@ def line_figure(title: str, lines: list, x_title: str, y_title: str, log_y: bool
     fig.update_layout(title=title, height=330, margin=dict(l=10, r=10, t=50, b=10), xaxis_title=x_title,
                       yaxis_title=y_title, yaxis_type="log" if log_y else "linear", hovermode="x unified",
                       legend=dict(orientation="h", y=-0.3))
-    return fig
+    return honest_axes(fig)
 
 
-# ------------------------------------------------------------------------------------------- page
-st.title("Schedule lab")
-st.markdown(
-    "The forward process mixes a clean x₀ with noise: **x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε**, ᾱ_t = Π(1−β_s) "
-    "(Ho et al. 2020, eq. 4). The schedule β_1..β_T decides how fast the signal fades — and whether anything "
-    "is left of it at t = T, where sampling will start from pure noise.")
-
-compare = st.toggle("Compare with a second schedule", key="schedules_compare")
-columns = st.columns(2) if compare else [st.container()]
-chosen = {}
-for column, (name, default_kind) in zip(columns, (("A", "linear"), ("B", "cosine"))):
-    with column:
-        st.subheader(f"Schedule {name}" if compare else "Schedule")
-        chosen[name] = schedule_controls(name, default_kind)
-
-results = {}
-for name, settings in chosen.items():
-    try:
-        results[name] = (settings, *curves_and_warning(settings))
-    except ValueError as error:
-        st.error(f"Schedule {name}: {error}" if compare else str(error))
-if not results:
-    st.stop()
-
-# ------------------------------------------------------------------------- is x_T pure noise?
-st.header("Is x_T pure noise?")
-for column, (name, (settings, _curves, signal, snr, warning)) in zip(st.columns(len(results)), results.items()):
-    with column:
-        if compare:
-            st.markdown(f"**{name}: {describe(settings)}**")
-        left, right = st.columns(2)
-        left.metric("√ᾱ_T (signal left in x_T)", f"{signal:.3g}")
-        right.metric("terminal SNR ᾱ_T/(1−ᾱ_T)", f"{snr:.3g}")
-        if warning is None:
-            st.success(f"x_T is essentially pure noise: only {100 * signal:.2g} % of x₀'s amplitude is left.")
-        else:
-            st.warning(warning)
-
-# ---------------------------------------------------------------------------------------- curves
-st.header("The schedule, step by step")
-axis = st.radio("x axis", ["t", "t/T"], horizontal=True, key="schedules_x_axis",
-                help="t/T puts schedules with different T on the same scale.")
-log_beta = st.checkbox("log scale for β_t and β̃_t", value=True, key="schedules_log_beta")
-x_key, x_title = ("t", "t (paper's step)") if axis == "t" else ("t_over_T", "t/T")
+# ---------------------------------------------------------------------------------------- sections
+def intro() -> None:
+    st.title("Schedule lab")
+    st.markdown(
+        "The forward process mixes a clean $x_0$ with noise: $x_t = \\sqrt{\\bar\\alpha_t}\\,x_0 + "
+        "\\sqrt{1-\\bar\\alpha_t}\\,\\varepsilon$, $\\bar\\alpha_t = \\prod_{s \\le t}(1-\\beta_s)$ (Ho et al. 2020, eq. 4). "
+        "The schedule decides how fast the signal fades, and whether any is left at $t = T$.")
 
 
-def lines_of(*series):
-    """Lines (label, curve name, color index) for every chosen schedule (A solid, B dashed)."""
-    out = []
+def choose_schedules(compare: bool) -> dict:
+    chosen = {}
+    for name in ("A", "B") if compare else ("A",):
+        with st.container(border=compare):
+            if compare:
+                st.markdown(f"**Schedule {name}**")
+            chosen[name] = schedule_controls(name)
+    return chosen
+
+
+def compute(chosen: dict, compare: bool) -> dict:
+    results = {}
+    for name, settings in chosen.items():
+        try:
+            results[name] = (settings, *curves_and_warning(settings))
+        except ValueError as error:
+            st.error(f"Schedule {name}: {error}" if compare else str(error))
+    return results
+
+
+def pure_noise_verdict(results: dict, compare: bool) -> None:
+    st.subheader("Is $x_T$ pure noise?")
+    for column, (name, (settings, _curves, signal, snr, warning, gone, wasted)) in zip(st.columns(len(results)), results.items()):
+        with column:
+            if compare:
+                st.markdown(f"**{name}: {describe(settings)}**")
+            left, right = st.columns(2)
+            left.metric(SIGNAL_LABEL, f"{signal:.3g}")
+            right.metric(SNR_LABEL, f"{snr:.3g}")
+            if warning is not None:
+                st.warning(warning)
+            elif gone is not None and wasted > EARLY_LOSS:
+                st.warning(f"**x_T is pure noise, but the signal is gone after {gone} of {settings[1]} steps:** from "
+                           f"t = {gone} on, $\\sqrt{{\\bar\\alpha_t}} \\le {SIGNAL_GONE:g}$, so {100 * wasted:.0f} % of the "
+                           "steps turn pure noise into pure noise and teach the model nothing about the data. "
+                           "This is what the cosine schedule fixes (Nichol & Dhariwal 2021, §3.2): lower β_end, or "
+                           "use **cosine**.")
+            else:
+                st.success(f"$x_T$ is essentially pure noise: only {100 * signal:.2g} % of $x_0$'s amplitude is left.")
+
+
+def curve_figures(results: dict, compare: bool, axis: str, log_beta: bool) -> list:
+    x_key, x_title = ("t", "t (paper's step)") if axis == "t" else ("t_over_T", "t/T")
+
+    def lines_of(*series):
+        """Lines (label, curve name, color index) for every chosen schedule (A solid, B dashed)."""
+        out = []
+        for name, (_settings, curves, *_rest) in results.items():
+            suffix = f" · {name}" if compare else ""
+            for label, key, color in series:
+                out.append((label + suffix, curves[x_key], curves[key], COLORS[color], DASHES[name]))
+        return out
+
+    return [
+        line_figure("Noise per step: β_t and β̃_t",
+                    lines_of(("β_t", "beta", 0), ("β̃_t", "posterior_variance", 1)), x_title, "variance", log_beta),
+        line_figure("Signal kept: ᾱ_t", lines_of(("ᾱ_t", "alpha_bar", 2)), x_title, "ᾱ_t"),
+        line_figure("Signal and noise weights in x_t",
+                    lines_of(("√ᾱ_t", "signal", 0), ("√(1−ᾱ_t)", "noise", 1)), x_title, "weight"),
+        line_figure("log-SNR: log(ᾱ_t/(1−ᾱ_t))", lines_of(("log-SNR", "log_snr", 3)), x_title, "log-SNR"),
+        line_figure("Posterior mean μ̃_t = c₀·x₀ + c_t·x_t",
+                    lines_of(("c₀ (coef of x₀)", "coef_x0", 4), ("c_t (coef of x_t)", "coef_xt", 5)), x_title, "coefficient"),
+    ]
+
+
+def curve_axes() -> tuple[str, bool]:
+    left, right = st.columns(2)
+    axis = left.radio("x axis", ["t", "t/T"], horizontal=True, key="schedules_x_axis", persist_state=PERSIST,
+                      help="t/T puts schedules with different T on the same scale.")
+    log_beta = right.checkbox("log scale for $\\beta_t$ and $\\tilde\\beta_t$", value=True, key="schedules_log_beta", persist_state=PERSIST)
+    return axis, log_beta
+
+
+def more_curves(figures: list) -> None:
+    st.subheader("The schedule, step by step")
+    for i in range(0, len(figures), 2):
+        for j, (column, figure) in enumerate(zip(st.columns(2), figures[i:i + 2])):
+            column.plotly_chart(figure, key=f"schedules_schedule_curve_{i + j + 1}")  # curve 0 sits beside the controls
+    st.caption("$\\tilde\\beta_1 = 0$: given $x_1$ and $x_0$ there is nothing left to sample, so the $\\tilde\\beta$ curve "
+               "starts at 0 (hidden on a log scale). $c_0 \\to 1$ and $c_t \\to 0$ at $t = 1$; at large $t$, "
+               "$c_t \\approx \\sqrt{\\alpha_t} \\approx 1$ and $c_0$ is tiny: one step only slightly shrinks $x_t$.")
+
+
+def curve_exports(results: dict) -> None:
+    columns = {}
     for name, (_settings, curves, *_rest) in results.items():
-        suffix = f" · {name}" if compare else ""
-        for label, key, color in series:
-            out.append((label + suffix, curves[x_key], curves[key], COLORS[color], DASHES[name]))
-    return out
+        prefix = f"{name}_" if len(results) > 1 else ""
+        columns.update({f"{prefix}{key}": values for key, values in curves.items()})
+    lengths = {len(values) for values in columns.values()}
+    left, right = st.columns(2)
+    with left:
+        if len(lengths) == 1:
+            exports.csv_button("CSV of the curves", columns, "schedule_curves.csv", key="schedules_csv")
+        else:  # schedules of different T: one file each would be clearer than a ragged table
+            name, (_s, curves, *_r) = next(iter(results.items()))
+            exports.csv_button(f"CSV of schedule {name}'s curves", curves, "schedule_curves.csv", key="schedules_csv")
+    with right:
+        lines = [f"make_schedule{settings!r}" for settings, *_rest in results.values()]
+        exports.reproduce_box(None, "from core.diffusion.schedules import make_schedule\n"
+                              "from core.lab.schedule_lab import schedule_curves\n\n" +
+                              "\n".join(f"curves_{name} = schedule_curves({line})" for name, line in zip(results, lines)) +
+                              "\n# arguments: (kind, T, beta_start, beta_end, scale_with_T)",
+                              "Every curve above, as float64 tensors indexed by t = 1..T.")
 
 
-figures = [
-    line_figure("Noise per step: β_t and β̃_t",
-                lines_of(("β_t", "beta", 0), ("β̃_t", "posterior_variance", 1)), x_title, "variance", log_beta),
-    line_figure("Signal kept: ᾱ_t", lines_of(("ᾱ_t", "alpha_bar", 2)), x_title, "ᾱ_t"),
-    line_figure("Signal and noise weights in x_t",
-                lines_of(("√ᾱ_t", "signal", 0), ("√(1−ᾱ_t)", "noise", 1)), x_title, "weight"),
-    line_figure("log-SNR: log(ᾱ_t/(1−ᾱ_t))", lines_of(("log-SNR", "log_snr", 3)), x_title, "log-SNR"),
-    line_figure("Posterior mean μ̃_t = c₀·x₀ + c_t·x_t",
-                lines_of(("c₀ (coef of x₀)", "coef_x0", 4), ("c_t (coef of x_t)", "coef_xt", 5)), x_title, "coefficient"),
-]
-for i in range(0, len(figures), 2):
-    for j, (column, figure) in enumerate(zip(st.columns(2), figures[i:i + 2])):
-        column.plotly_chart(figure, key=f"schedules_schedule_curve_{i + j}")
-st.caption("β̃_1 = 0: given x₁ and x₀ there is nothing left to sample, so the β̃ curve starts at 0 (hidden on a log "
-           "scale). c₀ → 1 and c_t → 0 at t = 1; at large t, c_t ≈ √α_t ≈ 1 and c₀ is tiny: "
-           "one step only slightly shrinks x_t.")
+def forward_on_a_digit(results: dict, compare: bool) -> None:
+    st.subheader("The forward process on a real digit")
+    digits = held_out_digits()
+    left, right = st.columns(2)
+    last = len(digits.data) - 1
+    digit = left.number_input(f"Held-out MNIST digit (0…{last})", 0, last, 0, key="schedules_digit", persist_state=PERSIST)
+    noise_seed = right.number_input("Noise seed", 0, SEED_MAX, 0, key="schedules_noise_seed", persist_state=PERSIST)
+    st.caption(f"Digit #{digit} (a {int(digits.labels[digit])}); the same noise draw $\\varepsilon$ is used at every $t$, "
+               "so you watch one digit sink into one noise image. Pixels are clipped to [−1, 1] for display.")
+    for name, (settings, *_rest) in results.items():
+        pictures = snapshot_pictures(settings, int(digit), int(noise_seed))
+        st.markdown(f"**{name}: {describe(settings)}**" if compare else f"**{describe(settings)}**")
+        st.plotly_chart(picture_row(pictures, height=230), key=f"schedules_snapshots_{name}")
+        exports.png_button("PNG of this strip", lambda pictures=pictures: side_by_side(list(pictures.values())),
+                           f"forward_{name}_digit{digit}_seed{noise_seed}.png", key=f"schedules_png_{name}")
 
-# --------------------------------------------------------------------------- a digit, forward
-st.header("The forward process on a real digit")
-digits = held_out_digits()
-left, right = st.columns(2)
-last = len(digits.data) - 1
-digit = left.number_input(f"Held-out MNIST digit (0…{last})", 0, last, 0, key="schedules_digit")
-noise_seed = right.number_input("Noise seed", 0, 2**31 - 1, 0, key="schedules_noise_seed")
-st.caption(f"Digit #{digit} (a {int(digits.labels[digit])}); the same noise draw ε is used at every t, so you watch "
-           "one digit sink into one noise image. Pixels are clipped to [-1, 1] for display.")
-for name, (settings, *_rest) in results.items():
-    pictures = snapshot_pictures(settings, int(digit), int(noise_seed))
-    st.markdown(f"**{name}: {describe(settings)}**" if compare else f"**{describe(settings)}**")
-    st.plotly_chart(picture_row(pictures, height=230), key=f"schedules_snapshots_{name}")
+
+# --------------------------------------------------------------------------------------------- page
+def main() -> None:
+    intro()
+    page = page_settings()
+    page.restore()
+    page.notices()
+    controls, verdict = st.columns([2, 3], gap="medium")
+    with controls:
+        toggle, share = st.columns([3, 2])
+        compare = toggle.toggle("Compare with a second schedule", key="schedules_compare", persist_state=PERSIST)
+        with share:
+            page.controls()
+        chosen = choose_schedules(compare)
+    results = compute(chosen, compare)
+    if not results:
+        page.sync_url()
+        return
+    with verdict:
+        pure_noise_verdict(results, compare)
+        axis, log_beta = curve_axes()
+        figures = curve_figures(results, compare, axis, log_beta)
+        verdict.plotly_chart(figures[0], key="schedules_schedule_curve_0")
+    more_curves(figures[1:])
+    curve_exports(results)
+    forward_on_a_digit(results, compare)
+    page.sync_url()
+
+
+main()

@@ -7,10 +7,13 @@
 """
 
 import os
+import tempfile
 
 import pytest
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Training jobs of page tests keep their folders in a temporary run store, not in the repository's runs/.
+os.environ.setdefault("RDL_RUNS_DIR", tempfile.mkdtemp(prefix="rdl-runs-"))
 
 import torch  # noqa: E402
 

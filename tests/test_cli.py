@@ -84,6 +84,24 @@ def test_resume_continues_the_step_count(tmp_path, capsys):
     assert "drop --learning-rate" in capsys.readouterr().err
 
 
+def test_max_seconds_stops_and_saves_a_resumable_run(tmp_path, capsys):
+    checkpoint = tmp_path / "budget.safetensors"
+    assert train_cli.main([*TOY_FLAGS, "--steps", "10000000", "--max-seconds", "1", "--quiet", "--out", str(checkpoint)]) == 0
+    out = capsys.readouterr().out
+    assert "stopped at step" in out and "time budget of 1 s" in out and f"saved {checkpoint}" in out
+    metadata = checkpoints.read_metadata(checkpoint)
+    assert 0 < metadata["steps"] < 10_000_000 and metadata["training_seconds"] >= 1.0
+    assert train_cli.main(["--resume", str(checkpoint), "--steps", str(metadata["steps"] + 5), "--quiet"]) == 0
+    assert checkpoints.read_metadata(checkpoint)["steps"] == metadata["steps"] + 5
+
+
+def test_an_existing_folder_as_out_is_refused_before_training(tmp_path, capsys):
+    (tmp_path / "x.safetensors").mkdir()
+    with pytest.raises(SystemExit):
+        train_cli.main([*TOY_FLAGS, "--out", str(tmp_path / "x.safetensors")])
+    assert "exists and is not a file" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--dataset", "cifar10"], "invalid choice: 'cifar10'"),
     (["--steps", "many"], "invalid int value"),
@@ -91,6 +109,12 @@ def test_resume_continues_the_step_count(tmp_path, capsys):
     (["--T", "10", "--scale-with-T"], "scale_with_T"),
     (["--dataset", "two_moons", "--out", "model.pt"], "must end in .safetensors"),
     (["--resume", "missing.safetensors"], "no checkpoint file"),
+    (["--dataset", "two_moons", "--out", "/dev/null/x.safetensors"], "does not exist (or is not a folder)"),
+    (["--dataset", "two_moons", "--out", "/no/such/folder/x.safetensors"], "does not exist"),
+    (["--dataset", "two_moons", "--out", "/proc/x.safetensors"], "cannot write in '/proc'"),
+    (["--dataset", "two_moons", "--out", "/tmp"], "must end in .safetensors"),
+    (["--dataset", "two_moons", "--max-seconds", "0"], "--max-seconds=0.0 is not allowed"),
+    (["--dataset", "two_moons", "--max-seconds", "nan"], "--max-seconds=nan is not allowed"),
 ])
 def test_train_rejects_bad_flags(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:

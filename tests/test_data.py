@@ -1,4 +1,4 @@
-"""Tests for core/data/datasets.py and scripts/make_mnist_subset.py."""
+"""Tests for core/data/ (datasets.py, idx.py, toys.py) and scripts/make_mnist_subset.py."""
 
 import gzip
 import importlib.util
@@ -12,18 +12,9 @@ import pytest
 import torch
 
 from core.data import datasets as data
-from core.data.datasets import (
-    DATASET_NAMES,
-    TOY_NAMES,
-    Dataset,
-    DatasetFileNotFoundError,
-    IDXFormatError,
-    load_dataset,
-    parse_idx,
-    read_idx,
-    sample_toy,
-    toy_mixture_parameters,
-)
+from core.data.datasets import DATASET_NAMES, Dataset, load_dataset
+from core.data.idx import IDX_FILES, DatasetFileNotFoundError, IDXFormatError, parse_idx, read_idx
+from core.data.toys import TOY_NAMES, sample_toy, toy_mixture_parameters
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "scripts" / "make_mnist_subset.py"
@@ -164,8 +155,8 @@ def write_idx_folder(root, n_train=6, n_test=4, compress=True, subfolder="mnist"
     folder = root / subfolder
     folder.mkdir(parents=True, exist_ok=True)
     arrays = {}
-    for split, n, (images_stem, labels_stem) in (("train", n_train, data.IDX_FILES["train"]),
-                                                 ("test", n_test, data.IDX_FILES["test"])):
+    for split, n, (images_stem, labels_stem) in (("train", n_train, IDX_FILES["train"]),
+                                                 ("test", n_test, IDX_FILES["test"])):
         images = rng.integers(0, 256, size=(n, 5, 4), dtype=np.uint8)
         labels = rng.integers(0, 10, size=n, dtype=np.uint8)
         for stem, array in ((images_stem, images), (labels_stem, labels)):

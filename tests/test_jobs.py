@@ -1,40 +1,39 @@
-"""Tests for core/training/jobs.py: the slot limit and queue, refusals, stop/resume/discard and the heartbeat reaper.
+"""Tests for the job registry (core/training/jobs.py), its limits (limits.py), the run store (store.py) and the
+worker protocol (worker.py).
 
-Jobs are tiny two-moons runs. A "gate" loss hook holds every training step until the test opens it, so
-which job is running or queued is decided by the test, not by timing. Time for the reaper is a fake clock.
+Most tests run the real worker code in threads of this process (worker.ThreadLauncher: same files, same
+protocol) on tiny two-moons runs; a gate (a patched train_step that waits for the test) decides which job is
+training, so queue and fairness tests depend on no timing. Two tests start real worker processes: one is
+killed with SIGKILL, one is resumed across a "server restart". Waits are polls with generous bounds.
 """
 
+import math
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
+import torch
 
+from core import checkpoints, runtime
+from core.training import store, worker
+from core.training import trainer as trainer_module
+from core.training.config import TrainConfig
 from core.training.jobs import JobRefused, JobRegistry
-from core.training.trainer import TrainConfig, Trainer
+from core.training.limits import JobLimits, cpu_slots_for, estimate_starts
+from core.training.trainer import Trainer
 
-WAIT = 60.0
+WAIT = 90.0
 
 
 def toy_config(**overrides):
-    settings = dict(dataset="two_moons", model_size="tiny", T=50, batch_size=16, total_steps=20, warmup_steps=2,
+    settings = dict(dataset="two_moons", model_size="tiny", T=50, batch_size=16, total_steps=40, warmup_steps=2,
                     preview_every=0, preview_count=8, preview_steps=2, toy_points=256, device="cpu")
     settings.update(overrides)
     return TrainConfig(**settings)
-
-
-class Gate:
-    """A trainer factory whose jobs take a step only while the gate is open."""
-
-    def __init__(self):
-        self.open = threading.Event()
-
-    def hook(self, step, loss):
-        if not self.open.wait(WAIT):
-            raise RuntimeError("gate never opened")
-        return loss
-
-    def factory(self, config, on_exit=None):
-        return Trainer(config, loss_hook=self.hook, on_exit=on_exit)
 
 
 class FakeClock:
@@ -45,182 +44,288 @@ class FakeClock:
         return self.now
 
 
-def wait_for_state(registry, job_id, *states):
-    deadline = time.monotonic() + WAIT
-    while registry.get(job_id).trainer.state not in states:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"job {job_id} is {registry.get(job_id).trainer.state}, expected one of {states}")
-        time.sleep(0.01)
+@pytest.fixture
+def gate(monkeypatch):
+    """While closed, every training step waits (jobs stay 'running' at their current step)."""
+    opened = threading.Event()
+    real_step = trainer_module.train_step
+
+    def gated_step(state, loss_hook=None):
+        if not opened.wait(WAIT):
+            raise RuntimeError("gate never opened")
+        return real_step(state, loss_hook)
+
+    monkeypatch.setattr(trainer_module, "train_step", gated_step)
+    yield opened
+    opened.set()
 
 
 @pytest.fixture
-def gate():
-    g = Gate()
-    yield g
-    g.open.set()  # never leave a job blocked behind the gate
+def make_registry(tmp_path):
+    """Registries on a run store in tmp_path, thread workers; every job is stopped and waited for at the end."""
+    made = []
+
+    def make(limits=None, launcher=None, **options):
+        registry = JobRegistry(limits=limits or JobLimits(cpu_slots=1), run_store=store.RunStore(tmp_path / "runs"),
+                               launcher=launcher or worker.ThreadLauncher(), **options)
+        made.append(registry)
+        return registry
+
+    yield make
+    for registry in made:
+        registry.close(stop_jobs_within=WAIT)
 
 
-def test_second_job_waits_for_the_slot_and_starts_when_the_first_finishes(gate):
-    registry = JobRegistry(max_running_per_device=1, trainer_factory=gate.factory)
-    first = registry.submit("alice", toy_config())
-    second = registry.submit("bob", toy_config(seed=1))
-    assert registry.get(first).trainer.state == "running"
-    assert registry.get(second).snapshot().state == "queued"
-    assert registry.get(second).trainer.step == 0
-    gate.open.set()
-    wait_for_state(registry, first, "finished")
-    wait_for_state(registry, second, "finished")
-    assert registry.get(second).trainer.step == 20
-    assert [job.job_id for job in registry.jobs_for("alice")] == [first]
+def wait_until(condition, what):
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
 
 
-def test_two_slots_run_two_jobs(gate):
-    registry = JobRegistry(max_running_per_device=2, trainer_factory=gate.factory)
-    ids = [registry.submit(owner, toy_config()) for owner in ("a", "b", "c")]
-    assert [registry.get(i).trainer.state for i in ids] == ["running", "running", "queued"]
+# ----------------------------------------------------------------------------------------- limits
+@pytest.mark.parametrize("files, expected", [
+    ({"cpu.max": "150000 100000\n"}, 1.5),  # cgroup v2 quota: 1.5 cores
+    ({"cpu.max": "max 100000\n"}, None),  # v2, no quota
+    ({"cpu/cpu.cfs_quota_us": "200000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 2.0),  # v1
+    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),  # v1, no quota
+    ({"cpu.max": "garbage"}, None),
+    ({}, None),
+])
+def test_usable_cores_read_the_cgroup_quota(tmp_path, files, expected):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    affinity = len(os.sched_getaffinity(0))
+    assert runtime.usable_cpu_cores(str(tmp_path)) == (affinity if expected is None else min(affinity, expected))
 
 
-def test_refusals_have_clear_messages(gate):
-    registry = JobRegistry(max_running_per_device=1, max_queued=1, max_jobs_per_owner=2, trainer_factory=gate.factory)
-    registry.submit("alice", toy_config())
-    with pytest.raises(JobRefused, match="already have a training job that is running"):
+def test_limits_from_the_environment():
+    limits = JobLimits.from_env({}, usable_cores=8)
+    assert limits.cpu_slots == cpu_slots_for(8) == 7 and limits.threads_per_job == 1
+    assert limits.running_per_session == 1 and limits.queued_per_session == 1 and limits.max_active == 28
+    assert JobLimits.from_env({}, usable_cores=1.5).cpu_slots == 1  # a fractional quota still runs one job
+    custom = JobLimits.from_env({"RDL_CPU_JOBS": "2", "RDL_GPU_JOBS": "3", "RDL_MAX_JOBS": "5",
+                                 "RDL_QUEUED_PER_SESSION": "0"}, usable_cores=8)
+    assert (custom.cpu_slots, custom.cuda_slots, custom.max_active, custom.queued_per_session) == (2, 3, 5, 0)
+    assert custom.threads_per_job == 3  # (8 − 1 cores) // 2 jobs
+    for variable, value in (("RDL_CPU_JOBS", "0"), ("RDL_MAX_JOBS", "lots"), ("RDL_JOBS_PER_SESSION", "-1")):
+        with pytest.raises(ValueError, match=f"{variable}='{value}' is not allowed"):
+            JobLimits.from_env({variable: value}, usable_cores=4)
+
+
+def test_queue_eta_by_hand():
+    # two slots, running jobs end in 10 s and 30 s; queued jobs of 5 s, 20 s, 1 s
+    assert estimate_starts(2, [10.0, 30.0], [5.0, 20.0, 1.0]) == [10.0, 15.0, 30.0]
+    assert estimate_starts(1, [], [7.0, 3.0]) == [0.0, 7.0]  # a free slot: the first starts now
+    assert estimate_starts(1, [None], [5.0]) == [None]  # the running job's rate is not measured yet
+    assert estimate_starts(2, [4.0], [None, 2.0, 1.0]) == [0.0, 4.0, 6.0]  # an unknown job holds its slot for good
+    assert estimate_starts(1, [3.0], [None, 1.0]) == [3.0, None]
+
+
+# ------------------------------------------------------------------------------------- the queue
+def test_fairness_queue_position_and_refusals(make_registry, gate):
+    registry = make_registry(JobLimits(cpu_slots=2, running_per_session=1, queued_per_session=1, max_active=4))
+    big = toy_config(total_steps=100_000)
+    a1 = registry.submit("alice", big)
+    a2 = registry.submit("alice", big)
+    assert registry.get(a1).state == "running"
+    assert registry.get(a2).state == "queued"  # a slot is free, but alice already has one training
+    with pytest.raises(JobRefused, match="1 job\\(s\\) training and 1 waiting"):
+        registry.submit("alice", big)
+    b1 = registry.submit("bob", big)
+    assert registry.get(b1).state == "running"  # fairness: bob gets the second slot before alice's second job
+    snapshot = registry.get(a2).snapshot()
+    assert snapshot.queue_position == 1 and snapshot.starts_in_seconds is None  # no rate measured yet: no guess
+    carol = registry.submit("carol", big)  # waits behind alice's second job
+    assert registry.get(carol).snapshot().queue_position == 2
+    with pytest.raises(JobRefused, match="server is busy.*RDL_MAX_JOBS = 4"):
+        registry.submit("dave", big)
+
+    registry.stop(a1)
+    gate.set()
+    wait_until(lambda: registry.get(a1).state == "stopped", "alice's first job to stop")
+    registry.poll()
+    assert registry.get(a2).state == "running" and registry.get(carol).state == "queued"
+    wait_until(lambda: all(registry.get(j).snapshot().images_per_second > 0 for j in (a2, b1)), "measured rates")
+    etas = [registry.get(j).snapshot().eta_seconds for j in (a2, b1)]
+    starts = registry.get(carol).snapshot().starts_in_seconds  # when the first of the two running jobs ends
+    assert starts is not None and 0.5 * min(etas) < starts < 2 * min(etas)
+
+
+def test_queue_eta_from_the_measured_rate_and_the_time_budget(make_registry, gate):
+    registry = make_registry(JobLimits(cpu_slots=1))
+    first = registry.submit("alice", toy_config(total_steps=100_000), max_seconds=30.0)
+    second = registry.submit("bob", toy_config(total_steps=100_000))
+    gate.set()
+    wait_until(lambda: registry.get(first).snapshot().step > 0, "the first job to train")
+    wait_until(lambda: registry.get(first).snapshot().images_per_second > 0, "its rate")
+    waiting = registry.get(second).snapshot()
+    assert waiting.queue_position == 1 and 0 < waiting.starts_in_seconds <= 30.0  # bounded by the first's budget
+
+
+def test_kept_models_per_session(make_registry):
+    registry = make_registry(JobLimits(cpu_slots=1, models_per_session=2))
+    for _ in range(2):
+        job_id = registry.submit("alice", toy_config(total_steps=3))
+        assert registry.wait(job_id, WAIT) == "finished"
+    with pytest.raises(JobRefused, match="keep 2 trained models"):
         registry.submit("alice", toy_config())
-    registry.submit("bob", toy_config())  # waits in the queue
-    with pytest.raises(JobRefused, match="queue holds at most 1"):
-        registry.submit("carol", toy_config())
-    assert len(registry.jobs_for("carol")) == 0  # a refused job leaves nothing behind
-    with pytest.raises(ValueError, match="total_steps"):  # an invalid config is a plain ValueError
-        registry.submit("dave", toy_config(total_steps=0))
-
-
-def test_per_owner_limit_on_kept_models():
-    registry = JobRegistry(max_jobs_per_owner=1)
-    job = registry.submit("alice", toy_config(total_steps=3))
-    wait_for_state(registry, job, "finished")
-    with pytest.raises(JobRefused, match="discard one"):
-        registry.submit("alice", toy_config())
-    registry.discard(job)
+    registry.discard(registry.jobs_for("alice")[0].job_id)
     registry.submit("alice", toy_config(total_steps=3))
 
 
-def test_stop_resume_and_discard(gate):
-    registry = JobRegistry(trainer_factory=gate.factory)
-    running = registry.submit("alice", toy_config(total_steps=10_000))
-    queued = registry.submit("bob", toy_config())
-    registry.stop(queued)
-    assert registry.get(queued).trainer.state == "stopped"
-    with pytest.raises(JobRefused, match="stop it"):
-        registry.discard(running)
-    registry.stop(running)
-    gate.open.set()
-    wait_for_state(registry, running, "stopped")
-    steps_at_stop = registry.get(running).trainer.step
-    assert 1 <= steps_at_stop < 10_000
-    assert registry.get(queued).trainer.step == 0  # a stopped queued job never started
+def test_stop_resume_continue_bit_identically_and_discard(make_registry, gate):
+    reference = Trainer(toy_config())
+    gate.set()
+    reference.start()
+    reference.join(WAIT)
+    gate.clear()
 
-    registry.resume(queued)
-    wait_for_state(registry, queued, "finished")
-    registry.resume(running, total_steps=steps_at_stop + 5)
-    wait_for_state(registry, running, "finished")
-    assert registry.get(running).trainer.step == steps_at_stop + 5
-    with pytest.raises(JobRefused, match="all .* steps"):
-        registry.resume(running)
+    registry = make_registry()
+    job_id = registry.submit("alice", toy_config())
+    job = registry.get(job_id)
+    registry.stop(job_id)
+    assert job.state == "stopping"
+    wait_until(lambda: not (job.folder / store.STOP_REQUEST).exists(), "the worker to take the stop request")
+    gate.set()
+    assert registry.wait(job_id, WAIT) == "stopped"
+    stopped = job.snapshot()
+    assert stopped.step == stopped.saved_step and stopped.checkpoint  # a graceful stop saves
+    with pytest.raises(JobRefused, match="larger total"):
+        registry.resume(job_id, total_steps=stopped.step)
+    registry.resume(job_id)
+    assert registry.wait(job_id, WAIT) == "finished"
+    model, _, metadata = checkpoints.load(job.checkpoint)
+    assert metadata["steps"] == 40
+    for name, value in reference.ema.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value)  # the stop changed nothing
+    with pytest.raises(JobRefused, match="larger total"):
+        registry.resume(job_id)
+    registry.resume(job_id, total_steps=45)  # a finished job can be extended
+    assert registry.wait(job_id, WAIT) == "finished" and job.snapshot().step == 45
 
-    registry.discard(running)
-    assert registry.get(running) is None and registry.jobs_for("alice") == []
-    with pytest.raises(KeyError, match="no job"):
-        registry.stop(running)
-
-
-def test_resume_waits_in_the_queue_when_the_slot_is_taken(gate):
-    registry = JobRegistry(trainer_factory=gate.factory)
-    first = registry.submit("alice", toy_config(total_steps=10_000))
-    registry.stop(first)
-    gate.open.set()
-    wait_for_state(registry, first, "stopped")
-    gate.open.clear()
-    second = registry.submit("bob", toy_config(total_steps=10_000))
-    registry.resume(first)
-    assert registry.get(first).trainer.state == "queued"
-    registry.stop(second)
-    gate.open.set()
-    wait_for_state(registry, first, "running", "finished")
-    registry.stop(first)
-    wait_for_state(registry, first, "stopped")
+    folder = job.folder
+    registry.discard(job_id)
+    assert not folder.exists() and registry.jobs_for("alice") == []
 
 
-def test_reaper_stops_silent_owners_but_keeps_their_weights(gate):
+def test_nan_ends_the_job_failed_and_keeps_the_last_save(make_registry, monkeypatch):
+    real_step = trainer_module.train_step
+    monkeypatch.setattr(trainer_module, "train_step", lambda state, loss_hook=None: real_step(
+        state, lambda k, loss: loss * math.nan if k == 25 else loss))
+    registry = make_registry()
+    job_id = registry.submit("alice", toy_config())
+    registry.request_save(job_id)
+    assert registry.wait(job_id, WAIT) == "failed"
+    snapshot = registry.get(job_id).snapshot()
+    assert "NaN" in snapshot.error and "step 26" in snapshot.error and snapshot.step == 25
+    with pytest.raises(JobRefused, match="only a stopped, crashed or finished job"):
+        registry.resume(job_id)
+
+
+def test_reaper_stops_silent_sessions_but_keeps_their_work(make_registry, gate):
     clock = FakeClock()
-    registry = JobRegistry(max_running_per_device=1, heartbeat_timeout=180.0, clock=clock, trainer_factory=gate.factory)
-    silent = registry.submit("alice", toy_config(total_steps=10_000))
-    alive = registry.submit("bob", toy_config(total_steps=10_000))
-    assert registry.get(alive).trainer.state == "queued"
-    gate.open.set()
-    clock.now = 100.0
+    registry = make_registry(JobLimits(cpu_slots=1), heartbeat_timeout=60.0, clock=clock)
+    silent = registry.submit("alice", toy_config(total_steps=100_000))
+    waiting = registry.submit("bob", toy_config(total_steps=100_000))
+    clock.now = 50.0
     registry.heartbeat("bob")
-    assert registry.reap() == []  # alice has been silent for 100 s only
-    clock.now = 181.0
+    clock.now = 100.0
     assert registry.reap() == [silent]
-    wait_for_state(registry, silent, "stopped")
+    gate.set()
+    assert registry.wait(silent, WAIT) == "stopped"
     snapshot = registry.get(silent).snapshot()
-    assert "heartbeat" in snapshot.message and snapshot.step > 0  # stopped, not discarded
-    wait_for_state(registry, alive, "running")  # the freed slot went to the queued job
-
-    for now in (250.0, 400.0, 550.0):  # bob keeps sending heartbeats: his job keeps running
-        clock.now = now
-        registry.heartbeat("bob")
-        assert registry.get(alive).trainer.state == "running"
-    step = registry.get(alive).trainer.step
-    wait = time.monotonic() + WAIT
-    while registry.get(alive).trainer.step == step and time.monotonic() < wait:
-        time.sleep(0.01)
-    assert registry.get(alive).trainer.step > step
-
-    clock.now = 1000.0  # now bob goes silent too
-    registry.reap()
-    wait_for_state(registry, alive, "stopped")
-    registry.resume(silent)  # alice comes back: her job continues from where it was stopped
-    wait_for_state(registry, silent, "running")
-    registry.stop(silent)
-    wait_for_state(registry, silent, "stopped")
+    assert "no heartbeat" in snapshot.message and snapshot.saved_step == snapshot.step
+    registry.poll()
+    assert registry.get(waiting).state == "running"
 
 
-def test_reaper_thread_and_queued_jobs_of_silent_owners(gate):
+def test_run_store_survives_a_restart_and_cleans_up(make_registry, tmp_path):
+    registry = make_registry()
+    done = registry.submit("alice", toy_config(total_steps=5))
+    assert registry.wait(done, WAIT) == "finished"
+    interrupted = registry.submit("alice", toy_config(total_steps=5))
+    assert registry.wait(interrupted, WAIT) == "finished"
+    registry.get(interrupted).write_progress(state="running")  # as if the server died while it trained
+
+    restarted = make_registry()
+    jobs = {job.job_id: job for job in restarted.jobs_for("alice")}
+    assert set(jobs) == {done, interrupted} and restarted.jobs_for("bob") == []
+    assert jobs[done].state == "finished" and jobs[done].snapshot().checkpoint
+    again = jobs[interrupted].snapshot()
+    assert again.state == "stopped" and "server restarted" in again.message
+    assert again.kept_until == pytest.approx(restarted.store.last_change(jobs[done].folder) + 7 * 86400, abs=5)
+
     clock = FakeClock()
-    registry = JobRegistry(heartbeat_timeout=10.0, clock=clock, reaper_interval=0.01, trainer_factory=gate.factory)
-    try:
-        running = registry.submit("alice", toy_config(total_steps=10_000))
-        queued = registry.submit("bob", toy_config())
-        clock.now = 5.0
-        registry.heartbeat("alice")
-        clock.now = 12.0  # bob silent for 12 s > 10 s; alice for 7 s
-        wait_for_state(registry, queued, "stopped")  # taken out of the queue by the reaper thread
-        assert registry.get(running).trainer.state == "running"
-        assert "heartbeat" in registry.get(queued).snapshot().message
-    finally:
-        registry.close()
-        gate.open.set()
-        registry.stop(running)
-        wait_for_state(registry, running, "stopped")
+    clock.now = time.time() + 8 * 86400  # a week and a day later: both are past their age limit
+    aged = store.RunStore(tmp_path / "runs", clock=clock)
+    assert aged.cleanup(protected={done}) == [interrupted]
+    small = store.RunStore(tmp_path / "runs", max_bytes=1)
+    assert small.cleanup() == [done] and small.scan() == []
 
 
-def test_adopt_a_trainer_loaded_from_a_checkpoint(tmp_path):
-    trainer = Trainer(toy_config(total_steps=4))
-    trainer.start()
-    trainer.join(WAIT)
-    path = trainer.save(tmp_path / "run.safetensors")
-    registry = JobRegistry()
-    job = registry.adopt("alice", Trainer.from_checkpoint(path))
-    assert registry.get(job).trainer.state == "finished" and registry.get(job).trainer.step == 4
-    registry.resume(job, total_steps=8)
-    wait_for_state(registry, job, "finished")
-    assert registry.get(job).trainer.step == 8
+# ------------------------------------------------------------------------------- real processes
+def test_a_killed_worker_ends_crashed_with_its_last_checkpoint_usable(tmp_path, monkeypatch, make_registry):
+    monkeypatch.setenv("RDL_CHECKPOINT_SECONDS", "0.2")  # inherited by the worker process
+    registry = make_registry(launcher=worker.ProcessLauncher())
+    job_id = registry.submit("alice", toy_config(total_steps=10_000_000, preview_every=0))
+    job = registry.get(job_id)
+    wait_until(lambda: (job.snapshot().saved_step or 0) > 0, "the worker's first checkpoint")
+    os.kill(job.handle.pid, signal.SIGKILL)
+    wait_until(lambda: job.state not in ("running", "stopping"), "the worker to die")
+    snapshot = job.snapshot()
+    assert snapshot.state == "crashed" and "SIGKILL" in snapshot.error and "resume" in snapshot.error
+    model, diffusion, metadata = checkpoints.load(job.checkpoint)  # the last save is whole and loads
+    saved = metadata["steps"]
+    assert saved > 0 and torch.isfinite(model(torch.zeros(2, 2), torch.zeros(2, dtype=torch.long))).all()
+
+    registry.resume(job_id)  # continues from the checkpoint, in a new process
+    wait_until(lambda: job.snapshot().step > saved and job.state == "running", "the resumed worker")
+    registry.stop(job_id)
+    assert registry.wait(job_id, WAIT) == "stopped"
+    final = job.snapshot()
+    assert final.saved_step == final.step > saved
 
 
-def test_constructor_validation():
-    with pytest.raises(ValueError, match="max_running_per_device=0"):
-        JobRegistry(max_running_per_device=0)
-    with pytest.raises(ValueError, match="heartbeat_timeout=-1"):
-        JobRegistry(heartbeat_timeout=-1)
-    with pytest.raises(ValueError, match="owner"):
-        JobRegistry().submit("", toy_config())
+def test_sigterm_stops_a_worker_gracefully_and_it_saves(make_registry):
+    registry = make_registry(launcher=worker.ProcessLauncher())
+    job_id = registry.submit("alice", toy_config(total_steps=10_000_000))
+    job = registry.get(job_id)
+    wait_until(lambda: job.snapshot().step > 0, "the worker to train")
+    os.kill(job.handle.pid, signal.SIGTERM)
+    assert registry.wait(job_id, WAIT) == "stopped"
+    snapshot = job.snapshot()
+    assert snapshot.saved_step == snapshot.step > 0 and snapshot.error is None
+
+
+SERVER = """
+import os, sys, time
+from core.training import store
+from core.training.jobs import JobRegistry
+from core.training.limits import JobLimits
+from core.training.config import TrainConfig
+registry = JobRegistry(limits=JobLimits(cpu_slots=1), run_store=store.RunStore(sys.argv[1]))
+job = registry.get(registry.submit("alice", TrainConfig(dataset="two_moons", model_size="tiny", T=50, batch_size=16,
+    total_steps=10_000_000, preview_every=0, toy_points=256, device="cpu")))
+while (store.read_json(job.folder / store.PROGRESS) or {}).get("step", 0) < 10:
+    time.sleep(0.05)
+os._exit(0)  # the server dies without stopping its job
+"""
+
+
+def test_a_server_that_dies_loses_nothing(tmp_path, make_registry):
+    runs = tmp_path / "runs"  # the folder make_registry's stores use
+    subprocess.run([sys.executable, "-c", SERVER, str(runs)], check=True, timeout=WAIT,
+                   env={**os.environ, "PYTHONPATH": str(worker.ROOT)})
+    folder = next(runs.glob("*/*"))
+    # the orphaned worker notices that its server is gone, stops and saves
+    wait_until(lambda: (store.read_json(folder / store.PROGRESS) or {}).get("state") == "stopped", "the orphan to stop")
+    restarted = make_registry()
+    (job,) = restarted.jobs_for("alice")
+    snapshot = job.snapshot()
+    assert snapshot.state == "stopped" and snapshot.saved_step == snapshot.step >= 10
+    assert "server stopped" in snapshot.message
+    restarted.resume(job.job_id, total_steps=snapshot.step + 5)
+    assert restarted.wait(job.job_id, WAIT) == "finished" and job.snapshot().step == snapshot.step + 5

@@ -6,10 +6,12 @@ import math
 import pytest
 import torch
 
-from core.data.datasets import DATASET_NAMES, TOY_NAMES
+from core.data.datasets import DATASET_NAMES
+from core.data.toys import TOY_NAMES
 from core.diffusion.gaussian_diffusion import PREDICTIONS, VARIANCES
 from core.diffusion.schedules import SCHEDULE_KINDS, NoiseSchedule, make_schedule
 from core.lab.playground import FIELD_KINDS
+from core.lab.sampling import SamplerSettings
 from core.lab.schedule_lab import TERMINAL_SIGNAL_THRESHOLD, terminal_noise
 from ui.labels import (
     DATASET_LABELS,
@@ -19,6 +21,7 @@ from ui.labels import (
     SCHEDULE_LABELS,
     TOY_LABELS,
     VARIANCE_LABELS,
+    sampler_label,
     terminal_noise_text,
 )
 
@@ -29,6 +32,11 @@ def test_every_option_has_exactly_one_label():
                            (FIELD_LABELS, FIELD_KINDS)):
         assert list(table) == list(options)
         assert len(set(table.values())) == len(table)  # no two options read the same
+
+
+def test_sampler_label_names_the_run():
+    assert sampler_label(SamplerSettings("ddim", 50, eta=0.0)) == "DDIM η=0, 50 steps"
+    assert sampler_label(SamplerSettings("ddpm", 1000, variance="fixed_small")) == "DDPM fixed_small, 1000 steps"
 
 
 def terminal_noise_warning(schedule, threshold=TERMINAL_SIGNAL_THRESHOLD):

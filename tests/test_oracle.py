@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from core.diffusion.gaussian_diffusion import GaussianDiffusion
-from core.diffusion.oracle import EmpiricalDistribution, GaussianMixture, OracleDenoiser, loss_floor, loss_floor_curve
+from core.diffusion.oracle import EmpiricalDistribution, GaussianMixture, OracleDenoiser, loss_floor_curve
 from core.diffusion.samplers import ddim_sample, ddpm_sample
 from core.diffusion.schedules import make_schedule
 
@@ -213,6 +213,12 @@ def gaussian_floor(prediction, ab):
     return {"x0": S**2 * (1 - ab) / c, "eps": 1 - (1 - ab) / c, "v": S**2 / c}[prediction]
 
 
+def loss_floor(dist, diff, t, n, generator):
+    """(mean, standard error) of the loss floor at one timestep: loss_floor_curve with ts = [t]."""
+    means, standard_errors = loss_floor_curve(dist, diff, [t], n, generator)
+    return float(means[0]), float(standard_errors[0])
+
+
 def oracle_mc_mse(dist, diff, t, n, generator):
     """The oracle's own MSE on fresh (x0, eps) draws, the way training measures it: mean and standard error."""
     x0 = dist.sample(n, generator, dtype=torch.float64)
@@ -391,15 +397,13 @@ def test_invalid_inputs_raise_value_errors():
     with pytest.raises(ValueError, match="diffusion must be"):
         OracleDenoiser(dist, "eps")
     with pytest.raises(ValueError, match="n=1 is not allowed; expected an integer >= 2"):
-        loss_floor(dist, diffusion(), 10, 1, gen(0))
-    with pytest.raises(ValueError, match=r"t=1000 is not allowed; expected an integer in 0\.\.999"):
-        loss_floor(dist, diffusion(), 1000, 10, gen(0))
+        loss_floor_curve(dist, diffusion(), [10], 1, gen(0))
     with pytest.raises(ValueError, match=r"t must lie in 0\.\.999"):
         loss_floor_curve(dist, diffusion(), [5, 1000], 10, gen(0))
-    with pytest.raises(ValueError, match="t=10.0 is not allowed"):
-        loss_floor(dist, diffusion(), 10.0, 10, gen(0))
+    with pytest.raises(ValueError, match="integer timesteps"):
+        loss_floor_curve(dist, diffusion(), [10.0], 10, gen(0))
     with pytest.raises(ValueError, match="generator"):
-        loss_floor(dist, diffusion(), 10, 10, None)
+        loss_floor_curve(dist, diffusion(), [10], 10, None)
     with pytest.raises(ValueError, match="ts must be a non-empty"):
         loss_floor_curve(dist, diffusion(), [], 10, gen(0))
     with pytest.raises(ValueError, match="n=0 is not allowed; expected an integer >= 1"):

@@ -75,11 +75,13 @@ def test_compare_step_counts(monkeypatch, checkpoint_dir):
 
 def test_core_errors_become_messages(monkeypatch, checkpoint_dir):
     from core.lab import sampling
+    from ui import runs
 
     def refuse(*args, **kwargs):
         raise ValueError("steps must be an integer between 1 and T")
 
     monkeypatch.setattr(sampling, "run_sampler", refuse)
+    runs.result_cache().__init__(runs.CACHE_ENTRIES)  # earlier tests' results would be served from the cache
     at = open_page(monkeypatch, checkpoint_dir, PAGE)
     assert not at.exception
     assert any("steps must be an integer" in error.value for error in at.error)
@@ -108,3 +110,40 @@ def test_no_model_shows_a_clear_message(monkeypatch, tmp_path):
 def test_shipped_default_model_samples(monkeypatch):
     at = open_page(monkeypatch, ROOT / "checkpoints", PAGE)
     assert not at.error and chart_by_title(at, "16 samples")
+
+
+@pytest.mark.parametrize("method", ["ddim", "ddpm"])
+def test_reproduce_command_gives_the_same_samples(monkeypatch, checkpoint_dir, tmp_path, method):
+    """The "Reproduce this" command, run as printed, writes the samples the page shows."""
+    import math
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    import numpy as np
+    from PIL import Image
+
+    from core.data.images import make_grid
+    from ui import runs
+
+    runs.result_cache().__init__(runs.CACHE_ENTRIES)
+    at = open_page(monkeypatch, checkpoint_dir, PAGE)
+    at.radio(key="sample_method").set_value(method).run()
+    at.number_input(key="sample_steps").set_value(8).run()
+    at.button(key="sample_run").click().run()
+    command = next(code.value for code in at.code if code.value.startswith("python -m core.sample"))
+    words = shlex.split(command)
+    assert words[words.index("--sampler") + 1] == method and "--clip" in words
+    words[0] = sys.executable
+    words[words.index("--out") + 1] = str(tmp_path / "samples.png")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RDL_TORCH_THREADS": "1"}
+    subprocess.run(words, cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
+    written = np.asarray(Image.open(tmp_path / "samples.png"))
+    samples = next(value[0][0] for key, value in runs.result_cache()._items.items()
+                   if key[0] == "sample" and key[2].steps == 8 and key[2].method == method)
+    expected = make_grid(samples.clamp(-1, 1), nrow=math.isqrt(len(samples) - 1) + 1)
+    assert written.shape[:2] == expected.shape[:2]
+    grey = written.reshape(expected.shape[:2] + (-1,))[..., 0].astype(int)  # the PNG may be stored as RGB
+    difference = np.abs(grey - expected.reshape(expected.shape[:2] + (-1,))[..., 0].astype(int))
+    assert difference.max() <= 1  # the same samples, up to float round-off in the last grey level

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+SIGNAL = "$\\sqrt{\\bar\\alpha_T}$ (signal left in $x_T$)"  # metric labels are Markdown with LaTeX
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "schedules.py")
 
 
@@ -26,7 +27,7 @@ def metric_values(at):
 
 def test_default_is_ho_linear_1000_and_pure_noise(app):
     assert not app.error and not app.warning
-    assert metric_values(app)["√ᾱ_T (signal left in x_T)"] == "0.00635"
+    assert metric_values(app)[SIGNAL] == "0.00635"
     assert "pure noise" in app.success[0].value
     specs = charts(app)
     assert len(specs) == 6  # five schedule plots and the digit strip
@@ -42,7 +43,7 @@ def test_warning_for_short_linear_schedule_and_its_fix(app):
     assert "√ᾱ_T = 0.603" in message and "scale-with-T" in message and "cosine" in message
     app.checkbox(key="schedules_a_scale").set_value(True).run()
     assert not app.exception and not app.warning
-    assert metric_values(app)["√ᾱ_T (signal left in x_T)"] == "0.00452"
+    assert metric_values(app)[SIGNAL] == "0.00452"
 
 
 def test_compare_and_normalised_axis(app):

@@ -139,7 +139,7 @@ def test_same_seed_same_samples_and_recording(sampler):
     assert not torch.allclose(run(1), run(2))
     final, trajectory = run(1, record=True)
     torch.testing.assert_close(final, run(1), rtol=0, atol=0)
-    assert len(trajectory.t) == 20 and trajectory.stacked("x_t").shape == (20, 4, 2)
+    assert len(trajectory.t) == 20 and torch.stack(trajectory.x_t).shape == (20, 4, 2)
     assert trajectory.t == sorted(trajectory.t, reverse=True)
     _, sparse = run(1, record=6)
     assert sparse.t == [trajectory.t[i] for i in (0, 6, 12, 18, 19)]

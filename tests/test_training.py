@@ -1,9 +1,12 @@
-"""Tests for core/training/trainer.py: TrainConfig, the loss-history / profile statistics, and the Trainer.
+"""Tests for core/training: TrainConfig and the recipes (config.py), the loss-history / profile statistics and
+their JSON / npz round trips (stats.py), the training step (step.py), save/resume (saving.py) and the Trainer.
 
 Jobs use the 2-D two-moons toy with the tiny MLP and T=50 (a step takes about a millisecond), or a tiny
 UNet on MNIST for a couple of steps. Waits are polls with generous bounds, never timing assertions.
 """
 
+import dataclasses
+import io
 import json
 import math
 import threading
@@ -14,7 +17,11 @@ import pytest
 import torch
 
 from core import checkpoints
-from core.training.trainer import LossHistory, TimestepProfile, TrainConfig, Trainer, ema_decay_at, learning_rate_at
+from core.lab import playground
+from core.training.config import MNIST_CPU_RECIPE, PLAYGROUND_RECIPE, TOY_RECIPE, TrainConfig, ema_decay_at, learning_rate_at
+from core.training.saving import read_resume_point
+from core.training.stats import LossHistory, Preview, Snapshot, TimestepProfile
+from core.training.trainer import Trainer
 
 WAIT = 60.0  # upper bound for any poll; a healthy run needs a fraction of a second
 
@@ -86,18 +93,23 @@ def test_config_json_round_trip_through_text():
     ("scale_with_T", "yes", "True or False"),
 ])
 def test_config_validation_names_field_value_and_allowed(field, value, allowed):
-    config = toy_config(**{field: value})
     with pytest.raises(ValueError) as error:
-        config.validate()
+        toy_config(**{field: value})  # validated once, when built
     message = str(error.value)
     assert field in message and repr(value) in message and allowed in message
 
 
 def test_config_rejects_invalid_combinations_and_unknown_keys():
     with pytest.raises(ValueError, match="scale_with_T"):  # β_end·1000/T = 2 is not a probability
-        toy_config(T=10, scale_with_T=True).validate()
+        toy_config(T=10, scale_with_T=True)
     with pytest.raises(ValueError, match="beta_start"):
-        toy_config(beta_start=0.03, beta_end=0.02).validate()
+        toy_config(beta_start=0.03, beta_end=0.02)
+    config = toy_config()
+    config.T = 0  # assigned directly: validate() checks again
+    with pytest.raises(ValueError, match="T=0"):
+        config.validate()
+    with pytest.raises(ValueError, match="T=0"):
+        dataclasses.replace(toy_config(), T=0)
     with pytest.raises(ValueError, match="unknown training config entries.*'lr'"):
         TrainConfig.from_json({"lr": 0.1})
     with pytest.raises(ValueError, match="model_size"):
@@ -339,3 +351,60 @@ def test_tiny_unet_on_mnist_previews_an_image_grid():
     assert preview.grid.dtype == np.uint8 and preview.grid.shape == (2 * 30 + 2, 2 * 30 + 2)
     model = trainer.export_model()
     assert not model.training and model(preview.samples, torch.zeros(4, dtype=torch.long)).shape == (4, 1, 28, 28)
+
+
+# ---------------------------------------------------------------------- round trips, recipes, budget
+def test_snapshot_and_preview_round_trip_through_json_and_npz():
+    trainer = Trainer(toy_config(total_steps=20, preview_every=10))
+    trainer.start()
+    run_to_end(trainer)
+    snapshot = trainer.snapshot()
+    preview = Preview.from_npz(snapshot.preview.to_npz())
+    assert preview.step == 20 and preview.kind == "points" and torch.equal(preview.samples, snapshot.preview.samples)
+    restored = Snapshot.from_json(json.loads(json.dumps(snapshot.to_json())), preview=preview)
+    assert restored.to_json() == snapshot.to_json() and restored.loss_history == snapshot.loss_history
+    with pytest.raises(ValueError, match="unknown progress snapshot entries"):
+        Snapshot.from_json({**snapshot.to_json(), "evil": 1})
+    with pytest.raises(ValueError, match="step"):
+        Snapshot.from_json({**snapshot.to_json(), "step": -1})
+
+
+def test_image_preview_npz_keeps_the_grid_and_never_unpickles(tmp_path):
+    samples = torch.rand(4, 1, 28, 28) * 2 - 1
+    grid = np.arange(62 * 62, dtype=np.uint8).reshape(62, 62)
+    preview = Preview.from_npz(Preview(step=3, kind="image", samples=samples, grid=grid).to_npz())
+    assert preview.kind == "image" and np.array_equal(preview.grid, grid) and torch.equal(preview.samples, samples)
+    buffer = io.BytesIO()
+    np.savez(buffer, step=np.array(1), kind=np.array("points"), samples=np.array([object()], dtype=object))
+    with pytest.raises(ValueError):  # an object array would need pickle: refused
+        Preview.from_npz(buffer.getvalue())
+
+
+def test_time_budget_stops_the_run_and_resume_gets_a_new_budget():
+    trainer = Trainer(toy_config(total_steps=10_000_000), max_seconds=0.3)
+    trainer.start()
+    run_to_end(trainer)
+    snapshot = trainer.snapshot()
+    assert snapshot.state == "stopped" and 0 < snapshot.step < 10_000_000 and "time budget of 0.3 s" in snapshot.message
+    assert snapshot.elapsed_seconds >= 0.3
+    first = snapshot.step
+    trainer.resume()
+    run_to_end(trainer)
+    assert trainer.state == "stopped" and trainer.step > first
+
+
+def test_from_checkpoint_builds_through_the_constructor(tmp_path):
+    trainer = Trainer(toy_config(total_steps=5))
+    trainer.start()
+    run_to_end(trainer)
+    path = trainer.save(tmp_path / "run.safetensors")
+    point = read_resume_point(path)
+    assert point.step == 5 and point.config == trainer.config
+    with pytest.raises(ValueError, match="same TrainConfig"):
+        Trainer(toy_config(total_steps=5, seed=1), resume_from=point)
+
+
+def test_recipes_are_valid_configs():
+    assert MNIST_CPU_RECIPE == TrainConfig() and TOY_RECIPE.data_kind == "points"
+    config = TrainConfig(dataset="two_moons", **PLAYGROUND_RECIPE)
+    assert config.toy_points == playground.ORACLE_POINTS  # the oracle knows exactly the training set

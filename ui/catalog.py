@@ -1,7 +1,7 @@
 """The model catalogue every page shares: which models exist and which one is active.
 
-Models come from three places: the checkpoints shipped in `checkpoints/`, models trained in this session
-(the job registry keeps them until their owner discards them), and `.safetensors` files the user uploads
+Models come from three places: the checkpoints shipped in `checkpoints/`, models trained by this session
+(their checkpoints in the job registry's run store, until their owner discards them), and `.safetensors` files the user uploads
 (validated by core.checkpoints). Nothing here does diffusion math.
 """
 
@@ -95,32 +95,24 @@ def add_uploaded(name: str, data: bytes) -> str:
 
 
 def trained_models() -> dict:
-    """key -> (label, job_id) for models trained by this session's jobs that have weights to use."""
+    """key -> (label, job_id) for models trained by this session's jobs that have a saved checkpoint to use."""
     found = {}
     for job in get_registry().jobs_for(session_id()):
         snapshot = job.snapshot()
-        if snapshot.step > 0 and snapshot.state in ("stopped", "finished"):
-            config = job.trainer.config
-            label = f"{config.dataset} · step {snapshot.step} · {config.prediction}/{config.variance} (trained here)"
+        if snapshot.saved_step and snapshot.checkpoint and snapshot.state in ("stopped", "finished", "crashed"):
+            config = job.config
+            label = f"{config.dataset} · step {snapshot.saved_step} · {config.prediction}/{config.variance} (trained here)"
             found[f"trained:{job.job_id}"] = (label, job.job_id)
     return found
 
 
 def _export_trained(job_id: str):
-    """(model, diffusion, metadata) of a trained job's EMA weights, cached per (job, step) in the session."""
+    """(model, diffusion, metadata) of a trained job's checkpoint (its EMA weights), loaded once per file version."""
     job = get_registry().get(job_id)
     if job is None:
         raise KeyError(job_id)
-    trainer, step = job.trainer, job.snapshot().step
-    cache = st.session_state.setdefault("trained_exports", {})
-    if cache.get(job_id, (None,))[0] != step:
-        model = trainer.export_model("cpu")
-        metadata = {"model": model.config, "diffusion": trainer.diffusion.to_config(),
-                    "training": {"config": trainer.config.to_json()},
-                    "data": {"dataset": trainer.config.dataset, "shape": list(trainer.data_shape)},
-                    "steps": step, "final_loss": job.snapshot().last_loss, "device": job.snapshot().device}
-        cache[job_id] = (step, (model, trainer.diffusion, metadata))
-    return cache[job_id][1]
+    path = job.checkpoint
+    return _load_shipped(str(path), path.stat().st_mtime)
 
 
 def available_models() -> dict:

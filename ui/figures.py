@@ -19,7 +19,13 @@ from core.data.images import png_bytes
 IMAGE_ROW_HEIGHT = 190  # pixels per row of pictures
 CURVE_ROW_HEIGHT = 280
 ROW_GAP = 50  # pixels between rows (room for the subplot titles)
-COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+# Okabe & Ito's colour-blind-safe palette (blue, vermillion, bluish green, reddish purple, orange, sky blue):
+# every paired colour in the app comes from it, so no pair is red/green. NEUTRAL (data in the background,
+# reference lines) is a mid grey that reads on the light and the dark theme alike.
+OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9")
+COLORS = OKABE_ITO
+NEUTRAL = "#999999"
+STRONG = "#7f7f7f"  # a marker outline/reference that must stand out from NEUTRAL on both themes
 
 
 class Panel(NamedTuple):
@@ -52,6 +58,31 @@ class PointPanel(NamedTuple):
     axis_range: tuple | None = None  # (low, high) for both axes, so frames don't rescale the view
 
 
+def honest_axes(fig: go.Figure) -> go.Figure:
+    """Scientific notation, never SI prefixes ("1e-4" or 10⁻⁴, not "100µ"), and a label at every decade on
+    log axes (not "5, 2" with the decade left out)."""
+    fig.update_xaxes(exponentformat="power", showexponent="all")
+    fig.update_yaxes(exponentformat="power", showexponent="all")
+    fig.for_each_xaxis(lambda axis: axis.update(dtick=1) if axis.type == "log" else None)
+    fig.for_each_yaxis(lambda axis: axis.update(dtick=1) if axis.type == "log" else None)
+    return fig
+
+
+def side_by_side(pictures: list, gap: int = 4) -> np.ndarray:
+    """uint8 pictures of equal height next to each other on white (one PNG of a row of runs)."""
+    if not pictures:
+        raise ValueError("side_by_side needs at least one picture")
+    rgb = [np.repeat(p[..., None], 3, axis=2) if p.ndim == 2 else p for p in pictures]
+    height = max(p.shape[0] for p in rgb)
+    width = sum(p.shape[1] for p in rgb) + gap * (len(rgb) - 1)
+    out = np.full((height, width, 3), 255, dtype=np.uint8)
+    x = 0
+    for picture in rgb:
+        out[: picture.shape[0], x: x + picture.shape[1]] = picture
+        x += picture.shape[1] + gap
+    return out
+
+
 def png_source(picture: np.ndarray) -> str:
     """A uint8 picture as a PNG data URI (the `source` of a go.Image)."""
     return "data:image/png;base64," + base64.b64encode(png_bytes(picture)).decode("ascii")
@@ -78,11 +109,11 @@ def _curve_traces(curves: dict, curve_x, frame: int) -> tuple[list, list]:
         color = COLORS[i % len(COLORS)]
         lines.append(go.Scatter(x=np.asarray(curve_x), y=np.asarray(y), mode="lines", name=name, line=dict(color=color)))
         markers.append(go.Scatter(x=[curve_x[frame]], y=[y[frame]], mode="markers", showlegend=False, name=name,
-                                  marker=dict(color=color, size=11, line=dict(color="black", width=1))))
+                                  marker=dict(color=color, size=11, line=dict(color=STRONG, width=1))))
     return lines, markers
 
 
-def _slider(frame_labels, active: int, prefix: str) -> tuple[dict, dict]:
+def animation_controls(frame_labels, active: int, prefix: str) -> tuple[dict, dict]:
     """The slider and the play/pause buttons that step through the frames named str(i)."""
     animate = {"mode": "immediate", "frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}
     steps = [{"label": str(label), "method": "animate", "args": [[str(i)], animate]} for i, label in enumerate(frame_labels)]
@@ -150,16 +181,16 @@ def _scrubber(cells: list, frame_labels, frame_traces, curves, curve_x, curve_ti
         return traces
 
     fig.frames = [go.Frame(name=str(k), data=all_animated(k), traces=animated_indices) for k in range(len(frame_labels))]
-    slider, buttons = _slider(frame_labels, active, prefix)
+    slider, buttons = animation_controls(frame_labels, active, prefix)
     fig.update_layout(sliders=[slider], updatemenus=[buttons], height=sum(heights) + ROW_GAP * (n_rows - 1) + 170,
                       margin=dict(l=10, r=10, t=40, b=10), showlegend=legend or bool(curves))
-    return fig
+    return honest_axes(fig)
 
 
 def _picture_axes(fig, r, c, height, width):
     # no ticks or grid, but a thin frame, so an all-white picture is still visible as a picture
     frame = dict(showticklabels=False, ticks="", showgrid=False, zeroline=False, showline=True, mirror=True,
-                 linecolor="#bbbbbb", constrain="domain", row=r, col=c)
+                 linecolor=NEUTRAL, constrain="domain", row=r, col=c)
     fig.update_xaxes(range=[-0.5, width - 0.5], **frame)
     fig.update_yaxes(range=[height - 0.5, -0.5], scaleanchor=_axis_name(fig, r, c), **frame)
 
@@ -240,7 +271,7 @@ def point_panels(panels: list, height: int = 420) -> go.Figure:
         fig.update_xaxes(range=panel.axis_range, row=1, col=c)
         fig.update_yaxes(range=panel.axis_range, scaleanchor=_axis_name(fig, 1, c), row=1, col=c)
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h"))
-    return fig
+    return honest_axes(fig)
 
 
 def picture_row(pictures: dict, height: int = 260) -> go.Figure:
@@ -267,4 +298,4 @@ def loss_curves(x, curves: dict, marker_x=None, log_y: bool = True, title: str =
     fig.update_layout(title=title, height=CURVE_ROW_HEIGHT + 60, margin=dict(l=10, r=10, t=50, b=10),
                       xaxis_title=x_title, yaxis_title=y_title, yaxis_type="log" if log_y else "linear",
                       legend=dict(orientation="h", y=-0.25))
-    return fig
+    return honest_axes(fig)

@@ -6,7 +6,8 @@ Every page and ui module names predictions, variances, schedules, toys and field
 
 from __future__ import annotations
 
-from core.data.datasets import TOY_NAMES
+from core.data.toys import TOY_NAMES
+from core.lab.sampling import SamplerSettings
 from core.lab.schedule_lab import TerminalNoise
 
 PREDICTION_LABELS = {"eps": "ε (noise)", "x0": "x₀ (clean data)", "v": "v = √ᾱ·ε − √(1−ᾱ)·x₀"}
@@ -31,6 +32,13 @@ DATASET_LABELS = {
     **{name: f"2-D: {TOY_LABELS[name]}" for name in TOY_NAMES},
 }
 FIELD_LABELS = {"eps": "ε̂ (predicted noise)", "score": "score ∇log q_t = −ε̂/√(1−ᾱ_t)"}
+
+
+def sampler_label(settings: SamplerSettings) -> str:
+    """One line naming a sampler run: "DDIM η=0, 50 steps" or "DDPM fixed_small, 1000 steps"."""
+    if settings.method == "ddim":
+        return f"DDIM η={settings.eta:g}, {settings.steps} steps"
+    return f"DDPM {settings.variance}, {settings.steps} steps"
 
 
 def terminal_noise_text(report: TerminalNoise) -> str | None:

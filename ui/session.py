@@ -30,8 +30,10 @@ def session_id() -> str:
 
 @st.cache_resource
 def get_registry() -> JobRegistry:
-    """One registry for the whole server process: all sessions share the device through it."""
-    return JobRegistry()
+    """One registry for the whole server process: all sessions share the devices through it. Its limits and run
+    store come from environment variables (core.training.limits, core.training.store); a monitor thread starts
+    queued jobs as slots free up."""
+    return JobRegistry(monitor_interval=1.0)
 
 
 def device_label() -> str:

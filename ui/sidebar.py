@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import catalog, session
+from ui import catalog, session, training_panel
 
 
 def render_sidebar() -> None:
@@ -53,8 +53,7 @@ def render_job_status() -> None:
         registry.heartbeat(session.session_id())
         jobs = registry.jobs_for(session.session_id())
         if jobs:
-            snapshot = jobs[-1].snapshot()
-            st.caption(f"Training job: {snapshot.state}, step {snapshot.step:,}/{snapshot.total_steps:,}")
+            st.caption(f"Training job: {training_panel.status_line(jobs[-1].snapshot())}")
 
     with st.sidebar:
         heartbeat()

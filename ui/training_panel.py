@@ -1,14 +1,16 @@
 """The live training panel (progress, speed, loss curve, per-timestep loss, previews) and the job buttons.
 
-Shared by the Train page and the 2-D playground. The panel is a fragment that reruns on a timer, so only
-it refreshes while a job runs; the rest of the page stays put. Jobs live in the process-wide registry
-(ui.session.get_registry), so switching pages or reloading the tab never loses them.
+Shared by the Train page and the 2-D playground. Jobs train in worker processes (core.training.jobs); the
+panel only reads the small progress files they publish, in a fragment that reruns on a timer, so an open
+panel costs the training nothing measurable (bench/panel_overhead.py) and the rest of the page stays put.
+Jobs live in the process-wide registry (ui.session.get_registry) and on disk, so switching pages, reloading
+the tab or restarting the server never loses them.
 """
 
 from __future__ import annotations
 
 import math
-import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,14 +18,16 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.data.images import png_bytes, upscale
+from core.training.config import TrainConfig
 from core.training.jobs import JobRefused
-from core.training.trainer import ACTIVE_STATES, TrainConfig
+from core.training.stats import ACTIVE_STATES
 from ui import session
 
 REFRESH_SECONDS = 1.0
 STATE_LABELS = {
-    "idle": "not started", "queued": "queued: waiting for the device", "running": "running",
+    "idle": "not started", "queued": "queued: waiting for a free slot", "running": "running",
     "stopping": "stopping…", "stopped": "stopped", "finished": "finished", "failed": "failed",
+    "crashed": "crashed",
 }
 
 
@@ -38,19 +42,22 @@ def latest_job(kind: str | None = None):
     """This session's newest job (optionally only jobs on 'image' or 'points' data), or None."""
     jobs = session.get_registry().jobs_for(session.session_id())
     if kind is not None:
-        jobs = [job for job in jobs if job.trainer.data_kind == kind]
+        jobs = [job for job in jobs if job.data_kind == kind]
     return jobs[-1] if jobs else None
 
 
-def submit(config: TrainConfig):
-    """Start (or queue) a job for this session; errors become messages, never tracebacks."""
+def submit(config: TrainConfig, max_seconds: float | None = None) -> bool:
+    """Start (or queue) a job for this session; True when it was accepted. Errors become messages, never
+    tracebacks."""
     try:
         config.validate()
-        session.get_registry().submit(session.session_id(), config)
+        session.get_registry().submit(session.session_id(), config, max_seconds=max_seconds)
+        return True
     except JobRefused as error:
         st.warning(str(error))
     except ValueError as error:
         st.error(f"These settings cannot be trained: {error}")
+    return False
 
 
 def loss_figure(snapshot) -> go.Figure:
@@ -90,38 +97,62 @@ def preview_view(preview):
 
 
 def job_buttons(job) -> None:
-    """Stop / Resume / Save / Download / Discard for one job."""
+    """Stop / Resume / Save now / Download / Discard for one job."""
     snapshot = job.snapshot()
     registry = session.get_registry()
     columns = st.columns(4)
     if snapshot.state in ACTIVE_STATES:
-        if columns[0].button("Stop", key=f"stop_{job.job_id}", help="Stops after the current step; nothing is lost."):
+        if columns[0].button("Stop", key=f"stop_{job.job_id}", disabled=snapshot.state == "stopping",
+                             help="Stops after the current step and saves; nothing is lost."):
             registry.stop(job.job_id)
             st.rerun()
-    elif snapshot.state in ("stopped", "finished", "failed") and snapshot.step > 0:
-        suggested = snapshot.total_steps * 2 if snapshot.state == "finished" else max(snapshot.total_steps, snapshot.step + 1)
-        more = columns[0].number_input("Total steps", min_value=snapshot.step + 1, value=suggested,
-                                       step=100, key=f"more_{job.job_id}", help="Resume continues to this step count.")
-        if columns[1].button("Resume", key=f"resume_{job.job_id}"):
+    elif snapshot.state in ("stopped", "finished", "crashed"):
+        start = snapshot.saved_step or 0
+        suggested = snapshot.total_steps * 2 if snapshot.state == "finished" else max(snapshot.total_steps, start + 1)
+        more = columns[0].number_input("Total steps", min_value=start + 1, value=suggested, step=100,
+                                       key=f"more_{job.job_id}", help="Resume continues to this step count.")
+        if columns[1].button("Resume", key=f"resume_{job.job_id}",
+                             help=f"Continues from the saved checkpoint (step {start:,})."):
             try:
                 registry.resume(job.job_id, total_steps=int(more))
             except ValueError as error:
-                st.warning(str(error))
+                st.session_state[f"refused_{job.job_id}"] = str(error)
             st.rerun()
-    if snapshot.step > 0:
-        if columns[2].button("Save checkpoint", key=f"save_{job.job_id}",
-                             help="Writes a .safetensors file you can download and upload again later."):
-            path = Path(tempfile.gettempdir()) / f"rdl_{job.job_id}_step{snapshot.step}.safetensors"
-            job.trainer.save(path)
-            st.session_state[f"saved_{job.job_id}"] = str(path)
-        saved = st.session_state.get(f"saved_{job.job_id}")
-        if saved and Path(saved).exists():
-            columns[2].download_button("Download", data=Path(saved).read_bytes(), file_name=Path(saved).name,
-                                       mime="application/octet-stream", key=f"download_{job.job_id}")
-    if snapshot.state not in ACTIVE_STATES:
-        if columns[3].button("Discard", key=f"discard_{job.job_id}", help="Deletes this job and its weights."):
+    refused = st.session_state.pop(f"refused_{job.job_id}", None)
+    if refused:
+        st.warning(refused)
+    if snapshot.state == "running" and columns[2].button("Save now", key=f"save_{job.job_id}",
+                                                         help="Writes the checkpoint now (it is also saved every "
+                                                              "minute, on stop and at the end)."):
+        registry.request_save(job.job_id)
+    if snapshot.checkpoint and Path(snapshot.checkpoint).exists():
+        columns[2].download_button(
+            "Download checkpoint", data=Path(snapshot.checkpoint).read_bytes(),
+            file_name=f"{job.config.dataset}-{job.config.model_size}-step{snapshot.saved_step or 0}.safetensors",
+            mime="application/octet-stream", key=f"download_{job.job_id}",
+            help="The last saved checkpoint: upload it again later, or sample from it with `python -m core.sample`.")
+    if snapshot.state not in ("running", "stopping"):
+        if columns[3].button("Discard", key=f"discard_{job.job_id}", help="Deletes this job and its checkpoint."):
             registry.discard(job.job_id)
             st.rerun()
+
+
+def where_saved(snapshot) -> str | None:
+    """Where the job's model lives on the server and until when (None before its first save)."""
+    if not snapshot.checkpoint:
+        return None
+    until = time.strftime("%Y-%m-%d %H:%M", time.localtime(snapshot.kept_until)) if snapshot.kept_until else "?"
+    return (f"Saved on the server at step {snapshot.saved_step or 0:,}: `{snapshot.checkpoint}`, kept until {until} "
+            f"(or earlier if the server runs out of room for runs); download it to keep it longer.")
+
+
+def status_line(snapshot) -> str:
+    text = f"{STATE_LABELS.get(snapshot.state, snapshot.state)} · step {snapshot.step:,} / {snapshot.total_steps:,}"
+    if snapshot.state == "queued":
+        wait = ("unknown until a job of this size has run" if snapshot.starts_in_seconds is None
+                else f"≈ {format_seconds(snapshot.starts_in_seconds)}")
+        return f"{text} · position {snapshot.queue_position} in the queue · starts in {wait}"
+    return f"{text} · ETA {format_seconds(snapshot.eta_seconds)}"
 
 
 def progress_panel(job, floor_fn=None) -> None:
@@ -138,14 +169,16 @@ def progress_panel(job, floor_fn=None) -> None:
             st.rerun()  # a full rerun so the sidebar offers the finished model everywhere
         st.session_state[f"last_state_{job.job_id}"] = snapshot.state
         fraction = min(1.0, snapshot.step / max(1, snapshot.total_steps))
-        st.progress(fraction, text=f"{STATE_LABELS.get(snapshot.state, snapshot.state)} · step {snapshot.step:,} / "
-                                   f"{snapshot.total_steps:,} · ETA {format_seconds(snapshot.eta_seconds)}")
-        if snapshot.state == "failed":
-            st.error(f"Training failed: {snapshot.error}")
+        st.progress(fraction, text=status_line(snapshot))
+        if snapshot.state in ("failed", "crashed"):
+            st.error(f"Training {snapshot.state}: {snapshot.error}")
         elif snapshot.state == "queued":
-            st.info("The device is busy with another job; this one starts by itself when it frees up.")
+            st.info("Every slot for training is taken; this job starts by itself when one frees up.")
         elif snapshot.message:
             st.info(snapshot.message)
+        saved = where_saved(snapshot)
+        if saved:
+            st.caption(saved)
         numbers = st.columns(5)
         numbers[0].metric("images/s", f"{snapshot.images_per_second:,.0f}")
         numbers[1].metric("last loss", "–" if snapshot.last_loss is None else f"{snapshot.last_loss:.4f}")

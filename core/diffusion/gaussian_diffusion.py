@@ -110,7 +110,7 @@ class GaussianDiffusion:
             raise ValueError(f"t must be an integer (Long) tensor of shape [batch], got {t!r}")
         if t.ndim != 1 or t.shape[0] != x.shape[0]:
             raise ValueError(f"t must have shape [{x.shape[0]}] to match the batch of x, got {tuple(t.shape)}")
-        if t.device.type == "cpu":  # a range check on an accelerator would force a host sync every step
+        if t.numel() and t.device.type == "cpu":  # on an accelerator a range check would wait for the device
             low, high = int(t.min()), int(t.max())
             if low < 0 or high >= self.T:
                 raise ValueError(f"t must lie in 0..{self.T - 1} (0-based timestep indices), got values {low}..{high}")
@@ -178,24 +178,31 @@ class GaussianDiffusion:
             return prediction, self.predict_eps_from_x0(x_t, t, prediction)
         return self.predict_x0_from_v(x_t, t, prediction), self.predict_eps_from_v(x_t, t, prediction)
 
+    def predictions(self, model_output, x_t, t, clip_x0: bool = False):
+        """(x̂_0, ε̂) from a model output (variance channels dropped), whatever the model predicts. clip_x0
+        clamps x̂_0 to [-1, 1] and recomputes ε̂ from it, so the pair still reproduces x_t. Every sampler and
+        page converts model outputs here."""
+        prediction, _ = self.split_model_output(model_output, x_t)
+        pred_x0, pred_eps = self.pred_x0_eps(prediction, x_t, t)
+        if clip_x0:
+            pred_x0 = pred_x0.clamp(-1.0, 1.0)
+            pred_eps = self.predict_eps_from_x0(x_t, t, pred_x0)
+        return pred_x0, pred_eps
+
     # -------------------------------------------------------------------------------- reverse step
     def p_mean_variance(self, model_output, x_t, t, clip_x0: bool = False) -> MeanVariance:
         """p_θ(x_{t-1}|x_t) = N(μ̃_t(x_t, x̂_0), σ_t²): the posterior mean evaluated at the predicted x_0
         (equal to Ho et al.'s ε-form mean (1/√α_t)(x_t − β_t/√(1−ᾱ_t)·ε̂), eq. 11), with σ_t² = β_t
         ("fixed_large"), β̃_t ("fixed_small") or exp(frac·log β_t + (1−frac)·log β̃_t), frac = (v+1)/2
         ("learned_range", Nichol & Dhariwal eq. 15). clip_x0 clamps x̂_0 to [-1, 1] first (and ε̂ follows)."""
-        prediction, variance_channels = self.split_model_output(model_output, x_t)
-        pred_x0, pred_eps = self.pred_x0_eps(prediction, x_t, t)
-        if clip_x0:
-            pred_x0 = pred_x0.clamp(-1.0, 1.0)
-            pred_eps = self.predict_eps_from_x0(x_t, t, pred_x0)
+        pred_x0, pred_eps = self.predictions(model_output, x_t, t, clip_x0)
         mean, _, _ = self.q_posterior(pred_x0, x_t, t)
         if self.variance == "fixed_large":
             log_variance = self._extract("log_betas", t, x_t).expand_as(x_t)
         elif self.variance == "fixed_small":
             log_variance = self._extract("posterior_log_variance_clipped", t, x_t).expand_as(x_t)
         else:
-            frac = (variance_channels + 1.0) / 2.0
+            frac = (model_output[:, x_t.shape[1]:] + 1.0) / 2.0  # the variance channels v
             log_variance = (frac * self._extract("log_betas", t, x_t)
                             + (1.0 - frac) * self._extract("posterior_log_variance_clipped", t, x_t))
         return MeanVariance(mean=mean, variance=torch.exp(log_variance), log_variance=log_variance,

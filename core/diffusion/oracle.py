@@ -330,12 +330,3 @@ def loss_floor_curve(distribution, diffusion, ts, n: int, generator: torch.Gener
     per_example = per_example.reshape(ts.numel(), n)
     return per_example.mean(1), per_example.std(1) / math.sqrt(n)
 
-
-def loss_floor(distribution, diffusion, t: int, n: int, generator: torch.Generator) -> tuple[float, float]:
-    """(mean, standard_error) of the minimal achievable "mse" loss at one integer timestep t.
-
-    See loss_floor_curve for the estimator.
-    """
-    t = check_int("t", t, 0, diffusion.T - 1)
-    means, standard_errors = loss_floor_curve(distribution, diffusion, [t], n, generator)
-    return float(means[0]), float(standard_errors[0])

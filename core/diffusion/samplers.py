@@ -59,10 +59,6 @@ class Trajectory:
         for name, value in (("x_t", x_t), ("pred_x0", pred_x0), ("pred_eps", pred_eps)):
             getattr(self, name).append(value.detach().float().cpu())
 
-    def stacked(self, name: str) -> torch.Tensor:
-        """[steps_recorded, B, ...] tensor of one recorded quantity."""
-        return torch.stack(getattr(self, name))
-
 
 def _record_every(record) -> int:
     """record=False -> 0 (nothing), True -> every step, an integer k -> every k-th step."""
@@ -138,16 +134,6 @@ def ddim_coefficients(alpha_bar, alpha_bar_prev, eta):
     return alpha_bar_prev.sqrt(), (1 - alpha_bar_prev - sigma**2).clamp(min=0).sqrt(), sigma
 
 
-def _ddim_predictions(diffusion: GaussianDiffusion, model_output, x_t, t, clip_x0):
-    """(x̂_0, ε̂) from the prediction channels; clip_x0 clamps x̂_0 to [-1, 1] and recomputes ε̂ from it."""
-    prediction, _ = diffusion.split_model_output(model_output, x_t)
-    pred_x0, pred_eps = diffusion.pred_x0_eps(prediction, x_t, t)
-    if clip_x0:
-        pred_x0 = pred_x0.clamp(-1.0, 1.0)
-        pred_eps = diffusion.predict_eps_from_x0(x_t, t, pred_x0)
-    return pred_x0, pred_eps
-
-
 def ddim_step(diffusion: GaussianDiffusion, model_output, x_t, t, t_prev, eta, noise, clip_x0=False):
     """One DDIM update from timestep t to t_prev (Song et al. 2021, eq. 12):
 
@@ -164,7 +150,7 @@ def ddim_step(diffusion: GaussianDiffusion, model_output, x_t, t, t_prev, eta, n
     diffusion.check_timesteps(t, x_t)
     if x_t.device.type == "cpu" and bool(((t_prev < -1) | (t_prev >= t)).any()):
         raise ValueError(f"t_prev must satisfy -1 <= t_prev < t, got t={t.tolist()} t_prev={t_prev.tolist()}")
-    pred_x0, pred_eps = _ddim_predictions(diffusion, model_output, x_t, t, clip_x0)
+    pred_x0, pred_eps = diffusion.predictions(model_output, x_t, t, clip_x0)
     alpha_bar = diffusion._extract("alpha_bars", t, x_t)
     alpha_bar_prev = torch.where(t_prev.reshape(alpha_bar.shape) >= 0,
                                  diffusion._extract("alpha_bars", t_prev.clamp(min=0), x_t),
@@ -201,7 +187,7 @@ def ddim_sample(model, diffusion: GaussianDiffusion, shape, steps: int, eta: flo
     for step, t in enumerate(visited):
         # 2. x̂_0 and ε̂ from the model's output at timestep t
         t_model = torch.full((shape[0],), t, dtype=torch.long, device=device)
-        pred_x0, pred_eps = _ddim_predictions(diffusion, model(x, t_model), x, t_model, clip_x0)
+        pred_x0, pred_eps = diffusion.predictions(model(x, t_model), x, t_model, clip_x0)
         if trajectory is not None and (step % every == 0 or step == n - 1):
             trajectory.add(t, x, pred_x0, pred_eps)
         # 3. x_prev = √ᾱ_prev·x̂_0 + √(1 − ᾱ_prev − σ²)·ε̂ (eq. 12) ...

@@ -86,7 +86,7 @@ def denoise_sweep(model, diffusion: GaussianDiffusion, x0: torch.Tensor, t: torc
     """Run the model on x_t = q_sample(x0, t, noise) for every t in `t` and every example of x0.
 
     The K·B inputs go through the model in chunks of at most `batch_size` (one forward pass per chunk).
-    ε̂ and x̂_0 come from `diffusion.pred_x0_eps`, so an x_0- or v-model is converted with the same formulas
+    ε̂ and x̂_0 come from `diffusion.predictions`, so an x_0- or v-model is converted with the same formulas
     as during sampling; learned-variance channels are dropped. The model must be in eval mode.
     """
     if noise.shape != x0.shape or x0.ndim < 2:
@@ -102,8 +102,7 @@ def denoise_sweep(model, diffusion: GaussianDiffusion, x0: torch.Tensor, t: torc
     for start in range(0, K * B, batch_size):
         chunk = slice(start, start + batch_size)
         x_t, t_chunk = flat_x_t[chunk], flat_t[chunk]
-        prediction, _ = diffusion.split_model_output(model(x_t, t_chunk), x_t)
-        pred_x0[chunk], pred_eps[chunk] = diffusion.pred_x0_eps(prediction, x_t, t_chunk)
+        pred_x0[chunk], pred_eps[chunk] = diffusion.predictions(model(x_t, t_chunk), x_t, t_chunk)
 
     def per_t(flat):
         return flat.reshape(K, B, *x0.shape[1:])

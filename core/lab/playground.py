@@ -31,7 +31,8 @@ import numpy as np
 import torch
 
 from core.checks import check_choice, check_generator, check_int, check_number
-from core.data.datasets import MIXTURE_TOY_NAMES, TOY_NAMES, load_dataset, toy_mixture_parameters
+from core.data.datasets import load_dataset
+from core.data.toys import MIXTURE_TOY_NAMES, TOY_NAMES, toy_mixture_parameters
 from core.diffusion.gaussian_diffusion import GaussianDiffusion, Prediction, VarianceType
 from core.diffusion.oracle import EmpiricalDistribution, GaussianMixture, OracleDenoiser
 from core.diffusion.samplers import Spacing
@@ -39,7 +40,7 @@ from core.diffusion.schedules import ScheduleKind
 from core.lab import sampling
 from core.metrics.points import median_bandwidth, mmd_rbf, sliced_wasserstein
 from core.rng import MAX_SEED, seeded_generator
-from core.training.trainer import TrainConfig
+from core.training.config import PLAYGROUND_RECIPE, TrainConfig
 
 FieldKind = Literal["eps", "score"]  # ε̂ or the score −ε̂/√(1−ᾱ_t)
 FIELD_KINDS: tuple[FieldKind, ...] = get_args(FieldKind)
@@ -48,15 +49,6 @@ DEFAULT_TOY_SEED = 0  # TrainConfig's default seed and toy_points, for checkpoin
 DEFAULT_TOY_POINTS = TrainConfig().toy_points
 BANDWIDTH_MULTIPLIERS = (0.5, 1.0, 2.0)  # MMD kernel widths relative to the median distance of the reference
 SW_PROJECTIONS = 256
-
-# The playground's CPU recipe (measured with bench/playground_recipe.py, one torch thread): the "tiny" residual
-# MLP, batch 256, 4000 Adam steps at 2e-3 with a cosine decay trains in 10-15 s of CPU time on every toy, and
-# its DDPM-100 samples score within the metrics' noise of fresh data (the "small" MLP needs ~18 s for 2500
-# steps and fits no better). The training set has ORACLE_POINTS points, so for the non-mixture toys the
-# memorising oracle is the optimal denoiser of exactly the training set.
-PLAYGROUND_RECIPE = dict(model_size="tiny", batch_size=256, learning_rate=2e-3, lr_schedule="cosine",
-                         warmup_steps=100, total_steps=4000, ema_decay=0.999, preview_every=500,
-                         preview_steps=50, toy_points=ORACLE_POINTS, device="cpu")
 
 
 # ------------------------------------------------------------------------------------ configuration
@@ -109,8 +101,7 @@ def oracle_distribution(name: str, seed: int = DEFAULT_TOY_SEED, toy_points: int
     check_choice("name", name, TOY_NAMES)
     if has_exact_density(name):
         return GaussianMixture(*toy_mixture_parameters(name))
-    toy_points = check_int("toy_points", toy_points, 1)
-    points = load_dataset(name, split="train", seed=seed, n_points=toy_points).data
+    points = load_dataset(name, split="train", seed=seed, n_points=toy_points).data  # checks seed and toy_points
     return EmpiricalDistribution(points[:ORACLE_POINTS])
 
 
@@ -163,8 +154,7 @@ def predicted_field(model, diffusion: GaussianDiffusion, t: int, points: torch.T
     diffusion's conversion formulas, so models and the oracle are compared in the same units.
     """
     t_batch = torch.full((points.shape[0],), t, dtype=torch.long)
-    prediction, _ = diffusion.split_model_output(model(points, t_batch), points)
-    _, pred_eps = diffusion.pred_x0_eps(prediction, points, t_batch)
+    _, pred_eps = diffusion.predictions(model(points, t_batch), points, t_batch)
     pred_eps = pred_eps.to(torch.float64)
     if kind == "eps":
         return pred_eps

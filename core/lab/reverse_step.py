@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from core.checks import check_generator, check_int, check_number
-from core.diffusion.gaussian_diffusion import VARIANCES, GaussianDiffusion
+from core.diffusion.gaussian_diffusion import VARIANCES, GaussianDiffusion, VarianceType
 from core.diffusion.losses import normal_kl
 from core.diffusion.oracle import GaussianMixture, OracleDenoiser
 from core.diffusion.samplers import ddpm_sample
@@ -43,7 +43,7 @@ def plot_range(means, variances, width: float = 4.5, points: int = 801) -> torch
 
 
 # ------------------------------------------------------------------------------ one reverse step
-def _variance_choice_output(variance: str, pred_x0: torch.Tensor, variance_interp: float) -> torch.Tensor:
+def _variance_choice_output(variance: VarianceType, pred_x0: torch.Tensor, variance_interp: float) -> torch.Tensor:
     """What an x0-predicting model would output for this variance choice (extra channel v for "learned")."""
     if variance == "learned_range":
         return torch.cat([pred_x0, torch.full_like(pred_x0, variance_interp)], dim=1)

@@ -35,11 +35,6 @@ class SamplerSettings:
     spacing: Spacing = "leading"
     clip_x0: bool = True
 
-    def label(self) -> str:
-        if self.method == "ddim":
-            return f"DDIM η={self.eta:g}, {self.steps} steps"
-        return f"DDPM {self.variance}, {self.steps} steps"
-
 
 class PredictionOnly(torch.nn.Module):
     """Wraps a learned-variance model and drops its variance channels, so it can sample with a fixed σ_t²."""

@@ -59,7 +59,7 @@ class TerminalNoise:
     """How far x_T = √ᾱ_T·x_0 + √(1−ᾱ_T)·ε is from the pure noise N(0, I) that sampling starts from, and
     the √ᾱ_T each fix would reach (None where a fix does not apply to this schedule)."""
 
-    kind: str
+    kind: str  # a ScheduleKind, or "custom" / "respaced" for hand-made schedules
     T: int
     beta_end: float | None
     signal: float  # √ᾱ_T, the share of x_0's amplitude left in x_T

@@ -1,121 +1,186 @@
-"""A process-wide registry of training jobs, shared by every browser session of the app.
+"""The server's training jobs: each runs in a worker process of its own; this registry queues and watches them.
 
-Policy (what `submit` and `resume` do):
-* At most `max_running_per_device` jobs train at once on each device ("cpu", "cuda"); a job submitted or
-  resumed while the device is busy waits in a first-come-first-served queue and starts by itself when a
-  slot frees (a job finishes, fails or stops).
-* Requests are refused with `JobRefused` (a ValueError whose message says why and what to do) when
-  the owner already has an active (queued, running or stopping) job, when `max_queued` jobs already wait,
-  or when the owner already keeps `max_jobs_per_owner` jobs (discard one first).
-* Jobs are never deleted behind the owner's back: finished, failed and stopped jobs keep their weights
-  until `discard(job_id)`.
-* Every browser session sends `heartbeat(owner)` while it is open. The reaper (`reap()`, called from
-  submit/heartbeat/resume and, if `reaper_interval` is given, from a daemon thread) STOPS the running
-  and queued jobs of owners silent for more than `heartbeat_timeout` seconds, so an abandoned tab cannot
-  hold the CPU forever; their weights stay and the job can be resumed.
+Policy (the numbers are core.training.limits.JobLimits, set by environment variables):
+* Each device has slots (CPU: from the cores the container may use; CUDA: several small jobs share the card).
+  A job submitted or resumed waits in a first-come-first-served queue until its device has a free slot
+  and its session has fewer than `running_per_session` jobs training (fairness: one session cannot fill
+  every slot). A queued job's snapshot carries its queue position and an ETA measured from the running jobs.
+* Requests are refused with `JobRefused` (a ValueError whose message says why and what to do) when the
+  session already has its running + queued jobs, when the whole server has `max_active` jobs running or
+  waiting, or when the session keeps `models_per_session` trained models (discard one first).
+* Nothing is lost: every job lives in a folder of the run store (core.training.store), the worker saves
+  its checkpoint periodically, on stop and at the end; the registry rescans the store on start, so jobs
+  survive a server restart (as "stopped", resumable) and are offered to their owner again.
+* A worker that dies (killed, out of memory) leaves its job "crashed", with the last checkpoint usable and
+  resumable. Every browser session sends `heartbeat(owner)`; the reaper stops (never deletes) the jobs of
+  sessions silent for more than `heartbeat_timeout` seconds.
 
-All methods are thread-safe. `clock` (default time.monotonic) is injectable so tests can fake time.
-Lock order: the registry lock may be held while calling into a Trainer, never the other way round
-(a Trainer calls back `_job_ended` without holding its own locks).
+All methods are thread-safe; `poll()` (called by a monitor thread when `monitor_interval` is given, and by
+every request) collects ended workers and starts queued jobs. `clock` is injectable for tests.
 """
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 import uuid
-from collections import deque
-from dataclasses import dataclass
 
-from core.training.trainer import ACTIVE_STATES, Snapshot, TrainConfig, Trainer
+from core import runtime
+from core.training import store, worker
+from core.training.config import TrainConfig
+from core.training.limits import JobLimits, estimate_starts
+from core.training.stats import ACTIVE_STATES, ENDED_STATES, Preview, Snapshot, blank_progress
 
 
 class JobRefused(ValueError):
-    """A submit/resume/discard request that the registry's policy does not allow (message says why)."""
+    """A request that the registry's policy does not allow (the message says why)."""
 
 
-@dataclass
 class Job:
-    """One registered training job: `trainer` does the work, `owner` is the browser session id."""
+    """One job: its record and folder on disk, and (while it trains) its worker handle."""
 
-    job_id: str
-    owner: str
-    trainer: Trainer
-    submitted: float  # clock() at submission
+    def __init__(self, record: store.JobRecord, folder, registry: JobRegistry | None = None):
+        self.record, self.folder, self.registry = record, folder, registry
+        self.job_id, self.owner_key, self.config = record.job_id, record.owner_key, record.config
+        self.data_kind = self.config.data_kind
+        self.device = "cuda" if self.config.device == "cuda" or runtime.resolve_device(self.config.device).type == "cuda" else "cpu"
+        self.handle = None
+        self.launch_args: tuple | None = None  # (resume, total_steps, max_seconds) while queued
+        self.queued_since: float | None = None
+        self.stop_requested = False
+        self.budget: float | None = None  # the time budget of the running segment, and when it was launched
+        self.launched_at = 0.0
+        self._progress = (None, None)  # (file stamp, parsed dict)
+        self._preview = (None, None)
 
     @property
-    def device(self) -> str:
-        return self.trainer.device.type
+    def checkpoint(self):
+        return self.folder / store.CHECKPOINT
+
+    def progress(self) -> dict:
+        """progress.json as last written (parsed again only when the file changed)."""
+        path = self.folder / store.PROGRESS
+        try:
+            stat = path.stat()
+            stamp = (stat.st_mtime_ns, stat.st_size)
+        except OSError:
+            return {}
+        if stamp != self._progress[0]:
+            self._progress = (stamp, store.read_json(path) or self._progress[1] or {})
+        return self._progress[1]
+
+    def preview(self) -> Preview | None:
+        path = self.folder / store.PREVIEW
+        try:
+            stat = path.stat()
+            stamp = (stat.st_mtime_ns, stat.st_size)
+            if stamp != self._preview[0]:
+                self._preview = (stamp, Preview.from_npz(path.read_bytes()))
+        except (OSError, ValueError, KeyError):
+            pass
+        return self._preview[1]
+
+    def write_progress(self, **changes) -> None:
+        """Change the state recorded in progress.json (only while no worker is writing it)."""
+        store.write_json_atomically(self.folder / store.PROGRESS, {**blank_progress(self.config), **self.progress(), **changes})
+
+    @property
+    def state(self) -> str:
+        self.collect()
+        if self.queued_since is not None:
+            return "queued"
+        if self.handle is not None and self.handle.is_alive():
+            return "stopping" if self.stop_requested else self.progress().get("state", "running")
+        return self.progress().get("state", "stopped")
+
+    def collect(self) -> bool:
+        """If the worker has ended, forget its handle; a worker that ended without saying so crashed.
+        Returns True when a worker ended."""
+        if self.handle is None or self.handle.is_alive():
+            return False
+        code, self.handle = self.handle.exitcode, None
+        progress = self.progress()
+        if progress.get("state") not in ENDED_STATES:
+            how = f"killed by signal {signal.Signals(-code).name}" if code and code < 0 else f"exit code {code}"
+            saved = progress.get("saved_step")
+            kept = (f"its last checkpoint (step {saved:,}) is kept: resume continues from there" if saved
+                    else "it had saved no checkpoint yet: resume starts it again")
+            self.write_progress(state="crashed", error=f"the training process ended unexpectedly ({how}); {kept}")
+        return True
 
     def snapshot(self) -> Snapshot:
-        return self.trainer.snapshot()
+        """The job's progress as its worker last published it, with the registry's view (queue position and
+        wait, how long the run store keeps the checkpoint)."""
+        data = self.progress_data()
+        if self.registry is not None:
+            data["queue_position"], data["starts_in_seconds"] = self.registry.queue_view(self.job_id)
+            data["kept_until"] = self.registry.store.kept_until(self.folder)
+        return Snapshot.from_json(data, preview=self.preview())
+
+    def progress_data(self) -> dict:
+        self.collect()
+        data = {**blank_progress(self.config), **self.progress(), "state": self.state}
+        if data["state"] == "stopping":
+            data["message"] = data.get("message") or "stopping after the current step (and saving)…"
+        data["checkpoint"] = str(self.checkpoint) if self.checkpoint.exists() else None
+        return data
 
 
 class JobRegistry:
-    """See the module docstring for the policy. `trainer_factory(config, on_exit=...)` builds the Trainer
-    (default: `Trainer`; pass another to add e.g. a loss_hook)."""
+    """See the module docstring. `launcher` starts workers (default: processes); `run_store` keeps the folders."""
 
-    def __init__(self, max_running_per_device: int = 1, heartbeat_timeout: float = 180.0, max_queued: int = 8,
-                 max_jobs_per_owner: int = 4, clock=time.monotonic, reaper_interval: float | None = None,
-                 trainer_factory=Trainer):
-        for name, value in (("max_running_per_device", max_running_per_device), ("max_queued", max_queued),
-                            ("max_jobs_per_owner", max_jobs_per_owner)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "max_queued" else 1):
-                raise ValueError(f"{name}={value!r} is not allowed; expected a "
-                                 f"{'non-negative' if name == 'max_queued' else 'positive'} integer")
-        for name, value in (("heartbeat_timeout", heartbeat_timeout), ("reaper_interval", reaper_interval)):
-            if value is None and name == "reaper_interval":
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"{name}={value!r} is not allowed; expected a positive number of seconds")
-        self.max_running_per_device = max_running_per_device
+    def __init__(self, limits: JobLimits | None = None, run_store: store.RunStore | None = None,
+                 launcher=None, heartbeat_timeout: float = 180.0, clock=time.monotonic,
+                 monitor_interval: float | None = None):
+        if not isinstance(heartbeat_timeout, (int, float)) or isinstance(heartbeat_timeout, bool) or heartbeat_timeout <= 0:
+            raise ValueError(f"heartbeat_timeout={heartbeat_timeout!r} is not allowed; expected a positive number of seconds")
+        self.limits = JobLimits.from_env() if limits is None else limits
+        self.store = store.RunStore.from_env() if run_store is None else run_store
+        self.launcher = worker.ProcessLauncher() if launcher is None else launcher
         self.heartbeat_timeout = float(heartbeat_timeout)
-        self.max_queued = max_queued
-        self.max_jobs_per_owner = max_jobs_per_owner
         self.clock = clock
-        self.trainer_factory = trainer_factory
-        self._lock = threading.RLock()  # re-entrant: a job may end (and call back) while we hold it
+        self._lock = threading.RLock()
         self._jobs: dict[str, Job] = {}
-        self._queue: deque[str] = deque()  # job ids waiting for a slot, oldest first
-        self._last_seen: dict[str, float] = {}
+        self._queue: list[str] = []  # job ids waiting for a slot, oldest first
+        self._last_seen: dict[str, float] = {}  # owner key -> clock()
+        self._rescan()
         self._closed = threading.Event()
-        self._reaper = None
-        if reaper_interval is not None:
-            self._reaper = threading.Thread(target=self._reap_forever, args=(float(reaper_interval),),
-                                            name="job-reaper", daemon=True)
-            self._reaper.start()
+        if monitor_interval is not None:
+            threading.Thread(target=self._monitor, args=(float(monitor_interval),), name="job-monitor", daemon=True).start()
+
+    def _rescan(self) -> None:
+        """Offer every job in the run store again; one that was training when the server went down is stopped."""
+        self.store.cleanup()
+        for record in self.store.scan():
+            job = Job(record, self.store.job_dir(record), self)
+            progress = job.progress()
+            if progress.get("state") not in ENDED_STATES:
+                saved = progress.get("saved_step")
+                job.write_progress(state="stopped", message="the server restarted while this job was "
+                                   + (f"training; resume continues from its checkpoint at step {saved:,}" if saved
+                                      else "waiting; resume starts it"))
+            self._jobs[job.job_id] = job
 
     # ---------------------------------------------------------------------------------- requests
-    def submit(self, owner: str, config: TrainConfig) -> str:
+    def submit(self, owner: str, config: TrainConfig, max_seconds: float | None = None) -> str:
         """Register a job for `owner` and start it now, or queue it; returns its id. Raises JobRefused."""
-        _check_owner(owner)
+        if not isinstance(config, TrainConfig):
+            raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
+        key = _owner_key(owner)
         with self._lock:
-            now = self.clock()
-            self._last_seen[owner] = now
-            self.reap(now)
-            self._check_owner_may_run(owner)
-            if len(self.jobs_for(owner)) >= self.max_jobs_per_owner:
-                raise JobRefused(f"you already keep {self.max_jobs_per_owner} trained models; "
+            self._seen(key)
+            if len(self.jobs_for(owner)) >= self.limits.models_per_session:
+                raise JobRefused(f"you already keep {self.limits.models_per_session} trained models; "
                                  f"discard one before training another")
-            trainer = self.trainer_factory(config, on_exit=self._job_ended)
-            job = Job(job_id=uuid.uuid4().hex[:12], owner=owner, trainer=trainer, submitted=now)
-            self._check_queue_room(job)
+            self._check_may_queue(key)
+            self.store.cleanup(protected={job_id for job_id, job in self._jobs.items() if job.state in ACTIVE_STATES})
+            self._forget_deleted()
+            record = store.JobRecord(job_id=uuid.uuid4().hex[:12], owner_key=key, created=time.time(),
+                                     config=config.validate(), max_seconds=max_seconds)
+            job = Job(record, self.store.create(record), self)
             self._jobs[job.job_id] = job
-            self._start_or_queue(job)
-            return job.job_id
-
-    def adopt(self, owner: str, trainer: Trainer) -> str:
-        """Register an existing, not running Trainer (e.g. `Trainer.from_checkpoint`) as a job of `owner`."""
-        _check_owner(owner)
-        if not isinstance(trainer, Trainer) or trainer.state not in ("idle", "stopped", "finished"):
-            raise ValueError("trainer must be a Trainer that is idle, stopped or finished")
-        with self._lock:
-            if len(self.jobs_for(owner)) >= self.max_jobs_per_owner:
-                raise JobRefused(f"you already keep {self.max_jobs_per_owner} trained models; discard one first")
-            self._last_seen[owner] = self.clock()
-            trainer.on_exit = self._job_ended
-            job = Job(job_id=uuid.uuid4().hex[:12], owner=owner, trainer=trainer, submitted=self.clock())
-            self._jobs[job.job_id] = job
+            self._enqueue(job, resume=False, total_steps=None, max_seconds=max_seconds)
             return job.job_id
 
     def get(self, job_id: str) -> Job | None:
@@ -124,128 +189,209 @@ class JobRegistry:
 
     def jobs_for(self, owner: str) -> list[Job]:
         """The owner's jobs, oldest first."""
+        key = _owner_key(owner)
         with self._lock:
-            return sorted((job for job in self._jobs.values() if job.owner == owner), key=lambda job: job.submitted)
+            return sorted((job for job in self._jobs.values() if job.owner_key == key), key=lambda job: job.record.created)
 
     def stop(self, job_id: str, message: str | None = None) -> None:
-        """Stop a running job at its next step, or take a queued one out of the queue. Weights are kept."""
+        """Stop a running job gracefully (it saves, then its worker exits), or take a queued one out of the queue."""
         with self._lock:
             job = self._require(job_id)
             if job_id in self._queue:
                 self._queue.remove(job_id)
-            job.trainer.stop(message)
+                job.queued_since = job.launch_args = None
+                job.write_progress(state="stopped", message=message)
+            elif job.handle is not None and job.handle.is_alive() and not job.stop_requested:
+                job.stop_requested = True
+                (job.folder / store.STOP_REQUEST).write_text(message or "")  # the worker shows it as the reason
 
-    def resume(self, job_id: str, total_steps: int | None = None) -> None:
-        """Continue a stopped job (or a finished one with a larger total_steps) now, or queue it."""
+    def request_save(self, job_id: str) -> None:
+        """Ask a running job's worker to save its checkpoint now (it does so within a fraction of a second)."""
         with self._lock:
             job = self._require(job_id)
-            now = self.clock()
-            self._last_seen[job.owner] = now
-            self.reap(now)
-            state = job.trainer.state
-            if state == "stopping":
-                raise JobRefused("this job is still stopping (it finishes its current step); try again in a moment")
-            if state not in ("stopped", "finished"):
-                raise JobRefused(f"only a stopped or finished job can be resumed; this one is {state}")
-            self._check_owner_may_run(job.owner)
-            if total_steps is not None:
-                job.trainer.set_total_steps(total_steps)
-            if job.trainer.step >= job.trainer.config.total_steps:
-                raise JobRefused(f"this job already did all {job.trainer.config.total_steps} steps; "
-                                 f"give a larger total number of steps to train further")
-            self._check_queue_room(job)
-            self._start_or_queue(job)
+            if job.handle is not None and job.handle.is_alive():
+                (job.folder / store.SAVE_REQUEST).touch()
+
+    def resume(self, job_id: str, total_steps: int | None = None, max_seconds: float | None = None) -> None:
+        """Continue a stopped, crashed or finished job (the latter with a larger total_steps) now, or queue it.
+        max_seconds: the time budget of this run (default: the one the job was submitted with)."""
+        with self._lock:
+            job = self._require(job_id)
+            self._seen(job.owner_key)
+            snapshot = Snapshot.from_json(job.progress_data())
+            if snapshot.state == "stopping":
+                raise JobRefused("this job is still stopping (it finishes its current step and saves); try again in a moment")
+            if snapshot.state not in ("stopped", "finished", "crashed"):
+                raise JobRefused(f"only a stopped, crashed or finished job can be resumed; this one is {snapshot.state}")
+            start_step = snapshot.saved_step or 0
+            total = snapshot.total_steps if total_steps is None else total_steps
+            if not isinstance(total, int) or total <= start_step:
+                raise JobRefused(f"this job already did {start_step:,} steps; give a larger total number of steps "
+                                 f"to train further")
+            self._check_may_queue(job.owner_key)
+            budget = job.record.max_seconds if max_seconds is None else max_seconds  # "train for N minutes" again
+            self._enqueue(job, resume=job.checkpoint.exists(), total_steps=total, max_seconds=budget)
 
     def discard(self, job_id: str) -> None:
-        """Forget a job and its weights (refused while it trains: stop it first)."""
+        """Forget a job and delete its folder (refused while it trains: stop it first)."""
         with self._lock:
             job = self._require(job_id)
-            state = job.trainer.state
-            if state in ("running", "stopping"):
-                raise JobRefused(f"this job is {state}; stop it and wait until it has stopped before discarding it")
+            if job.state in ("running", "stopping"):
+                raise JobRefused(f"this job is {job.state}; stop it and wait until it has stopped before discarding it")
             if job_id in self._queue:
                 self._queue.remove(job_id)
             del self._jobs[job_id]
+            self.store.delete(job.folder)
 
     def heartbeat(self, owner: str) -> None:
-        """Record that `owner`'s browser session is alive (and reap silent owners' jobs)."""
-        _check_owner(owner)
+        """Record that `owner`'s browser session is alive."""
         with self._lock:
-            now = self.clock()
-            self._last_seen[owner] = now
-            self.reap(now)
+            self._seen(_owner_key(owner))
 
-    # ------------------------------------------------------------------------------------ reaper
+    def kept_until(self, job_id: str) -> float:
+        """time.time() after which the run store may delete this job's folder (if it does not change before)."""
+        return self.store.kept_until(self._require(job_id).folder)
+
+    # --------------------------------------------------------------------------------- watching
+    def poll(self) -> None:
+        """Collect ended workers, stop the jobs of silent sessions, start queued jobs where slots are free."""
+        with self._lock:
+            for job in self._jobs.values():
+                job.collect()
+            self.reap()
+            self._promote()
+
     def reap(self, now: float | None = None) -> list[str]:
-        """Stop (never discard) the active jobs of owners silent for longer than heartbeat_timeout.
-        Returns the ids of the jobs stopped."""
+        """Stop (never discard) the running and queued jobs of owners silent for longer than heartbeat_timeout."""
         with self._lock:
             now = self.clock() if now is None else now
             stopped = []
             for job in list(self._jobs.values()):
-                last_seen = self._last_seen.get(job.owner, job.submitted)
-                silent = now - last_seen
-                if silent > self.heartbeat_timeout and job.trainer.state in ("queued", "running"):
+                silent = now - self._last_seen.get(job.owner_key, now)
+                if silent > self.heartbeat_timeout and job.state in ("queued", "running"):
                     self.stop(job.job_id, f"stopped automatically: the browser session sent no heartbeat for "
                                           f"{silent:.0f} s (limit {self.heartbeat_timeout:.0f} s); resume it to continue")
                     stopped.append(job.job_id)
-            self._promote()
             return stopped
 
-    def _reap_forever(self, interval: float) -> None:
-        while not self._closed.wait(interval):
-            self.reap()
+    def queue_view(self, job_id: str) -> tuple[int | None, float | None]:
+        """(position in its device's queue, 1 = next; estimated seconds until it starts, None = unknown)."""
+        with self._lock:
+            job = self._require(job_id)
+            if job_id not in self._queue:
+                return None, None
+            ahead = [self._jobs[j] for j in self._queue if self._jobs[j].device == job.device]
+            running = [j for j in self._jobs.values() if j.device == job.device and j.state in ("running", "stopping")]
+            starts = estimate_starts(self.limits.slots(job.device), [self._seconds_left(j) for j in running],
+                                     [self._duration(j) for j in ahead])
+            index = ahead.index(job)
+            return index + 1, starts[index]
 
-    def close(self) -> None:
-        """Stop the reaper thread (jobs are left as they are)."""
+    def wait(self, job_id: str, timeout: float, interval: float = 0.05) -> str:
+        """Poll until the job is neither queued nor training, or `timeout` seconds pass; returns its state."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.poll()
+            state = self._require(job_id).state
+            if state not in ACTIVE_STATES or time.monotonic() > deadline:
+                return state
+            time.sleep(interval)
+
+    def close(self, stop_jobs_within: float | None = None) -> None:
+        """Stop the monitor thread. Workers go on and save as usual, unless stop_jobs_within is given: then every
+        job is stopped (saving) and waited for, up to that many seconds each."""
         self._closed.set()
+        if stop_jobs_within is not None:
+            with self._lock:
+                jobs = list(self._jobs.values())
+            for job in jobs:
+                self.stop(job.job_id)
+            for job in jobs:
+                self.wait(job.job_id, stop_jobs_within)
 
     # ----------------------------------------------------------------------------------- helpers
+    def _monitor(self, interval: float) -> None:
+        while not self._closed.wait(interval):
+            self.poll()
+
+    def _seen(self, key: str) -> None:
+        self._last_seen[key] = self.clock()
+
     def _require(self, job_id: str) -> Job:
         job = self._jobs.get(job_id)
         if job is None:
             raise KeyError(f"no job with id {job_id!r} (it may have been discarded)")
         return job
 
-    def _check_owner_may_run(self, owner: str) -> None:
-        for job in self.jobs_for(owner):
-            state = job.trainer.state
-            if state in ACTIVE_STATES:
-                raise JobRefused(f"you already have a training job that is {state} ({job.job_id}); "
-                                 f"stop it or wait for it to finish before starting another")
+    def _forget_deleted(self) -> None:
+        for job_id in [j for j, job in self._jobs.items() if not job.folder.exists()]:
+            del self._jobs[job_id]
 
-    def _running_on(self, device: str) -> int:
-        return sum(1 for job in self._jobs.values()
-                   if job.device == device and job.trainer.state in ("running", "stopping"))
+    def _running(self, predicate) -> int:
+        return sum(1 for job in self._jobs.values() if job.handle is not None and job.handle.is_alive() and predicate(job))
 
-    def _check_queue_room(self, job: Job) -> None:
-        if self._running_on(job.device) >= self.max_running_per_device and len(self._queue) >= self.max_queued:
-            raise JobRefused(f"the {job.device} is busy and {len(self._queue)} jobs are already waiting "
-                             f"(the queue holds at most {self.max_queued}); try again later")
+    def _check_may_queue(self, key: str) -> None:
+        limits = self.limits
+        running = self._running(lambda job: job.owner_key == key)
+        queued = sum(1 for job_id in self._queue if self._jobs[job_id].owner_key == key)
+        if queued >= limits.queued_per_session and running + queued >= limits.running_per_session:
+            raise JobRefused(f"you already have {running} job(s) training and {queued} waiting (the limit per session "
+                             f"is {limits.running_per_session} training + {limits.queued_per_session} waiting); "
+                             f"stop one or wait for it to finish")
+        active = self._running(lambda job: True) + len(self._queue)
+        if active >= limits.max_active:
+            raise JobRefused(f"the server is busy: {active} training jobs are running or waiting, its limit "
+                             f"(RDL_MAX_JOBS = {limits.max_active}); try again when one has finished")
 
-    def _start_or_queue(self, job: Job) -> None:
-        job.trainer.mark_queued()
+    def _enqueue(self, job: Job, resume: bool, total_steps, max_seconds) -> None:
+        job.launch_args = (resume, total_steps, max_seconds)
+        job.queued_since = self.clock()
         self._queue.append(job.job_id)
         self._promote()
 
     def _promote(self) -> None:
-        """Launch queued jobs, oldest first, while their device has a free slot."""
+        """Launch queued jobs, oldest first, while their device has a free slot and their owner may run one more."""
         for job_id in list(self._queue):
             job = self._jobs[job_id]
-            if job.trainer.state != "queued":  # stopped directly through its Trainer meanwhile
-                self._queue.remove(job_id)
-            elif self._running_on(job.device) < self.max_running_per_device:
-                self._queue.remove(job_id)
-                if job.trainer.step == 0:
-                    job.trainer.start()
-                else:
-                    job.trainer.resume()
+            if self._running(lambda other: other.device == job.device) >= self.limits.slots(job.device):
+                continue
+            if self._running(lambda other: other.owner_key == job.owner_key) >= self.limits.running_per_session:
+                continue
+            self._queue.remove(job_id)
+            resume, total_steps, max_seconds = job.launch_args
+            job.queued_since = job.launch_args = None
+            job.stop_requested = False
+            job.budget, job.launched_at = max_seconds, self.clock()
+            for request in (store.STOP_REQUEST, store.SAVE_REQUEST):
+                (job.folder / request).unlink(missing_ok=True)
+            job.write_progress(state="running", error=None, message="starting a training process…",
+                               **({"total_steps": total_steps} if total_steps else {}))
+            job.handle = self.launcher.launch(job.folder, resume, total_steps, max_seconds, self.limits.threads_per_job)
 
-    def _job_ended(self, trainer: Trainer) -> None:
-        with self._lock:
-            self._promote()
+    def _seconds_left(self, job: Job) -> float | None:
+        """How long a running job still needs: its measured ETA, at most what is left of its time budget."""
+        left = job.progress_data()["eta_seconds"]
+        if job.budget is not None:
+            budget_left = max(0.0, job.budget - (self.clock() - job.launched_at))
+            return budget_left if left is None else min(left, budget_left)
+        return left
+
+    def _duration(self, job: Job) -> float | None:
+        """Estimated run time of a queued job: its steps at the measured rate of a job of the same shape."""
+        resume, total_steps, max_seconds = job.launch_args
+        config = job.config
+        steps = (total_steps or config.total_steps) - ((job.progress_data()["saved_step"] or 0) if resume else 0)
+        rates = [other.progress_data()["images_per_second"] for other in self._jobs.values()
+                 if other.device == job.device and other.config.dataset == config.dataset
+                 and other.config.model_size == config.model_size and other.config.batch_size == config.batch_size]
+        rates = [rate for rate in rates if rate > 0]
+        duration = steps * config.batch_size / rates[0] if rates else None
+        if max_seconds is not None:
+            duration = max_seconds if duration is None else min(duration, max_seconds)
+        return duration
 
 
-def _check_owner(owner) -> None:
+def _owner_key(owner) -> str:
     if not isinstance(owner, str) or not owner:
         raise ValueError(f"owner must be a non-empty session id string, got {owner!r}")
+    return store.owner_key(owner)

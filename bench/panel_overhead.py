@@ -1,0 +1,104 @@
+"""Does an open training panel slow the job it shows? Steps/s of a worker-process job with the panel polling vs
+not, alternating, in one run.
+
+    python bench/panel_overhead.py [--phase-seconds 10] [--pairs 6] [--dataset mnist] [--batch-size 32]
+
+One job (the tiny UNet on MNIST by default) trains in a worker process started by the app's JobRegistry, with
+the slot and thread settings the app would use on this machine. The run alternates "closed" phases (nothing
+reads the job) and "open" phases, in which this process does once per second what one refresh of the Train
+page's panel does on the server (ui/training_panel.py): read the job's snapshot and preview, build the loss and
+per-timestep figures and serialise them to JSON, and encode the preview image as PNG. The browser's drawing
+happens on the student's machine and is not measured. The rate of each phase comes from the worker's own
+progress file: Δstep / Δ(training seconds) between the first and last report inside the phase. The CPU time
+of each panel refresh is measured too: it bounds what an open panel can take from the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from core.data.images import png_bytes, upscale  # noqa: E402
+from core.training import store  # noqa: E402
+from core.training.config import TrainConfig  # noqa: E402
+from core.training.jobs import JobRegistry  # noqa: E402
+from ui.training_panel import loss_figure, profile_figure  # noqa: E402
+
+
+def panel_refresh(job) -> None:
+    """The server-side work of one refresh of the live panel."""
+    snapshot = job.snapshot()
+    loss_figure(snapshot).to_json()
+    profile_figure(snapshot).to_json()
+    if snapshot.preview is not None and snapshot.preview.grid is not None:
+        png_bytes(upscale(snapshot.preview.grid, 2))
+
+
+def phase(job, seconds: float, panel_open: bool, refresh_cpu: list) -> float:
+    """Run one phase; returns the job's steps per second of training time during it (and appends the CPU
+    seconds of each panel refresh to refresh_cpu)."""
+    reports = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if panel_open:
+            started = time.process_time()
+            panel_refresh(job)
+            refresh_cpu.append(time.process_time() - started)
+        progress = store.read_json(job.folder / store.PROGRESS) or {}
+        if progress.get("state") == "running" and progress.get("step"):
+            report = (progress["step"], progress["elapsed_seconds"])
+            if not reports or report != reports[-1]:
+                reports.append(report)
+        time.sleep(1.0)
+    (s0, e0), (s1, e1) = reports[0], reports[-1]
+    return (s1 - s0) / (e1 - e0)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--phase-seconds", type=float, default=10.0)
+    parser.add_argument("--pairs", type=int, default=6)
+    parser.add_argument("--dataset", default="mnist")
+    parser.add_argument("--batch-size", type=int, default=32)
+    args = parser.parse_args()
+
+    load_start = os.getloadavg()
+    with tempfile.TemporaryDirectory() as root:
+        registry = JobRegistry(run_store=store.RunStore(root))
+        config = TrainConfig(dataset=args.dataset, model_size="tiny", batch_size=args.batch_size, total_steps=10_000_000,
+                             preview_every=50, device="cpu")
+        job_id = registry.submit("bench", config)
+        job = registry.get(job_id)
+        while (store.read_json(job.folder / store.PROGRESS) or {}).get("step", 0) < 5:  # warm up
+            time.sleep(0.5)
+        rows, refresh_cpu = [], []
+        for pair in range(args.pairs):
+            for panel_open in (False, True):
+                rate = phase(job, args.phase_seconds, panel_open, refresh_cpu)
+                rows.append({"pair": pair, "panel": "open" if panel_open else "closed", "steps_per_s": rate})
+                print(f"pair {pair}: panel {'open  ' if panel_open else 'closed'} {rate:.3f} steps/s", flush=True)
+        registry.close(stop_jobs_within=120)
+
+    closed = [r["steps_per_s"] for r in rows if r["panel"] == "closed"]
+    opened = [r["steps_per_s"] for r in rows if r["panel"] == "open"]
+    ratios = [o / c for o, c in zip(opened, closed)]
+    summary = {"dataset": args.dataset, "batch_size": args.batch_size, "phase_seconds": args.phase_seconds,
+               "closed_mean": statistics.mean(closed), "open_mean": statistics.mean(opened),
+               "open_over_closed_per_pair": ratios, "open_over_closed_mean": statistics.mean(ratios),
+               "panel_refresh_cpu_ms_median": 1000 * statistics.median(refresh_cpu), "loadavg_start": load_start,
+               "worker_threads": registry.limits.threads_per_job, "cpu_slots": registry.limits.cpu_slots,
+               "cpu": platform.processor() or platform.machine(), "loadavg_end": os.getloadavg()}
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""`TrainConfig`, everything that defines a training run, and every training recipe of the app in one place.
+
+A TrainConfig is validated once, when it is built (`__post_init__`, with core/checks.py); change one with
+`dataclasses.replace`, which validates the new one. `to_json` / `from_json` round-trip it through JSON: that
+is how a config crosses into a training worker process and into a checkpoint.
+
+Recipes (each measured; see docs/benchmarks.md and checkpoints/README.md):
+* MNIST_CPU_RECIPE: the defaults of TrainConfig itself, the recipe of the shipped MNIST models.
+* TOY_RECIPE: what the Train page switches to for a 2-D toy (the shipped toy models' recipe).
+* PLAYGROUND_RECIPE: the 2-D playground's seconds-long CPU recipe (bench/playground_recipe.py).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+from core.checks import check_bool, check_choice, check_int, check_number
+from core.data.datasets import DATASET_NAMES, TOY_NAMES
+from core.diffusion.gaussian_diffusion import PREDICTIONS, VARIANCES, GaussianDiffusion
+from core.diffusion.schedules import MAX_T, SCHEDULE_KINDS, make_schedule
+from core.nets.build import SIZE_NAMES
+from core.runtime import DEVICES
+
+LR_SCHEDULES = ("constant", "cosine")
+DEFAULT_PREVIEW_IMAGES = 16
+DEFAULT_PREVIEW_POINTS = 512
+MAX_PREVIEW = 4096
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (JSON round trip with `to_json` / `from_json`).
+
+    The defaults are MNIST_CPU_RECIPE: the recipe of the shipped MNIST models (tiny UNet, linear T = 1000,
+    lr 2e-3 with 200 warm-up steps, EMA 0.999 with warm-up; see checkpoints/README.md).
+    model_size:     a size of core.nets.build for the dataset kind (UNet sizes for images, MLP sizes for 2-D toys)
+    schedule, T, beta_start, beta_end, scale_with_T:  see core.diffusion.schedules.make_schedule
+    prediction, variance:  see core.diffusion.gaussian_diffusion.GaussianDiffusion
+    learning_rate:  peak Adam learning rate, reached linearly over warmup_steps, then held ("constant")
+                    or decayed to 0 at total_steps along a half cosine ("cosine")
+    ema_decay:      0 disables the EMA (the EMA model then equals the raw model)
+    grad_clip:      maximum global gradient norm; 0 disables clipping
+    device:         "auto" (CUDA when available), "cpu" or "cuda"
+    mixed_precision: bf16 autocast where core.runtime says the device supports it
+    preview_every:  steps between preview samples from the EMA model (0 = only at the end)
+    preview_count:  samples per preview (None = 16 images or 512 points); preview_steps: DDIM steps (at most T)
+    toy_points:     size of the training set drawn for a 2-D toy dataset
+    """
+
+    dataset: str = "mnist"
+    model_size: str = "tiny"
+    schedule: str = "linear"
+    T: int = 1000
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+    scale_with_T: bool = False
+    prediction: str = "eps"
+    variance: str = "fixed_small"
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    lr_schedule: str = "constant"
+    warmup_steps: int = 200
+    total_steps: int = 3000
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+    mixed_precision: bool = True
+    preview_every: int = 250
+    preview_count: int | None = None
+    preview_steps: int = 20
+    toy_points: int = 8192
+
+    def __post_init__(self):
+        """Raise ValueError naming the field, its value and what is allowed."""
+        check_choice("dataset", self.dataset, DATASET_NAMES)
+        check_choice("model_size", self.model_size, SIZE_NAMES)
+        check_choice("schedule", self.schedule, SCHEDULE_KINDS)
+        check_int("T", self.T, 1, MAX_T)
+        for name in ("beta_start", "beta_end"):
+            check_number(name, getattr(self, name), 0.0, 1.0, open_low=True, open_high=True)
+        check_bool("scale_with_T", self.scale_with_T)
+        check_choice("prediction", self.prediction, PREDICTIONS)
+        check_choice("variance", self.variance, VARIANCES)
+        check_int("batch_size", self.batch_size, 1, 65536)
+        check_number("learning_rate", self.learning_rate, 0.0, 1.0, open_low=True)
+        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        check_int("warmup_steps", self.warmup_steps, 0)
+        check_int("total_steps", self.total_steps, 1)
+        check_number("ema_decay", self.ema_decay, 0.0, 1.0, open_high=True)
+        check_number("grad_clip", self.grad_clip, 0.0)
+        check_int("seed", self.seed, 0, 2**63 - 1)
+        check_choice("device", self.device, DEVICES)
+        check_bool("mixed_precision", self.mixed_precision)
+        check_int("preview_every", self.preview_every, 0)
+        if self.preview_count is not None:
+            check_int("preview_count", self.preview_count, 1, MAX_PREVIEW)
+        check_int("preview_steps", self.preview_steps, 1, MAX_T)
+        check_int("toy_points", self.toy_points, 1, 10_000_000)
+        build_diffusion(self)  # make_schedule knows which beta ranges / scale_with_T settings are impossible
+
+    def validate(self) -> TrainConfig:
+        """Check again (after a field was assigned directly); returns self when valid."""
+        self.__post_init__()
+        return self
+
+    def to_json(self) -> dict:
+        """A plain dict of JSON-able values."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> TrainConfig:
+        """Inverse of `to_json`; missing entries take the defaults, unknown ones are an error."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a training config must be a dict, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown training config entries {unknown}; allowed: {sorted(known)}")
+        return cls(**data)
+
+    @property
+    def data_kind(self) -> str:
+        return "points" if self.dataset in TOY_NAMES else "image"
+
+    @property
+    def effective_preview_count(self) -> int:
+        if self.preview_count is not None:
+            return self.preview_count
+        return DEFAULT_PREVIEW_POINTS if self.data_kind == "points" else DEFAULT_PREVIEW_IMAGES
+
+
+def build_diffusion(config: TrainConfig) -> GaussianDiffusion:
+    """The GaussianDiffusion a config describes (make_schedule raises on impossible combinations)."""
+    schedule = make_schedule(config.schedule, config.T, config.beta_start, config.beta_end, config.scale_with_T)
+    return GaussianDiffusion(schedule, config.prediction, config.variance)
+
+
+def learning_rate_at(config: TrainConfig, step: int) -> float:
+    """Learning rate for update number `step` (0-based): linear warm-up, then constant or half-cosine."""
+    peak = config.learning_rate
+    if step < config.warmup_steps:
+        return peak * (step + 1) / config.warmup_steps
+    if config.lr_schedule == "constant":
+        return peak
+    decay_steps = max(1, config.total_steps - config.warmup_steps)
+    progress = min(1.0, (step - config.warmup_steps) / decay_steps)
+    return peak * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def ema_decay_at(ema_decay: float, step: int) -> float:
+    """decay_k = min(ema_decay, (1 + k)/(10 + k)): a short average early, the full decay later."""
+    return min(ema_decay, (1.0 + step) / (10.0 + step))
+
+
+# ------------------------------------------------------------------------------------------- recipes
+# The CPU MNIST recipe is TrainConfig's defaults; on a GPU a bigger model and budget pay off (the Train page
+# scales the budget by these factors when it finds one).
+MNIST_CPU_RECIPE = TrainConfig()
+GPU_MNIST_SIZE, GPU_STEPS_FACTOR, GPU_BATCH_FACTOR = "small", 4, 2
+
+# 2-D toys train in seconds with a bigger batch and a decaying learning rate (the shipped toy models' recipe);
+# the Train page switches to it when a toy dataset is chosen.
+TOY_RECIPE = TrainConfig(dataset="two_moons", model_size="small", batch_size=256, learning_rate=2e-3,
+                         warmup_steps=100, total_steps=3000, lr_schedule="cosine", ema_decay=0.995)
+
+# The playground's CPU recipe (measured with bench/playground_recipe.py, one torch thread): the "tiny" residual
+# MLP, batch 256, 4000 Adam steps at 2e-3 with a cosine decay trains in 10-15 s of CPU time on every toy, and
+# its DDPM-100 samples score within the metrics' noise of fresh data (the "small" MLP needs ~18 s for 2500
+# steps and fits no better). toy_points is core.lab.playground.ORACLE_POINTS (2048), so for the non-mixture
+# toys the memorising oracle is the optimal denoiser of exactly the training set.
+PLAYGROUND_RECIPE = dict(model_size="tiny", batch_size=256, learning_rate=2e-3, lr_schedule="cosine",
+                         warmup_steps=100, total_steps=4000, ema_decay=0.999, preview_every=500,
+                         preview_steps=50, toy_points=2048, device="cpu")

@@ -1,0 +1,216 @@
+"""What a run reports while it trains: the loss curve, the loss per timestep, previews and progress snapshots.
+
+These are plain data, with a JSON round trip (`state()` / `from_state`, `Snapshot.to_json` / `from_json`) so a
+training worker process can publish them to the web server as a small file, and a checkpoint can keep them.
+Everything read back is checked: it crosses a process boundary or comes from a file.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+import torch
+
+from core.checks import check_int
+
+LOSS_HISTORY_POINTS = 500  # the loss curve is averaged down so it never holds more points than this
+PROFILE_BINS = 20  # per-timestep loss profile: t is split into this many equal bins
+PROFILE_WINDOW = 512  # examples per bin after which the profile average becomes exponential
+ACTIVE_STATES = ("queued", "running", "stopping")
+ENDED_STATES = ("stopped", "finished", "failed", "crashed")
+
+
+class LossHistory:
+    """The loss curve, averaged down so it never holds more than `max_points` points.
+
+    Each point averages `bucket` consecutive steps; when the list is full, neighbouring points are merged
+    in pairs and `bucket` doubles, so every stored point is a plain mean over equally many steps.
+    """
+
+    def __init__(self, max_points: int = LOSS_HISTORY_POINTS):
+        if max_points < 2 or max_points % 2:
+            raise ValueError(f"max_points must be an even integer >= 2, got {max_points!r}")
+        self.max_points = max_points
+        self.bucket = 1
+        self.steps: list[int] = []  # the last step (1-based) each point covers
+        self.losses: list[float] = []
+        self._pending_sum = 0.0
+        self._pending_count = 0
+
+    def add(self, step: int, loss: float) -> None:
+        self._pending_sum += loss
+        self._pending_count += 1
+        if self._pending_count == self.bucket:
+            self.steps.append(step)
+            self.losses.append(self._pending_sum / self.bucket)
+            self._pending_sum, self._pending_count = 0.0, 0
+            if len(self.losses) == self.max_points:
+                self.steps = self.steps[1::2]
+                self.losses = [(a + b) / 2 for a, b in zip(self.losses[::2], self.losses[1::2])]
+                self.bucket *= 2
+
+    def state(self) -> dict:
+        return {"max_points": self.max_points, "bucket": self.bucket, "steps": list(self.steps),
+                "losses": list(self.losses), "pending_sum": self._pending_sum, "pending_count": self._pending_count}
+
+    @classmethod
+    def from_state(cls, state: dict) -> LossHistory:
+        """Inverse of `state()` (checked: it may come from a file)."""
+        history = cls(state["max_points"])
+        check_int("bucket", state["bucket"], 1)
+        check_int("pending_count", state["pending_count"], 0, state["bucket"] - 1)
+        if not (len(state["steps"]) == len(state["losses"]) < history.max_points
+                and all(isinstance(v, (int, float)) for v in state["steps"] + state["losses"] + [state["pending_sum"]])):
+            raise ValueError("loss history: steps and losses must be equally long lists of numbers")
+        history.bucket, history.steps, history.losses = state["bucket"], list(state["steps"]), list(state["losses"])
+        history._pending_sum, history._pending_count = state["pending_sum"], state["pending_count"]
+        return history
+
+
+class TimestepProfile:
+    """Running average of the per-example mse in PROFILE_BINS equal bins of t.
+
+    With n examples seen in a bin (capped at `window`) and a batch of c examples with mean m, the average
+    moves by c/n·(m − average): the exact mean for the first `window` examples, then an exponential
+    average over roughly the last `window`, so the profile follows training instead of its start.
+    """
+
+    def __init__(self, T: int, bins: int = PROFILE_BINS, window: int = PROFILE_WINDOW):
+        self.T, self.bins, self.window = T, min(bins, T), window
+        self.averages = [math.nan] * self.bins
+        self.counts = [0] * self.bins
+
+    def bin_edges(self) -> list[int]:
+        """Bin b holds t with edges[b] <= t < edges[b + 1]."""
+        return [math.ceil(b * self.T / self.bins) for b in range(self.bins + 1)]
+
+    def add(self, t: torch.Tensor, mse: torch.Tensor) -> None:
+        which = (t.long() * self.bins) // self.T  # = b exactly for edges[b] <= t < edges[b+1]
+        sums = torch.zeros(self.bins, dtype=torch.float64).index_add_(0, which, mse.double())
+        counts = torch.bincount(which, minlength=self.bins)
+        for b in torch.nonzero(counts).flatten().tolist():
+            c = int(counts[b])
+            batch_mean = float(sums[b]) / c
+            self.counts[b] = min(self.counts[b] + c, self.window)
+            previous = 0.0 if math.isnan(self.averages[b]) else self.averages[b]
+            self.averages[b] = previous + c / self.counts[b] * (batch_mean - previous)
+
+    def state(self) -> dict:
+        return {"T": self.T, "bins": self.bins, "window": self.window,
+                "averages": [None if math.isnan(a) else a for a in self.averages], "counts": list(self.counts)}
+
+    @classmethod
+    def from_state(cls, state: dict) -> TimestepProfile:
+        """Inverse of `state()` (checked: it may come from a file)."""
+        for name in ("T", "bins", "window"):
+            check_int(name, state[name], 1)
+        profile = cls(state["T"], state["bins"], state["window"])
+        if not (len(state["averages"]) == len(state["counts"]) == profile.bins
+                and all(a is None or isinstance(a, (int, float)) for a in state["averages"])
+                and all(isinstance(c, int) and c >= 0 for c in state["counts"])):
+            raise ValueError(f"timestep profile: averages and counts must be lists of {profile.bins} numbers")
+        profile.averages = [math.nan if a is None else a for a in state["averages"]]
+        profile.counts = list(state["counts"])
+        return profile
+
+
+@dataclass(frozen=True)
+class Preview:
+    """Samples from the EMA model after `step` steps: `samples` is a float CPU tensor ([n, C, H, W] in
+    [-1, 1] for images, [n, 2] for points); `grid` the uint8 image grid (images only)."""
+
+    step: int
+    kind: str
+    samples: torch.Tensor
+    grid: object = None
+
+    def to_npz(self) -> bytes:
+        """The preview as .npz bytes (plain arrays, no pickled objects)."""
+        buffer = io.BytesIO()
+        arrays = {"step": np.array(self.step), "kind": np.array(self.kind), "samples": self.samples.numpy()}
+        if self.grid is not None:
+            arrays["grid"] = np.asarray(self.grid, dtype=np.uint8)
+        np.savez(buffer, **arrays)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_npz(cls, data: bytes) -> Preview:
+        """Inverse of `to_npz`; never unpickles (allow_pickle=False) and checks kinds and shapes."""
+        with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+            kind = str(arrays["kind"])
+            samples = np.asarray(arrays["samples"], dtype=np.float32)
+            grid = np.asarray(arrays["grid"], dtype=np.uint8) if "grid" in arrays else None
+            step = check_int("preview step", int(arrays["step"]), 0)
+        if kind not in ("image", "points") or samples.ndim != (4 if kind == "image" else 2):
+            raise ValueError(f"preview: samples of shape {samples.shape} do not fit the kind {kind!r}")
+        return cls(step=step, kind=kind, samples=torch.from_numpy(samples.copy()), grid=grid)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A consistent copy of a job's progress, safe to read from another thread or process.
+
+    The fields after `config` are filled in by the job registry (a Trainer leaves them at their defaults):
+    the queue position, the checkpoint that holds the job's weights on disk and until when it is kept.
+    """
+
+    state: str
+    error: str | None
+    message: str | None  # why it stopped, when stopped by someone other than the user
+    step: int
+    total_steps: int
+    loss_steps: list
+    loss_history: list  # each point is the mean loss of `loss_bucket` consecutive steps
+    loss_bucket: int
+    last_loss: float | None  # the latest batch
+    profile_edges: list
+    profile: list  # average mse per t bin (NaN where no example was seen yet)
+    profile_counts: list
+    images_per_second: float
+    eta_seconds: float | None
+    elapsed_seconds: float
+    learning_rate: float
+    device: str
+    parameters: int
+    preview: Preview | None
+    config: dict = field(default_factory=dict)
+    queue_position: int | None = None  # 1 = next to start, while queued
+    starts_in_seconds: float | None = None  # estimated wait for a slot, while queued (None = unknown)
+    checkpoint: str | None = None  # path of the last checkpoint written for this job
+    saved_step: int | None = None  # the step that checkpoint holds
+    kept_until: float | None = None  # time.time() after which the server may delete the checkpoint
+
+    def to_json(self) -> dict:
+        """Every field but the preview (which travels as .npz, see Preview.to_npz), JSON-safe."""
+        data = asdict(self)
+        data.pop("preview")
+        data["profile"] = [None if v is None or not math.isfinite(v) else v for v in self.profile]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict, preview: Preview | None = None) -> Snapshot:
+        """Inverse of `to_json` (unknown keys are an error, missing ones too, except the registry's)."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a progress snapshot must be a dict, got {type(data).__name__}")
+        names = [f.name for f in fields(cls) if f.name != "preview"]
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise ValueError(f"unknown progress snapshot entries {unknown}")
+        values = dict(data)
+        values["profile"] = [math.nan if v is None else float(v) for v in values.get("profile", [])]
+        check_int("step", values.get("step"), 0)
+        check_int("total_steps", values.get("total_steps"), 1)
+        return cls(**values, preview=preview)
+
+
+def blank_progress(config) -> dict:
+    """The progress (Snapshot.to_json form) of a job of this TrainConfig before its worker has reported anything."""
+    profile = TimestepProfile(config.T)
+    return {"state": "stopped", "error": None, "message": None, "step": 0, "total_steps": config.total_steps,
+            "loss_steps": [], "loss_history": [], "loss_bucket": 1, "last_loss": None,
+            "profile_edges": profile.bin_edges(), "profile": [None] * profile.bins, "profile_counts": [0] * profile.bins,
+            "images_per_second": 0.0, "eta_seconds": None, "elapsed_seconds": 0.0, "learning_rate": config.learning_rate,
+            "device": config.device, "parameters": 0, "config": config.to_json(), "saved_step": None, "checkpoint": None}

@@ -1,0 +1,71 @@
+"""The export and long-work helpers the pages share: ui/exports.py (CSV, .npz, commands), ui/runs.py (cache),
+ui/figures.py (honest axes, side-by-side PNG rows)."""
+
+import csv
+import io
+import json
+import shlex
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from ui.exports import command_line, csv_text, npz_bytes
+from ui.figures import OKABE_ITO, honest_axes, side_by_side
+from ui.runs import ResultCache
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_csv_keeps_exact_floats_and_gaps():
+    text = csv_text({"t": [1, 2, 3], "beta": [1e-06, 0.02, None]})
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == ["t", "beta"] and rows[1] == ["1", "1e-06"] and rows[3] == ["3", ""]
+    assert float(rows[2][1]) == 0.02  # repr round-trips the float exactly
+    with pytest.raises(ValueError, match="equal lengths"):
+        csv_text({"a": [1], "b": [1, 2]})
+
+
+def test_npz_round_trip_without_pickle():
+    samples = np.random.default_rng(0).normal(size=(4, 1, 28, 28)).astype(np.float32)
+    data = np.load(io.BytesIO(npz_bytes({"samples": samples, "seed": 3, "method": "ddim"})), allow_pickle=False)
+    assert np.array_equal(data["samples"], samples) and int(data["seed"]) == 3 and str(data["method"]) == "ddim"
+
+
+def test_command_line_quotes_and_flags():
+    command = command_line("core.sample", {"checkpoint": "my models/a.safetensors", "steps": 10, "eta": None,
+                                           "clip": True, "n": 16, "verbose": False})
+    assert shlex.split(command) == ["python", "-m", "core.sample", "--checkpoint", "my models/a.safetensors",
+                                    "--steps", "10", "--clip", "--n", "16"]
+
+
+def test_result_cache_is_a_bounded_lru():
+    cache = ResultCache(2)
+    cache.put("a", 1)
+    cache.put("b", 2)
+    assert cache.get("a") == 1  # "a" is now the most recent
+    cache.put("c", 3)
+    assert cache.get("b") is None and cache.get("a") == 1 and cache.get("c") == 3
+
+
+def test_honest_axes_power_exponents_and_decades():
+    fig = honest_axes(go.Figure(go.Scatter(x=[1, 2], y=[1e-9, 1e-3])).update_layout(yaxis_type="log"))
+    assert fig.layout.yaxis.exponentformat == "power" and fig.layout.yaxis.dtick == 1  # 10⁻⁹ … 10⁻³, every decade
+    assert fig.layout.xaxis.exponentformat == "power" and fig.layout.xaxis.dtick is None  # linear axes keep auto ticks
+
+
+def test_side_by_side_rows_of_pictures():
+    grey, rgb = np.zeros((3, 2), np.uint8), np.full((2, 4, 3), 7, np.uint8)
+    row = side_by_side([grey, rgb], gap=1)
+    assert row.shape == (3, 7, 3) and row[0, 2].tolist() == [255, 255, 255] and row[0, 3].tolist() == [7, 7, 7]
+
+
+def test_paired_colours_are_okabe_ito_and_the_schedule_lab_uses_them():
+    at = AppTest.from_file(str(ROOT / "pages" / "schedules.py"), default_timeout=60).run()
+    beta = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert [trace["line"]["color"] for trace in beta["data"]] == list(OKABE_ITO[:2])
+    assert beta["layout"]["yaxis"]["type"] == "log" and beta["layout"]["yaxis"]["dtick"] == 1
+    assert beta["layout"]["yaxis"]["exponentformat"] == "power"
+    assert at.number_input(key="schedules_a_beta_start").proto.format == "%.2e"  # 1e-06 reads 1.00e-06, not 0.00000

@@ -1,0 +1,43 @@
+"""The projector layout (CSS in this one place) and the keyboard-usable scrubber every page shares.
+
+At 1280×720 (a common projector) Streamlit's default 300 px sidebar, 6 rem of top padding and large titles
+leave about 880×620 px for content; the rules below give back ~150 px of height and ~60 px of width, so a
+page's primary button and its first result fit above the fold (checked by tests/browser/test_classroom.py).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+CSS = """
+<style>
+/* less empty space above the page content */
+.stMainBlockContainer, .block-container { padding-top: 2.2rem !important; padding-bottom: 2rem !important; }
+/* a narrower sidebar: the navigation and the model picker fit in 240 px */
+section[data-testid="stSidebar"] { width: 240px !important; min-width: 240px !important; }
+/* page titles and section headers one size smaller */
+h1 { font-size: 1.9rem !important; padding-top: 0 !important; padding-bottom: 0.3rem !important; }
+h2 { font-size: 1.45rem !important; padding-top: 0.6rem !important; }
+h3 { font-size: 1.15rem !important; }
+</style>
+"""
+
+
+def compact() -> None:
+    """Apply the projector layout (call at the top of a page's main())."""
+    st.html(CSS)
+
+
+def keyboard_scrubber(label: str, frame_labels: list, key: str) -> int:
+    """A keyed select-slider over the frames of a Plotly scrubber: Tab to it and use ← → (or Home/End).
+
+    Returns the index of the chosen frame; the page passes it as the figure's `active` frame, so both
+    sliders show the same t. A value left over from other settings falls back to the first frame.
+    """
+    options = [str(label) for label in frame_labels]
+    if st.session_state.get(key) not in options:
+        st.session_state[key] = options[0]
+    if len(options) < 2:
+        return 0
+    chosen = st.select_slider(label, options, key=key, help="Keyboard: focus the slider, then ← → step through t.")
+    return options.index(chosen)

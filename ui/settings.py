@@ -1,0 +1,210 @@
+"""Page settings that persist and travel: across page switches and reloads, as links, and as named presets.
+
+Every widget of a page is keyed and created with `persist_state="session"`, so its value survives a switch
+to another page and back. Each page also declares its settings once (a `PageSettings` of `Setting`s: key,
+default, what is allowed) and this module
+
+- writes the settings that differ from their defaults into the URL's query string at the end of every run
+  (only this page's keys: a reload, or the URL handed to someone else, reproduces the page; no session id
+  or anything else ever goes into a link made here),
+- reads them back from the URL before the widgets are built, validated at the boundary with core.checks: a
+  bad value in a link is reported on one line and replaced by its default, never a traceback,
+- offers "Reset to defaults", "Link to these settings" and the page's named presets in one small popover.
+
+Streamlit's own `bind="query-params"` would write the URL too, but it puts selectbox *labels* (with their
+Greek letters) into the URL and drops bad values silently; this keeps the URL values raw and reports errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlencode
+
+import streamlit as st
+
+from core.checks import check_choice, check_int, check_number
+
+PERSIST = "session"  # persist_state of every page widget
+Kind = Literal["int", "float", "choice", "bool", "ints", "text"]
+_WRITTEN = "_settings_written"  # session_state: page -> the query pairs this module last wrote for it
+_NOTICES = "_settings_notices"  # session_state: page -> notices about a link's bad values, shown once
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One URL-carried setting. `key` is the widget key and the query parameter name."""
+
+    key: str
+    default: Any
+    kind: Kind
+    low: float | None = None
+    high: float | None = None
+    choices: tuple = ()
+
+    def parse(self, raw: list[str]):
+        """The value a link carries (query values as strings), validated; ValueError with one line if not."""
+        if self.kind != "ints" and len(raw) != 1:
+            raise ValueError(f"{self.key} is given {len(raw)} times; expected once")
+        text = raw[0] if raw else ""
+        if self.kind == "int":
+            value = check_int(self.key, _to_int(self.key, text), self.low, self.high)
+            return check_choice(self.key, value, self.choices) if self.choices else value
+        if self.kind == "float":
+            try:
+                number = float(text)
+            except ValueError:
+                raise ValueError(f"{self.key}={text!r} is not allowed; expected a number") from None
+            number = check_number(self.key, number, self.low, self.high)
+            return check_choice(self.key, number, self.choices) if self.choices else number
+        if self.kind == "bool":
+            return check_choice(self.key, text.lower(), ("true", "false", "1", "0")) in ("true", "1")
+        if self.kind == "ints":
+            values = [check_choice(self.key, _to_int(self.key, item), self.choices) for item in raw]
+            return sorted(set(values))
+        return check_choice(self.key, text, self.choices)  # choice / text
+
+    def encode(self, value) -> list[str]:
+        if self.kind == "bool":
+            return ["true" if value else "false"]
+        if self.kind == "ints":
+            return [str(int(v)) for v in value]
+        if self.kind == "float":
+            return [repr(float(value))]  # exact: 1e-06, 0.02
+        return [str(value)]
+
+    def same(self, a, b) -> bool:
+        if self.kind == "ints":
+            return sorted(a or []) == sorted(b or [])
+        if self.kind == "float":
+            return a is not None and b is not None and float(a) == float(b)
+        return a == b
+
+
+def _to_int(key: str, text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{key}={text!r} is not allowed; expected an integer") from None
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named configuration a teacher can link to: `values` overrides the page defaults."""
+
+    name: str
+    values: dict
+    why: str = ""
+
+
+@dataclass
+class PageSettings:
+    """The settings of one page (in widget order), its presets, and the URL round trip."""
+
+    page: str  # e.g. "sample": names the session-state bookkeeping, never goes into a URL
+    settings: list[Setting]
+    presets: list[Preset] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.by_key = {s.key: s for s in self.settings}
+        for preset in self.presets:
+            for key in preset.values:
+                if key not in self.by_key:
+                    raise ValueError(f"preset {preset.name!r} sets unknown setting {key!r}")
+
+    # ---- the URL boundary
+    def url_pairs(self) -> dict:
+        """This page's query parameters in the current URL (key -> list of strings)."""
+        return {key: st.query_params.get_all(key) for key in self.by_key if key in st.query_params}
+
+    def restore(self) -> None:
+        """Before the widgets: if the URL carries settings of this page that this session did not write
+        itself (a reload, a shared link, a preset link), validate them and load them into the widgets.
+        Settings the link leaves out take their defaults, so the page looks the same for everyone."""
+        pairs = self.url_pairs()
+        written = st.session_state.setdefault(_WRITTEN, {})
+        if not pairs or pairs == written.get(self.page):
+            return
+        values, problems = parse_pairs(self.settings, pairs)
+        for setting in self.settings:
+            st.session_state[setting.key] = values.get(setting.key, setting.default)
+        if problems:
+            st.session_state.setdefault(_NOTICES, {})[self.page] = problems
+        written[self.page] = pairs
+
+    def notices(self) -> None:
+        """One line per bad value of the link this page was opened with (shown once)."""
+        for problem in st.session_state.get(_NOTICES, {}).pop(self.page, []):
+            st.warning(f"Link setting ignored: {problem}; using the default.", icon=":material/link_off:")
+
+    def current(self) -> dict:
+        return {s.key: st.session_state.get(s.key, s.default) for s in self.settings}
+
+    def changed(self, values: dict | None = None) -> dict:
+        """key -> encoded value for every setting that differs from its default."""
+        values = self.current() if values is None else values
+        return {s.key: s.encode(values[s.key]) for s in self.settings
+                if s.key in values and values[s.key] is not None and not s.same(values[s.key], s.default)}
+
+    def sync_url(self) -> None:
+        """After the widgets: the URL carries exactly this page's changed settings (a reload restores them)."""
+        pairs = self.changed()
+        for key in self.by_key:
+            if key in st.query_params and key not in pairs:
+                del st.query_params[key]
+        for key, encoded in pairs.items():
+            if st.query_params.get_all(key) != encoded:
+                st.query_params[key] = encoded if len(encoded) != 1 else encoded[0]
+        st.session_state.setdefault(_WRITTEN, {})[self.page] = pairs
+
+    def link(self, values: dict | None = None) -> str:
+        """The page's URL with only its changed settings (relative "?..." where the server URL is unknown)."""
+        query = urlencode([(key, v) for key, encoded in self.changed(values).items() for v in encoded])
+        base = _page_url()
+        return f"{base}?{query}" if query else base or "?"
+
+    # ---- the controls
+    def reset(self) -> None:
+        for setting in self.settings:
+            st.session_state[setting.key] = setting.default
+
+    def apply(self, preset: Preset) -> None:
+        for setting in self.settings:
+            st.session_state[setting.key] = preset.values.get(setting.key, setting.default)
+
+    def controls(self) -> None:
+        """"Reset to defaults", the link to these settings, and the presets, in one popover."""
+        with st.popover("Share · presets · reset", icon=":material/share:", key=f"{self.page}_share"):
+            st.button("Reset to defaults", key=f"{self.page}_reset", on_click=self.reset,
+                      help="Every setting of this page back to its default.")
+            st.markdown("**Link to these settings** (copy with the icon at its right; it carries this page's "
+                        "settings and nothing else):")
+            st.code(self.link(), language=None, wrap_lines=True)
+            if self.presets:
+                st.markdown("**Presets**")
+            for index, preset in enumerate(self.presets):
+                st.button(preset.name, key=f"{self.page}_preset_{index}", on_click=self.apply, args=(preset,),
+                          help=preset.why or None)
+                st.caption(f"[link]({self.link({**self.defaults(), **preset.values})})" + (f": {preset.why}" if preset.why else ""))
+
+    def defaults(self) -> dict:
+        return {s.key: s.default for s in self.settings}
+
+
+def parse_pairs(settings: list[Setting], pairs: dict) -> tuple[dict, list[str]]:
+    """(valid values, one problem line per bad value) of query pairs key -> list of strings."""
+    values, problems = {}, []
+    for setting in settings:
+        if setting.key in pairs:
+            try:
+                values[setting.key] = setting.parse(pairs[setting.key])
+            except ValueError as error:
+                problems.append(str(error))
+    return values, problems
+
+
+def _page_url() -> str:
+    """The address of the page in the browser, without its query string ('' in tests without a browser)."""
+    url = getattr(st.context, "url", None)
+    return url.split("?", 1)[0] if url else ""
+
