@@ -8,7 +8,8 @@ from __future__ import annotations
 import streamlit as st
 import torch
 
-from core.data.datasets import load_dataset, toy_mixture_parameters
+from core.data.datasets import load_dataset
+from core.data.toys import toy_mixture_parameters
 from core.diffusion.oracle import GaussianMixture
 from core.lab.mistakes import (
     cosine_without_square,

@@ -12,7 +12,7 @@ import streamlit as st
 import torch
 from plotly.subplots import make_subplots
 
-from core.data.datasets import toy_mixture_parameters
+from core.data.toys import toy_mixture_parameters
 from core.diffusion.gaussian_diffusion import GaussianDiffusion
 from core.diffusion.oracle import GaussianMixture
 from core.diffusion.schedules import make_schedule

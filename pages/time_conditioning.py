@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from core.data.datasets import sample_toy
+from core.data.toys import sample_toy
 from core.lab.time_conditioning import (
     EXPERIMENT_T,
     EXPERIMENT_TOYS,

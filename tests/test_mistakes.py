@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from core.data.datasets import toy_mixture_parameters
+from core.data.toys import toy_mixture_parameters
 from core.diffusion.gaussian_diffusion import GaussianDiffusion
 from core.diffusion.oracle import GaussianMixture, OracleDenoiser
 from core.diffusion.schedules import make_schedule

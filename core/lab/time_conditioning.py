@@ -19,7 +19,7 @@ from typing import Literal
 import torch
 
 from core.checks import check_choice, check_int
-from core.data.datasets import sample_toy
+from core.data.toys import sample_toy
 from core.diffusion.gaussian_diffusion import GaussianDiffusion
 from core.diffusion.samplers import ddpm_sample
 from core.diffusion.schedules import make_schedule
