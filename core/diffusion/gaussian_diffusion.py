@@ -26,7 +26,9 @@ Prediction = Literal["eps", "x0", "v"]  # what the network outputs
 VarianceType = Literal["fixed_large", "fixed_small", "learned_range"]  # σ_t² of the reverse step
 PREDICTIONS: tuple[Prediction, ...] = get_args(Prediction)
 VARIANCES: tuple[VarianceType, ...] = get_args(VarianceType)
-HYBRID_VB_WEIGHT = 0.001  # λ of Nichol & Dhariwal's L_hybrid = L_simple + λ·L_vlb
+# λ of Nichol & Dhariwal's L_hybrid = L_simple + λ·L_vlb, applied here to L_vlb in nats/dim; their code adds L_vlb in
+# bits/dim, so this is ln 2 ≈ 0.69× their weight (kept: the shipped learned-variance model was trained with it)
+HYBRID_VB_WEIGHT = 0.001
 
 
 @dataclass
@@ -240,7 +242,8 @@ class GaussianDiffusion:
         "mse": the simple loss ‖target − prediction‖² averaged over dimensions (Ho et al. eq. 14).
         With learned_range variance also "vb" = T·L_t, the one-sample estimate of L_vlb = Σ_t L_t in
         nats/dim, computed with the predicted mean stop-gradiented so that it trains only the variance,
-        and "loss" = mse + 0.001·vb (Nichol & Dhariwal's L_hybrid, eq. 16). Otherwise "loss" = mse.
+        and "loss" = mse + 0.001·vb (Nichol & Dhariwal's L_hybrid, eq. 16, with vb in nats rather than their bits: see
+        HYBRID_VB_WEIGHT). Otherwise "loss" = mse.
         """
         if t is None:
             t = torch.randint(0, self.T, (x0.shape[0],), generator=generator, device=x0.device)
