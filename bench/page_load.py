@@ -26,6 +26,7 @@ from bench.report import (
     markdown_table,
     now_utc,
     run_header,
+    set_threads,
     update_markdown_section,
     write_json,
 )
@@ -70,6 +71,7 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.threads < 1:
         parser.error("--repeats and --threads must be at least 1")
+    set_threads(args.threads)  # the header's thread count is the children's
     pages = args.pages or [page.file for page in available_pages()]
     document = {"command": command_line("bench/page_load.py", argv), "date": now_utc(), "hardware": hardware(),
                 "threads": args.threads, "repeats": args.repeats, "pages": {}}
