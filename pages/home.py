@@ -52,7 +52,7 @@ def guide() -> None:
         in_stage = [page for page in pages if page.stage == stage]
         if not in_stage:
             continue
-        st.markdown(f"**{stage.capitalize()}**")
+        st.markdown(f"**{stage[0].upper() + stage[1:]}**")
         for page in in_stage:
             column_link, column_text = st.columns([1, 4])
             with column_link:
