@@ -20,7 +20,7 @@ from core.data.images import to_uint8
 from core.diffusion.gaussian_diffusion import HYBRID_VB_WEIGHT
 from core.diffusion.losses import normal_kl
 from core.lab.objective import LN2, algorithm1_step, bound_terms, elbo_eps_weights, hybrid_weight_in_bits
-from ui import catalog
+from ui import catalog, runs
 from ui.code import show_code
 from ui.figures import COLORS, picture_row
 
@@ -170,23 +170,25 @@ def bits_per_dim() -> None:
     columns = st.columns(3)
     n = int(columns[0].number_input("Digits (n)", 2, MAX_BOUND_IMAGES, 4, key="objective_bound_n"))
     seed = int(columns[1].number_input("Seed", 0, 2**31 - 1, 0, key="objective_bound_seed"))
-    store = st.session_state.setdefault("objective_bounds", {})
-    if columns[2].button("Compute for every shipped MNIST model", key="objective_bound_run"):
-        bar = st.progress(0.0, text="Evaluating the bound…")
-        image_keys = [key for key in models if catalog.load_model(key).is_image_model]
-        for k, key in enumerate(image_keys):
-            loaded = catalog.load_model(key)
-            x0 = digits("test")[:n]
-
-            def report(done, total, k=k):
-                bar.progress((k + done / total) / len(image_keys), text=f"{models[key]}: t = {done}/{total}")
-            store[(key, n, seed)] = bound_terms(loaded.model, loaded.diffusion, x0, torch.Generator().manual_seed(seed),
-                                                progress=report)
-        bar.empty()
-    results = {key: terms for (key, rows, s), terms in store.items() if rows == n and s == seed}
-    if not results:
+    pressed = columns[2].button("Compute for every shipped MNIST model", key="objective_bound_run")
+    runs.cancelled_notice("objective_bound_cancel")
+    if not (pressed or st.session_state.get("objective_bound_pressed")):  # load the models only once asked
         st.info("Press the button to evaluate the bound (about 2 s per digit and model on a 2-core CPU).")
         return
+    st.session_state["objective_bound_pressed"] = True
+    loaded_models = {key: catalog.load_model(key) for key in models}
+    image_keys = [key for key, loaded in loaded_models.items() if loaded.is_image_model]
+    x0 = digits("test")[:n]
+    jobs = [(("bound", loaded_models[key].token, n, seed), models[key],
+             lambda progress, key=key: bound_terms(loaded_models[key].model, loaded_models[key].diffusion, x0,
+                                                   torch.Generator().manual_seed(seed), progress=progress))
+            for key in image_keys]
+    found = runs.cached_runs(jobs, "objective_bound_cancel", "Bound") if pressed else \
+        [runs.result_cache().get(job_key) for job_key, _, _ in jobs]
+    if not jobs or any(hit is None for hit in found):
+        st.info("Press the button to evaluate the bound (about 2 s per digit and model on a 2-core CPU).")
+        return
+    results = {key: hit[0] for key, hit in zip(image_keys, found)}
     table = []
     for key, terms in results.items():
         mean, se = terms.bits_per_dim()

@@ -5,8 +5,6 @@ Every number comes from core.lab.time_conditioning; this page lays out widgets a
 
 from __future__ import annotations
 
-from dataclasses import astuple
-
 import plotly.graph_objects as go
 import streamlit as st
 import torch
@@ -20,10 +18,12 @@ from core.lab.time_conditioning import (
     ExperimentSettings,
     cosine_similarity,
     embedding_matrix,
-    run_experiment,
+    reference_points,
+    train_and_sample,
     train_variant,
 )
 from core.metrics.points import sliced_wasserstein
+from ui import runs
 from ui.code import show_code
 from ui.figures import COLORS, Layer, PointPanel, point_panels
 
@@ -65,13 +65,19 @@ def embedding_section() -> None:
     show_code(embedding_matrix, cosine_similarity)
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def experiment(settings: tuple, _progress=None) -> dict:
-    """run_experiment for ExperimentSettings(*settings), plus a second draw of the data (the metric's floor)."""
-    settings = ExperimentSettings(*settings)
-    results = run_experiment(settings, _progress)
-    results["fresh data"] = sample_toy(settings.dataset, settings.n_samples, torch.Generator().manual_seed(settings.seed + 3))
-    return {k: v.numpy() for k, v in results.items()}
+def experiment(settings: ExperimentSettings, pressed: bool) -> dict | None:
+    """{"data", "fresh data", variant: samples} as numpy arrays: each variant trained and sampled under a progress
+    box with Cancel (ui/runs.py) when pressed, else taken from the server-wide cache (None if any is missing)."""
+    jobs = [(("time_conditioning", settings, variant), VARIANT_LABELS[variant],
+             lambda progress, variant=variant: train_and_sample(variant, settings, progress).numpy()) for variant in VARIANTS]
+    found = runs.cached_runs(jobs, "time_cancel", "Training") if pressed else [runs.result_cache().get(k) for k, _, _ in jobs]
+    if any(hit is None for hit in found):
+        return None
+    results = {variant: hit[0] for variant, hit in zip(VARIANTS, found)}
+    results["data"] = reference_points(settings).numpy()
+    results["fresh data"] = sample_toy(settings.dataset, settings.n_samples,
+                                       torch.Generator().manual_seed(settings.seed + 3)).numpy()
+    return results
 
 
 def experiment_section() -> None:
@@ -85,14 +91,12 @@ def experiment_section() -> None:
     single_t = int(columns[2].slider("The one t (paper's step)", 1, EXPERIMENT_T, EXPERIMENT_T // 2, key="time_single_t"))
     seed = int(columns[3].number_input("Seed", 0, 2**31 - 1, 0, key="time_seed"))
     settings = ExperimentSettings(dataset=dataset, steps=steps, single_t=single_t - 1, seed=seed)
-    done = st.session_state.setdefault("time_done", set())
-    if settings not in done and not st.button("Train the three models (a few seconds each)", key="time_run"):
+    pressed = st.button("Train the three models (a few seconds each)", key="time_run")
+    runs.cancelled_notice("time_cancel")
+    results = experiment(settings, pressed)
+    if results is None:
         st.info("Press the button to train (about 4 s per model for 600 steps on a 2-core CPU).")
         return
-    bar = st.progress(0.0, text="Training…")
-    results = experiment(astuple(settings), lambda fraction: bar.progress(fraction, text=f"Training… {fraction:.0%}"))
-    bar.empty()
-    done.add(settings)
     reference = torch.as_tensor(results["data"])
     panels = [PointPanel("data", [Layer("data", results["data"][:, 0], results["data"][:, 1], color="grey", size=3)],
                          POINT_RANGE)]
@@ -114,7 +118,7 @@ def experiment_section() -> None:
                 "different amounts of noise overlap. Compare the distances with the fresh-data floor.")
     st.caption("Sliced Wasserstein distance (128 random projections) between 1,000 samples and 1,000 data points; "
                "\"fresh data\" is a second draw of 1,000 data points: the distance a perfect sampler would get.")
-    show_code(train_variant)
+    show_code(train_variant, train_and_sample)
 
 
 def main() -> None:

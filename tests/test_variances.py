@@ -17,6 +17,7 @@ from core.lab.variances import (
     learned_variance_outputs,
     optimal_variance,
     prediction_errors,
+    quality_run,
     quality_vs_steps,
     v_similarity,
     x0_error_curve,
@@ -100,7 +101,7 @@ def test_quality_vs_steps_rows_and_bounds():
     torch.manual_seed(0)
     model = build_model({**TINY_UNET, "out_channels": 2}).eval()
     calls = []
-    rows = quality_vs_steps(model, diffusion, [2, 5], ["ddpm_beta", "ddim_eta0"], 3, 0,
+    rows = quality_vs_steps(model, diffusion, [2, 5], ["ddpm_beta", "ddim_eta0"], (1, 28, 28), 3, 0,
                             progress=lambda done, total: calls.append((done, total)),
                             quality=lambda samples: {"shape": tuple(samples.shape)})
     assert [(r["sampler"], r["steps"]) for r in rows] == [("DDPM, σ² = β", 2), ("DDPM, σ² = β", 5),
@@ -108,9 +109,17 @@ def test_quality_vs_steps_rows_and_bounds():
     assert all(r["shape"] == (3, 1, 28, 28) and r["seconds"] > 0 for r in rows)
     assert calls[-1] == (4, 4)
     with pytest.raises(ValueError, match="n="):
-        quality_vs_steps(model, diffusion, [2], ["ddim_eta0"], 10_000, 0)
+        quality_vs_steps(model, diffusion, [2], ["ddim_eta0"], (1, 28, 28), 10_000, 0)
     with pytest.raises(ValueError, match="sampler"):
-        quality_vs_steps(model, diffusion, [2], ["euler"], 3, 0)
+        quality_vs_steps(model, diffusion, [2], ["euler"], (1, 28, 28), 3, 0)
+    steps_seen = []
+    row = quality_run(model, diffusion, "ddim_eta1", 4, (1, 28, 28), 2, 0, progress=lambda i, n: steps_seen.append((i, n)))
+    assert steps_seen == [(1, 4), (2, 4), (3, 4), (4, 4)] and row["sampler"] == "DDIM, η = 1"
+    # the same seed gives the same samples: a second run's quality function sees identical tensors
+    first, second = [], []
+    quality_run(model, diffusion, "ddpm_beta_tilde", 3, (1, 28, 28), 2, 7, quality=lambda x: first.append(x) or {})
+    quality_run(model, diffusion, "ddpm_beta_tilde", 3, (1, 28, 28), 2, 7, quality=lambda x: second.append(x) or {})
+    assert torch.equal(first[0], second[0])
     assert math.isfinite(rows[0]["seconds"])
 
 

@@ -112,18 +112,31 @@ def train_variant(variant: Variant, settings: ExperimentSettings, progress: Call
     return network.eval()
 
 
-def run_experiment(settings: ExperimentSettings, progress: Callable[[float], None] | None = None) -> dict:
-    """Train the three variants and sample n_samples points from each with 100-step DDPM (same x_T for all).
-    Returns {"data": reference points, variant: samples}; progress(fraction) as training proceeds."""
+def train_and_sample(variant: Variant, settings: ExperimentSettings,
+                     progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """Train one variant (progress(step, steps) while training), then draw settings.n_samples points with 100-step
+    DDPM (Algorithm 2) from torch.Generator().manual_seed(seed + 2): the same x_T for every variant."""
     settings = settings.checked()
-    diffusion = experiment_diffusion()
-    results = {"data": sample_toy(settings.dataset, settings.n_samples, torch.Generator().manual_seed(settings.seed + 1))}
+    model = train_variant(variant, settings, progress)
+    with torch.no_grad():
+        return ddpm_sample(model, experiment_diffusion(), (settings.n_samples, 2),
+                           generator=torch.Generator().manual_seed(settings.seed + 2))
+
+
+def reference_points(settings: ExperimentSettings) -> torch.Tensor:
+    """settings.n_samples data points (seed + 1), what the samples are compared with."""
+    settings = settings.checked()
+    return sample_toy(settings.dataset, settings.n_samples, torch.Generator().manual_seed(settings.seed + 1))
+
+
+def run_experiment(settings: ExperimentSettings, progress: Callable[[float], None] | None = None) -> dict:
+    """Train the three variants and sample from each (train_and_sample). Returns {"data": reference points,
+    variant: samples}; progress(fraction) as training proceeds."""
+    settings = settings.checked()
+    results = {"data": reference_points(settings)}
     for k, variant in enumerate(VARIANTS):
         def report(done, total, k=k):
             if progress is not None:
                 progress((k + done / total) / len(VARIANTS))
-        model = train_variant(variant, settings, report)
-        sampler_generator = torch.Generator().manual_seed(settings.seed + 2)
-        with torch.no_grad():
-            results[variant] = ddpm_sample(model, diffusion, (settings.n_samples, 2), generator=sampler_generator)
+        results[variant] = train_and_sample(variant, settings, report)
     return results

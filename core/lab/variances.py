@@ -176,43 +176,43 @@ def ddim_sigma_squared(alpha_bar: float, alpha_bar_prev: float, eta: float) -> f
 
 
 @torch.no_grad()
-def quality_vs_steps(model, diffusion: GaussianDiffusion, step_counts, samplers, n: int, seed: int,
-                     progress: Callable[[int, int], None] | None = None, quality: Callable | None = None) -> list[dict]:
-    """Sample n images with each sampler and step count from the same seed (x̂_0 clipped to [−1, 1]), timing
-    each run; quality(samples) -> dict (e.g. core.metrics.mnist.mnist_quality) adds its numbers to each row."""
+def quality_run(model, diffusion: GaussianDiffusion, sampler: str, steps: int, data_shape, n: int, seed: int,
+                progress: Callable[[int, int], None] | None = None, quality: Callable | None = None) -> dict:
+    """One timed run: n samples of shape data_shape with `sampler` ("ddpm_beta", "ddpm_beta_tilde": DDPM, Ho et al.
+    Algorithm 2, with σ² = β or β̃; "ddim_eta0", "ddim_eta1": Song et al. eq. 12) over `steps` steps from
+    torch.Generator().manual_seed(seed), x̂_0 clipped to [−1, 1]; progress(i, n) after every sampler step;
+    quality(samples) -> dict (e.g. core.metrics.mnist.mnist_quality) adds its numbers to the row."""
+    sampler = check_choice("sampler", sampler, SAMPLERS)
+    steps = check_int("steps", steps, 1, diffusion.T)
     n = check_int("n", n, 2, MAX_QUALITY_SAMPLES)
     seed = check_int("seed", seed, 0, 2**63 - 1)
-    step_counts = [check_int("steps", s, 1, diffusion.T) for s in step_counts]
-    samplers = [check_choice("sampler", s, SAMPLERS) for s in samplers]
-    shape = (n, *model_data_shape(diffusion, model))
+    shape = (n, *data_shape)
+    generator = torch.Generator().manual_seed(seed)
+    start = time.perf_counter()
+    if sampler.startswith("ddpm"):
+        process = GaussianDiffusion(diffusion.schedule, diffusion.prediction,
+                                    "fixed_large" if sampler == "ddpm_beta" else "fixed_small")
+        samples = ddpm_sample(_prediction_only(model, diffusion), process, shape, steps, generator=generator,
+                              clip_x0=True, progress=progress)
+    else:
+        samples = ddim_sample(model, diffusion, shape, steps, eta=0.0 if sampler == "ddim_eta0" else 1.0,
+                              generator=generator, clip_x0=True, progress=progress)
+    row = {"sampler": SAMPLER_LABELS[sampler], "steps": steps, "seconds": time.perf_counter() - start, "n": n}
+    if quality is not None:
+        row.update(quality(samples))
+    return row
+
+
+def quality_vs_steps(model, diffusion: GaussianDiffusion, step_counts, samplers, data_shape, n: int, seed: int,
+                     progress: Callable[[int, int], None] | None = None, quality: Callable | None = None) -> list[dict]:
+    """quality_run for every sampler and step count, all from the same seed; progress(runs done, runs) after each."""
     rows, total = [], len(step_counts) * len(samplers)
     for sampler in samplers:
-        if sampler.startswith("ddpm"):
-            variance = "fixed_large" if sampler == "ddpm_beta" else "fixed_small"
-            process = GaussianDiffusion(diffusion.schedule, diffusion.prediction, variance)
         for steps in step_counts:
-            generator = torch.Generator().manual_seed(seed)
-            start = time.perf_counter()
-            if sampler.startswith("ddpm"):
-                samples = ddpm_sample(_prediction_only(model, diffusion), process, shape, steps, generator=generator, clip_x0=True)
-            else:
-                samples = ddim_sample(model, diffusion, shape, steps, eta=0.0 if sampler == "ddim_eta0" else 1.0,
-                                      generator=generator, clip_x0=True)
-            row = {"sampler": SAMPLER_LABELS[sampler], "steps": steps, "seconds": time.perf_counter() - start, "n": n}
-            if quality is not None:
-                row.update(quality(samples))
-            rows.append(row)
+            rows.append(quality_run(model, diffusion, sampler, steps, data_shape, n, seed, quality=quality))
             if progress is not None:
                 progress(len(rows), total)
     return rows
-
-
-def model_data_shape(diffusion: GaussianDiffusion, model) -> tuple:
-    """The data shape a model works on, from its config (images [C, H, W] or points [D])."""
-    config = getattr(model, "config", {})
-    if config.get("kind") == "unet":
-        return (config["in_channels"], config["image_size"], config["image_size"])
-    return (config["data_dim"],)
 
 
 def _prediction_only(model, diffusion: GaussianDiffusion):
