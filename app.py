@@ -1,6 +1,7 @@
 """Reverse Diffusion Lab: `streamlit run app.py`.
 
-The shell only builds the navigation and the shared sidebar; each page lives in pages/.
+The shell only builds the navigation and the shared sidebar; each page lives in pages/ and starts with
+ui.navigation.require_app_shell(), so a deep link on a fresh server also runs this shell.
 """
 
 import streamlit as st
@@ -8,7 +9,7 @@ import streamlit as st
 from core.runtime import configure_cpu_threads
 from ui.layout import compact
 from ui.navigation import HOME, available_pages
-from ui.session import session_id
+from ui.session import remember_browser
 from ui.sidebar import render_job_status, render_sidebar
 
 st.set_page_config(page_title="Reverse Diffusion Lab", page_icon="🌀", layout="wide")
@@ -18,7 +19,7 @@ navigation = st.navigation([
     st.Page(page.file, title=page.title, icon=page.icon, default=(page.file == HOME)) for page in available_pages()
 ])
 compact()  # the projector layout (ui/layout.py), on every page
-session_id()
+remember_browser()  # who this browser is: a cookie, never the URL (ui/session.py)
 render_sidebar()
 render_job_status()
 navigation.run()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from core import checkpoints
+from core.checks import check_int, check_number
 from core.data.images import make_grid, save_png
 from core.diffusion.samplers import SPACINGS, ddim_sample, ddpm_sample
 from core.runtime import DEVICES, configure_cpu_threads, resolve_device
@@ -62,30 +64,73 @@ def scatter_png(points: np.ndarray, extent: float = SCATTER_EXTENT, size: int = 
     return np.asarray(image)
 
 
-def _check_args(args, T: int) -> None:
-    if not 1 <= args.n <= MAX_SAMPLES:
-        raise ValueError(f"--n {args.n} is not allowed; expected 1..{MAX_SAMPLES}")
-    if args.steps is not None and not 1 <= args.steps <= T:
-        raise ValueError(f"--steps {args.steps} is not allowed; this model has T={T}, so expected 1..{T}")
-    if not (math.isfinite(args.eta) and args.eta >= 0):
-        raise ValueError(f"--eta {args.eta} is not allowed; expected a number >= 0")
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes 64-bit seeds
+
+
+def _check_flags(args) -> None:
+    """Everything that does not need the checkpoint, checked before it is read."""
+    args.seed = check_int("--seed", args.seed, 0, MAX_SEED)
+    args.n = check_int("--n", args.n, 1, MAX_SAMPLES)
+    args.eta = check_number("--eta", args.eta, 0.0)
     if args.sampler == "ddpm" and args.eta != 0.0:
         raise ValueError("--eta applies to DDIM only; drop it or use --sampler ddim")
-    if args.out.suffix.lower() != ".png":
-        raise ValueError(f"--out must end in .png, got {str(args.out)!r}")
+    _check_writable(args.out)
+    _check_readable(args.checkpoint)
+
+
+def _check_writable(out: Path) -> None:
+    """--out must be a .png path we can create: its folder exists or can be made, and a file can be written there."""
+    if out.is_dir():
+        raise ValueError(f"--out {str(out)!r} is a folder; expected the path of a .png file")
+    if out.suffix.lower() != ".png":
+        raise ValueError(f"--out must end in .png, got {str(out)!r}")
+    existing = out.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"--out {str(out)!r} cannot be written: {str(existing)!r} is not a folder")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.exists():
+            open(out, "ab").close()  # opens for writing without changing the file
+        else:
+            with tempfile.NamedTemporaryFile(dir=out.parent, prefix=".rdl-write-test-", suffix=".png"):
+                pass
+    except OSError as error:
+        raise ValueError(f"--out {str(out)!r} cannot be written ({error.strerror or error})") from None
+
+
+def _check_readable(path: Path) -> None:
+    try:
+        with open(path, "rb") as f:
+            f.read(8)
+    except FileNotFoundError:
+        raise ValueError(f"--checkpoint: no checkpoint file at {str(path)!r}") from None
+    except IsADirectoryError:
+        raise ValueError(f"--checkpoint {str(path)!r} is a folder; expected a .safetensors file") from None
+    except OSError as error:
+        raise ValueError(f"--checkpoint {str(path)!r} cannot be read ({error.strerror or error})") from None
+
+
+def _fail(message: str) -> None:
+    """One line on stderr and exit code 2 (bad input), never a traceback."""
+    print(f"python -m core.sample: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        _check_flags(args)
         device = resolve_device(args.device)
         if device.type == "cpu":
             configure_cpu_threads()
         model, diffusion, metadata = checkpoints.load(args.checkpoint, device=device)
-        _check_args(args, diffusion.T)
-    except (ValueError, FileNotFoundError) as error:  # includes CheckpointError
-        parser.error(str(error))
+        if args.steps is not None:
+            check_int("--steps", args.steps, 1, diffusion.T)
+    except (ValueError, OSError) as error:  # includes CheckpointError
+        _fail(str(error))
 
     config = model.config
     if config["kind"] == "unet":
@@ -93,7 +138,7 @@ def main(argv=None) -> int:
     elif config["data_dim"] == 2:
         shape = (args.n, 2)
     else:
-        parser.error(f"this checkpoint models {config['data_dim']}-D points; only 2-D points can be plotted")
+        _fail(f"this checkpoint models {config['data_dim']}-D points; only 2-D points can be plotted")
     steps = args.steps if args.steps is not None else (DEFAULT_DDIM_STEPS if args.sampler == "ddim" else diffusion.T)
     steps = min(steps, diffusion.T)
     generator = torch.Generator(device=device).manual_seed(args.seed)
@@ -111,15 +156,18 @@ def main(argv=None) -> int:
         print("error: the samples contain NaN or infinite values (is the checkpoint trained?)", file=sys.stderr)
         return 1
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     if config["kind"] == "unet":
         nrow = math.isqrt(args.n - 1) + 1  # a square-ish grid
-        save_png(make_grid(samples.clamp(-1, 1), nrow=nrow), args.out)
-        picture = f"a {nrow}-column grid"
+        pixels, picture = make_grid(samples.clamp(-1, 1), nrow=nrow), f"a {nrow}-column grid"
     else:
         outside = int((samples.abs() > SCATTER_EXTENT).any(dim=1).sum())
-        save_png(scatter_png(samples.numpy()), args.out)
+        pixels = scatter_png(samples.numpy())
         picture = f"a scatter plot of [-{SCATTER_EXTENT}, {SCATTER_EXTENT}]² ({outside} points fall outside)"
+    try:
+        save_png(pixels, args.out)
+    except OSError as error:  # e.g. the disk filled up while sampling
+        print(f"python -m core.sample: error: could not write {args.out} ({error.strerror or error})", file=sys.stderr)
+        return 1
     what = "images" if config["kind"] == "unet" else "points"
     sampler = f"DDIM, {steps} steps, eta {args.eta:g}" if args.sampler == "ddim" else f"DDPM, {steps} steps"
     trained = metadata.get("steps")

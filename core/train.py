@@ -113,6 +113,33 @@ def _trainer_from(args, parser) -> Trainer:
     return trainer
 
 
+MEMORY_SHARE = 0.8  # a training step may plan on this share of the memory available when it starts
+
+
+def available_memory_bytes(device) -> int | None:
+    """Free memory where the run trains: the GPU's free memory, or Linux's MemAvailable (None if unknown)."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as f:
+            line = next(line for line in f if line.startswith("MemAvailable:"))
+        return int(line.split()[1]) * 1024
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
+def _check_memory(trainer: Trainer) -> None:
+    """Refuse a batch size whose training step would not fit, before the first step (estimate: core.nets.config)."""
+    needed = trainer.model.net_config.training_step_bytes(trainer.config.batch_size)
+    available = available_memory_bytes(trainer.device)
+    if available is not None and needed > MEMORY_SHARE * available:
+        raise ValueError(f"--batch-size {trainer.config.batch_size} would need about {needed / 2**30:.1f} GiB for one "
+                         f"training step of this {trainer.config.model_size} model, but only {available / 2**30:.1f} GiB "
+                         f"is available on {trainer.device.type}; use a smaller batch size")
+
+
 def format_seconds(seconds) -> str:
     if seconds is None:
         return "?"
@@ -160,6 +187,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         trainer = _trainer_from(args, parser)
+        _check_memory(trainer)
     except (ValueError, FileNotFoundError) as error:  # includes CheckpointError
         parser.error(str(error))
     config = trainer.config

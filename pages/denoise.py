@@ -15,7 +15,10 @@ from core.lab import denoise
 from core.rng import seeded_generator
 from ui import catalog, exports, figures, layout
 from ui.labels import PREDICTION_SYMBOLS
+from ui.navigation import require_app_shell
 from ui.settings import PERSIST, PageSettings, Preset, Setting
+
+require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
 ARROWS = 25  # noise arrows drawn in the 2-D view
 POINT_COUNT = 400  # held-out points pushed through the 2-D view

@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-from ui.navigation import HOME, STAGES, available_pages
+from ui.navigation import HOME, STAGES, available_pages, require_app_shell
+
+require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
 
 def introduction() -> None:

@@ -23,6 +23,9 @@ from core.lab.mistakes import (
 from core.lab.small_steps import default_mixture
 from ui.code import show_code
 from ui.figures import COLORS, Layer, PointPanel, point_panels
+from ui.navigation import require_app_shell
+
+require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
 
 def wrong_right(wrong: str, right: str) -> None:

@@ -23,6 +23,9 @@ from core.lab.objective import LN2, algorithm1_step, bound_terms, elbo_eps_weigh
 from ui import catalog, runs
 from ui.code import show_code
 from ui.figures import COLORS, picture_row
+from ui.navigation import require_app_shell
+
+require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
 MAX_BOUND_IMAGES = 16
 

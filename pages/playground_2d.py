@@ -26,8 +26,11 @@ from core.training.config import TrainConfig, build_diffusion
 from core.training.stats import ACTIVE_STATES
 from ui import catalog, exports, figures, layout, runs, session, training_panel
 from ui.labels import FIELD_LABELS, PREDICTION_LABELS, SCHEDULE_LABELS, TOY_LABELS, VARIANCE_LABELS
+from ui.navigation import require_app_shell
 from ui.playground_figures import field_figure, samples_figure, step_labels, trajectory_figure
 from ui.settings import PERSIST, PageSettings, Preset, Setting
+
+require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
 NO_MODEL = "none"
 VIEW = 1.6  # half-width of the plotted square
@@ -261,6 +264,12 @@ def train_settings() -> tuple:
             training_panel.submit(config)  # refusals become messages
             if training_panel.latest_job(kind="points") is not job:
                 st.rerun()
+    if config is not None:
+        exports.reproduce_box(exports.train_command(config, f"toy_{toy}.safetensors"), (
+            "from core.training.trainer import TrainConfig, Trainer\n\n"
+            f"config = {config!r}\n"
+            "# or run the command above; then open the checkpoint here with the sidebar's upload"),
+            "The same training from the command line (progress on stderr; Ctrl-C stops and still saves).")
     return toy, config
 
 

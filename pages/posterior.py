@@ -14,6 +14,9 @@ import streamlit as st
 from core.diffusion.schedules import SCHEDULE_KINDS, make_schedule
 from core.lab.posterior_derivation import derive_posterior, normalised_product
 from ui.code import show_code
+from ui.navigation import require_app_shell
+
+require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
 
 def choose() -> tuple:

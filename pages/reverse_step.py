@@ -28,7 +28,10 @@ from core.rng import seeded_noise
 from ui import exports
 from ui.figures import COLORS, NEUTRAL, STRONG, Layer, PointPanel, honest_axes, point_panels
 from ui.labels import SCHEDULE_LABELS, VARIANCE_LABELS
+from ui.navigation import require_app_shell
 from ui.settings import PERSIST, PageSettings, Preset, Setting
+
+require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
 CHOICE_COLORS = dict(zip(VARIANCES, COLORS[:3]))
 ABLATION_STEPS = (50, 100, 250, 500, 1000)

@@ -19,8 +19,11 @@ from core.diffusion.samplers import SPACINGS
 from core.lab import sampling
 from ui import catalog, exports, figures, layout, runs
 from ui.labels import VARIANCE_LABELS, sampler_label
+from ui.navigation import require_app_shell
 from ui.sampling_numbers import ddim_update_panel, quality_vs_steps_panel
 from ui.settings import PERSIST, PageSettings, Preset, Setting
+
+require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
 SPACING_HELP = ("leading: 0, k, 2k, … (DDIM paper); trailing: starts exactly at t = T; "
                 "linspace: both ends included.")

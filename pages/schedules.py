@@ -18,7 +18,10 @@ from core.rng import seeded_noise
 from ui import exports
 from ui.figures import COLORS, honest_axes, picture_row, side_by_side
 from ui.labels import SCHEDULE_LABELS, terminal_noise_text
+from ui.navigation import require_app_shell
 from ui.settings import PERSIST, PageSettings, Preset, Setting
+
+require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
 T_RANGE = (10, 1000)
 BETA_START_RANGE, BETA_END_RANGE = (1e-6, 0.5), (1e-6, 0.999)

@@ -20,6 +20,9 @@ from core.lab.playground import arrow_scale, arrow_segments, square_grid
 from core.lab.score import per_sample_scores, tweedie_check
 from ui.code import show_code
 from ui.figures import COLORS
+from ui.navigation import require_app_shell
+
+require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
 TOY = "gaussian_mixture"
 AXIS = (-3.0, 3.0)

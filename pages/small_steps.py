@@ -21,6 +21,9 @@ from core.lab.small_steps import (
 )
 from ui.code import show_code
 from ui.figures import COLORS
+from ui.navigation import require_app_shell
+
+require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
 
 @st.cache_data(show_spinner="Computing the exact reverse transitions…", max_entries=4)

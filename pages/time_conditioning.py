@@ -26,6 +26,9 @@ from core.metrics.points import sliced_wasserstein
 from ui import runs
 from ui.code import show_code
 from ui.figures import COLORS, Layer, PointPanel, point_panels
+from ui.navigation import require_app_shell
+
+require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
 POINT_RANGE = (-4.5, 4.5)
 

@@ -14,6 +14,9 @@ from core.nets.build import SIZE_NAMES
 from core.training.config import GPU_BATCH_FACTOR, GPU_MNIST_SIZE, GPU_STEPS_FACTOR, LR_SCHEDULES, MNIST_CPU_RECIPE, TOY_RECIPE, TrainConfig
 from ui import session, training_panel
 from ui.labels import DATASET_LABELS, PREDICTION_LABELS, SCHEDULE_LABELS, VARIANCE_LABELS, terminal_noise_text
+from ui.navigation import require_app_shell
+
+require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
 BUDGET_LABELS = {"steps": "all the steps", "minutes": "at most N minutes"}
 

@@ -27,7 +27,10 @@ from core.lab.variances import (
 from ui import catalog
 from ui.code import show_code
 from ui.figures import COLORS
+from ui.navigation import require_app_shell
 from ui.sampling_numbers import DDIM_LATEX, ddim_update_panel, quality_vs_steps_panel
+
+require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
 ERROR_STEPS = (10, 50, 100, 200, 300, 500, 700, 900, 1000)
 

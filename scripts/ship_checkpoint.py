@@ -10,20 +10,19 @@ The training command is recorded in the metadata's notes so the file says how to
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
 from core import checkpoints
-
-SHIPPED_KEYS = ("training", "data", "steps", "final_loss", "training_seconds", "device", "notes")
+from core.checkpoints import CheckpointInfo
 
 
 def ship(source: Path, target: Path, command: str = "") -> Path:
     model, diffusion, metadata = checkpoints.load(source)
-    kept = {key: metadata.get(key) for key in SHIPPED_KEYS}
-    notes = [metadata.get("notes") or "", f"reproduce: {command}" if command else ""]
-    kept["notes"] = "\n".join(line for line in notes if line)
-    return checkpoints.save(target, model, diffusion, kept)
+    info = CheckpointInfo.from_document(metadata)  # every info field is kept; raw weights and optimizer are not
+    notes = [info.notes, f"reproduce: {command}" if command else ""]
+    return checkpoints.save(target, model, diffusion, dataclasses.replace(info, notes="\n".join(n for n in notes if n)))
 
 
 def main(argv=None) -> int:

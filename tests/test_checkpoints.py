@@ -1,6 +1,8 @@
 """Checkpoints: exact round trips, EMA vs raw weights, optimizer resume, and rejection of bad files."""
 
+import dataclasses
 import json
+import os
 import pickle
 import struct
 from datetime import datetime
@@ -38,6 +40,9 @@ def unet_case():
     return randomized(TINY_UNET, 1), GaussianDiffusion(make_schedule("linear", 50), "eps", "fixed_large")
 
 
+MLP_INFO = {**INFO, "data": {"dataset": "two_moons", "shape": [2]}}
+
+
 def mlp_case():
     return randomized(TINY_MLP, 2), GaussianDiffusion(make_schedule("cosine", 40), "v", "learned_range")
 
@@ -71,10 +76,10 @@ def rebuild(doc, metadata, tensors):
 
 
 # ---------------------------------------------------------------------------------------- round trips
-@pytest.mark.parametrize("case", [unet_case, mlp_case])
-def test_round_trip_is_exact(tmp_path, case):
+@pytest.mark.parametrize("case, info", [(unet_case, INFO), (mlp_case, MLP_INFO)])
+def test_round_trip_is_exact(tmp_path, case, info):
     model, diffusion = case()
-    path = ck.save(tmp_path / "sub" / "model.safetensors", model, diffusion, INFO)
+    path = ck.save(tmp_path / "sub" / "model.safetensors", model, diffusion, info)
     loaded, loaded_diffusion, doc = ck.load(path)
 
     assert not loaded.training
@@ -83,7 +88,7 @@ def test_round_trip_is_exact(tmp_path, case):
     assert loaded_diffusion.to_config() == diffusion.to_config()
     assert torch.equal(loaded_diffusion.schedule.betas, diffusion.schedule.betas)
     assert doc["model"] == model.config and doc["diffusion"] == diffusion.to_config()
-    assert {k: doc[k] for k in INFO} == INFO
+    assert {k: doc[k] for k in info} == info
     assert doc["format_version"] == 1 and doc["torch_version"] == torch.__version__
     assert datetime.fromisoformat(doc["created"]).tzinfo is not None
     assert doc["has_raw"] is False and doc["has_optimizer"] is False
@@ -143,7 +148,7 @@ def test_optimizer_state_round_trip_resumes_identically(tmp_path):
     optimizer = torch.optim.Adam(raw.parameters(), lr=1e-2, betas=(0.8, 0.99))
     adam_steps(raw, optimizer, 3)
     ema = randomized(TINY_MLP, 5)
-    path = ck.save(tmp_path / "m.safetensors", ema, diffusion, INFO, raw_model=raw,
+    path = ck.save(tmp_path / "m.safetensors", ema, diffusion, MLP_INFO, raw_model=raw,
                    optimizer_state=optimizer.state_dict())
 
     state = ck.load_for_resume(path)
@@ -213,11 +218,11 @@ def test_safetensors_without_rdl_metadata(tmp_path):
     (lambda d: d["model"].update(kind="transformer"), "invalid model config.*transformer"),
     (lambda d: d["model"].update(channels=[8, 17]), "invalid model config"),
     # a ~20-TB model: only shapes are built (meta device) before the file's weights are compared
-    (lambda d: d["model"].update(channels=[2**19, 2**20]), "has shape"),
+    (lambda d: d["model"].update(channels=[2**19, 2**20]), r"invalid model config.*channels\[0\]=524288 is not allowed"),
     (lambda d: d["diffusion"].update(prediction="score"), "invalid diffusion config.*score"),
     (lambda d: d["diffusion"].update(variance="learned_range"), "do not fit together.*needs 2"),
-    (lambda d: d.update(steps=-3), "'steps' must be a non-negative integer"),
-    (lambda d: d.update(final_loss=float("nan")), "'final_loss' must be a finite number"),
+    (lambda d: d.update(steps=-3), "'steps'=-3 is not allowed; expected a non-negative integer"),
+    (lambda d: d.update(final_loss=float("nan")), "'final_loss'=(nan|inf) is not allowed; expected a finite number"),
     (lambda d: d.update(extra=1), "keys .* differ"),
     (lambda d: d.update(has_raw=True), r"raw\.\* weights do not match"),
     (lambda d: d.update(has_optimizer=True), "'rdl_optimizer' metadata is missing"),
@@ -340,7 +345,7 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch, failing):
     def fail(*args):
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(ck.os, failing, fail)
+    monkeypatch.setattr(os, failing, fail)
     with pytest.raises(OSError, match="simulated"):
         ck.save(path, randomized(TINY_UNET, 42), diffusion, {**INFO, "steps": 1})
     monkeypatch.undo()
@@ -356,7 +361,7 @@ def test_save_validates_its_arguments(tmp_path):
         ck.save(tmp_path / "m.pt", model, diffusion)
     with pytest.raises(ValueError, match="unknown keys.*'stepz'"):
         ck.save(p, model, diffusion, {"stepz": 3})
-    with pytest.raises(ValueError, match="'final_loss' must be a finite number"):
+    with pytest.raises(ValueError, match="'final_loss'=(nan|inf) is not allowed; expected a finite number"):
         ck.save(p, model, diffusion, {"final_loss": float("inf")})
     with pytest.raises(ValueError, match=r"data\['shape'\]"):
         ck.save(p, model, diffusion, {"data": {"dataset": "mnist", "shape": [1, 0]}})
@@ -373,3 +378,62 @@ def test_save_validates_its_arguments(tmp_path):
     with pytest.raises(ValueError, match="device must be"):
         ck.load_bytes(b"", device="gpu9000")
     assert not p.exists() and list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------- CheckpointInfo
+def test_checkpoint_info_is_the_schema_save_writes_and_load_reads(tmp_path):
+    model, diffusion = mlp_case()
+    info = ck.CheckpointInfo.describe(model, diffusion, data={"dataset": "two_moons", "shape": [2]},
+                                      training={"config": {"model_size": "small", "lr": 1e-3}}, steps=7,
+                                      final_loss=0.5, device="cpu", notes="n")
+    assert info.data == ck.DataInfo("two_moons", (2,)) and info.model_size == "small"
+    path = ck.save(tmp_path / "m.safetensors", model, diffusion, info)
+    _, _, doc = ck.load(path)
+    assert ck.CheckpointInfo.from_document(doc) == info
+    assert {key: doc[key] for key in info.to_document()} == info.to_document()
+    # the older dict form gives the same document
+    again = ck.save(tmp_path / "d.safetensors", model, diffusion, {k: v for k, v in info.to_document().items()
+                                                                   if k not in ("model", "diffusion")})
+    assert ck.CheckpointInfo.from_document(ck.read_metadata(again)) == info
+
+
+def test_checkpoint_info_must_describe_the_saved_model(tmp_path):
+    model, diffusion = mlp_case()
+    other, _ = unet_case()
+    info = ck.CheckpointInfo.describe(other, GaussianDiffusion(make_schedule("linear", 50), "eps", "fixed_large"))
+    with pytest.raises(ValueError, match="describes another model"):
+        ck.save(tmp_path / "m.safetensors", model, diffusion, info)
+    with pytest.raises(ValueError, match=r"data shape \[1, 28, 28\] does not match the model's input \[2\]"):
+        ck.CheckpointInfo.describe(model, diffusion, data={"dataset": "mnist", "shape": [1, 28, 28]})
+    assert ck.CheckpointInfo.describe(model, diffusion).data_shape == (2,)  # from the model when not recorded
+
+
+def test_shipping_keeps_the_info_and_drops_the_training_state(tmp_path):
+    from scripts.ship_checkpoint import ship
+
+    raw, diffusion = mlp_case()
+    optimizer = torch.optim.Adam(raw.parameters())
+    adam_steps(raw, optimizer, 1)
+    source = ck.save(tmp_path / "run.safetensors", raw, diffusion, {**MLP_INFO, "notes": "first"}, raw_model=raw,
+                     optimizer_state=optimizer.state_dict())
+    target = ship(source, tmp_path / "shipped.safetensors", command="python -m core.train --x")
+    doc = ck.read_metadata(target)
+    assert doc["has_raw"] is False and doc["has_optimizer"] is False
+    assert doc["notes"] == "first\nreproduce: python -m core.train --x"
+    kept = ck.CheckpointInfo.from_document(ck.read_metadata(source))
+    assert ck.CheckpointInfo.from_document(doc) == dataclasses.replace(kept, notes=doc["notes"])
+    assert target.stat().st_size < source.stat().st_size
+
+
+def test_sidebar_summary_shows_the_model_size_a_trainer_saved(tmp_path):
+    """The bug: model_summary read training["model_size"]; a Trainer writes training["config"]["model_size"]."""
+    from core.training.trainer import TrainConfig, Trainer
+    from ui.catalog import LoadedModel, model_summary
+
+    trainer = Trainer(TrainConfig(dataset="two_moons", model_size="small", total_steps=5, T=20, device="cpu"))
+    path = trainer.save(tmp_path / "t.safetensors")
+    model, diffusion, metadata = ck.load(path)
+    summary = model_summary(LoadedModel("k", "label", model, diffusion, metadata))
+    assert summary["model size"] == "small"
+    assert summary["data"] == "two_moons (2,)" and summary["training steps"] == "0"
+    assert summary["parameters"] == f"{model.net_config.parameter_count():,}"

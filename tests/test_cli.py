@@ -123,6 +123,15 @@ def test_train_rejects_bad_flags(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
+def test_train_refuses_a_batch_whose_step_would_not_fit_before_the_first_step(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(train_cli, "available_memory_bytes", lambda device: 2**28)  # a 256 MiB machine
+    with pytest.raises(SystemExit) as exit_info:
+        train_cli.main([*TOY_FLAGS, "--steps", "2", "--batch-size", "65536", "--out", str(tmp_path / "m.safetensors")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "--batch-size 65536 would need about" in err and "0.2 GiB is available" in err
+    assert not (tmp_path / "m.safetensors").exists()
+
+
 def test_sample_rejects_bad_input(tmp_path, capsys):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"definitely not a checkpoint")
@@ -138,12 +147,48 @@ def test_sample_rejects_bad_input(tmp_path, capsys):
 
     checkpoint = tmp_path / "moons.safetensors"
     assert train_cli.main([*TOY_FLAGS, "--steps", "2", "--quiet", "--out", str(checkpoint)]) == 0
-    for argv, message in [(["--steps", "51"], "expected 1..50"), (["--n", "0"], "--n 0"),
-                          (["--eta", "-1"], "--eta -1"), (["--out", "x.jpg"], "must end in .png"),
-                          (["--sampler", "ddpm", "--eta", "0.5"], "DDIM only")]:
+    for argv, message in [(["--steps", "51"], "--steps=51 is not allowed; expected an integer in 1..50"),
+                          (["--n", "0"], "--n=0 is not allowed"), (["--eta", "-1"], "--eta=-1.0 is not allowed"),
+                          (["--out", "x.jpg"], "must end in .png"), (["--sampler", "ddpm", "--eta", "0.5"], "DDIM only")]:
         with pytest.raises(SystemExit) as exit_info:
             sample_cli.main(["--checkpoint", str(checkpoint), *argv])
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--seed", "99999999999999999999"], "--seed=99999999999999999999 is not allowed; expected an integer in 0..9223372036854775807"),
+    (["--seed", "-1"], "--seed=-1 is not allowed"),
+    (["--out", "/dev/null/x.png"], "--out '/dev/null/x.png' cannot be written: '/dev/null' is not a folder"),
+    (["--out", "/proc/x.png"], "--out '/proc/x.png' cannot be written ("),
+    (["--out", "{tmp}"], "is a folder; expected the path of a .png file"),
+    (["--checkpoint", "{tmp}"], "is a folder; expected a .safetensors file"),
+    (["--checkpoint", "{tmp}/missing.safetensors"], "no checkpoint file at"),
+    (["--checkpoint", "{tmp}/unreadable.safetensors"], "cannot be read (Permission denied)"),
+])
+def test_sample_checks_flags_and_paths_before_sampling(tmp_path, capsys, monkeypatch, argv, message):
+    """One line, exit code 2, and nothing sampled: every flag and path is checked before the checkpoint is used."""
+    unreadable = tmp_path / "unreadable.safetensors"
+    unreadable.write_bytes(b"x")
+    real_open = open
+
+    def open_refusing_unreadable(file, *args, **kwargs):  # root can read a chmod-000 file: refuse it here instead
+        if Path(file) == unreadable:
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", open_refusing_unreadable)
+    monkeypatch.setattr(sample_cli, "ddim_sample", lambda *a, **k: pytest.fail("sampled despite bad input"))
+    defaults = {"--checkpoint": str(ROOT / "checkpoints" / "toy_two_moons.safetensors"), "--out": str(tmp_path / "a.png")}
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    for flag, value in defaults.items():
+        if flag not in argv:
+            argv += [flag, value]
+    with pytest.raises(SystemExit) as exit_info:
+        sample_cli.main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["unreadable.safetensors"]  # nothing written
 
 
 def test_errors_print_a_message_not_a_traceback(tmp_path):

@@ -69,3 +69,14 @@ def test_paired_colours_are_okabe_ito_and_the_schedule_lab_uses_them():
     assert beta["layout"]["yaxis"]["type"] == "log" and beta["layout"]["yaxis"]["dtick"] == 1
     assert beta["layout"]["yaxis"]["exponentformat"] == "power"
     assert at.number_input(key="schedules_a_beta_start").proto.format == "%.2e"  # 1e-06 reads 1.00e-06, not 0.00000
+
+
+def test_train_command_reproduces_the_playground_config():
+    from core.lab import playground
+    from core.train import _config_from, build_parser
+    from ui.exports import train_command
+
+    config = playground.playground_config("two_moons", "cosine", 200, "v", "learned_range", "small", 1500, False)
+    words = shlex.split(train_command(config, "moons.safetensors"))
+    assert words[:3] == ["python", "-m", "core.train"] and words[-2:] == ["--out", "moons.safetensors"]
+    assert _config_from(build_parser().parse_args(words[3:])) == config  # the CLI builds exactly this config

@@ -105,3 +105,19 @@ def test_settings_survive_a_page_switch(monkeypatch, checkpoint_dir):
     assert not at.exception
     at.switch_page("pages/sample.py").run()
     assert not at.exception and at.number_input(key="sample_steps").value == 20
+
+
+@pytest.mark.parametrize("page, prefix", [("pages/sample.py", "sample"), ("pages/denoise.py", "denoise"),
+                                          ("pages/schedules.py", "schedules"), ("pages/reverse_step.py", "reverse"),
+                                          ("pages/playground_2d.py", "playground")])
+def test_every_preset_opens_cleanly(monkeypatch, checkpoint_dir, page, prefix):
+    at = open_page(monkeypatch, checkpoint_dir, page)
+    presets = [button for button in at.button if button.key and button.key.startswith(f"{prefix}_preset_")]
+    assert len(presets) >= 2, [b.key for b in at.button]
+    for index in range(len(presets)):
+        at.button(key=f"{prefix}_preset_{index}").click().run()
+        assert not at.exception, (page, index, [e.value for e in at.exception])
+        assert not at.error, (page, index, [e.value for e in at.error])
+        assert not [w for w in at.warning if "Link setting ignored" in w.value]
+        link = next(code.value for code in at.code if code.value.startswith("?") or "://" in code.value)
+        assert "session" not in link

@@ -3,6 +3,10 @@
 Models come from three places: the checkpoints shipped in `checkpoints/`, models trained by this session
 (their checkpoints in the job registry's run store, until their owner discards them), and `.safetensors` files the user uploads
 (validated by core.checkpoints). Nothing here does diffusion math.
+
+Uploads live in this browser session's st.session_state only (never in a process-wide cache), so they are
+released when the session ends; a session holds at most MAX_UPLOADS of them and MAX_UPLOAD_SESSION_BYTES of
+files in total. File names and other strings from a file are shown through ui.text.
 """
 
 from __future__ import annotations
@@ -17,10 +21,14 @@ import streamlit as st
 import torch
 
 from core import checkpoints
+from core.checkpoints import CheckpointInfo
 from ui.session import ROOT, get_registry, session_id
+from ui.text import safe_name
 
 CHECKPOINT_DIR = Path(os.environ.get("RDL_CHECKPOINT_DIR") or ROOT / "checkpoints")  # env: point the app at another folder
 DEFAULT_MODEL = "shipped:mnist_eps"
+MAX_UPLOADS = 4  # uploaded models one browser session keeps at a time
+MAX_UPLOAD_SESSION_BYTES = 120 * 2**20  # their files' total size (one file: .streamlit/config.toml, 50 MB)
 
 
 @dataclass
@@ -38,8 +46,13 @@ class LoadedModel:
         return len(self.data_shape) == 3
 
     @property
+    def info(self) -> CheckpointInfo:
+        """The typed metadata (core.checkpoints.CheckpointInfo)."""
+        return CheckpointInfo.from_document(self.metadata)
+
+    @property
     def data_shape(self) -> tuple:
-        return tuple((self.metadata.get("data") or {}).get("shape") or [])
+        return tuple(self.info.data_shape)
 
     @property
     def dataset(self) -> str | None:
@@ -78,20 +91,28 @@ def _load_shipped(path: str, mtime: float):
     return checkpoints.load(path, device="cpu")
 
 
-@st.cache_resource(show_spinner="Checking uploaded checkpoint…", max_entries=8)
-def _load_uploaded(digest: str, data: bytes, name: str):
-    return checkpoints.load_bytes(data, name=name)
-
-
 def add_uploaded(name: str, data: bytes) -> str:
     """Validate an uploaded checkpoint; on success it becomes selectable and its key is returned.
-    Raises ValueError (CheckpointError) with a readable message for a bad file."""
-    digest = hashlib.sha256(data).hexdigest()[:16]
-    _load_uploaded(digest, data, name)
+    Raises ValueError (CheckpointError) with a readable message for a bad file or when this session already
+    holds its share of uploads. Only the loaded model is kept (not the file's bytes), in this session's state."""
     uploads = st.session_state.setdefault("uploaded_models", {})
+    digest = hashlib.sha256(data).hexdigest()[:16]
     key = f"uploaded:{digest}"
-    uploads[key] = (f"{name} (uploaded)", digest, data, name)
+    if key in uploads:
+        return key
+    held = sum(entry["bytes"] for entry in uploads.values())
+    if len(uploads) >= MAX_UPLOADS or held + len(data) > MAX_UPLOAD_SESSION_BYTES:
+        raise ValueError(f"this session already holds {len(uploads)} uploaded models ({held / 2**20:.0f} MB); the "
+                         f"limit is {MAX_UPLOADS} models and {MAX_UPLOAD_SESSION_BYTES // 2**20} MB: remove uploads first")
+    label = f"{safe_name(name)} (uploaded)"
+    model, diffusion, metadata = checkpoints.load_bytes(data, name=safe_name(name))
+    uploads[key] = {"label": label, "bytes": len(data), "loaded": (model, diffusion, metadata)}
     return key
+
+
+def remove_uploads() -> None:
+    """Forget every uploaded model of this session (their memory is freed)."""
+    st.session_state["uploaded_models"] = {}
 
 
 def trained_models() -> dict:
@@ -119,7 +140,7 @@ def available_models() -> dict:
     """key -> label for the sidebar selector, shipped first."""
     labels = {key: label for key, (label, _) in shipped_models().items()}
     labels.update({key: label for key, (label, _) in trained_models().items()})
-    labels.update({key: value[0] for key, value in st.session_state.get("uploaded_models", {}).items()})
+    labels.update({key: entry["label"] for key, entry in st.session_state.get("uploaded_models", {}).items()})
     return labels
 
 
@@ -130,8 +151,8 @@ def load_model(key: str) -> LoadedModel:
         label, path = shipped_models()[key]
         model, diffusion, metadata = _load_shipped(path, Path(path).stat().st_mtime)
     elif source == "uploaded":
-        label, digest, data, name = st.session_state["uploaded_models"][key]
-        model, diffusion, metadata = _load_uploaded(digest, data, name)
+        entry = st.session_state["uploaded_models"][key]
+        label, (model, diffusion, metadata) = entry["label"], entry["loaded"]
     elif source == "trained":
         label, job_id = trained_models()[key]
         model, diffusion, metadata = _export_trained(job_id)
@@ -165,20 +186,19 @@ def models_of(predicate) -> dict:
 
 
 def model_summary(loaded: LoadedModel) -> dict:
-    """The settings the sidebar shows, as label -> value strings."""
-    meta = loaded.metadata
-    schedule = meta["diffusion"]["schedule"]
-    training = meta.get("training") or {}
+    """The settings the sidebar shows, as label -> value strings (values may quote the file: show them as text)."""
+    info = loaded.info
+    schedule = info.diffusion["schedule"]
     summary = {
-        "data": f"{meta.get('data', {}).get('dataset') or '?'} {tuple(meta.get('data', {}).get('shape', []))}",
+        "data": f"{info.data.dataset or '?'} {tuple(info.data_shape)}",
         "schedule": f"{schedule['kind']}, T={schedule['T']}",
-        "prediction": meta["diffusion"]["prediction"],
-        "variance": meta["diffusion"]["variance"],
+        "prediction": info.diffusion["prediction"],
+        "variance": info.diffusion["variance"],
         "parameters": f"{sum(p.numel() for p in loaded.model.parameters()):,}",
-        "training steps": f"{meta.get('steps', '?')}",
+        "training steps": f"{'?' if info.steps is None else info.steps}",
     }
-    if training.get("model_size"):
-        summary["model size"] = training["model_size"]
+    if info.model_size:
+        summary["model size"] = info.model_size
     return summary
 
 

@@ -11,6 +11,7 @@ import csv
 import io
 import shlex
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +73,24 @@ def command_line(module: str, options: dict) -> str:
         if value is not True:
             parts.append(str(value))
     return shlex.join(parts)
+
+
+def train_command(config, out: str = "model.safetensors") -> str:
+    """`python -m core.train ...` for a TrainConfig: a flag for every field that differs from the default
+    (booleans as --flag / --no-flag), so the command trains exactly this configuration."""
+    default = type(config)()
+    options = {}
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if value == getattr(default, f.name):
+            continue
+        flag = f.name.replace("_", "-")
+        if isinstance(value, bool):
+            options[flag if value else f"no-{flag}"] = True
+        else:
+            options[flag] = value
+    options["out"] = out
+    return command_line("core.train", options)
 
 
 def reproduce_box(command: str | None, snippet: str, note: str = "") -> None:

@@ -61,8 +61,36 @@ PAGES = (
               "six claims from course notes, each computed the wrong way and the right way.", "practice and review"),
 )
 HOME = PAGES[0].file
+APP = ROOT / "app.py"
 
 
 def available_pages() -> list[PageEntry]:
     """The registered pages whose file exists (a trimmed deployment may leave some out)."""
     return [page for page in PAGES if (ROOT / page.file).exists()]
+
+
+def require_app_shell() -> None:
+    """Every page file calls this first: a page must run inside app.py's shell (navigation, sidebar, heartbeat).
+
+    Streamlit 1.67 starts every server (and every AppTest run) in its old automatic multipage mode when a
+    `pages/` folder sits next to app.py, and leaves it only once some run calls st.navigation. Until then (the
+    first requests after a start, e.g. every open tab reconnecting after a restart) a deep link such as /train
+    runs pages/train.py alone. Here that mode is switched off, as st.navigation itself does, and app.py runs in
+    this same script run (so widget events of the run are kept): it draws the shell and, through st.navigation,
+    this page. Then this outer run of the page stops.
+    """
+    import types
+
+    import streamlit as st
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if not PagesManager.uses_pages_directory or ctx is None:
+        return
+    PagesManager.uses_pages_directory = False
+    shell = types.ModuleType("__main__")
+    shell.__dict__["__file__"] = str(APP)
+    with ctx.run_with_active_hash(ctx.pages_manager.main_script_hash):
+        exec(ctx.pages_manager.get_page_script_byte_code(str(APP)), shell.__dict__)  # noqa: S102
+    st.stop()

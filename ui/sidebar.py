@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ui import catalog, session, training_panel
+from ui.text import escape_markdown, safe_name
 
 
 def render_sidebar() -> None:
@@ -19,28 +20,38 @@ def render_sidebar() -> None:
             st.session_state.active_model_key = st.selectbox(
                 "Active model", keys, index=keys.index(current) if current in keys else 0,
                 format_func=models.get, help="Shipped checkpoints, models trained in this session, and uploads.")
-        uploaded = st.file_uploader("Upload a checkpoint (.safetensors)", type=["safetensors"],
-                                    help="A file saved by this app or `python -m core.train`. It is validated, never unpickled.")
-        if uploaded is not None and st.session_state.get("last_upload") != (uploaded.name, uploaded.size):
-            st.session_state.last_upload = (uploaded.name, uploaded.size)
-            try:
-                st.session_state.active_model_key = catalog.add_uploaded(uploaded.name, uploaded.getvalue())
-                st.session_state.upload_error = None
-                st.rerun()
-            except ValueError as error:
-                st.session_state.upload_error = f"{uploaded.name} is not a usable checkpoint: {error}"
-        if st.session_state.get("upload_error"):
-            st.error(st.session_state.upload_error)
+        render_upload()
         key = catalog.active_model_key()
         if key:
             try:
                 loaded = catalog.load_model(key)
             except (ValueError, KeyError) as error:
-                st.error(f"Could not load {models.get(key, key)}: {error}")
+                st.error(f"Could not load {escape_markdown(models.get(key, key))}: {escape_markdown(error)}")
                 return
             with st.expander("Model settings", expanded=False):
                 for name, value in catalog.model_summary(loaded).items():
-                    st.markdown(f"**{name}**: {value}")
+                    st.markdown(f"**{name}**: {escape_markdown(value)}")
+
+
+def render_upload() -> None:
+    """The checkpoint upload: checked by core.checkpoints before anything is built, kept in this session only."""
+    uploaded = st.file_uploader("Upload a checkpoint (.safetensors)", type=["safetensors"], key="upload_checkpoint",
+                                help="A file saved by this app or `python -m core.train`. It is validated, never unpickled.")
+    if uploaded is not None and st.session_state.get("last_upload") != (uploaded.file_id, uploaded.size):
+        st.session_state.last_upload = (uploaded.file_id, uploaded.size)
+        try:
+            st.session_state.active_model_key = catalog.add_uploaded(uploaded.name, uploaded.getvalue())
+            st.session_state.upload_error = None
+            st.rerun()
+        except ValueError as error:  # CheckpointError included; every check of a file raises a ValueError
+            st.session_state.upload_error = f"{safe_name(uploaded.name)} is not a usable checkpoint: {error}"
+    if st.session_state.get("upload_error"):
+        st.error(escape_markdown(st.session_state.upload_error, limit=1000))
+    if st.session_state.get("uploaded_models"):
+        if st.button("Remove uploaded models", key="remove_uploads", help="Frees the memory they use on the server."):
+            catalog.remove_uploads()
+            st.session_state.upload_error = None
+            st.rerun()
 
 
 def render_job_status() -> None:

@@ -23,6 +23,7 @@ from core.data.toys import sample_toy
 from core.diffusion.gaussian_diffusion import GaussianDiffusion
 from core.diffusion.samplers import ddpm_sample
 from core.diffusion.schedules import make_schedule
+from core.nets.config import ToyMLPConfig
 from core.nets.embedding import timestep_embedding
 from core.nets.toy_mlp import MLP_SIZES, ToyMLP
 
@@ -90,7 +91,7 @@ def train_variant(variant: Variant, settings: ExperimentSettings, progress: Call
     generator = torch.Generator().manual_seed(settings.seed)
     with torch.random.fork_rng():  # nn.Module initialisation draws from the default generator: seed it, then restore it
         torch.manual_seed(settings.seed)
-        model = ToyMLP(data_dim=2, out_dim=2, **MLP_SIZES["tiny"])
+        model = ToyMLP(ToyMLPConfig(data_dim=2, out_dim=2, **MLP_SIZES["tiny"]))
     network = WithoutTime(model) if variant == "no_time" else model
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     for step in range(settings.steps):

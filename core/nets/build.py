@@ -1,46 +1,28 @@
 """Building denoising networks from plain, JSON-able config dicts.
 
-Every model built here has a `.config` dict with "kind": "unet" | "mlp" plus its constructor
-arguments, and build_model(model.config) rebuilds the same architecture. Checkpoints store this
+Every model built here has a `.config` dict with "kind": "unet" | "mlp" plus its config dataclass's
+fields (`.net_config`, core.nets.config), and build_model(model.config) rebuilds the same architecture. Checkpoints store this
 dict as JSON next to safetensors weights, so nothing is ever unpickled.
 """
 
 import torch
 from torch import nn
 
+from core.nets.config import config_from_dict
 from core.nets.toy_mlp import MLP_SIZES, ToyMLP
 from core.nets.unet import UNET_SIZES, UNet
 
 MODEL_KINDS = {"unet": UNet, "mlp": ToyMLP}
-# Constructor arguments per kind: (required, optional). Lists are accepted where the model takes tuples.
-_ARGUMENTS = {
-    "unet": (
-        ("in_channels", "out_channels", "image_size"),
-        ("channels", "num_res_blocks", "attention", "num_heads", "time_embed_dim", "norm_groups", "dropout"),
-    ),
-    "mlp": ((), ("data_dim", "out_dim", "hidden", "depth", "time_embed_dim", "fourier_frequencies")),
-}
 SIZE_NAMES = ("tiny", "small", "base")
 
 
 def build_model(config: dict) -> nn.Module:
-    """Construct a UNet or ToyMLP from `config` (see the module docstring); raises ValueError on bad input."""
-    if not isinstance(config, dict):
-        raise ValueError(f"config must be a dict with a 'kind' key, got {type(config).__name__}")
-    kind = config.get("kind")
-    if kind not in MODEL_KINDS:
-        raise ValueError(f"config['kind'] must be one of {', '.join(MODEL_KINDS)}; got {kind!r}")
-    required, optional = _ARGUMENTS[kind]
-    arguments = {key: value for key, value in config.items() if key != "kind"}
-    unknown = sorted(set(arguments) - set(required) - set(optional))
-    if unknown:
-        raise ValueError(
-            f"unknown key(s) {unknown} in a {kind!r} config; allowed: {', '.join(required + optional)}"
-        )
-    missing = [key for key in required if key not in arguments]
-    if missing:
-        raise ValueError(f"a {kind!r} config needs the key(s) {missing}")
-    return MODEL_KINDS[kind](**arguments)
+    """Construct a UNet or ToyMLP from `config` (see the module docstring); raises ValueError on bad input.
+
+    The dict goes through its config dataclass (core.nets.config), which checks every field and the
+    parameter count before anything is allocated."""
+    net_config = config_from_dict(config)
+    return MODEL_KINDS[net_config.kind](net_config)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.nets.config import ToyMLPConfig
 from core.nets.embedding import timestep_embedding
 
 MLP_SIZES = {
@@ -60,37 +61,19 @@ class ResidualMLPBlock(nn.Module):
         return h + self.linear2(F.silu(update))
 
 
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
 class ToyMLP(nn.Module):
-    """Time-conditioned residual MLP: model(x_t [B, data_dim], t LongTensor [B]) -> [B, out_dim]."""
+    """Time-conditioned residual MLP: model(x_t [B, data_dim], t LongTensor [B]) -> [B, out_dim].
 
-    def __init__(self, data_dim: int = 2, out_dim: int = 2, hidden: int = 128, depth: int = 3, time_embed_dim: int = 64,
-                 fourier_frequencies: int = 0):
+    Built from a ToyMLPConfig (core.nets.config), which was checked when it was made: __init__ only builds."""
+
+    def __init__(self, config: ToyMLPConfig):
         super().__init__()
-        _check_int("data_dim", data_dim, 1)
-        _check_int("out_dim", out_dim, 1)
-        _check_int("hidden", hidden, 1)
-        _check_int("depth", depth, 1)
-        _check_int("time_embed_dim", time_embed_dim, 4)
-        _check_int("fourier_frequencies", fourier_frequencies, 0)
-        if fourier_frequencies > 16:
-            raise ValueError(f"fourier_frequencies must be at most 16, got {fourier_frequencies}")
-        if time_embed_dim % 2 != 0:
-            raise ValueError(f"time_embed_dim must be even, got {time_embed_dim}")
-        self.config = {
-            "kind": "mlp",
-            "data_dim": data_dim,
-            "out_dim": out_dim,
-            "hidden": hidden,
-            "depth": depth,
-            "time_embed_dim": time_embed_dim,
-            "fourier_frequencies": fourier_frequencies,
-        }
+        if not isinstance(config, ToyMLPConfig):
+            raise ValueError(f"ToyMLP takes a ToyMLPConfig (core.nets.config), got {type(config).__name__}")
+        self.net_config = config
+        self.config = config.to_dict()  # the JSON form, stored in checkpoints
+        data_dim, out_dim, hidden, depth = config.data_dim, config.out_dim, config.hidden, config.depth
+        time_embed_dim, fourier_frequencies = config.time_embed_dim, config.fourier_frequencies
         self.fourier_frequencies = fourier_frequencies
         self.data_dim, self.out_dim, self.time_embed_dim = data_dim, out_dim, time_embed_dim
         self.time_mlp = nn.Sequential(nn.Linear(time_embed_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden))

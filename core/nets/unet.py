@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.nets.config import UNetConfig
 from core.nets.embedding import timestep_embedding
 
 UNET_SIZES = {
@@ -111,20 +112,8 @@ class Upsample(nn.Module):
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _check_per_level(name: str, values, minimum: int) -> tuple:
-    if not isinstance(values, (list, tuple)) or len(values) == 0:
-        raise ValueError(f"{name} must be a non-empty list of integers (one per resolution level), got {values!r}")
-    return tuple(_check_int(f"{name}[{i}]", v, minimum) for i, v in enumerate(values))
-
-
 class UNet(nn.Module):
-    """Time-conditioned UNet; see the module docstring for the layout and named sizes.
+    """Time-conditioned UNet built from a UNetConfig (core.nets.config); see the module docstring for the layout.
 
     in_channels / out_channels: image channels in, network channels out (the caller passes
         diffusion.out_channels(in_channels), i.e. twice the image channels for learned variance).
@@ -133,64 +122,20 @@ class UNet(nn.Module):
     attention: multi-head self-attention (num_heads heads) in the middle block, at the lowest resolution.
     time_embed_dim: width of the sinusoidal embedding and of the time MLP.
     norm_groups: GroupNorm groups; every entry of channels must be divisible by it.
+    The config was checked when it was made, so __init__ only builds.
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        image_size: int,
-        channels=(16, 32, 64),
-        num_res_blocks=(1, 1, 1),
-        attention: bool = True,
-        num_heads: int = 4,
-        time_embed_dim: int = 64,
-        norm_groups: int = 8,
-        dropout: float = 0.0,
-    ):
+    def __init__(self, config: UNetConfig):
         super().__init__()
-        _check_int("in_channels", in_channels, 1)
-        _check_int("out_channels", out_channels, 1)
-        _check_int("image_size", image_size, 1)
-        channels = _check_per_level("channels", channels, 1)
-        num_res_blocks = _check_per_level("num_res_blocks", num_res_blocks, 1)
-        if len(num_res_blocks) != len(channels):
-            raise ValueError(
-                f"num_res_blocks must have one entry per level like channels ({len(channels)}), got {num_res_blocks!r}"
-            )
+        if not isinstance(config, UNetConfig):
+            raise ValueError(f"UNet takes a UNetConfig (core.nets.config), got {type(config).__name__}")
+        self.net_config = config
+        self.config = config.to_dict()  # the JSON form, stored in checkpoints
+        in_channels, out_channels, image_size = config.in_channels, config.out_channels, config.image_size
+        channels, num_res_blocks, attention = config.channels, config.num_res_blocks, config.attention
+        num_heads, time_embed_dim, norm_groups, dropout = (config.num_heads, config.time_embed_dim, config.norm_groups,
+                                                           config.dropout)
         levels = len(channels)
-        if image_size % (2 ** (levels - 1)) != 0:
-            raise ValueError(
-                f"image_size {image_size} must be divisible by 2**(levels-1) = {2 ** (levels - 1)} "
-                f"for {levels} resolution levels (e.g. 28 or 32 with 3 levels)"
-            )
-        _check_int("norm_groups", norm_groups, 1)
-        if any(c % norm_groups != 0 for c in channels):
-            raise ValueError(f"every entry of channels must be divisible by norm_groups={norm_groups}, got {channels!r}")
-        if not isinstance(attention, bool):
-            raise ValueError(f"attention must be True or False, got {attention!r}")
-        _check_int("num_heads", num_heads, 1)
-        if attention and channels[-1] % num_heads != 0:
-            raise ValueError(f"channels[-1]={channels[-1]} must be divisible by num_heads={num_heads}")
-        _check_int("time_embed_dim", time_embed_dim, 4)
-        if time_embed_dim % 2 != 0:
-            raise ValueError(f"time_embed_dim must be even, got {time_embed_dim}")
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
-
-        self.config = {
-            "kind": "unet",
-            "in_channels": in_channels,
-            "out_channels": out_channels,
-            "image_size": image_size,
-            "channels": list(channels),
-            "num_res_blocks": list(num_res_blocks),
-            "attention": attention,
-            "num_heads": num_heads,
-            "time_embed_dim": time_embed_dim,
-            "norm_groups": norm_groups,
-            "dropout": float(dropout),
-        }
         self.in_channels, self.out_channels, self.image_size = in_channels, out_channels, image_size
         self.time_embed_dim = time_embed_dim
 

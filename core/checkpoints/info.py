@@ -1,0 +1,206 @@
+"""What a checkpoint says about its model: `CheckpointInfo`, the one schema every producer writes, and the bounds
+a file's metadata must keep before anything is built from it.
+
+Producers (core.training's Trainer.save, scripts/ship_checkpoint.py, the app's export of a trained job) describe
+a model with a CheckpointInfo; core.checkpoints.save stores it as the "rdl" JSON document, adding the file facts
+(format_version, torch_version, created, has_raw, has_optimizer). Reading goes the other way:
+CheckpointInfo.from_document(doc) on a loaded document.
+
+Bounds on untrusted metadata (uploads), all checked before any tensor or module is made:
+
+* JSON text: at most MAX_DOCUMENT_BYTES per document and MAX_JSON_DEPTH levels of nesting (checked on the raw
+  text, so a deeply nested file never reaches the recursive parser);
+* data.dataset: a core.data.datasets name or None; device: at most MAX_NAME_CHARS; notes: MAX_NOTES_CHARS;
+* data shape: the model's own input, so at most 4 x 64 x 64 images or 16-D points (core.nets.config.BOUNDS).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from core.data.datasets import DATASET_NAMES
+
+MAX_DOCUMENT_BYTES = 2 * 2**20  # the "rdl" document: configs, loss history, generator state (real ones: < 200 kB)
+MAX_JSON_DEPTH = 32  # a real document nests 6 levels deep
+MAX_NAME_CHARS = 200
+MAX_NOTES_CHARS = 20_000
+
+
+def parse_json(text, what: str, max_bytes: int = MAX_DOCUMENT_BYTES, max_depth: int = MAX_JSON_DEPTH):
+    """json.loads for untrusted text, in bounded time and memory: size and nesting depth are checked first
+    (on the text with its strings removed: one regex pass and a cumulative sum), so no RecursionError and no
+    huge integers (Python's int parsing limit is turned into the same one-line ValueError)."""
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ValueError(f"{what} is not UTF-8 text ({error.reason} at byte {error.start})") from None
+    if not isinstance(text, str):
+        raise ValueError(f"{what} must be JSON text, got {type(text).__name__}")
+    if len(text) > max_bytes:
+        raise ValueError(f"{what} is {len(text):,} characters long, more than the limit of {max_bytes:,}")
+    depth = json_depth(text)
+    if depth > max_depth:
+        raise ValueError(f"{what} nests {depth} levels deep, more than the limit of {max_depth}")
+    try:
+        return json.loads(text)
+    except ValueError as error:  # JSONDecodeError, and ints longer than sys.get_int_max_str_digits()
+        raise ValueError(f"{what} is not valid JSON ({str(error)[:120]})") from None
+
+
+def json_depth(text: str, chunk: int = 2**18) -> int:
+    """The deepest nesting of [ and { in JSON text, outside strings, in O(len) vectorised steps over chunks of
+    `chunk` characters (bounded memory; no regex, so no backtracking on hostile input): a quote opens or closes a
+    string unless an odd run of backslashes precedes it."""
+    data = text.encode("utf-8", "replace")
+    deepest, depth, inside, backslashes = 0, 0, False, 0  # carried from one chunk to the next
+    for begin in range(0, len(data), chunk):
+        chars = np.frombuffer(data, dtype=np.uint8, count=min(chunk, len(data) - begin), offset=begin)
+        positions = np.arange(chars.size, dtype=np.int32)
+        last_other = np.maximum.accumulate(np.where(chars != ord("\\"), positions, -1 - backslashes))
+        run_before = np.empty_like(positions)  # backslashes immediately before each position
+        run_before[0] = backslashes
+        run_before[1:] = positions[:-1] - last_other[:-1]
+        quotes = (chars == ord('"')) & (run_before % 2 == 0)
+        outside = (np.cumsum(quotes, dtype=np.int32) % 2 == 0) != inside
+        steps = np.zeros(chars.size, dtype=np.int32)
+        steps[outside & ((chars == ord("[")) | (chars == ord("{")))] = 1
+        steps[outside & ((chars == ord("]")) | (chars == ord("}")))] = -1
+        levels = np.cumsum(steps, dtype=np.int64) + depth
+        deepest, depth = max(deepest, int(levels.max())), int(levels[-1])
+        inside = inside != bool(quotes.sum() % 2)
+        backslashes = int(chars.size - 1 - last_other[-1])
+    return deepest
+
+
+def _short(value, limit: int = 80) -> str:
+    """repr(value) cut to `limit` characters, for messages about untrusted values."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """The training data: a core.data.datasets name and the shape of one example ([C, H, W] or [D])."""
+
+    dataset: str | None = None
+    shape: tuple[int, ...] | None = None
+
+    def __post_init__(self):
+        if self.dataset is not None and self.dataset not in DATASET_NAMES:
+            raise ValueError(f"data['dataset']={_short(self.dataset)} is not allowed; expected one of "
+                             f"{', '.join(DATASET_NAMES)} or None")
+        if self.shape is not None:
+            shape = self.shape
+            if not (isinstance(shape, (list, tuple)) and 1 <= len(shape) <= 3 and all(
+                    isinstance(n, int) and not isinstance(n, bool) and 0 < n <= 4096 for n in shape)):
+                raise ValueError(f"data['shape']={_short(shape)} is not allowed; expected [D] or [C, H, W] with "
+                                 f"positive sizes")
+            object.__setattr__(self, "shape", tuple(shape))
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """Everything a checkpoint records about its model besides the weights (see the module docstring).
+
+    model: the model's JSON config (core.nets.config);  diffusion: GaussianDiffusion.to_config();
+    data: DataInfo;  training: the producer's training record, e.g. {"config": TrainConfig.to_json(), "step": ...}
+    or None;  steps, final_loss, training_seconds, device: what the run did;  notes: free text.
+    """
+
+    model: dict
+    diffusion: dict
+    data: DataInfo = field(default_factory=DataInfo)
+    training: dict | None = None
+    steps: int | None = None
+    final_loss: float | None = None
+    training_seconds: float | None = None
+    device: str | None = None
+    notes: str = ""
+
+    def __post_init__(self):
+        if isinstance(self.data, dict):
+            if set(self.data) != {"dataset", "shape"}:
+                raise ValueError(f"data={_short(self.data)} is not allowed; expected a dict with exactly 'dataset' "
+                                 f"and 'shape'")
+            object.__setattr__(self, "data", DataInfo(**self.data))
+        problem = self._problem()
+        if problem:
+            raise ValueError(problem)
+        for name in ("final_loss", "training_seconds"):
+            value = getattr(self, name)
+            object.__setattr__(self, name, None if value is None else float(value))
+
+    def _problem(self) -> str | None:
+        if not isinstance(self.model, dict) or not isinstance(self.diffusion, dict):
+            return "the 'model' and 'diffusion' configs must be JSON objects"
+        if not isinstance(self.data, DataInfo):
+            return f"data must be a DataInfo or a dict, got {type(self.data).__name__}"
+        if self.training is not None and not isinstance(self.training, dict):
+            return f"'training'={_short(self.training)} is not allowed; expected a dict or None"
+        steps = self.steps
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= 10**12):
+            return f"'steps'={_short(steps)} is not allowed; expected a non-negative integer or None"
+        for name in ("final_loss", "training_seconds"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value)):
+                return f"{name!r}={_short(value)} is not allowed; expected a finite number or None"
+        if self.device is not None and (not isinstance(self.device, str) or len(self.device) > MAX_NAME_CHARS):
+            return f"'device'={_short(self.device)} is not allowed; expected a short string or None"
+        known = self.model.get("kind") in ("unet", "mlp")  # other kinds: the model config check says what is wrong
+        if known and self.data.shape is not None and self.data.shape != self.model_input_shape:
+            return (f"data shape {list(self.data.shape)} does not match the model's input "
+                    f"{_short(list(self.model_input_shape))}")
+        if not isinstance(self.notes, str) or len(self.notes) > MAX_NOTES_CHARS:
+            return f"'notes' must be a string of at most {MAX_NOTES_CHARS} characters, got {_short(self.notes, 40)}"
+        return None
+
+    # ------------------------------------------------------------------------------ building, reading
+    @classmethod
+    def describe(cls, model, diffusion, **fields) -> CheckpointInfo:
+        """The info of `model` (its .config) under `diffusion` (its to_config()); the other fields as keywords."""
+        return cls(model=dict(model.config), diffusion=diffusion.to_config(), **fields)
+
+    @classmethod
+    def from_document(cls, doc: dict) -> CheckpointInfo:
+        """The info part of a checkpoint's "rdl" document (the file facts are left out)."""
+        return cls(**{name: doc[name] for name in INFO_FIELDS if name in doc})
+
+    def to_document(self) -> dict:
+        """The JSON form (a dict of the "rdl" document's info keys; shapes as lists)."""
+        doc = asdict(self)
+        doc["data"] = {"dataset": self.data.dataset, "shape": None if self.data.shape is None else list(self.data.shape)}
+        return doc
+
+    # ------------------------------------------------------------------------------ what pages show
+    @property
+    def train_config(self) -> dict:
+        """The TrainConfig JSON the model was trained with ({} when the file does not say)."""
+        config = (self.training or {}).get("config")
+        return config if isinstance(config, dict) else {}
+
+    @property
+    def model_size(self) -> str | None:
+        """The named size ("tiny", "small", "base") from the training config, or None."""
+        size = self.train_config.get("model_size")
+        return size if isinstance(size, str) else None
+
+    @property
+    def model_input_shape(self) -> tuple:
+        """The shape of one input of the model: (C, H, W) for a UNet, (D,) for the toy MLP."""
+        if self.model.get("kind") == "unet":
+            return (self.model.get("in_channels"), self.model.get("image_size"), self.model.get("image_size"))
+        return (self.model.get("data_dim", 2),)  # ToyMLPConfig's default
+
+    @property
+    def data_shape(self) -> tuple:
+        """The shape of one example: data.shape, or the model's input when the file does not record it."""
+        return self.data.shape if self.data.shape is not None else self.model_input_shape
+
+
+INFO_FIELDS = ("model", "diffusion", "data", "training", "steps", "final_loss", "training_seconds", "device", "notes")

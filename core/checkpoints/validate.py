@@ -1,0 +1,188 @@
+"""Reading untrusted checkpoint files in bounded time and memory (see core.checkpoints for the order of the checks).
+
+Each function checks one layer of the file and raises CheckpointError (a ValueError) with a one-line message.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import torch
+
+from core.checkpoints.info import INFO_FIELDS, CheckpointInfo, _short, parse_json
+from core.diffusion.gaussian_diffusion import GaussianDiffusion
+from core.nets.config import config_from_dict
+
+FORMAT_VERSION = 1
+METADATA_KEY = "rdl"
+OPTIMIZER_KEY = "rdl_optimizer"
+EMA_PREFIX, RAW_PREFIX, OPTIM_PREFIX = "ema.", "raw.", "optim."
+# Caps on a file's size. A "base" UNet is ~58 MB of float32 weights; raw weights + Adam state make ~4x that.
+MAX_CHECKPOINT_BYTES = 256 * 2**20  # files on disk, written by our own training
+MAX_UPLOAD_BYTES = 100 * 2**20  # untrusted uploads (sampling needs only the EMA weights)
+MAX_HEADER_BYTES = 4 * 2**20  # a real header (names, shapes, metadata) is a few hundred kB at most
+MAX_TENSORS = 4096  # a "base" UNet's EMA + raw weights + Adam state hold ~1,200 tensors
+MAX_HEADER_DEPTH = 4  # {"name": {"shape": [...]}}
+MAX_SAMPLING_BYTES = 2**30  # activations of one forward pass on a full sampling batch
+SAMPLING_BATCH = {"unet": 64, "mlp": 4096}  # the largest batches the app and `core.sample` draw at once
+PROBE_BATCH = 4  # a forward pass on this many inputs (t = 0 .. T-1) must be finite
+TRAINING_INFO_KEYS = INFO_FIELDS[2:]  # data, training, steps, final_loss, training_seconds, device, notes
+DOCUMENT_KEYS = ("format_version", "model", "diffusion", *TRAINING_INFO_KEYS,
+                 "torch_version", "created", "has_raw", "has_optimizer")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is unreadable, inconsistent or unsafe."""
+
+
+def _channels_problem(model_config: dict, diffusion: GaussianDiffusion) -> str | None:
+    """The network must output diffusion.out_channels(data channels): twice as many for learned variances."""
+    data_channels = model_config.get("in_channels", model_config.get("data_dim"))
+    out_channels = model_config.get("out_channels", model_config.get("out_dim"))
+    if isinstance(data_channels, int) and out_channels != diffusion.out_channels(data_channels):
+        return (f"the model outputs {out_channels} channels but a {diffusion.variance!r} diffusion on "
+                f"{data_channels}-channel data needs {diffusion.out_channels(data_channels)}")
+    return None
+
+
+def _header_length(prefix: bytes, size: int, name: str) -> int:
+    """The safetensors header length, checked against the file size and MAX_HEADER_BYTES."""
+    if len(prefix) < 8 or size < 8:
+        raise CheckpointError(f"{name}: not a safetensors checkpoint (only {size} bytes; truncated?)")
+    (header_len,) = struct.unpack("<Q", prefix[:8])
+    if header_len > MAX_HEADER_BYTES:
+        raise CheckpointError(f"{name}: not a safetensors checkpoint (header length {header_len} bytes is "
+                              f"absurd; the limit is {MAX_HEADER_BYTES}) - wrong file type or corrupted")
+    if header_len > size - 8:
+        raise CheckpointError(f"{name}: truncated or not a safetensors checkpoint (header needs {header_len} "
+                              f"bytes, only {size - 8} follow)")
+    return header_len
+
+
+def _parse_header(raw: bytes, name: str) -> tuple[dict, int]:
+    """(the safetensors str->str metadata, the number of tensors) from the JSON header bytes; the tensor
+    entries themselves are checked by safetensors."""
+    try:
+        header = parse_json(raw, "the safetensors header", MAX_HEADER_BYTES, MAX_HEADER_DEPTH)
+    except ValueError as e:
+        raise CheckpointError(f"{name}: corrupted safetensors header ({e})") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{name}: corrupted safetensors header (a JSON object was expected)")
+    metadata = header.get("__metadata__") or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise CheckpointError(f"{name}: corrupted safetensors header (__metadata__ is not an object of strings)")
+    count = len(header) - ("__metadata__" in header)
+    if count > MAX_TENSORS:
+        raise CheckpointError(f"{name}: the file holds {count:,} tensors, more than the limit of {MAX_TENSORS:,}")
+    return metadata, count
+
+
+def _document(metadata: dict, name: str) -> dict:
+    """The validated "rdl" JSON document (its info part through CheckpointInfo; configs checked in _configs)."""
+    if METADATA_KEY not in metadata:
+        raise CheckpointError(f"{name}: a safetensors file, but not a Reverse Diffusion Lab checkpoint "
+                              f"(no {METADATA_KEY!r} metadata)")
+    try:
+        doc = parse_json(metadata[METADATA_KEY], f"the {METADATA_KEY!r} metadata")
+    except ValueError as e:
+        raise CheckpointError(f"{name}: {e}") from None
+    if not isinstance(doc, dict):
+        raise CheckpointError(f"{name}: the {METADATA_KEY!r} metadata must be a JSON object")
+    if doc.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{name}: unsupported checkpoint format_version {_short(doc.get('format_version'), 20)} "
+                              f"(this version of the app reads format_version {FORMAT_VERSION})")
+    if set(doc) != set(DOCUMENT_KEYS):
+        raise CheckpointError(f"{name}: checkpoint metadata keys {sorted(doc)[:20]} differ from the expected "
+                              f"{sorted(DOCUMENT_KEYS)}")
+    problem = None
+    try:
+        CheckpointInfo.from_document(doc)
+    except (ValueError, TypeError) as e:
+        problem = str(e)
+    if problem is None and not all(isinstance(doc[k], bool) for k in ("has_raw", "has_optimizer")):
+        problem = "'has_raw' and 'has_optimizer' must be true or false"
+    if problem is None and not all(isinstance(doc[k], str) and len(doc[k]) < 100 for k in ("torch_version", "created")):
+        problem = "'torch_version' and 'created' must be short strings"
+    if problem:
+        raise CheckpointError(f"{name}: invalid checkpoint metadata: {problem}")
+    return doc
+
+
+def _configs(doc: dict, name: str):
+    """(model config dataclass, diffusion) of a document, checked against every bound before anything is built."""
+    try:
+        net_config = config_from_dict(doc["model"])
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"{name}: invalid model config in checkpoint ({str(e)[:300]})") from None
+    try:
+        diffusion = GaussianDiffusion.from_config(doc["diffusion"])
+    except (ValueError, TypeError, KeyError) as e:
+        raise CheckpointError(f"{name}: invalid diffusion config in checkpoint ({str(e)[:300]})") from None
+    problem = _channels_problem(doc["model"], diffusion)
+    if problem:
+        raise CheckpointError(f"{name}: model and diffusion configs do not fit together: {problem}")
+    batch = SAMPLING_BATCH[net_config.kind]
+    needed = net_config.forward_bytes(batch)
+    if needed > MAX_SAMPLING_BYTES:
+        raise CheckpointError(f"{name}: sampling {batch} examples at once would need about {needed / 2**30:.1f} GiB for "
+                              f"this network's activations, more than the limit of {MAX_SAMPLING_BYTES / 2**30:.0f} GiB")
+    return net_config, diffusion
+
+
+def _probe(model: torch.nn.Module, net_config, T: int, name: str) -> None:
+    """A forward pass on PROBE_BATCH fixed inputs (t spread over 0..T-1) must be finite: weights can be finite
+    and still overflow (e.g. 3e38), which would otherwise surface as NaN samples or a traceback in a page."""
+    generator = torch.Generator().manual_seed(0)
+    shape = (net_config.in_channels, net_config.image_size, net_config.image_size) if net_config.kind == "unet" \
+        else (net_config.data_dim,)
+    x = torch.randn((PROBE_BATCH, *shape), generator=generator)
+    t = torch.linspace(0, T - 1, PROBE_BATCH).round().long()
+    try:
+        with torch.no_grad():
+            finite = bool(torch.isfinite(model(x, t)).all())
+    except (RuntimeError, ValueError) as e:  # shapes were checked; anything else is still the file's fault
+        raise CheckpointError(f"{name}: the network fails on a probe batch ({str(e)[:200]})") from None
+    if not finite:
+        raise CheckpointError(f"{name}: the network's output on a probe batch is not finite (NaN or infinite): "
+                              f"its weights overflow in a forward pass")
+
+
+def _take_weights(tensors: dict, prefix: str, expected: dict, name: str) -> dict:
+    """Pop the `prefix` weights out of `tensors`, checking names, shapes, dtypes and finiteness."""
+    found = {k[len(prefix):]: tensors.pop(k) for k in [k for k in tensors if k.startswith(prefix)]}
+    missing, extra = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    if missing or extra:
+        raise CheckpointError(f"{name}: {prefix}* weights do not match the model rebuilt from its config "
+                              f"(missing {missing[:5]}, unexpected {extra[:5]})")
+    for key, value in found.items():
+        if value.shape != expected[key].shape or value.dtype != expected[key].dtype:
+            raise CheckpointError(f"{name}: weight {prefix}{key} has shape {tuple(value.shape)} and dtype {value.dtype}, "
+                                  f"the model expects {tuple(expected[key].shape)} and {expected[key].dtype}")
+        _check_finite(value, prefix + key, name)
+    return found
+
+
+def _check_finite(value: torch.Tensor, key: str, name: str) -> None:
+    if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+        raise CheckpointError(f"{name}: tensor {key} contains NaN or infinite values")
+
+
+def _decode(obj, tensors: dict, name: str):
+    """Inverse of _encode; pops the optimizer tensors out of `tensors`."""
+    if isinstance(obj, list):
+        return [_decode(v, tensors, name) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    if set(obj) == {"__tensor__"}:
+        key = obj["__tensor__"]
+        if not isinstance(key, str) or not key.startswith(OPTIM_PREFIX) or key not in tensors:
+            raise CheckpointError(f"{name}: optimizer state refers to a missing tensor {key!r}")
+        value = tensors.pop(key)
+        _check_finite(value, key, name)
+        return value
+    if set(obj) == {"__tuple__"} and isinstance(obj["__tuple__"], list):
+        return tuple(_decode(v, tensors, name) for v in obj["__tuple__"])
+    if set(obj) == {"__dict__"} and isinstance(obj["__dict__"], list) and all(
+            isinstance(p, list) and len(p) == 2 and isinstance(p[0], (int, str)) for p in obj["__dict__"]):
+        return {k: _decode(v, tensors, name) for k, v in obj["__dict__"]}
+    raise CheckpointError(f"{name}: malformed optimizer state entry {str(obj)[:80]}")
