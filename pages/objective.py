@@ -28,6 +28,8 @@ from ui.navigation import require_app_shell
 require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
 MAX_BOUND_IMAGES = 16
+BOUND_HINT = ("Press the button to evaluate the bound (measured: 1.75 s per digit and model with one torch thread on a "
+              "quiet 2-core CPU, 5–10× longer on a busy one).")
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
@@ -176,7 +178,7 @@ def bits_per_dim() -> None:
     pressed = columns[2].button("Compute for every shipped MNIST model", key="objective_bound_run")
     runs.cancelled_notice("objective_bound_cancel")
     if not (pressed or st.session_state.get("objective_bound_pressed")):  # load the models only once asked
-        st.info("Press the button to evaluate the bound (measured: 1.75 s per digit and model with one torch thread on a quiet 2-core CPU, 5–10× longer on a busy one).")
+        st.info(BOUND_HINT)
         return
     st.session_state["objective_bound_pressed"] = True
     loaded_models = {key: catalog.load_model(key) for key in models}
@@ -189,7 +191,7 @@ def bits_per_dim() -> None:
     found = runs.cached_runs(jobs, "objective_bound_cancel", "Bound") if pressed else \
         [runs.result_cache().get(job_key) for job_key, _, _ in jobs]
     if not jobs or any(hit is None for hit in found):
-        st.info("Press the button to evaluate the bound (measured: 1.75 s per digit and model with one torch thread on a quiet 2-core CPU, 5–10× longer on a busy one).")
+        st.info(BOUND_HINT)
         return
     results = {key: hit[0] for key, hit in zip(image_keys, found)}
     table = []
