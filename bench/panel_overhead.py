@@ -9,8 +9,10 @@ reads the job) and "open" phases, in which this process does once per second wha
 page's panel does on the server (ui/training_panel.py): read the job's snapshot and preview, build the loss and
 per-timestep figures and serialise them to JSON, and encode the preview image as PNG. The browser's drawing
 happens on the student's machine and is not measured. The rate of each phase comes from the worker's own
-progress file: Δstep / Δ(training seconds) between the first and last report inside the phase. The CPU time
-of each panel refresh is measured too: it bounds what an open panel can take from the machine.
+progress file: Δstep / Δ(training seconds) between the first and last report inside the phase, and also per
+second of the worker's own CPU time (/proc: insensitive to how much CPU other processes take, it shows whether
+the panel slows the worker's steps themselves). The CPU time of each panel refresh is measured too: it bounds
+what an open panel can take from the machine.
 """
 
 from __future__ import annotations
@@ -42,10 +44,18 @@ def panel_refresh(job) -> None:
         png_bytes(upscale(snapshot.preview.grid, 2))
 
 
-def phase(job, seconds: float, panel_open: bool, refresh_cpu: list) -> float:
-    """Run one phase; returns the job's steps per second of training time during it (and appends the CPU
-    seconds of each panel refresh to refresh_cpu)."""
-    reports = []
+def worker_cpu_seconds(pid: int) -> float:
+    """user + system CPU time of a process (Linux /proc), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def phase(job, seconds: float, panel_open: bool, refresh_cpu: list) -> tuple[float, float]:
+    """Run one phase; returns the job's steps per second of training time, and per second of the worker's own
+    CPU time, during it (and appends the CPU seconds of each panel refresh to refresh_cpu)."""
+    reports, cpu_start = [], worker_cpu_seconds(job.handle.pid)
+    step_start = (store.read_json(job.folder / store.PROGRESS) or {}).get("step", 0)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if panel_open:
@@ -59,7 +69,9 @@ def phase(job, seconds: float, panel_open: bool, refresh_cpu: list) -> float:
                 reports.append(report)
         time.sleep(1.0)
     (s0, e0), (s1, e1) = reports[0], reports[-1]
-    return (s1 - s0) / (e1 - e0)
+    cpu = worker_cpu_seconds(job.handle.pid) - cpu_start
+    step_end = (store.read_json(job.folder / store.PROGRESS) or {}).get("step", 0)
+    return (s1 - s0) / (e1 - e0), (step_end - step_start) / cpu
 
 
 def main() -> int:
@@ -82,17 +94,23 @@ def main() -> int:
         rows, refresh_cpu = [], []
         for pair in range(args.pairs):
             for panel_open in (False, True):
-                rate = phase(job, args.phase_seconds, panel_open, refresh_cpu)
-                rows.append({"pair": pair, "panel": "open" if panel_open else "closed", "steps_per_s": rate})
-                print(f"pair {pair}: panel {'open  ' if panel_open else 'closed'} {rate:.3f} steps/s", flush=True)
+                rate, per_cpu = phase(job, args.phase_seconds, panel_open, refresh_cpu)
+                rows.append({"pair": pair, "panel": "open" if panel_open else "closed", "steps_per_s": rate,
+                             "steps_per_worker_cpu_s": per_cpu})
+                print(f"pair {pair}: panel {'open  ' if panel_open else 'closed'} {rate:.3f} steps/s, "
+                      f"{per_cpu:.3f} steps per worker CPU second", flush=True)
         registry.close(stop_jobs_within=120)
 
     closed = [r["steps_per_s"] for r in rows if r["panel"] == "closed"]
     opened = [r["steps_per_s"] for r in rows if r["panel"] == "open"]
     ratios = [o / c for o, c in zip(opened, closed)]
+    cpu_ratios = [o["steps_per_worker_cpu_s"] / c["steps_per_worker_cpu_s"]
+                  for o, c in zip(rows[1::2], rows[0::2])]
     summary = {"dataset": args.dataset, "batch_size": args.batch_size, "phase_seconds": args.phase_seconds,
                "closed_mean": statistics.mean(closed), "open_mean": statistics.mean(opened),
                "open_over_closed_per_pair": ratios, "open_over_closed_mean": statistics.mean(ratios),
+               "open_over_closed_median": statistics.median(ratios),
+               "per_worker_cpu_open_over_closed_median": statistics.median(cpu_ratios),
                "panel_refresh_cpu_ms_median": 1000 * statistics.median(refresh_cpu), "loadavg_start": load_start,
                "worker_threads": registry.limits.threads_per_job, "cpu_slots": registry.limits.cpu_slots,
                "cpu": platform.processor() or platform.machine(), "loadavg_end": os.getloadavg()}

@@ -266,7 +266,7 @@ def train_settings() -> tuple:
                 st.rerun()
     if config is not None:
         exports.reproduce_box(exports.train_command(config, f"toy_{toy}.safetensors"), (
-            "from core.training.trainer import TrainConfig, Trainer\n\n"
+            "from core import TrainConfig, Trainer\n\n"
             f"config = {config!r}\n"
             "# or run the command above; then open the checkpoint here with the sidebar's upload"),
             "The same training from the command line (progress on stderr; Ctrl-C stops and still saves).")

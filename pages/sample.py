@@ -17,7 +17,7 @@ from core.data.datasets import TOY_NAMES, load_dataset
 from core.data.images import make_grid
 from core.diffusion.samplers import SPACINGS
 from core.lab import sampling
-from ui import catalog, exports, figures, layout, runs
+from ui import catalog, exports, figures, layout, runs, session
 from ui.labels import VARIANCE_LABELS, sampler_label
 from ui.navigation import require_app_shell
 from ui.sampling_numbers import ddim_update_panel, quality_vs_steps_panel
@@ -236,23 +236,34 @@ def show_quality_metrics(samples: torch.Tensor, loaded: catalog.LoadedModel, res
 
 
 # ------------------------------------------------------------------------------------------ exports
+def checkpoint_file(loaded: catalog.LoadedModel) -> tuple[str | None, str]:
+    """(the checkpoint's file on the server or None, how the user's copy is called in the commands): a shipped
+    model by its path in the repository, a model trained here by the name its download gets."""
+    shipped = catalog.shipped_models().get(loaded.key)
+    if shipped is not None:
+        return shipped[1], exports.relative_to_root(shipped[1])
+    job = session.get_registry().get(loaded.key.split(":", 1)[1]) if loaded.key.startswith("trained:") else None
+    if job is not None and job.checkpoint is not None and Path(job.checkpoint).exists():
+        return str(job.checkpoint), f"{loaded.dataset}-trained-step{loaded.metadata.get('steps', 0)}.safetensors"
+    return None, "model.safetensors"
+
+
 def cli_command(loaded: catalog.LoadedModel, settings: sampling.SamplerSettings, n: int, seed: int) -> str | None:
     """`python -m core.sample ...` for these settings, or None where the CLI cannot express them (a model
-    that is not a file on the server, or a DDPM variance other than the model's own)."""
-    path = catalog.shipped_models().get(loaded.key, (None, None))[1]
+    the user cannot download here, or a DDPM variance other than the model's own)."""
+    path, name = checkpoint_file(loaded)
     if path is None or (settings.method == "ddpm" and settings.variance != loaded.diffusion.variance):
         return None
     return exports.command_line("core.sample", {
-        "checkpoint": exports.relative_to_root(path), "sampler": settings.method, "steps": settings.steps,
+        "checkpoint": name, "sampler": settings.method, "steps": settings.steps,
         "eta": settings.eta if settings.method == "ddim" else None, "spacing": settings.spacing, "n": n, "seed": seed,
         "clip": settings.clip_x0, "device": "cpu", "out": "samples.png"})
 
 
 def python_snippet(loaded: catalog.LoadedModel, settings: sampling.SamplerSettings, n: int, seed: int) -> str:
-    path = catalog.shipped_models().get(loaded.key, (None, "model.safetensors"))[1]
     return (f"from core import checkpoints\n"
             f"from core.lab.sampling import SamplerSettings, run_sampler\n\n"
-            f"model, diffusion, metadata = checkpoints.load({exports.relative_to_root(path)!r})\n"
+            f"model, diffusion, metadata = checkpoints.load({checkpoint_file(loaded)[1]!r})\n"
             f"settings = {settings!r}\n"
             f"samples = run_sampler(model, diffusion, settings, {(n, *loaded.data_shape)!r}, seed={seed})")
 
@@ -278,16 +289,18 @@ def show_exports(loaded: catalog.LoadedModel, settings: sampling.SamplerSettings
     command = cli_command(loaded, settings, n, seed)
     note = ("The command writes the same samples as a PNG grid (square-ish, like the PNG button). "
             if command else "The command-line tool samples with the model's own variance from a file; for these "
-            "settings use the Python snippet (download the checkpoint first if it is not shipped). ")
+            "settings use the Python snippet. ")
+    if not loaded.key.startswith("shipped:"):
+        note += "Save the model's checkpoint (the Checkpoint button) into the repository root first. "
     exports.reproduce_box(command, python_snippet(loaded, settings, n, seed), note + "Run from the repository root.")
 
 
 def catalog_download(loaded: catalog.LoadedModel) -> None:
-    """One click: the active model's checkpoint, built in memory (no file on the server)."""
-    path = catalog.shipped_models().get(loaded.key, (None, None))[1]
+    """One click: the active model's checkpoint, read into memory when clicked (no file written anywhere)."""
+    path, name = checkpoint_file(loaded)
     if path is None:
         return
-    st.download_button("Checkpoint", lambda: Path(path).read_bytes(), file_name=f"{loaded.key.split(':', 1)[1]}.safetensors",
+    st.download_button("Checkpoint", lambda: Path(path).read_bytes(), file_name=Path(name).name,
                        mime="application/octet-stream", key="sample_checkpoint", icon=":material/download:",
                        on_click="ignore")
 

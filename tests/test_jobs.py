@@ -65,8 +65,9 @@ def make_registry(tmp_path):
     """Registries on a run store in tmp_path, thread workers; every job is stopped and waited for at the end."""
     made = []
 
-    def make(limits=None, launcher=None, **options):
-        registry = JobRegistry(limits=limits or JobLimits(cpu_slots=1), run_store=store.RunStore(tmp_path / "runs"),
+    def make(limits=None, launcher=None, run_store=None, **options):
+        registry = JobRegistry(limits=limits or JobLimits(cpu_slots=1),
+                               run_store=run_store or store.RunStore(tmp_path / "runs"),
                                launcher=launcher or worker.ThreadLauncher(), **options)
         made.append(registry)
         return registry
@@ -211,6 +212,17 @@ def test_stop_resume_continue_bit_identically_and_discard(make_registry, gate):
     assert not folder.exists() and registry.jobs_for("alice") == []
 
 
+def test_save_now_writes_a_checkpoint_while_the_job_trains(make_registry):
+    registry = make_registry()
+    job_id = registry.submit("alice", toy_config(total_steps=10_000_000))
+    job = registry.get(job_id)
+    wait_until(lambda: job.snapshot().step > 0, "the job to train")
+    assert job.snapshot().saved_step is None and not job.checkpoint.exists()
+    registry.request_save(job_id)
+    wait_until(lambda: (job.snapshot().saved_step or 0) > 0, "the requested save")
+    assert job.state == "running" and checkpoints.read_metadata(job.checkpoint)["steps"] > 0
+
+
 def test_nan_ends_the_job_failed_and_keeps_the_last_save(make_registry, monkeypatch):
     real_step = trainer_module.train_step
     monkeypatch.setattr(trainer_module, "train_step", lambda state, loss_hook=None: real_step(
@@ -264,6 +276,22 @@ def test_run_store_survives_a_restart_and_cleans_up(make_registry, tmp_path):
     assert aged.cleanup(protected={done}) == [interrupted]
     small = store.RunStore(tmp_path / "runs", max_bytes=1)
     assert small.cleanup() == [done] and small.scan() == []
+
+
+def test_poll_lets_the_run_store_delete_old_jobs_every_ten_minutes(make_registry, tmp_path):
+    clock = FakeClock()
+    registry = make_registry(run_store=store.RunStore(tmp_path / "runs", max_age_seconds=3600), clock=clock)
+    job_id = registry.submit("alice", toy_config(total_steps=3))
+    assert registry.wait(job_id, WAIT) == "finished"
+    folder = registry.get(job_id).folder
+    two_hours_ago = time.time() - 7200
+    for path in folder.iterdir():
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    registry.poll()
+    assert registry.get(job_id) is not None  # the last cleanup ran at submit, less than 10 minutes ago
+    clock.now += 601
+    registry.poll()
+    assert registry.get(job_id) is None and not folder.exists()
 
 
 # ------------------------------------------------------------------------------- real processes

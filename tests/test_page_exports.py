@@ -80,3 +80,51 @@ def test_train_command_reproduces_the_playground_config():
     words = shlex.split(train_command(config, "moons.safetensors"))
     assert words[:3] == ["python", "-m", "core.train"] and words[-2:] == ["--out", "moons.safetensors"]
     assert _config_from(build_parser().parse_args(words[3:])) == config  # the CLI builds exactly this config
+
+
+def _snippet(at, start: str) -> str:
+    return next(code.value for code in at.code if code.value.startswith(start))
+
+
+def test_python_snippets_run_and_give_what_the_pages_show(monkeypatch, checkpoint_dir):
+    """Each page's "Reproduce this" Python snippet runs as printed (from the repository root) and computes the
+    numbers the page shows."""
+    import contextlib
+    import os
+
+    import torch
+    from helpers import open_page
+
+    from ui import runs
+
+    monkeypatch.chdir(ROOT)
+    runs.result_cache().__init__(runs.CACHE_ENTRIES)
+    at = open_page(monkeypatch, checkpoint_dir, "pages/sample.py")
+    scope: dict = {}
+    exec(_snippet(at, "from core import checkpoints"), scope)
+    shown = next(value[0][0] for key, value in runs.result_cache()._items.items() if key[0] == "sample")
+    assert torch.equal(scope["samples"], shown)
+
+    at.switch_page("pages/denoise.py").run()
+    scope = {}
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+        exec(_snippet(at, "import torch"), scope)
+    assert scope["sweep"].eps_mse.shape == (40,)  # T = 40 timesteps, the page's default grid
+
+    at.switch_page("pages/schedules.py").run()
+    scope = {}
+    exec(_snippet(at, "from core.diffusion.schedules import make_schedule"), scope)
+    beta = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]["y"]
+    assert scope["curves_A"]["beta"].tolist() == pytest.approx(beta)
+
+    at.switch_page("pages/reverse_step.py").run()
+    scope = {}
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+        exec(_snippet(at, "from core.diffusion.schedules import make_schedule"), scope)
+    table = {row["KL(q ‖ p) [nats]"] for _, row in at.table[0].value.iterrows()}
+    assert {f"{kl:.3e}" for kl in scope["step"].kls.values()} == table
+
+    at.switch_page("pages/playground_2d.py").run()
+    scope = {}
+    exec(_snippet(at, "from core import TrainConfig"), scope)
+    assert scope["config"].dataset == at.selectbox(key="pg_toy").value

@@ -169,6 +169,12 @@ def test_trains_in_the_background_and_shows_the_floor(monkeypatch, tmp_path):
     curves = chart(at, "pg_loss_chart")["data"]
     model_loss, floor_loss = values(curves[0]["y"]).astype(float), values(curves[1]["y"]).astype(float)
     assert np.mean(model_loss >= floor_loss) > 0.8 and math.isfinite(model_loss.sum())
+    # the model trained here is the active model everywhere: the Sample page offers its checkpoint and a command
+    at.switch_page("pages/sample.py").run()
+    assert not at.exception and not at.error
+    command = next(code.value for code in at.code if code.value.startswith("python -m core.sample"))
+    assert "--checkpoint eight_gaussians-trained-step300.safetensors" in command
+    assert "Checkpoint" in [button.proto.label for button in at.get("download_button")]
 
 
 @pytest.mark.skipif(not (ROOT / "checkpoints" / "toy_eight_gaussians.safetensors").exists(), reason="no shipped toy checkpoint")

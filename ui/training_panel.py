@@ -57,6 +57,8 @@ def submit(config: TrainConfig, max_seconds: float | None = None) -> bool:
         st.warning(str(error))
     except ValueError as error:
         st.error(f"These settings cannot be trained: {error}")
+    except OSError as error:  # the run store's disk: full, read-only, ...
+        st.error(f"The server could not create the job's folder ({error.strerror or error}); tell whoever runs it.")
     return False
 
 

@@ -1,4 +1,4 @@
 """Training: config.py (TrainConfig and every recipe), step.py (the algorithm: TrainState, train_step), stats.py
 (what a run reports), saving.py (checkpoints of a run), trainer.py (the run state machine), and the server side:
-worker.py (one process per job), jobs.py (the registry), limits.py (how many at once), store.py (the run store).
+worker.py (one process per job), job.py and jobs.py (a job, the registry), limits.py (how many at once), store.py (the run store).
 """

@@ -15,116 +15,28 @@ Policy (the numbers are core.training.limits.JobLimits, set by environment varia
   resumable. Every browser session sends `heartbeat(owner)`; the reaper stops (never deletes) the jobs of
   sessions silent for more than `heartbeat_timeout` seconds.
 
-All methods are thread-safe; `poll()` (called by a monitor thread when `monitor_interval` is given, and by
-every request) collects ended workers and starts queued jobs. `clock` is injectable for tests.
+All methods are thread-safe; `poll()` (run by a monitor thread when `monitor_interval` is given) collects ended
+workers, stops the jobs of silent sessions and starts queued jobs. `clock` is injectable for tests.
 """
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
 import uuid
 
-from core import runtime
+from core.checks import check_number
 from core.training import store, worker
 from core.training.config import TrainConfig
+from core.training.job import Job
 from core.training.limits import JobLimits, estimate_starts
-from core.training.stats import ACTIVE_STATES, ENDED_STATES, Preview, Snapshot, blank_progress
+from core.training.stats import ACTIVE_STATES, ENDED_STATES, Snapshot
+
+CLEANUP_SECONDS = 600.0  # how often poll() lets the run store delete old folders
 
 
 class JobRefused(ValueError):
     """A request that the registry's policy does not allow (the message says why)."""
-
-
-class Job:
-    """One job: its record and folder on disk, and (while it trains) its worker handle."""
-
-    def __init__(self, record: store.JobRecord, folder, registry: JobRegistry | None = None):
-        self.record, self.folder, self.registry = record, folder, registry
-        self.job_id, self.owner_key, self.config = record.job_id, record.owner_key, record.config
-        self.data_kind = self.config.data_kind
-        self.device = "cuda" if self.config.device == "cuda" or runtime.resolve_device(self.config.device).type == "cuda" else "cpu"
-        self.handle = None
-        self.launch_args: tuple | None = None  # (resume, total_steps, max_seconds) while queued
-        self.queued_since: float | None = None
-        self.stop_requested = False
-        self.budget: float | None = None  # the time budget of the running segment, and when it was launched
-        self.launched_at = 0.0
-        self._progress = (None, None)  # (file stamp, parsed dict)
-        self._preview = (None, None)
-
-    @property
-    def checkpoint(self):
-        return self.folder / store.CHECKPOINT
-
-    def progress(self) -> dict:
-        """progress.json as last written (parsed again only when the file changed)."""
-        path = self.folder / store.PROGRESS
-        try:
-            stat = path.stat()
-            stamp = (stat.st_mtime_ns, stat.st_size)
-        except OSError:
-            return {}
-        if stamp != self._progress[0]:
-            self._progress = (stamp, store.read_json(path) or self._progress[1] or {})
-        return self._progress[1]
-
-    def preview(self) -> Preview | None:
-        path = self.folder / store.PREVIEW
-        try:
-            stat = path.stat()
-            stamp = (stat.st_mtime_ns, stat.st_size)
-            if stamp != self._preview[0]:
-                self._preview = (stamp, Preview.from_npz(path.read_bytes()))
-        except (OSError, ValueError, KeyError):
-            pass
-        return self._preview[1]
-
-    def write_progress(self, **changes) -> None:
-        """Change the state recorded in progress.json (only while no worker is writing it)."""
-        store.write_json_atomically(self.folder / store.PROGRESS, {**blank_progress(self.config), **self.progress(), **changes})
-
-    @property
-    def state(self) -> str:
-        self.collect()
-        if self.queued_since is not None:
-            return "queued"
-        if self.handle is not None and self.handle.is_alive():
-            return "stopping" if self.stop_requested else self.progress().get("state", "running")
-        return self.progress().get("state", "stopped")
-
-    def collect(self) -> bool:
-        """If the worker has ended, forget its handle; a worker that ended without saying so crashed.
-        Returns True when a worker ended."""
-        if self.handle is None or self.handle.is_alive():
-            return False
-        code, self.handle = self.handle.exitcode, None
-        progress = self.progress()
-        if progress.get("state") not in ENDED_STATES:
-            how = f"killed by signal {signal.Signals(-code).name}" if code and code < 0 else f"exit code {code}"
-            saved = progress.get("saved_step")
-            kept = (f"its last checkpoint (step {saved:,}) is kept: resume continues from there" if saved
-                    else "it had saved no checkpoint yet: resume starts it again")
-            self.write_progress(state="crashed", error=f"the training process ended unexpectedly ({how}); {kept}")
-        return True
-
-    def snapshot(self) -> Snapshot:
-        """The job's progress as its worker last published it, with the registry's view (queue position and
-        wait, how long the run store keeps the checkpoint)."""
-        data = self.progress_data()
-        if self.registry is not None:
-            data["queue_position"], data["starts_in_seconds"] = self.registry.queue_view(self.job_id)
-            data["kept_until"] = self.registry.store.kept_until(self.folder)
-        return Snapshot.from_json(data, preview=self.preview())
-
-    def progress_data(self) -> dict:
-        self.collect()
-        data = {**blank_progress(self.config), **self.progress(), "state": self.state}
-        if data["state"] == "stopping":
-            data["message"] = data.get("message") or "stopping after the current step (and saving)…"
-        data["checkpoint"] = str(self.checkpoint) if self.checkpoint.exists() else None
-        return data
 
 
 class JobRegistry:
@@ -133,8 +45,7 @@ class JobRegistry:
     def __init__(self, limits: JobLimits | None = None, run_store: store.RunStore | None = None,
                  launcher=None, heartbeat_timeout: float = 180.0, clock=time.monotonic,
                  monitor_interval: float | None = None):
-        if not isinstance(heartbeat_timeout, (int, float)) or isinstance(heartbeat_timeout, bool) or heartbeat_timeout <= 0:
-            raise ValueError(f"heartbeat_timeout={heartbeat_timeout!r} is not allowed; expected a positive number of seconds")
+        check_number("heartbeat_timeout", heartbeat_timeout, 0.0, open_low=True)
         self.limits = JobLimits.from_env() if limits is None else limits
         self.store = store.RunStore.from_env() if run_store is None else run_store
         self.launcher = worker.ProcessLauncher() if launcher is None else launcher
@@ -144,6 +55,7 @@ class JobRegistry:
         self._jobs: dict[str, Job] = {}
         self._queue: list[str] = []  # job ids waiting for a slot, oldest first
         self._last_seen: dict[str, float] = {}  # owner key -> clock()
+        self._next_cleanup = 0.0
         self._rescan()
         self._closed = threading.Event()
         if monitor_interval is not None:
@@ -151,7 +63,7 @@ class JobRegistry:
 
     def _rescan(self) -> None:
         """Offer every job in the run store again; one that was training when the server went down is stopped."""
-        self.store.cleanup()
+        self._cleanup()
         for record in self.store.scan():
             job = Job(record, self.store.job_dir(record), self)
             progress = job.progress()
@@ -174,8 +86,7 @@ class JobRegistry:
                 raise JobRefused(f"you already keep {self.limits.models_per_session} trained models; "
                                  f"discard one before training another")
             self._check_may_queue(key)
-            self.store.cleanup(protected={job_id for job_id, job in self._jobs.items() if job.state in ACTIVE_STATES})
-            self._forget_deleted()
+            self._cleanup()
             record = store.JobRecord(job_id=uuid.uuid4().hex[:12], owner_key=key, created=time.time(),
                                      config=config.validate(), max_seconds=max_seconds)
             job = Job(record, self.store.create(record), self)
@@ -260,6 +171,8 @@ class JobRegistry:
                 job.collect()
             self.reap()
             self._promote()
+            if self.clock() >= self._next_cleanup:
+                self._cleanup()
 
     def reap(self, now: float | None = None) -> list[str]:
         """Stop (never discard) the running and queued jobs of owners silent for longer than heartbeat_timeout."""
@@ -307,7 +220,8 @@ class JobRegistry:
             for job in jobs:
                 self.stop(job.job_id)
             for job in jobs:
-                self.wait(job.job_id, stop_jobs_within)
+                if self.get(job.job_id) is not None:  # (the run store may have deleted an old one meanwhile)
+                    self.wait(job.job_id, stop_jobs_within)
 
     # ----------------------------------------------------------------------------------- helpers
     def _monitor(self, interval: float) -> None:
@@ -323,9 +237,12 @@ class JobRegistry:
             raise KeyError(f"no job with id {job_id!r} (it may have been discarded)")
         return job
 
-    def _forget_deleted(self) -> None:
+    def _cleanup(self) -> None:
+        """Let the run store delete old folders (never an active job's), and forget the jobs deleted."""
+        self.store.cleanup(protected={job_id for job_id, job in self._jobs.items() if job.state in ACTIVE_STATES})
         for job_id in [j for j, job in self._jobs.items() if not job.folder.exists()]:
             del self._jobs[job_id]
+        self._next_cleanup = self.clock() + CLEANUP_SECONDS
 
     def _running(self, predicate) -> int:
         return sum(1 for job in self._jobs.values() if job.handle is not None and job.handle.is_alive() and predicate(job))

@@ -26,6 +26,7 @@ import threading
 import time
 from pathlib import Path
 
+from core import checkpoints
 from core.checks import check_int, check_number
 from core.training import store
 from core.training.stats import Snapshot
@@ -95,7 +96,7 @@ def run(job_dir: str, resume: bool, total_steps: int | None = None, max_seconds:
 
     def save() -> int:
         trainer.save(checkpoint)
-        return trainer.snapshot().step
+        return checkpoints.read_metadata(checkpoint)["steps"]  # the step saved (training goes on meanwhile)
 
     last_publish = last_save = time.monotonic()
     preview_step = publish(folder, trainer.snapshot(), saved_step, None)

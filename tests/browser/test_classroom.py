@@ -23,19 +23,6 @@ ABOVE_THE_FOLD = {
 MIN_VISIBLE_PX = 250  # of the first figure: enough to see what it shows (the rest may continue below)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def warm_server(browser, streamlit_server):
-    """Open the home page once first. On a server whose app.py has never run, Streamlit routes a direct
-    /sample URL to pages/sample.py as a plain multipage script (no st.navigation yet: no sidebar, no
-    projector CSS); after the first run of app.py every URL goes through it. (Seen on the unchanged app
-    too; reported with the branch.)"""
-    context = browser.new_context()
-    try:
-        AppPage(context.new_page(), streamlit_server).open("")
-    finally:
-        context.close()
-
-
 def main_area(app: AppPage):
     return app.page.locator('[data-testid="stMain"]')
 

@@ -169,7 +169,7 @@ def test_denoise_scrubber_changes_frame_in_the_browser(app):
 def test_sample_page_shows_a_grid(app):
     app.open("sample")  # the first visit samples at once (16 digits, DDIM, 40 steps of a tiny UNet)
     main = app.page.locator('[data-testid="stMain"]')
-    assert main.locator("h3").filter(has_text="Samples").count() == 1
+    assert main.get_by_role("button", name="Sample", exact=True).count() == 1  # the grid sits beside its button
     grid = main.locator('[data-testid="stPlotlyChart"]').first
     pictures = grid.evaluate("(chart) => [...chart.querySelectorAll('image')].map(i => i.getAttribute('href'))")
     assert len(pictures) == 1 and pictures[0].startswith("data:image/png;base64,"), pictures
