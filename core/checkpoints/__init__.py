@@ -27,11 +27,11 @@ metadata); load_for_resume(path) -> ResumeState (adds raw weights and optimizer 
 reads only the header.
 
 The info keys of the document (model, diffusion, data, training, steps, ...) are one `CheckpointInfo`
-(core.checkpoint_info): producers pass one to save().
+(core/checkpoints/info.py): producers pass one to save().
 
 Files are untrusted input (uploads) and loading any file takes bounded time and memory. In order, before
 anything is built: the file size (max_bytes), the header size (MAX_HEADER_BYTES), the JSON's size and nesting
-depth (core.checkpoint_info.parse_json), the number of tensors (MAX_TENSORS), every field of the model config
+depth (core.checkpoints.info.parse_json), the number of tensors (MAX_TENSORS), every field of the model config
 (core.nets.config.BOUNDS: depth, widths, channels, blocks, image side <= 64, <= 4 channels, points <= 16-D; at
 most MAX_PARAMETERS weights), the data shape (the model's own input), T (core.diffusion.schedules.MAX_T) and
 the memory that sampling a full batch would need (at most MAX_SAMPLING_BYTES, computed from the config alone).

@@ -1,10 +1,10 @@
 """What a checkpoint says about its model: `CheckpointInfo`, the one schema every producer writes, and the bounds
 a file's metadata must keep before anything is built from it.
 
-Producers (core.training's Trainer.save, scripts/ship_checkpoint.py, the app's export of a trained job) describe
-a model with a CheckpointInfo; core.checkpoints.save stores it as the "rdl" JSON document, adding the file facts
-(format_version, torch_version, created, has_raw, has_optimizer). Reading goes the other way:
-CheckpointInfo.from_document(doc) on a loaded document.
+Producers describe a model with a CheckpointInfo (scripts/ship_checkpoint.py does; core.training.saving still
+passes the older dict of the same keys, which save() turns into one); core.checkpoints.save stores it as the
+"rdl" JSON document, adding the file facts (format_version, torch_version, created, has_raw, has_optimizer).
+Reading goes the other way: CheckpointInfo.from_document(doc) on a loaded document (ui.catalog.LoadedModel.info).
 
 Bounds on untrusted metadata (uploads), all checked before any tensor or module is made:
 

@@ -54,15 +54,11 @@ def save_run(path, state: TrainState, history: LossHistory, profile: TimestepPro
         "loss_history": history.state(),
         "profile": profile.state(),
     }
-    metadata = {
-        "training": training,
-        "data": {"dataset": state.config.dataset, "shape": list(state.data.shape[1:])},
-        "steps": state.step,
-        "final_loss": last_loss,
-        "training_seconds": elapsed_seconds,
-        "device": device_name,
-    }
-    return checkpoints.save(path, ema, state.diffusion, metadata, raw_model=raw, optimizer_state=optimizer_state)
+    info = checkpoints.CheckpointInfo.describe(
+        ema, state.diffusion, training=training,
+        data=checkpoints.DataInfo(dataset=state.config.dataset, shape=tuple(state.data.shape[1:])),
+        steps=state.step, final_loss=last_loss, training_seconds=elapsed_seconds, device=device_name)
+    return checkpoints.save(path, ema, state.diffusion, info, raw_model=raw, optimizer_state=optimizer_state)
 
 
 def read_resume_point(path, device: str | None = None) -> ResumePoint:
