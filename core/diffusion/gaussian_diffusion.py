@@ -27,7 +27,9 @@ Prediction = Literal["eps", "x0", "v"]  # what the network outputs
 VarianceType = Literal["fixed_large", "fixed_small", "learned_range"]  # σ_t² of the reverse step
 PREDICTIONS: tuple[Prediction, ...] = get_args(Prediction)
 VARIANCES: tuple[VarianceType, ...] = get_args(VarianceType)
-HYBRID_VB_WEIGHT = 0.001  # λ of Nichol & Dhariwal's L_hybrid = L_simple + λ·L_vlb
+# λ of Nichol & Dhariwal's L_hybrid = L_simple + λ·L_vlb, applied here to L_vlb in nats/dim; their code adds L_vlb in
+# bits/dim, so this is ln 2 ≈ 0.69× their weight (kept: the shipped learned-variance model was trained with it)
+HYBRID_VB_WEIGHT = 0.001
 
 
 @dataclass
@@ -46,8 +48,9 @@ class GaussianDiffusion:
 
     prediction: what the network outputs — "eps" (ε, Ho et al.), "x0" (x_0 directly) or "v" (Salimans & Ho).
     variance:   σ_t² of the reverse step — "fixed_large" (β_t), "fixed_small" (β̃_t) or "learned_range"
-                (Nichol & Dhariwal eq. 15: the network outputs extra channels v ∈ [-1, 1] interpolating
-                log σ² between log β̃_t and log β_t).
+                (Nichol & Dhariwal eq. 15: the network outputs extra channels ν (their v, not v-prediction's)
+                interpolating log σ² between log β̃_t (ν = −1) and log β_t (ν = +1); ν is not clipped, so values
+                outside [−1, 1] extrapolate beyond that range).
     """
 
     def __init__(self, schedule: NoiseSchedule, prediction: Prediction = "eps", variance: VarianceType = "fixed_large"):
@@ -194,8 +197,8 @@ class GaussianDiffusion:
     def p_mean_variance(self, model_output, x_t, t, clip_x0: bool = False) -> MeanVariance:
         """p_θ(x_{t-1}|x_t) = N(μ̃_t(x_t, x̂_0), σ_t²): the posterior mean evaluated at the predicted x_0
         (equal to Ho et al.'s ε-form mean (1/√α_t)(x_t − β_t/√(1−ᾱ_t)·ε̂), eq. 11), with σ_t² = β_t
-        ("fixed_large"), β̃_t ("fixed_small") or exp(frac·log β_t + (1−frac)·log β̃_t), frac = (v+1)/2
-        ("learned_range", Nichol & Dhariwal eq. 15). clip_x0 clamps x̂_0 to [-1, 1] first (and ε̂ follows)."""
+        ("fixed_large"), β̃_t ("fixed_small") or exp(frac·log β_t + (1−frac)·log β̃_t), frac = (ν+1)/2
+        ("learned_range", Nichol & Dhariwal eq. 15; ν unclipped). clip_x0 clamps x̂_0 to [-1, 1] first (and ε̂ follows)."""
         pred_x0, pred_eps = self.predictions(model_output, x_t, t, clip_x0)
         mean, _, _ = self.q_posterior(pred_x0, x_t, t)
         if self.variance == "fixed_large":
@@ -249,7 +252,8 @@ class GaussianDiffusion:
         "mse": the simple loss ‖target − prediction‖² averaged over dimensions (Ho et al. eq. 14).
         With learned_range variance also "vb" = T·L_t, the one-sample estimate of L_vlb = Σ_t L_t in
         nats/dim, computed with the predicted mean stop-gradiented so that it trains only the variance,
-        and "loss" = mse + 0.001·vb (Nichol & Dhariwal's L_hybrid, eq. 16). Otherwise "loss" = mse.
+        and "loss" = mse + 0.001·vb (Nichol & Dhariwal's L_hybrid, eq. 16, with vb in nats rather than their bits: see
+        HYBRID_VB_WEIGHT). Otherwise "loss" = mse.
         min_snr_gamma: weight the mse term by `min_snr_weight(t, γ)` in "loss" (not the paper default: None = off).
         """
         if t is None:
