@@ -11,6 +11,15 @@ final one at <out>) and prints the MNIST classifier metrics of core.metrics.mnis
 confident fraction, class histogram) with the FD of as many real digits for reference.
 Throughput is reported per wall-clock second and per CPU second of this process (the cores are shared,
 so wall time alone can mislead).
+
+Recipe search (docs/benchmarks.md, "A faster MNIST recipe"): --precision (bf16 autocast, default: what
+core.runtime decides), --min-snr GAMMA (Hang et al. 2023 loss weighting), --scale-with-T (β range scaled by
+1000/T), and a budget in training CPU seconds: --max-cpu-s stops training, --eval-every-cpu-s draws --eval-n
+digits (DDIM --sample-steps, x̂₀ clipped, seed 1234) and prints the classifier FD each time that much training
+CPU time has passed, so the FD-vs-seconds curve does not depend on how busy the shared machine is. Evaluation
+time is excluded from the training seconds. --out-json keeps the curve. --history DIR records the run for the
+Train page's replay (core/history.py): loss curve, per-t loss profile and a 16-digit preview grid (DDIM 20,
+fixed seed) every --preview-every steps and at every evaluation, each with the training CPU seconds so far.
 """
 
 import argparse
@@ -18,6 +27,7 @@ import copy
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -26,6 +36,7 @@ from pathlib import Path
 # (Must be set before torch loads its OpenMP runtime.)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import numpy as np
 import torch
 
 from core.data.datasets import load_dataset
@@ -33,8 +44,13 @@ from core.data.images import make_grid, save_png
 from core.diffusion.gaussian_diffusion import GaussianDiffusion
 from core.diffusion.samplers import ddim_sample
 from core.diffusion.schedules import make_schedule
+from core.history import HistoryRecorder
 from core.metrics.mnist import mnist_quality, mnist_real_floor
 from core.nets.build import build_model, count_parameters, model_config_for
+from core.runtime import cpu_bf16_supported
+from core.training.stats import TimestepProfile
+
+PROFILE_BINS = 20
 
 
 def parse_args(argv=None):
@@ -62,6 +78,18 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/cpu_recipe.png")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="bf16 autocast for training and sampling (auto: core.runtime.cpu_bf16_supported())")
+    p.add_argument("--min-snr", type=float, default=0.0, help="min-SNR-γ loss weighting (Hang et al. 2023); 0 = off")
+    p.add_argument("--scale-with-T", action="store_true", help="scale the β range by 1000/T (for T < 1000)")
+    p.add_argument("--max-cpu-s", type=float, default=0.0, help="stop after this many training CPU seconds (0 = off)")
+    p.add_argument("--eval-every-cpu-s", type=float, default=0.0, help="classifier FD every this many training CPU s")
+    p.add_argument("--eval-n", type=int, default=256)
+    p.add_argument("--preview-every", type=int, default=0, help="history frame every N steps (0 = only at evaluations)")
+    p.add_argument("--history", default=None, help="folder to record the run's history in (core/history.py)")
+    p.add_argument("--title", default="", help="title of the recorded history")
+    p.add_argument("--out-json", default=None)
+    p.add_argument("--clip", dest="clip_eval", action="store_true", help="clip x̂₀ to [-1, 1] when sampling for the metrics")
     return p.parse_args(argv)
 
 
@@ -84,11 +112,27 @@ def ema_update(ema_model, model, step: int, target: float) -> None:
         ema_p.lerp_(p, 1 - decay)
 
 
+def precision_context(use_bf16: bool):
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16)
+
+
+def preview_grid(ema_model, diffusion, use_bf16: bool, n: int = 16) -> np.ndarray:
+    """16 digits from the EMA model, DDIM 20 steps with clipped x̂₀, always the same noise (seed 1)."""
+    ema_model.eval()
+    with torch.no_grad(), precision_context(use_bf16):
+        x = ddim_sample(ema_model, diffusion, (n, 1, 28, 28), min(20, diffusion.T), clip_x0=True,
+                        generator=torch.Generator().manual_seed(1))
+    return make_grid(x.float().clamp(-1, 1), nrow=4)
+
+
 def sample_grid(ema_model, diffusion, args, path: Path, n: int = 64) -> dict:
     """Draw n digits from the EMA model, save the first 64 as a grid, return the MNIST classifier metrics."""
     generator = torch.Generator().manual_seed(1234)
     ema_model.eval()
-    x = ddim_sample(ema_model, diffusion, (n, 1, 28, 28), args.sample_steps, generator=generator).clamp(-1, 1)
+    with torch.no_grad(), precision_context(args.use_bf16):
+        x = ddim_sample(ema_model, diffusion, (n, 1, 28, 28), args.sample_steps, generator=generator,
+                        clip_x0=args.clip_eval)
+    x = x.float().clamp(-1, 1)
     save_png(make_grid(x[:64], nrow=8), path)
     quality = mnist_quality(x)
     quality["fd_floor_same_n"] = mnist_real_floor(n)["fd"]
@@ -96,14 +140,9 @@ def sample_grid(ema_model, diffusion, args, path: Path, n: int = 64) -> dict:
     return quality
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-
-    data = load_dataset("mnist").data  # [N, 1, 28, 28] in [-1, 1]
-    diffusion = GaussianDiffusion(make_schedule(args.schedule, args.T), args.prediction, args.variance)
+def build(args, data):
+    schedule = make_schedule(args.schedule, args.T, scale_with_T=args.scale_with_T)
+    diffusion = GaussianDiffusion(schedule, args.prediction, args.variance)
     config = model_config_for("image", tuple(data.shape[1:]), args.size, diffusion.out_channels(data.shape[1]))
     if args.channels:
         config["channels"] = [int(c) for c in args.channels.split(",")]
@@ -113,25 +152,55 @@ def main(argv=None):
         config["time_embed_dim"] = args.time_embed_dim
     if args.no_attention:
         config["attention"] = False
+    return diffusion, config
 
+
+def main(argv=None):
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    args.use_bf16 = {"auto": cpu_bf16_supported(), "fp32": False, "bf16": True}[args.precision]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    data = load_dataset("mnist").data  # [N, 1, 28, 28] in [-1, 1]
+    diffusion, config = build(args, data)
     torch.manual_seed(args.seed)  # parameter initialisation only; training noise uses `generator`
     model = build_model(config)
     ema_model = copy.deepcopy(model)
     generator = torch.Generator().manual_seed(args.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     sample_at = {int(s) for s in args.sample_at.split(",") if s}
-    print(json.dumps({"args": vars(args), "model": config, "parameters": count_parameters(model)}), flush=True)
+    print(json.dumps({"args": vars(args), "model": config, "parameters": count_parameters(model),
+                      "load_average": list(os.getloadavg())}), flush=True)
+    profile = TimestepProfile(diffusion.T, bins=PROFILE_BINS)  # the app trainer's per-t loss statistics
+    recorder = None
+    if args.history:
+        recipe = {k: v for k, v in vars(args).items() if k in (
+            "steps", "lr", "warmup", "decay", "min_lr_ratio", "batch", "size", "ema", "grad_clip", "schedule", "T",
+            "prediction", "variance", "min_snr", "scale_with_T", "seed", "threads", "use_bf16")}
+        recorder = HistoryRecorder(args.history, args.title or f"MNIST, {args.prediction}, T = {args.T}",
+                                   "Recorded with bench/cpu_recipe.py on a shared 2-core CPU. The loss curve is the plain "
+                                   "mean squared error of the prediction (before any loss weighting); previews are 16 "
+                                   "digits from the EMA weights, DDIM 20 steps, the same noise at every step.",
+                                   recipe, diffusion.T, profile.bin_edges())
+    curve = []
 
     wall0, cpu0 = time.perf_counter(), time.process_time()
-    sampling_wall = 0.0
+    excluded_wall, excluded_cpu = 0.0, 0.0  # time spent evaluating, not training
+    next_eval = args.eval_every_cpu_s if args.eval_every_cpu_s > 0 else math.inf
     running = None
+    done = 0
     for step in range(args.steps):
         # uniform minibatch with replacement, as in core.training.trainer
         x0 = data[torch.randint(0, data.shape[0], (args.batch,), generator=generator)]
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, args)
         model.train()
-        loss = diffusion.training_losses(model, x0, generator=generator)["loss"].mean()
+        with precision_context(args.use_bf16):
+            losses = diffusion.training_losses(model, x0, generator=generator,
+                                               min_snr_gamma=args.min_snr if args.min_snr > 0 else None)
+        mse = losses["mse"].float()
+        loss = losses["loss"].float().mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if args.grad_clip > 0:
@@ -139,25 +208,64 @@ def main(argv=None):
         optimizer.step()
         ema_update(ema_model, model, step, args.ema)
 
-        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        mse_value = mse.mean().item()
+        running = mse_value if running is None else 0.98 * running + 0.02 * mse_value
+        profile.add(losses["t"], mse.detach())
         done = step + 1
+        if recorder is not None:
+            recorder.add_loss(done, mse_value)
+        train_wall = time.perf_counter() - wall0 - excluded_wall
+        train_cpu = time.process_time() - cpu0 - excluded_cpu
         if done % 100 == 0 or done == args.steps:
-            wall = time.perf_counter() - wall0 - sampling_wall
-            cpu = time.process_time() - cpu0
             print(f"step {done} loss {running:.4f} lr {learning_rate(step, args):.2e} "
-                  f"wall {wall:.0f}s img/s {done * args.batch / wall:.0f} "
-                  f"img/cpu-s {done * args.batch / cpu:.0f}", flush=True)
-        if done in sample_at and done != args.steps:
-            s0 = time.perf_counter()
-            sample_grid(ema_model, diffusion, args, out.with_name(f"{out.stem}_step{done}{out.suffix}"))
-            sampling_wall += time.perf_counter() - s0
+                  f"wall {train_wall:.0f}s img/s {done * args.batch / train_wall:.0f} "
+                  f"img/cpu-s {done * args.batch / train_cpu:.0f}", flush=True)
+        budget_spent = args.max_cpu_s > 0 and train_cpu >= args.max_cpu_s
+        evaluate = train_cpu >= next_eval or (budget_spent and args.eval_every_cpu_s > 0)
+        preview = recorder is not None and (evaluate or (args.preview_every and done % args.preview_every == 0))
+        if evaluate or preview or (done in sample_at and done != args.steps):
+            s_wall, s_cpu = time.perf_counter(), time.process_time()
+            quality = None
+            if evaluate:
+                while next_eval <= train_cpu:
+                    next_eval += args.eval_every_cpu_s
+                quality = sample_grid(ema_model, diffusion, args, out.with_name(f"{out.stem}_step{done}{out.suffix}"),
+                                      n=args.eval_n)
+                curve.append({"step": done, "train_cpu_s": round(train_cpu, 1), "train_wall_s": round(train_wall, 1),
+                              "load_average_1min": os.getloadavg()[0], "fd": quality["fd"],
+                              "fd_floor_same_n": quality["fd_floor_same_n"],
+                              "classes_present": sum(1 for c in quality["class_histogram"] if c > 0),
+                              "inception_score": quality["inception_score"]})
+                print(json.dumps({"curve": curve[-1]}), flush=True)
+            elif done in sample_at:
+                sample_grid(ema_model, diffusion, args, out.with_name(f"{out.stem}_step{done}{out.suffix}"))
+            if preview:
+                recorder.add_frame(done, train_cpu, profile.averages, preview_grid(ema_model, diffusion, args.use_bf16),
+                                   fd=None if quality is None else quality["fd"],
+                                   classes=None if quality is None else sum(1 for c in quality["class_histogram"] if c > 0))
+            excluded_wall += time.perf_counter() - s_wall
+            excluded_cpu += time.process_time() - s_cpu
+        if budget_spent:
+            break
 
-    train_wall = time.perf_counter() - wall0 - sampling_wall
-    s0 = time.perf_counter()
-    sample_grid(ema_model, diffusion, args, out, n=args.final_samples)
-    print(json.dumps({"train_wall_s": round(train_wall, 1), "train_img_per_s": round(args.steps * args.batch / train_wall, 1),
-                      "final_sampling_s": round(time.perf_counter() - s0, 1), "grid": str(out),
-                      "final_loss_ema": running, "pid": os.getpid()}), flush=True)
+    train_wall = time.perf_counter() - wall0 - excluded_wall
+    train_cpu = time.process_time() - cpu0 - excluded_cpu
+    if recorder is not None:
+        recorder.save()
+    summary = {"steps_done": done, "train_wall_s": round(train_wall, 1), "train_cpu_s": round(train_cpu, 1),
+               "train_img_per_s": round(done * args.batch / train_wall, 1), "final_loss_ema": running,
+               "load_average_end": list(os.getloadavg()), "pid": os.getpid()}
+    if not curve or curve[-1]["step"] != done:
+        s0 = time.perf_counter()
+        quality = sample_grid(ema_model, diffusion, args, out, n=args.final_samples)
+        summary.update(final_sampling_s=round(time.perf_counter() - s0, 1), final_fd=quality["fd"], grid=str(out))
+    print(json.dumps(summary), flush=True)
+    if args.out_json:
+        Path(args.out_json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out_json).write_text(json.dumps({"command": "python bench/cpu_recipe.py " + " ".join(argv or sys.argv[1:]),
+                                                   "args": {k: v for k, v in vars(args).items()}, "curve": curve,
+                                                   "summary": summary}, indent=1) + "\n")
+    return {"curve": curve, "summary": summary}
 
 
 if __name__ == "__main__":

@@ -1,22 +1,37 @@
-"""Where the math runs: the device choice and the CPU thread policy (no Streamlit, no training logic).
+"""Where the math runs: the device choice, bf16 autocast, and the CPU thread policy (no Streamlit, no training logic).
+
+bf16 autocast (`autocast_dtype`, `autocast`): on CUDA when the card supports bf16; on the CPU only when
+oneDNN has bf16 kernels for this CPU (`torch.ops.mkldnn._is_mkldnn_bf16_supported()`, i.e. AVX-512-BF16 or
+AMX) AND a one-time micro-benchmark (`measure_cpu_bf16_speedup`, ~0.1 s) finds bf16 convolutions at least
+`BF16_MIN_SPEEDUP` times faster than fp32, since CPUs that emulate bf16 can be slower. `$RDL_CPU_BF16=1/0`
+forces it on (where oneDNN supports it) or off and skips the measurement. Measured on this project's
+AVX-512-BF16 CPU: docs/benchmarks.md, "bf16 autocast on the CPU".
 
 Thread count: on CPU torch's intra-op thread count is process-wide. `configure_cpu_threads()` sets it once
-per process, when the first CPU Trainer is built, to the usable cores minus one (at least 1), or to
-$RDL_TORCH_THREADS; later calls leave it alone. The free core keeps the web server responsive, and on a
-busy 2-core machine one thread is also much faster than two (OpenMP threads that wait for a descheduled
-partner spin instead of working).
+per process to the usable cores minus one (at least 1), or to $RDL_TORCH_THREADS; later calls leave it
+alone. `ThreadPolicy` is for a training process of its own: it uses the second core while the other
+processes leave one free and backs off to one thread when they do not (`choose_threads`), re-deciding every
+`interval_s` seconds from the count of runnable tasks. Two OpenMP threads with a busy partner core are up to
+9x slower than one (a thread waits for its descheduled partner), so the policy errs on the side of one
+thread. Set OMP_WAIT_POLICY=PASSIVE before torch is imported in such a process (idle OpenMP threads then
+sleep instead of spinning). Measured: docs/benchmarks.md, "CPU threads: when the second core helps".
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import math
 import os
 import threading
+import time
 
 import torch
 
 DEVICES = ("auto", "cpu", "cuda")
 THREADS_ENV = "RDL_TORCH_THREADS"
+BF16_ENV = "RDL_CPU_BF16"
+BF16_MIN_SPEEDUP = 1.15  # bf16 must beat fp32 by this factor in the micro-benchmark to be used on the CPU
 
 
 def resolve_device(name: str) -> torch.device:
@@ -30,11 +45,57 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+# ------------------------------------------------------------------------------------- bf16 autocast
+def decide_cpu_bf16(env_value: str | None, onednn_bf16: bool, measure) -> bool:
+    """Whether CPU autocast should use bf16. env_value: $RDL_CPU_BF16 ("1"/"0", None = decide by measurement);
+    onednn_bf16: oneDNN has bf16 kernels here; measure: a callable returning the fp32/bf16 time ratio,
+    called only when needed. Without oneDNN bf16 support the answer is False even when forced."""
+    if env_value is not None and env_value.strip() not in ("", "0", "1"):
+        raise ValueError(f"{BF16_ENV}={env_value!r} is not allowed; expected 0, 1 or unset")
+    if not onednn_bf16:
+        return False
+    if env_value is not None and env_value.strip() in ("0", "1"):
+        return env_value.strip() == "1"
+    return measure() >= BF16_MIN_SPEEDUP
+
+
+def measure_cpu_bf16_speedup(repeats: int = 10) -> float:
+    """fp32 time / bf16-autocast time of a small convolution forward + backward (the UNet's dominant cost,
+    with the current thread count). Best of `repeats` for each, alternating; about 0.2 s on a free core."""
+    generator = torch.Generator().manual_seed(0)
+    conv = torch.nn.Conv2d(32, 32, 3, padding=1)
+    x = torch.randn(16, 32, 28, 28, generator=generator)
+
+    def run(enabled: bool) -> float:
+        start = time.perf_counter()
+        with torch.enable_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled):
+            out = conv(x)
+            loss = out.float().square().mean()
+        loss.backward()
+        return time.perf_counter() - start
+
+    run(False), run(True)  # warm-up: oneDNN builds its kernels on the first call
+    fp32, bf16 = math.inf, math.inf
+    for _ in range(repeats):
+        fp32 = min(fp32, run(False))
+        bf16 = min(bf16, run(True))
+    return fp32 / bf16
+
+
+@functools.cache
+def cpu_bf16_supported() -> bool:
+    """bf16 autocast is available and faster on this CPU (see the module docstring); decided once per process."""
+    return decide_cpu_bf16(os.environ.get(BF16_ENV), bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
+                           measure_cpu_bf16_speedup)
+
+
 def autocast_dtype(device: torch.device | str) -> torch.dtype | None:
-    """torch.bfloat16 where bf16 autocast is supported on `device` (CUDA cards with bf16), else None (fp32)."""
+    """torch.bfloat16 where bf16 autocast is supported and worthwhile on `device`, else None (plain fp32)."""
     device = torch.device(device)
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    if device.type == "cpu":
+        return torch.bfloat16 if cpu_bf16_supported() else None
     return None
 
 
@@ -48,6 +109,7 @@ def autocast(device: torch.device | str, enabled: bool = True):
     return torch.autocast(device.type, dtype=dtype)
 
 
+# -------------------------------------------------------------------------------------- CPU threads
 def usable_cpu_cores(cgroup_root: str = "/sys/fs/cgroup") -> float:
     """Cores this process may really use: the CPU affinity, capped by the cgroup CPU quota (v2 `cpu.max`
     or v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us`) when one is set. May be fractional (quota 1.5 cores)."""
@@ -74,6 +136,64 @@ def _cgroup_quota(root: str) -> float | None:
         return None
 
 
+def choose_threads(usable_cores: float, other_runnable: float, max_threads: int = 2) -> int:
+    """Threads for a CPU training process: one per core that the other runnable tasks leave free, at least 1,
+    at most `max_threads`. other_runnable: the mean number of OTHER tasks ready to run. A core counts as free
+    when less than a quarter of it is wanted by others (a half-busy partner core already costs more than
+    it gives; see docs/benchmarks.md)."""
+    free = math.floor(usable_cores - other_runnable + 0.25)
+    return int(max(1, min(max_threads, free)))
+
+
+def runnable_tasks(samples: int = 10, interval_s: float = 0.01, path: str = "/proc/loadavg") -> float | None:
+    """Mean number of runnable tasks on the machine (the 4th field of /proc/loadavg, "running/total"),
+    over `samples` readings `interval_s` apart, minus the reading thread itself. None where unavailable."""
+    counts = []
+    for i in range(samples):
+        try:
+            with open(path) as f:
+                counts.append(int(f.read().split()[3].split("/")[0]))
+        except (OSError, ValueError, IndexError):
+            return None
+        if i + 1 < samples:
+            time.sleep(interval_s)
+    return max(0.0, sum(counts) / len(counts) - 1.0)
+
+
+class ThreadPolicy:
+    """Re-decides torch's thread count at most every `interval_s` seconds from the machine's load.
+
+    Call `update()` between training steps (never inside one), from the thread that runs the steps (OpenMP keeps
+    the count per calling thread): it returns the thread count in force. Only for a process that runs one job.
+    $RDL_TORCH_THREADS fixes the count instead.
+    `probe` returns the other runnable tasks (default `runnable_tasks`); `clock` the time in seconds."""
+
+    def __init__(self, interval_s: float = 10.0, max_threads: int = 2, probe=runnable_tasks, clock=time.monotonic,
+                 usable_cores: float | None = None, set_threads=torch.set_num_threads):
+        self.interval_s, self.max_threads, self.probe, self.clock = interval_s, max_threads, probe, clock
+        self.usable_cores = usable_cpu_cores() if usable_cores is None else usable_cores
+        self.set_threads = set_threads
+        self.threads: int | None = None
+        self._next_check = -math.inf
+        fixed = os.environ.get(THREADS_ENV)
+        self.fixed = int(fixed) if fixed is not None and fixed.isdigit() and int(fixed) > 0 else None
+
+    def update(self) -> int:
+        now = self.clock()
+        if now < self._next_check and self.threads is not None:
+            return self.threads
+        self._next_check = now + self.interval_s
+        if self.fixed is not None:
+            wanted = self.fixed
+        else:
+            others = self.probe()
+            wanted = 1 if others is None else choose_threads(self.usable_cores, others, self.max_threads)
+        if wanted != self.threads:
+            self.set_threads(wanted)
+            self.threads = wanted
+        return wanted
+
+
 _threads_configured = False
 _threads_lock = threading.Lock()
 
@@ -87,14 +207,15 @@ def configure_cpu_threads() -> int:
             if requested is not None and requested.isdigit() and int(requested) > 0:
                 threads = int(requested)
             else:
-                cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-                threads = cores - 1  # one core stays free for the web server and the UI
+                threads = math.floor(usable_cpu_cores()) - 1  # one core stays free for the web server and the UI
             torch.set_num_threads(max(1, threads))
             _threads_configured = True
         return torch.get_num_threads()
 
 
-def describe_device(device: torch.device) -> str:
+def describe_device(device: torch.device, autocast: bool = True) -> str:
+    """"cuda: <name>" or "cpu (bf16 autocast, N threads)"; pass autocast=False for a run without mixed precision."""
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
-    return f"cpu ({torch.get_num_threads()} threads)"
+    bf16 = "bf16 autocast, " if autocast and device.type == "cpu" and cpu_bf16_supported() else ""
+    return f"cpu ({bf16}{torch.get_num_threads()} threads)"

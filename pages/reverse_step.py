@@ -132,9 +132,12 @@ def step_controls(T: int) -> tuple:
     noise_seed = columns[2].number_input("Noise seed (draws $\\varepsilon$)", 0, SEED_MAX, 0, key="reverse_noise_seed",
                                          persist_state=PERSIST)
     x0_error = columns[3].slider("Error of the model's $\\hat x_0$", -0.5, 0.5, 0.0, 0.01, key="reverse_x0_error", persist_state=PERSIST)
-    variance_interp = columns[4].slider("$v$ of the learned variance (−1 → $\\tilde\\beta_t$, +1 → $\\beta_t$)", -1.0, 1.0, 0.0, 0.05,
-                                        key="reverse_variance_interp", persist_state=PERSIST, help="Nichol & Dhariwal 2021 "
-                                        "eq. 15: σ² = exp(f·log β_t + (1−f)·log β̃_t), f = (v+1)/2.")
+    variance_interp = columns[4].slider("$\\nu$ of the learned variance (−1 → $\\tilde\\beta_t$, +1 → $\\beta_t$)", -1.0, 1.0, 0.0,
+                                        0.05, key="reverse_variance_interp", persist_state=PERSIST, help="Nichol & Dhariwal "
+                                        "2021 eq. 15: σ² = exp(f·log β_t + (1−f)·log β̃_t), f = (ν+1)/2 (the paper writes v; "
+                                        "it is not the v of v-prediction). The network's ν is not clipped: ν > 1 gives more "
+                                        "than β_t, ν < −1 less than β̃_t (the shipped learned model outputs ν from about −1.9 "
+                                        "to +1.7, mostly at small t; see the v, variances and DDIM page).")
     return x0, t, int(noise_seed), x0_error, variance_interp
 
 
@@ -143,8 +146,12 @@ def intro() -> None:
     st.title("Anatomy of one reverse step")
     st.markdown(
         "Sampling runs the chain backwards: $x_{t-1} \\sim p_\\theta(x_{t-1} \\mid x_t) = \\mathcal N(\\mu_\\theta(x_t, t), \\sigma_t^2)$. "
-        "Training makes $p_\\theta$ match the **true posterior** $q(x_{t-1} \\mid x_t, x_0) = \\mathcal N(\\tilde\\mu_t, \\tilde\\beta_t)$ "
-        "(Ho et al. 2020, eqs. 6–7), exact when $x_0$ is known. All in 1-D, so you can see the densities.")
+        "Each ELBO term compares $p_\\theta$ with the **true posterior** $q(x_{t-1} \\mid x_t, x_0) = \\mathcal N(\\tilde\\mu_t, "
+        "\\tilde\\beta_t)$ (Ho et al. 2020, eqs. 6–7), which needs $x_0$. The network never sees $x_0$, so training can "
+        "only bring $\\mu_\\theta$ to the average of those posterior means over every $x_0$ that could have produced $x_t$ "
+        "(the best $\\hat x_0$ is $\\mathbb E[x_0 \\mid x_t]$): at best $\\mu_\\theta$ is the mean of $q(x_{t-1} \\mid x_t)$, "
+        "not of $q(x_{t-1} \\mid x_t, x_0)$ (see Common mistakes). Here $x_0$ is known, so the posterior is exact. All in 1-D, so "
+        "you can see the densities.")
 
 
 def densities(step, t: int, alpha_bar: float) -> None:
@@ -175,7 +182,7 @@ def kl_section(step, t: int, x0_error: float, variance_interp: float, kl_steps: 
     st.info(f"**Assumption:** the model is ideal up to the error you set: it predicts $\\hat x_0 = x_0 + {x0_error:g}$. "
             "Its mean is the posterior mean at $\\hat x_0$, $\\mu_\\theta = \\tilde\\mu_t(x_t, \\hat x_0)$; the three models "
             "differ only in $\\sigma_t^2$. A real network's $\\hat x_0$ is a guess, and its error is largest at large $t$.")
-    st.table([{"σ_t² choice": VARIANCE_LABELS[choice] + (f" (v = {variance_interp:g})" if choice == "learned_range" else ""),
+    st.table([{"σ_t² choice": VARIANCE_LABELS[choice] + (f" (ν = {variance_interp:g})" if choice == "learned_range" else ""),
                "σ_t²": f"{variance:.4e}", "σ_t²/β̃_t": f"{variance / step.posterior_variance:.4f}",
                "KL(q ‖ p) [nats]": f"{step.kls[choice]:.3e}"} for choice, variance in step.model_variances.items()])
     st.caption(f"True posterior: $\\tilde\\mu_t$ = {step.posterior_mean:.6f}, $\\tilde\\beta_t$ = {step.posterior_variance:.4e}. "

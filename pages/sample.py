@@ -20,6 +20,7 @@ from core.lab import sampling
 from ui import catalog, exports, figures, layout, runs, session
 from ui.labels import VARIANCE_LABELS, sampler_label
 from ui.navigation import require_app_shell
+from ui.sampling_numbers import ddim_update_panel, quality_vs_steps_panel
 from ui.settings import PERSIST, PageSettings, Preset, Setting
 
 require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
@@ -352,6 +353,20 @@ def compare_step_counts(loaded: catalog.LoadedModel, settings: sampling.SamplerS
         st.caption(f"Sampling time per run (measured when it was computed): {times}.")
 
 
+# ------------------------------------------------------------------------------ the update, in numbers
+def update_and_quality(loaded: catalog.LoadedModel, settings: sampling.SamplerSettings) -> None:
+    """The DDIM update with this run's weights, and quality vs steps measured on demand (ui/sampling_numbers.py)."""
+    st.header("The update in numbers")
+    eta = settings.eta if settings.method == "ddim" else 1.0
+    if settings.method != "ddim":
+        st.markdown("DDPM with $\\sigma_t^2 = \\tilde\\beta_t$ on the visited steps is DDIM with $\\eta = 1$: the weights "
+                    f"of a DDIM run with {settings.steps} steps and $\\eta = 1$:")
+    ddim_update_panel(loaded.diffusion.schedule, settings.steps, eta, settings.spacing)
+    if loaded.is_image_model and loaded.dataset in ("mnist", "mnist_full"):
+        st.subheader("Quality versus steps")
+        quality_vs_steps_panel(loaded, "sample")
+
+
 # --------------------------------------------------------------------------------------------- page
 def intro() -> None:
     st.title("Sample")
@@ -420,6 +435,7 @@ def main() -> None:
         show_quality_metrics(samples, loaded, sampling_key(loaded, settings, n, seed))
     try:
         compare_step_counts(loaded, settings, seed, page)
+        update_and_quality(loaded, settings)
     except ValueError as error:
         st.error(str(error))
     page.sync_url()

@@ -12,7 +12,7 @@ from core.diffusion.schedules import SCHEDULE_KINDS, make_schedule
 from core.lab.schedule_lab import terminal_noise
 from core.nets.build import SIZE_NAMES
 from core.training.config import GPU_BATCH_FACTOR, GPU_MNIST_SIZE, GPU_STEPS_FACTOR, LR_SCHEDULES, MNIST_CPU_RECIPE, TOY_RECIPE, TrainConfig
-from ui import session, training_panel
+from ui import catalog, replay, session, training_panel
 from ui.labels import DATASET_LABELS, PREDICTION_LABELS, SCHEDULE_LABELS, VARIANCE_LABELS, terminal_noise_text
 from ui.navigation import require_app_shell
 
@@ -145,6 +145,7 @@ def main() -> None:
     valid = schedule_check(settings)
     start_section(settings, valid)
     jobs_section()
+    replay.render_replay(catalog.CHECKPOINT_DIR / "history")  # recorded runs: see how a model learns, instantly
 
 
 main()

@@ -288,3 +288,27 @@ def test_typed_options_keep_their_tuples():
     assert VARIANCES == get_args(VarianceType) == ("fixed_large", "fixed_small", "learned_range")
     assert SCHEDULE_KINDS == get_args(ScheduleKind) == ("linear", "quadratic", "sigmoid", "cosine")
     assert SPACINGS == get_args(Spacing) == ("leading", "trailing", "linspace")
+
+
+@pytest.mark.parametrize("kind", ["eps", "x0", "v"])
+def test_min_snr_loss_is_the_clipped_snr_times_the_x0_error(kind):
+    """Hang et al. eq. 8 checked through the x_0 error: whatever the network predicts, the min-SNR-γ loss equals
+    min(SNR_t, γ)·‖x̂_0 − x_0‖² with x̂_0 recovered from the prediction by the model-free conversions, and
+    SNR_t = ᾱ_t/(1 − ᾱ_t) computed here from the betas."""
+    gen = torch.Generator().manual_seed(6)
+    x0 = torch.rand(4, 1, 2, 2, generator=gen) * 2 - 1
+    noise = torch.randn(4, 1, 2, 2, generator=gen)
+    prediction = torch.randn(4, 1, 2, 2, generator=gen)
+    ts = _t([0, 10, 300, 999])
+    diffusion = _diffusion(kind)
+    gamma = 5.0
+    losses = diffusion.training_losses(lambda x, t: prediction, x0, t=ts, noise=noise, min_snr_gamma=gamma)
+    alpha_bars = torch.cumprod(1 - diffusion.schedule.betas.double(), 0)[ts]
+    snr = alpha_bars / (1 - alpha_bars)
+    x_t = alpha_bars.sqrt().reshape(4, 1, 1, 1).float() * x0 + (1 - alpha_bars).sqrt().reshape(4, 1, 1, 1).float() * noise
+    pred_x0, _ = diffusion.pred_x0_eps(prediction, x_t, ts)
+    expected = snr.clamp(max=gamma).float() * ((pred_x0 - x0) ** 2).mean(dim=(1, 2, 3))
+    torch.testing.assert_close(losses["loss"], expected, rtol=2e-4, atol=1e-5)
+    assert float(snr[0]) > gamma > float(snr[-1])  # both sides of the clip are exercised
+    torch.testing.assert_close(diffusion.training_losses(lambda x, t: prediction, x0, t=ts, noise=noise)["loss"],
+                               losses["mse"])  # off by default

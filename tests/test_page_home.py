@@ -35,3 +35,21 @@ def test_uploaded_checkpoints_are_validated_by_the_catalogue():
         assert "safetensors" in str(error)
     else:
         raise AssertionError("a bad upload was accepted")
+
+
+def test_guide_follows_the_course_order():
+    from ui.navigation import PAGES, STAGES, available_pages
+
+    stages = [STAGES.index(page.stage) for page in PAGES]
+    assert stages == sorted(stages)  # the registry itself is in course order
+    order = [page.stage for page in PAGES]
+    for earlier, later in (("forward process", "posterior"), ("posterior", "parameterizations"),
+                           ("parameterizations", "objective and training"), ("objective and training", "sampling"),
+                           ("sampling", "variance and DDIM")):
+        assert max(i for i, s in enumerate(order) if s == earlier) < min(i for i, s in enumerate(order) if s == later)
+    at = AppTest.from_file(str(Path(APP).parent / "pages" / "home.py"), default_timeout=60).run()
+    assert not at.exception
+    shown = [m.value.strip("*") for m in at.markdown if m.value.startswith("**") and m.value.endswith("**")]
+    titles = [page.title for page in available_pages()[1:]]
+    assert [s for s in shown if s in titles] == titles  # every page, in registry order
+    assert [s[0].upper() + s[1:] for s in STAGES[1:]] == [s for s in shown if s not in titles]  # "DDIM" stays upper case

@@ -15,7 +15,7 @@ PREDICTION_SYMBOLS = {"eps": "ε", "x0": "x₀", "v": "v"}
 VARIANCE_LABELS = {  # σ_t² of the reverse step (Nichol & Dhariwal eq. 15 for the learned one)
     "fixed_large": "σ² = β_t (fixed_large)",
     "fixed_small": "σ² = β̃_t (fixed_small)",
-    "learned_range": "σ² learned between β̃_t and β_t (learned_range)",
+    "learned_range": "σ² learned (ν: −1 → β̃_t, +1 → β_t, unclipped; learned_range)",
 }
 SCHEDULE_LABELS = {
     "linear": "linear (Ho et al. 2020)",

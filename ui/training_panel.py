@@ -70,14 +70,15 @@ def loss_figure(snapshot) -> go.Figure:
 
 
 def profile_figure(snapshot, floor=None) -> go.Figure:
-    """Average loss per bin of t; `floor` (optional list per bin) draws the exact minimum for comparison."""
+    """Average loss per bin of t; `floor` (optional list per bin) draws the exact minimum for comparison.
+    The bins hold core's 0-based indices; the axis shows the paper's step t = index + 1, like every other page."""
     edges = snapshot.profile_edges
-    centers = [(a + b - 1) / 2 for a, b in zip(edges[:-1], edges[1:])]
+    centers = [(a + b - 1) / 2 + 1 for a, b in zip(edges[:-1], edges[1:])]
     values = [None if (v is None or not math.isfinite(v)) else v for v in snapshot.profile]
     fig = go.Figure(go.Bar(x=centers, y=values, name="model", width=[b - a for a, b in zip(edges[:-1], edges[1:])]))
     if floor is not None:
         fig.add_trace(go.Scatter(x=centers, y=floor, mode="lines+markers", name="exact floor"))
-    fig.update_layout(title="Loss per timestep t", xaxis_title="t", yaxis_title="mean loss", yaxis_type="log",
+    fig.update_layout(title="Loss per timestep t", xaxis_title="t (paper's step)", yaxis_title="mean loss", yaxis_type="log",
                       height=300, margin=dict(l=10, r=10, t=40, b=10), bargap=0.05)
     return fig
 

@@ -6,6 +6,7 @@ Read this next to the papers:
 - Nichol & Dhariwal 2021 (Improved DDPM): learned interpolated variances (eq. 15) and the hybrid loss (eq. 16).
   The KL and decoder terms of the bound are free functions in `core.diffusion.losses`.
 - Salimans & Ho 2022: the v-parameterization v = √ᾱ·ε − √(1−ᾱ)·x_0.
+- Hang et al. 2023 (Min-SNR): the loss weight min(SNR_t, γ) on the x_0 error (eq. 8), optional.
 
 Timesteps are 0-based indices (index t is the paper's step t+1). The model is kept outside: methods take
 its output, so the sampling loops in `core.diffusion.samplers` stay readable.
@@ -26,7 +27,9 @@ Prediction = Literal["eps", "x0", "v"]  # what the network outputs
 VarianceType = Literal["fixed_large", "fixed_small", "learned_range"]  # σ_t² of the reverse step
 PREDICTIONS: tuple[Prediction, ...] = get_args(Prediction)
 VARIANCES: tuple[VarianceType, ...] = get_args(VarianceType)
-HYBRID_VB_WEIGHT = 0.001  # λ of Nichol & Dhariwal's L_hybrid = L_simple + λ·L_vlb
+# λ of Nichol & Dhariwal's L_hybrid = L_simple + λ·L_vlb, applied here to L_vlb in nats/dim; their code adds L_vlb in
+# bits/dim, so this is ln 2 ≈ 0.69× their weight (kept: the shipped learned-variance model was trained with it)
+HYBRID_VB_WEIGHT = 0.001
 
 
 @dataclass
@@ -45,8 +48,9 @@ class GaussianDiffusion:
 
     prediction: what the network outputs — "eps" (ε, Ho et al.), "x0" (x_0 directly) or "v" (Salimans & Ho).
     variance:   σ_t² of the reverse step — "fixed_large" (β_t), "fixed_small" (β̃_t) or "learned_range"
-                (Nichol & Dhariwal eq. 15: the network outputs extra channels v ∈ [-1, 1] interpolating
-                log σ² between log β̃_t and log β_t).
+                (Nichol & Dhariwal eq. 15: the network outputs extra channels ν (their v, not v-prediction's)
+                interpolating log σ² between log β̃_t (ν = −1) and log β_t (ν = +1); ν is not clipped, so values
+                outside [−1, 1] extrapolate beyond that range).
     """
 
     def __init__(self, schedule: NoiseSchedule, prediction: Prediction = "eps", variance: VarianceType = "fixed_large"):
@@ -193,8 +197,8 @@ class GaussianDiffusion:
     def p_mean_variance(self, model_output, x_t, t, clip_x0: bool = False) -> MeanVariance:
         """p_θ(x_{t-1}|x_t) = N(μ̃_t(x_t, x̂_0), σ_t²): the posterior mean evaluated at the predicted x_0
         (equal to Ho et al.'s ε-form mean (1/√α_t)(x_t − β_t/√(1−ᾱ_t)·ε̂), eq. 11), with σ_t² = β_t
-        ("fixed_large"), β̃_t ("fixed_small") or exp(frac·log β_t + (1−frac)·log β̃_t), frac = (v+1)/2
-        ("learned_range", Nichol & Dhariwal eq. 15). clip_x0 clamps x̂_0 to [-1, 1] first (and ε̂ follows)."""
+        ("fixed_large"), β̃_t ("fixed_small") or exp(frac·log β_t + (1−frac)·log β̃_t), frac = (ν+1)/2
+        ("learned_range", Nichol & Dhariwal eq. 15; ν unclipped). clip_x0 clamps x̂_0 to [-1, 1] first (and ε̂ follows)."""
         pred_x0, pred_eps = self.predictions(model_output, x_t, t, clip_x0)
         mean, _, _ = self.q_posterior(pred_x0, x_t, t)
         if self.variance == "fixed_large":
@@ -234,13 +238,23 @@ class GaussianDiffusion:
         log_variance = torch.log1p(-self._extract("alpha_bars", t_last, x0)).expand_as(x0)
         return mean_over_data_dims(normal_kl(mean, log_variance, torch.zeros_like(x0), torch.zeros_like(x0)))
 
-    def training_losses(self, model, x0, t=None, noise=None, generator=None) -> dict:
+    def min_snr_weight(self, t: torch.Tensor, gamma: float) -> torch.Tensor:
+        """Per-example min-SNR-γ weight of this prediction's mse (Hang et al. 2023, eq. 8: min(SNR_t, γ) times the
+        x_0 error, where ‖x_0 error‖² = ‖ε error‖²/SNR = ‖v error‖²/(SNR + 1)): min(SNR, γ)/SNR for ε,
+        min(SNR, γ)/(SNR + 1) for v, min(SNR, γ) for x_0."""
+        snr = self.schedule.snr.to(t.device, torch.float64)[t]
+        per_x0_error = {"eps": snr, "v": snr + 1.0, "x0": torch.ones_like(snr)}[self.prediction]
+        return (snr.clamp(max=gamma) / per_x0_error).float()
+
+    def training_losses(self, model, x0, t=None, noise=None, generator=None, min_snr_gamma: float | None = None) -> dict:
         """Per-example losses for a batch x0.
 
         "mse": the simple loss ‖target − prediction‖² averaged over dimensions (Ho et al. eq. 14).
         With learned_range variance also "vb" = T·L_t, the one-sample estimate of L_vlb = Σ_t L_t in
         nats/dim, computed with the predicted mean stop-gradiented so that it trains only the variance,
-        and "loss" = mse + 0.001·vb (Nichol & Dhariwal's L_hybrid, eq. 16). Otherwise "loss" = mse.
+        and "loss" = mse + 0.001·vb (Nichol & Dhariwal's L_hybrid, eq. 16, with vb in nats rather than their bits: see
+        HYBRID_VB_WEIGHT). Otherwise "loss" = mse.
+        min_snr_gamma: weight the mse term by `min_snr_weight(t, γ)` in "loss" (not the paper default: None = off).
         """
         if t is None:
             t = torch.randint(0, self.T, (x0.shape[0],), generator=generator, device=x0.device)
@@ -251,11 +265,12 @@ class GaussianDiffusion:
         prediction, variance_channels = self.split_model_output(model_output, x_t)
         target = self.training_target(x0, noise, t)
         losses = {"mse": mean_over_data_dims((target.float() - prediction.float()) ** 2)}
+        simple = losses["mse"] if min_snr_gamma is None else self.min_snr_weight(t, min_snr_gamma) * losses["mse"]
         if self.variance == "learned_range":
             frozen_output = torch.cat([prediction.detach(), variance_channels], dim=1)
             losses["vb"] = self.T * self.elbo_term(frozen_output.float(), x0.float(), x_t.float(), t)
-            losses["loss"] = losses["mse"] + HYBRID_VB_WEIGHT * losses["vb"]
+            losses["loss"] = simple + HYBRID_VB_WEIGHT * losses["vb"]
         else:
-            losses["loss"] = losses["mse"]
+            losses["loss"] = simple
         losses["t"] = t
         return losses

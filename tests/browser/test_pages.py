@@ -23,6 +23,13 @@ PAGES = [
     ("schedules", "Schedule lab"),
     ("reverse_step", "Anatomy of one reverse step"),
     ("playground_2d", "2-D playground"),
+    ("objective", "Training objective"),
+    ("time_conditioning", "Time conditioning"),
+    ("posterior", "Deriving the posterior"),
+    ("small_steps", "Why many small steps"),
+    ("score", "The score view"),
+    ("variances", "v, variances and DDIM, precisely"),
+    ("mistakes", "Common mistakes"),
 ]
 TRAIN_STEPS = 2000  # 20-70 s in the app on the shared 2-core machine: the bar is read many times while running
 TRAIN_TIMEOUT_S = 420.0  # bound for the whole job; 20 s when quiet, 216 s measured on an overloaded 2-core machine

@@ -1,0 +1,134 @@
+"""Time conditioning: how the network is told t (the sinusoidal embedding), and what it produces without it.
+
+Every number comes from core.lab.time_conditioning; this page lays out widgets and figures.
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+
+from core.data.toys import sample_toy
+from core.lab.time_conditioning import (
+    EXPERIMENT_T,
+    EXPERIMENT_TOYS,
+    VARIANT_LABELS,
+    VARIANTS,
+    ExperimentSettings,
+    cosine_similarity,
+    embedding_matrix,
+    reference_points,
+    train_and_sample,
+    train_variant,
+)
+from core.metrics.points import sliced_wasserstein
+from ui import runs
+from ui.code import show_code
+from ui.figures import COLORS, Layer, PointPanel, point_panels
+from ui.navigation import require_app_shell
+
+require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
+
+POINT_RANGE = (-4.5, 4.5)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def embedding_figures(T: int, dim: int) -> tuple[go.Figure, go.Figure]:
+    embeddings = embedding_matrix(T, dim)
+    heat = go.Figure(go.Heatmap(z=embeddings.numpy(), x=list(range(dim)), y=list(range(1, T + 1)), colorscale="RdBu",
+                                zmin=-1, zmax=1, colorbar=dict(title="value")))
+    heat.update_layout(title="emb(t): sines (left half), cosines (right half)", height=380,
+                       margin=dict(l=10, r=10, t=40, b=10), xaxis_title="dimension", yaxis_title="t (paper's step)")
+    similarity = cosine_similarity(embeddings)
+    sim = go.Figure(go.Heatmap(z=similarity.numpy(), x=list(range(1, T + 1)), y=list(range(1, T + 1)),
+                               colorscale="Viridis", zmin=float(similarity.min()), zmax=1, colorbar=dict(title="cos")))
+    sim.update_layout(title="cosine similarity between emb(t) and emb(s)", height=380,
+                      margin=dict(l=10, r=10, t=40, b=10), xaxis_title="s", yaxis_title="t")
+    return heat, sim
+
+
+def embedding_section() -> None:
+    st.header("1. The sinusoidal embedding")
+    st.markdown("The network gets the step index t as a vector of sines and cosines of geometrically spaced "
+                "frequencies (Vaswani et al. 2017 §3.5, used by Ho et al. 2020, Appendix B), then a small MLP:")
+    st.latex(r"f_i = 10000^{-i/(d/2-1)},\qquad \mathrm{emb}(t) = \big[\sin(t f_0),\dots,\sin(t f_{d/2-1}),\ "
+             r"\cos(t f_0),\dots,\cos(t f_{d/2-1})\big]")
+    columns = st.columns(2)
+    T = int(columns[0].select_slider("T", (50, 100, 200, 500, 1000), 1000, key="time_T"))
+    dim = int(columns[1].select_slider("Embedding dimension d", (16, 32, 64, 128), 64, key="time_dim"))
+    heat, sim = embedding_figures(T, dim)
+    left, right = st.columns(2)
+    left.plotly_chart(heat, key="time_heatmap")
+    right.plotly_chart(sim, key="time_similarity")
+    st.markdown("Since sin a·sin b + cos a·cos b = cos(a − b), emb(t)·emb(s) = Σᵢ cos((t − s)fᵢ): the similarity "
+                "depends only on the distance t − s, which is why the right map is constant along its diagonals. "
+                "Neighbouring steps get almost the same vector (their noise levels are almost the same); distant "
+                "steps get different ones, so one network can behave differently at every noise level.")
+    show_code(embedding_matrix, cosine_similarity)
+
+
+def experiment(settings: ExperimentSettings, pressed: bool) -> dict | None:
+    """{"data", "fresh data", variant: samples} as numpy arrays: each variant trained and sampled under a progress
+    box with Cancel (ui/runs.py) when pressed, else taken from the server-wide cache (None if any is missing)."""
+    jobs = [(("time_conditioning", settings, variant), VARIANT_LABELS[variant],
+             lambda progress, variant=variant: train_and_sample(variant, settings, progress).numpy()) for variant in VARIANTS]
+    found = runs.cached_runs(jobs, "time_cancel", "Training") if pressed else [runs.result_cache().get(k) for k, _, _ in jobs]
+    if any(hit is None for hit in found):
+        return None
+    results = {variant: hit[0] for variant, hit in zip(VARIANTS, found)}
+    results["data"] = reference_points(settings).numpy()
+    results["fresh data"] = sample_toy(settings.dataset, settings.n_samples,
+                                       torch.Generator().manual_seed(settings.seed + 3)).numpy()
+    return results
+
+
+def experiment_section() -> None:
+    st.header("2. Take the time input away")
+    st.markdown(f"Three tiny 2-D models (ToyMLP \"tiny\", 33k parameters), the same data, seed and number of "
+                f"Adam steps, T = {EXPERIMENT_T} (linear β scaled with T). Only what the network learns about t "
+                "differs; each then samples with 100-step DDPM from the same x_T.")
+    columns = st.columns(4)
+    dataset = columns[0].selectbox("Data", EXPERIMENT_TOYS, key="time_dataset")
+    steps = int(columns[1].select_slider("Adam steps", (200, 400, 600, 1000), 600, key="time_steps"))
+    single_t = int(columns[2].slider("The one t (paper's step)", 1, EXPERIMENT_T, EXPERIMENT_T // 2, key="time_single_t"))
+    seed = int(columns[3].number_input("Seed", 0, 2**31 - 1, 0, key="time_seed"))
+    settings = ExperimentSettings(dataset=dataset, steps=steps, single_t=single_t - 1, seed=seed)
+    pressed = st.button("Train the three models (a few seconds each)", key="time_run")
+    runs.cancelled_notice("time_cancel")
+    results = experiment(settings, pressed)
+    if results is None:
+        st.info("Press the button to train (about 4 s per model for 600 steps on a 2-core CPU).")
+        return
+    reference = torch.as_tensor(results["data"])
+    panels = [PointPanel("data", [Layer("data", results["data"][:, 0], results["data"][:, 1], color="grey", size=3)],
+                         POINT_RANGE)]
+    distances = {}
+    for i, variant in enumerate(VARIANTS):
+        points = results[variant]
+        panels.append(PointPanel(VARIANT_LABELS[variant], [Layer(variant, points[:, 0], points[:, 1],
+                                                                   color=COLORS[i], size=3)], POINT_RANGE))
+        distances[variant] = sliced_wasserstein(torch.as_tensor(points), reference, generator=torch.Generator().manual_seed(0))
+    st.plotly_chart(point_panels(panels, height=360), key="time_samples")
+    distances["fresh data"] = sliced_wasserstein(torch.as_tensor(results["fresh data"]), reference,
+                                                 generator=torch.Generator().manual_seed(0))
+    columns = st.columns(4)
+    for column, (name, distance) in zip(columns, distances.items()):
+        column.metric(f"sliced Wasserstein to data: {name.replace('_', ' ')}", f"{distance:.3f}")
+    st.markdown(f"**Trained at one t** ({single_t}): the network has only ever denoised one noise level, and every "
+                "other step of the chain gets that denoiser anyway. **No time input:** one function must serve every "
+                "noise level and can only guess the level from x_t itself, which is ambiguous wherever points with "
+                "different amounts of noise overlap. Compare the distances with the fresh-data floor.")
+    st.caption("Sliced Wasserstein distance (128 random projections) between 1,000 samples and 1,000 data points; "
+               "\"fresh data\" is a second draw of 1,000 data points: the distance a perfect sampler would get.")
+    show_code(train_variant, train_and_sample)
+
+
+def main() -> None:
+    st.title("Time conditioning")
+    st.markdown("One network denoises every noise level. It can only do that if it knows which one it is looking at.")
+    embedding_section()
+    experiment_section()
+
+
+main()
