@@ -17,7 +17,7 @@ configure_cpu_threads()  # once per process: leaves a core free for the web serv
 
 navigation = st.navigation([
     st.Page(page.file, title=page.title, icon=page.icon, default=(page.file == HOME)) for page in available_pages()
-], expanded=True)  # every page in the sidebar, in course order (by default Streamlit hides those after the 10th)
+], expanded=True)  # every page listed: collapsed, Streamlit hides those after the tenth behind "View more"
 compact()  # the projector layout (ui/layout.py), on every page
 remember_browser()  # who this browser is: a cookie, never the URL (ui/session.py)
 render_sidebar()

@@ -147,11 +147,16 @@ def intro() -> None:
     st.markdown(
         "Sampling runs the chain backwards: $x_{t-1} \\sim p_\\theta(x_{t-1} \\mid x_t) = \\mathcal N(\\mu_\\theta(x_t, t), \\sigma_t^2)$. "
         "Each ELBO term compares $p_\\theta$ with the **true posterior** $q(x_{t-1} \\mid x_t, x_0) = \\mathcal N(\\tilde\\mu_t, "
-        "\\tilde\\beta_t)$ (Ho et al. 2020, eqs. 6–7), which needs $x_0$. The network never sees $x_0$, so training can "
-        "only bring $\\mu_\\theta$ to the average of those posterior means over every $x_0$ that could have produced $x_t$ "
-        "(the best $\\hat x_0$ is $\\mathbb E[x_0 \\mid x_t]$): at best $\\mu_\\theta$ is the mean of $q(x_{t-1} \\mid x_t)$, "
-        "not of $q(x_{t-1} \\mid x_t, x_0)$ (see Common mistakes). Here $x_0$ is known, so the posterior is exact. All in 1-D, so "
-        "you can see the densities.")
+        "\\tilde\\beta_t)$ (Ho et al. 2020, eqs. 6–7). Here $x_0$ is known, so the posterior is exact; all in 1-D.")
+
+
+def what_training_matches() -> None:
+    """Beside the first figure: the model is fitted without x_0, so q(x_{t-1}|x_t, x_0) is not its target."""
+    with st.expander("What can training match? (the network never sees $x_0$)", expanded=True):
+        st.markdown(
+            "The network never sees $x_0$, so training can only bring $\\mu_\\theta$ to the average of the posterior means "
+            "over every $x_0$ that could have produced $x_t$ (the best $\\hat x_0$ is $\\mathbb E[x_0 \\mid x_t]$): at best "
+            "$\\mu_\\theta$ is the mean of $q(x_{t-1} \\mid x_t)$, not of $q(x_{t-1} \\mid x_t, x_0)$ (see Common mistakes).")
 
 
 def densities(step, t: int, alpha_bar: float) -> None:
@@ -337,6 +342,7 @@ def main() -> None:
         page.sync_url()
         return
     densities(step, t, alpha_bar)
+    what_training_matches()
     kl_section(step, t, x0_error, variance_interp, kl_steps, kl_values)
     reproduce(settings, x0, t, noise_seed, x0_error, variance_interp)
     parameterizations(views, t, x0, alpha_bar)

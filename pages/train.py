@@ -11,7 +11,7 @@ from core.diffusion.gaussian_diffusion import PREDICTIONS, VARIANCES
 from core.diffusion.schedules import SCHEDULE_KINDS, make_schedule
 from core.lab.schedule_lab import terminal_noise
 from core.nets.build import SIZE_NAMES
-from core.training.config import GPU_BATCH_FACTOR, GPU_MNIST_SIZE, GPU_STEPS_FACTOR, LR_SCHEDULES, MNIST_CPU_RECIPE, TOY_RECIPE, TrainConfig
+from core.training.config import LR_SCHEDULES, TrainConfig, recipe_for
 from ui import catalog, replay, session, training_panel
 from ui.labels import DATASET_LABELS, PREDICTION_LABELS, SCHEDULE_LABELS, VARIANCE_LABELS, terminal_noise_text
 from ui.navigation import require_app_shell
@@ -24,17 +24,6 @@ BUDGET_LABELS = {"steps": "all the steps", "minutes": "at most N minutes"}
 def datasets() -> list:
     """The datasets offered: the full ones only when the instructor has put the IDX files on the server."""
     return ["mnist", *TOY_NAMES] + (["mnist_full", "fashion_mnist"] if os.environ.get("RDL_DATA_DIR") else [])
-
-
-def recipe_for(dataset: str, on_gpu: bool) -> TrainConfig:
-    """The recipe the widgets start from (core/training/config.py): the toy recipe for 2-D data, else MNIST's,
-    with a bigger model and budget on a GPU."""
-    if dataset in TOY_NAMES:
-        return TOY_RECIPE
-    if on_gpu:
-        return TrainConfig(model_size=GPU_MNIST_SIZE, total_steps=MNIST_CPU_RECIPE.total_steps * GPU_STEPS_FACTOR,
-                           batch_size=MNIST_CPU_RECIPE.batch_size * GPU_BATCH_FACTOR)
-    return MNIST_CPU_RECIPE
 
 
 def intro() -> None:

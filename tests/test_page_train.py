@@ -41,6 +41,10 @@ def _by_label(elements, label):
 def test_form_and_schedule_warning():
     at = _train_page()
     assert not at.warning  # the default schedule reaches pure noise
+    # the page starts from the fast CPU recipe (core.training.config.MNIST_FAST_RECIPE): T = 200, β range scaled
+    assert _by_label(at.number_input, "T (diffusion steps)").value == 200
+    assert _by_label(at.checkbox, "Scale β range with T (× 1000/T)").value is True
+    _by_label(at.checkbox, "Scale β range with T (× 1000/T)").uncheck()
     _by_label(at.number_input, "T (diffusion steps)").set_value(100)
     at.run()
     assert any("far from pure noise" in w.value for w in at.warning)

@@ -408,3 +408,18 @@ def test_recipes_are_valid_configs():
     assert MNIST_CPU_RECIPE == TrainConfig() and TOY_RECIPE.data_kind == "points"
     config = TrainConfig(dataset="two_moons", **PLAYGROUND_RECIPE)
     assert config.toy_points == playground.ORACLE_POINTS  # the oracle knows exactly the training set
+
+
+def test_fast_mnist_recipe_reaches_noise_and_is_the_train_pages_cpu_default():
+    """The fast recipe keeps x_T pure noise at T = 200 (β range scaled ×5: ᾱ_T = Π(1 − β_t) by hand), and the
+    Train page starts from it on a CPU (the shipped models' recipe stays TrainConfig's defaults)."""
+    from core.training.config import MNIST_CPU_RECIPE, MNIST_FAST_RECIPE, TrainConfig, build_diffusion, recipe_for
+
+    assert MNIST_CPU_RECIPE == TrainConfig() and MNIST_FAST_RECIPE.T == 200
+    betas = torch.linspace(1e-4 * 5, 0.02 * 5, 200, dtype=torch.float64)
+    alpha_bar_T = float(torch.prod(1 - betas))
+    assert alpha_bar_T < 1e-4
+    assert float(build_diffusion(MNIST_FAST_RECIPE).schedule.alpha_bars[-1]) == pytest.approx(alpha_bar_T, rel=1e-9)
+    assert recipe_for("mnist", on_gpu=False) is MNIST_FAST_RECIPE
+    assert recipe_for("two_moons", on_gpu=False).dataset == "two_moons"
+    assert recipe_for("mnist", on_gpu=True).T == MNIST_CPU_RECIPE.T
