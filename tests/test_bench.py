@@ -5,6 +5,7 @@ the speed benchmark) against chained public ddim_step calls.
 """
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -161,3 +162,15 @@ def test_update_markdown_section_appends_then_replaces(tmp_path):
     text = path.read_text()
     assert "first" not in text and text.count("<!-- BEGIN speed -->") == 1
     assert text.index("third") < text.index("second")  # replaced in place, not appended again
+
+
+@pytest.mark.parametrize("script", ["quality.py", "page_load.py", "cpu_recipe.py"])
+def test_bench_scripts_start_as_documented(script):
+    """docs/benchmarks.md runs them as `python bench/NAME.py`: from any folder, with the project installed."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, str(Path(__file__).resolve().parent.parent / "bench" / script), "--help"],
+                            capture_output=True, text=True, timeout=120, cwd="/")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "usage:" in result.stdout
