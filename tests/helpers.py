@@ -76,3 +76,17 @@ def open_page(monkeypatch, folder: Path, page: str, active: str | None = None) -
 def chart(at: AppTest, index: int = 0) -> dict:
     """The Plotly figure of the index-th chart on the page, as a dict."""
     return json.loads(at.get("plotly_chart")[index].proto.spec)
+
+
+def linear_betas(T, start=1e-4, end=0.02):
+    """Ho et al.'s linear schedule in plain floats (independent of core.diffusion.schedules)."""
+    return [start + (end - start) * i / (T - 1) for i in range(T)]
+
+
+def alpha_bars_by_hand(betas):
+    """ᾱ_t = Π_{s≤t} (1 − β_s), accumulated in plain floats."""
+    out, product = [], 1.0
+    for beta in betas:
+        product *= 1.0 - beta
+        out.append(product)
+    return out

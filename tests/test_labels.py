@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from helpers import alpha_bars_by_hand, linear_betas
 
 from core.data.datasets import DATASET_NAMES
 from core.data.toys import TOY_NAMES
@@ -42,17 +43,6 @@ def test_sampler_label_names_the_run():
 def terminal_noise_warning(schedule, threshold=TERMINAL_SIGNAL_THRESHOLD):
     return terminal_noise_text(terminal_noise(schedule, threshold))
 
-
-def linear_betas(T, start=1e-4, end=0.02):
-    return [start + (end - start) * i / (T - 1) for i in range(T)]
-
-
-def alpha_bars_by_hand(betas):
-    out, product = [], 1.0
-    for beta in betas:
-        product *= 1.0 - beta
-        out.append(product)
-    return out
 
 
 def test_warning_for_linear_T100_has_the_numbers_and_the_fixes():

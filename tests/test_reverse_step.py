@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+from helpers import alpha_bars_by_hand, linear_betas
 
 from core.data.toys import toy_mixture_parameters
 from core.diffusion.gaussian_diffusion import GaussianDiffusion
@@ -25,19 +26,6 @@ from core.lab.reverse_step import (
     sample_without_noise,
     total_variance,
 )
-
-
-def linear_betas(T, start=1e-4, end=0.02):
-    """Ho et al.'s linear schedule in plain floats (independent of core.diffusion.schedules)."""
-    return [start + (end - start) * i / (T - 1) for i in range(T)]
-
-
-def alpha_bars_by_hand(betas):
-    out, product = [], 1.0
-    for beta in betas:
-        product *= 1.0 - beta
-        out.append(product)
-    return out
 
 
 def gaussian_kl_by_hand(m1, v1, m2, v2):

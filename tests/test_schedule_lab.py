@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+from helpers import alpha_bars_by_hand, linear_betas
 
 from core.diffusion.schedules import NoiseSchedule, make_schedule
 from core.lab.schedule_lab import (
@@ -18,19 +19,6 @@ from core.lab.schedule_lab import (
     terminal_noise,
 )
 from core.rng import seeded_noise
-
-
-def linear_betas(T, start=1e-4, end=0.02):
-    """Ho et al.'s linear schedule in plain floats (independent of core.diffusion.schedules)."""
-    return [start + (end - start) * i / (T - 1) for i in range(T)]
-
-
-def alpha_bars_by_hand(betas):
-    out, product = [], 1.0
-    for beta in betas:
-        product *= 1.0 - beta
-        out.append(product)
-    return out
 
 
 # ------------------------------------------------------------------------------------ schedule lab
