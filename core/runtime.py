@@ -1,11 +1,15 @@
 """Where the math runs: the device choice, bf16 autocast, and the CPU thread policy (no Streamlit, no training logic).
 
 bf16 autocast (`autocast_dtype`, `autocast`): on CUDA when the card supports bf16; on the CPU only when
-oneDNN has bf16 kernels for this CPU (`torch.ops.mkldnn._is_mkldnn_bf16_supported()`, i.e. AVX-512-BF16 or
-AMX) AND a one-time micro-benchmark (`measure_cpu_bf16_speedup`, ~0.1 s) finds bf16 convolutions at least
-`BF16_MIN_SPEEDUP` times faster than fp32, since CPUs that emulate bf16 can be slower. `$RDL_CPU_BF16=1/0`
-forces it on (where oneDNN supports it) or off and skips the measurement. Measured on this project's
-AVX-512-BF16 CPU: docs/benchmarks.md, "bf16 autocast on the CPU".
+oneDNN has bf16 kernels for this CPU (`torch.ops.mkldnn._is_mkldnn_bf16_supported()`) AND the CPU computes in
+bf16 itself (the avx512_bf16 or amx_bf16 flag: `native_cpu_bf16`), since CPUs that emulate bf16 can be slower
+than fp32. Where the flags cannot be read (no /proc/cpuinfo), a one-time micro-benchmark
+(`measure_cpu_bf16_speedup`, ~0.5 s) must find bf16 convolutions at least `BF16_MIN_SPEEDUP` times faster.
+The flags decide where they are known because the micro-benchmark is noisy on a shared machine: 1.02–2.14× in
+six runs on this project's idle 2-core AMD EPYC, where a whole training run was 1.2× faster in bf16 with 2
+threads (399 vs 325 images/s) and a training step 1.35–1.49× faster with 1 thread. `$RDL_CPU_BF16=1/0` forces it
+on (where oneDNN supports it) or off. Measured: docs/benchmarks.md, "bf16 autocast on the CPU" and "Digits in
+five minutes".
 
 Thread count: on CPU torch's intra-op thread count is process-wide. `configure_cpu_threads()` sets it once
 per process to the usable cores minus one (at least 1), or to $RDL_TORCH_THREADS; later calls leave it
@@ -46,25 +50,50 @@ def resolve_device(name: str) -> torch.device:
 
 
 # ------------------------------------------------------------------------------------- bf16 autocast
-def decide_cpu_bf16(env_value: str | None, onednn_bf16: bool, measure) -> bool:
-    """Whether CPU autocast should use bf16. env_value: $RDL_CPU_BF16 ("1"/"0", None = decide by measurement);
-    onednn_bf16: oneDNN has bf16 kernels here; measure: a callable returning the fp32/bf16 time ratio,
-    called only when needed. Without oneDNN bf16 support the answer is False even when forced."""
+def decide_cpu_bf16(env_value: str | None, onednn_bf16: bool, native_bf16: bool | None, measure) -> bool:
+    """Whether CPU autocast should use bf16. env_value: $RDL_CPU_BF16 ("1"/"0", None = decide here);
+    onednn_bf16: oneDNN has bf16 kernels here; native_bf16: the CPU executes bf16 itself (AVX512_BF16 or AMX
+    flags; None where the flags cannot be read); measure: a callable returning the fp32/bf16 time ratio, called
+    only when the flags are unknown. Without oneDNN bf16 support the answer is False even when forced."""
     if env_value is not None and env_value.strip() not in ("", "0", "1"):
         raise ValueError(f"{BF16_ENV}={env_value!r} is not allowed; expected 0, 1 or unset")
     if not onednn_bf16:
         return False
     if env_value is not None and env_value.strip() in ("0", "1"):
         return env_value.strip() == "1"
+    if native_bf16 is not None:
+        return native_bf16
     return measure() >= BF16_MIN_SPEEDUP
 
 
+def native_cpu_bf16(cpuinfo: str | None = None) -> bool | None:
+    """True when the CPU flags include avx512_bf16 or amx_bf16 (x86) or bf16 (ARM): bf16 in hardware; False when
+    the flags are listed without them (oneDNN would emulate bf16, which can be slower than fp32), None when
+    there is no /proc/cpuinfo to read (macOS, Windows). `cpuinfo`: the file's text, for tests."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as file:
+                cpuinfo = file.read(1_000_000)
+        except OSError:
+            return None
+    flags = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith(("flags", "Features")):
+            flags.update(line.split(":", 1)[-1].split())
+    if not flags:
+        return None
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
 def measure_cpu_bf16_speedup(repeats: int = 10) -> float:
-    """fp32 time / bf16-autocast time of a small convolution forward + backward (the UNet's dominant cost,
-    with the current thread count). Best of `repeats` for each, alternating; about 0.2 s on a free core."""
+    """fp32 time / bf16-autocast time of one convolution forward + backward at the size of the tiny UNet's first
+    level with a training batch (64 × 32 channels × 28 × 28: the UNet's dominant cost), with the current thread
+    count. Best of `repeats` for each, alternating; about 0.5 s on a free core. A smaller batch misleads: with
+    2 threads, batch 16 measured 1.12× on this project's CPU, where a whole training run with bf16 is 1.2–1.4×
+    faster (docs/benchmarks.md, "Digits in five minutes")."""
     generator = torch.Generator().manual_seed(0)
     conv = torch.nn.Conv2d(32, 32, 3, padding=1)
-    x = torch.randn(16, 32, 28, 28, generator=generator)
+    x = torch.randn(64, 32, 28, 28, generator=generator)
 
     def run(enabled: bool) -> float:
         start = time.perf_counter()
@@ -86,7 +115,7 @@ def measure_cpu_bf16_speedup(repeats: int = 10) -> float:
 def cpu_bf16_supported() -> bool:
     """bf16 autocast is available and faster on this CPU (see the module docstring); decided once per process."""
     return decide_cpu_bf16(os.environ.get(BF16_ENV), bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
-                           measure_cpu_bf16_speedup)
+                           native_cpu_bf16(), measure_cpu_bf16_speedup)
 
 
 def autocast_dtype(device: torch.device | str) -> torch.dtype | None:

@@ -14,6 +14,7 @@ from core.data.datasets import load_dataset
 from core.lab import denoise
 from core.rng import seeded_generator
 from ui import catalog, exports, figures, layout
+from ui.figures import chart
 from ui.labels import PREDICTION_SYMBOLS
 from ui.navigation import require_app_shell
 from ui.settings import PERSIST, PageSettings, Preset, Setting
@@ -205,7 +206,7 @@ def scrubber(loaded: catalog.LoadedModel, sweep: denoise.DenoiseSweep, choice: i
     labels = paper_steps(sweep)
     shown = layout.keyboard_scrubber("t (paper's step)", labels, key="denoise_t")
     key = (loaded.token, choice, noise_seed, n_t)
-    st.plotly_chart(sweep_figure({loaded.label: sweep}, key, shown), key="denoise_scrubber")
+    chart(sweep_figure({loaded.label: sweep}, key, shown), key="denoise_scrubber")
     if loaded.is_image_model:
         st.caption("Pictures: $x_t$, $\\hat x_0$ and $x_0$ on [−1, 1] (values outside are clipped to black/white), "
                    "$\\varepsilon$ and $\\hat\\varepsilon$ on [−3, 3], the error $|\\varepsilon - \\hat\\varepsilon|$ on [0, 3]. "
@@ -271,7 +272,7 @@ def compare_parameterizations(loaded: catalog.LoadedModel, dataset: str, choice:
     compare_key = tuple(m.token for m in models.values()) + (choice, noise_seed, n_t)
     shown = layout.keyboard_scrubber("t (paper's step) in the comparison", paper_steps(next(iter(sweeps.values()))),
                                      key="denoise_compare_t")
-    st.plotly_chart(sweep_figure(sweeps, compare_key, shown), key="denoise_compare")
+    chart(sweep_figure(sweeps, compare_key, shown), key="denoise_compare")
     st.caption("An $x_0$-model's $\\hat\\varepsilon$ error explodes at small $t$ "
                "($\\hat\\varepsilon = (x_t - \\sqrt{\\bar\\alpha_t}\\,\\hat x_0)/\\sqrt{1-\\bar\\alpha_t}$ divides by a tiny "
                "number), an $\\varepsilon$-model's $\\hat x_0$ error at large $t$ (divides by $\\sqrt{\\bar\\alpha_t}$). "

@@ -22,7 +22,7 @@ from core.lab.mistakes import (
 )
 from core.lab.small_steps import default_mixture
 from ui.code import show_code
-from ui.figures import COLORS, Layer, PointPanel, point_panels
+from ui.figures import COLORS, Layer, PointPanel, chart, point_panels
 from ui.navigation import require_app_shell
 
 require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
@@ -95,7 +95,7 @@ def deterministic_section() -> None:
     panels = [PointPanel("data", [Layer("data", result["data"][:, 0], result["data"][:, 1], color="grey", size=3)], (-reach, reach)),
               PointPanel("DDIM, η = 0", [Layer("DDIM", result["samples"][:, 0], result["samples"][:, 1], color=COLORS[0],
                                                size=3)], (-reach, reach))]
-    st.plotly_chart(point_panels(panels, height=320), key="mistakes_ddim")
+    chart(point_panels(panels, height=320), key="mistakes_ddim")
     st.caption("What collapses is DDPM's update with the noise z simply dropped (see One reverse step): it throws away "
                "ε̂, which DDIM keeps.")
     show_code(deterministic_diversity)

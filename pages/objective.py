@@ -22,7 +22,7 @@ from core.diffusion.losses import normal_kl
 from core.lab.objective import LN2, algorithm1_step, bound_terms, elbo_eps_weights, hybrid_weight_in_bits
 from ui import catalog, runs
 from ui.code import show_code
-from ui.figures import COLORS, picture_row
+from ui.figures import COLORS, chart, picture_row
 from ui.navigation import require_app_shell
 
 require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
@@ -74,7 +74,7 @@ def algorithm_one(loaded: catalog.LoadedModel) -> None:
     st.markdown(f"**t = {t_paper}** {'(drawn from the seed)' if not fixed else ''}: ᾱ_t = {alpha_bar:.4g}, so "
                 f"x_t = {math.sqrt(alpha_bar):.4f}·x₀ + {math.sqrt(1 - alpha_bar):.4f}·ε. The model predicts "
                 f"**{target_name}**; its loss is the mean over the 784 pixels of (target − prediction)².")
-    st.plotly_chart(picture_row({
+    chart(picture_row({
         "x₀": picture(x0[0], -1, 1), "ε": picture(step.noise[0], -3, 3), "x_t": picture(step.x_t[0], -1, 1),
         f"target {target_name}": picture(step.target[0], -3, 3) if target_name != "x₀" else picture(step.target[0], -1, 1),
         f"prediction {target_name}̂": (picture(step.prediction[0], -3, 3) if target_name != "x₀"
@@ -122,7 +122,7 @@ def elbo_weights(loaded: catalog.LoadedModel) -> None:
                       yaxis_title="weight on ‖ε − ε_θ‖² per dimension", yaxis_type="log",
                       legend=dict(orientation="h", y=-0.3))
     left, right = st.columns([3, 2])
-    left.plotly_chart(fig, key="objective_weights")
+    chart(fig, key="objective_weights", where=left)
     small = curves["σ² = β̃_t"]
     with right:
         st.metric("λ at t = 2 (σ² = β̃)", f"{small[1]:.3f}")
@@ -211,7 +211,7 @@ def bits_per_dim() -> None:
                                  line=dict(color=COLORS[i % len(COLORS)])))
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="t (paper's step; t = 1 is L_0)",
                       yaxis_title="term [bits/dim]", yaxis_type="log", legend=dict(orientation="h", y=-0.3))
-    st.plotly_chart(fig, key="objective_terms")
+    chart(fig, key="objective_terms")
     st.caption("Most of the bound sits at small t, where a tiny σ_t² makes every error in the mean expensive.")
     show_code(bound_terms)
 

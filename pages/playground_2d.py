@@ -25,6 +25,7 @@ from core.nets.build import SIZE_NAMES, build_model, count_parameters, model_con
 from core.training.config import TrainConfig, build_diffusion
 from core.training.stats import ACTIVE_STATES
 from ui import catalog, exports, figures, layout, runs, session, training_panel
+from ui.figures import chart
 from ui.labels import FIELD_LABELS, PREDICTION_LABELS, SCHEDULE_LABELS, TOY_LABELS, VARIANCE_LABELS
 from ui.navigation import require_app_shell
 from ui.playground_figures import field_figure, samples_figure, step_labels, trajectory_figure
@@ -383,7 +384,7 @@ def trajectories_section(ex: Exploration) -> None:
     show_paths = st.checkbox("Show every recorded step (colored by t)", value=False, key="pg_paths", persist_state=PERSIST)
     labels = step_labels(next(iter(runs.values()))["t"])
     shown = layout.keyboard_scrubber("Trajectory step (t)", labels, key="pg_trajectory_t")
-    st.plotly_chart(trajectory_figure(runs, ex.reference, ex.diffusion.T, show_paths, shown), key="pg_trajectory_chart")
+    chart(trajectory_figure(runs, ex.reference, ex.diffusion.T, show_paths, shown), key="pg_trajectory_chart")
     st.caption(f"{PARTICLES} particles start from the same $x_T \\sim \\mathcal N(0, I)$ for "
                f"{'both' if len(runs) > 1 else 'the oracle'}; press ▶ or drag the slider under the figure (in the browser, "
                "no recomputation), or use the keyboard slider above it. The colour is the timestep; grey is fresh data.")
@@ -394,7 +395,7 @@ def trajectories_section(ex: Exploration) -> None:
 def samples_section(ex: Exploration) -> None:
     method, steps, seed = sampler_controls(ex)
     runs = sampler_runs(ex.model, ex.token, ex.diffusion, ex.diffusion_key, ex.data, method, steps, 0.0, seed)
-    st.plotly_chart(samples_figure(runs, ex.reference[:1000], VIEW), key="pg_samples_chart")
+    chart(samples_figure(runs, ex.reference[:1000], VIEW), key="pg_samples_chart")
     noise = held_out(*ex.data)["baseline"]
     columns = st.columns(2 * len(runs))
     for i, (run_name, run) in enumerate(runs.items()):
@@ -441,7 +442,7 @@ def field_section(ex: Exploration) -> None:
                               persist_state=PERSIST)
     half_width = right.select_slider("View half-width", VIEWS, value=VIEW, key="pg_field_view", persist_state=PERSIST)
     fields = field_images(ex.model, ex.token, ex.diffusion, ex.diffusion_key, ex.data, int(t_step) - 1, field_kind, half_width)
-    st.plotly_chart(field_figure(fields, ex.reference[:1000], field_kind), key="pg_field_chart")
+    chart(field_figure(fields, ex.reference[:1000], field_kind), key="pg_field_chart")
     caption = ("Arrows share one length scale (the longest are clipped); contour lines are $\\log q_t$, the density "
                "of $x_t$, so differences far outside the contours hardly matter.")
     if fields["difference"] is not None:
@@ -460,7 +461,7 @@ def loss_section(ex: Exploration) -> None:
     if "oracle_fresh" in curves:
         lines["memorising oracle on fresh data"] = curves["oracle_fresh"][0]
     target = {"eps": "ε", "x0": "x₀", "v": "v"}[ex.diffusion.prediction]
-    st.plotly_chart(figures.loss_curves(x, lines, title=f"{target}-prediction loss per timestep",
+    chart(figures.loss_curves(x, lines, title=f"{target}-prediction loss per timestep",
                                         y_title=f"mean ‖{target} − prediction‖² / 2"), key="pg_loss_chart")
     exports.csv_button("CSV of the curves", {"t": x.tolist(), **{name: np.asarray(y).tolist() for name, y in lines.items()}},
                        "loss_per_timestep.csv", key="pg_loss_csv")
@@ -479,7 +480,7 @@ def loss_section(ex: Exploration) -> None:
     fig = figures.loss_curves(x, {"model − floor": gap, "+2 s.e.": band, "−2 s.e.": -band}, log_y=False,
                               title="How far above the floor the model is", y_title="excess loss")
     fig.update_traces(line=dict(color=figures.NEUTRAL, dash="dot"), selector=lambda trace: "s.e." in trace.name)
-    st.plotly_chart(fig, key="pg_gap_chart")
+    chart(fig, key="pg_gap_chart")
     if exact:
         st.caption(f"The excess equals $E\\lVert \\text{{prediction}} - E[{target} \\mid x_t]\\rVert^2/2$, the model's "
                    "squared distance to the optimal prediction: zero only for the oracle. Inside the ±2 s.e. band the "

@@ -14,6 +14,7 @@ import streamlit as st
 from core.diffusion.schedules import SCHEDULE_KINDS, make_schedule
 from core.lab.posterior_derivation import derive_posterior, normalised_product
 from ui.code import show_code
+from ui.figures import chart
 from ui.navigation import require_app_shell
 
 require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
@@ -77,7 +78,7 @@ def density_section(d) -> None:
                      go.Scatter(x=grid, y=gaussian, name="N(μ̃_t, β̃_t)", line=dict(color="black", dash="dash"))])
     fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="x_{t−1}", yaxis_title="density",
                       legend=dict(orientation="h", y=-0.3))
-    st.plotly_chart(fig, key="posterior_density")
+    chart(fig, key="posterior_density")
     show_code(normalised_product)
 
 

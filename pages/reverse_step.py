@@ -26,7 +26,7 @@ from core.lab.reverse_step import (
 )
 from core.rng import seeded_noise
 from ui import exports
-from ui.figures import COLORS, NEUTRAL, STRONG, Layer, PointPanel, honest_axes, point_panels
+from ui.figures import COLORS, NEUTRAL, STRONG, Layer, PointPanel, chart, honest_axes, point_panels
 from ui.labels import SCHEDULE_LABELS, VARIANCE_LABELS
 from ui.navigation import require_app_shell
 from ui.settings import PERSIST, PageSettings, Preset, Setting
@@ -165,10 +165,10 @@ def densities(step, t: int, alpha_bar: float) -> None:
                 f"$x_t = \\sqrt{{\\bar\\alpha_t}}\\,x_0 + \\sqrt{{1-\\bar\\alpha_t}}\\,\\varepsilon$ = **{step.x_t:.5f}**.")
     left, right = st.columns(2)
     grid = plot_range([step.forward_mean], [step.forward_variance])
-    left.plotly_chart(density_figure(
+    chart(density_figure(
         f"Forward: q(x_t | x₀) = N({step.forward_mean:.4g}, {step.forward_variance:.4g})", "x_t",
         [("q(x_t | x₀)", grid, gaussian_pdf(grid, step.forward_mean, step.forward_variance), NEUTRAL, 2)],
-        [(f"drawn x_t = {step.x_t:.4g}", step.x_t, STRONG)]), key="reverse_forward_density")
+        [(f"drawn x_t = {step.x_t:.4g}", step.x_t, STRONG)]), key="reverse_forward_density", where=left)
     variances = [step.posterior_variance, *step.model_variances.values()]
     grid = plot_range([step.posterior_mean, step.model_mean, step.model_mean, step.model_mean], variances)
     curves = [("true posterior q(xₜ₋₁|x_t, x₀)", grid, gaussian_pdf(grid, step.posterior_mean, step.posterior_variance),
@@ -179,8 +179,8 @@ def densities(step, t: int, alpha_bar: float) -> None:
     markers = [("μ̃", step.posterior_mean, STRONG)]
     if step.model_mean != step.posterior_mean:  # an x̂₀ error moves the model's mean
         markers.append(("μ_θ", step.model_mean, COLORS[1]))
-    right.plotly_chart(density_figure(f"Reverse at t = {t}: true posterior vs model", "xₜ₋₁", curves, markers),
-                       key="reverse_reverse_density")
+    chart(density_figure(f"Reverse at t = {t}: true posterior vs model", "xₜ₋₁", curves, markers),
+                       key="reverse_reverse_density", where=right)
 
 
 def kl_section(step, t: int, x0_error: float, variance_interp: float, kl_steps: list, kl_values: dict) -> None:
@@ -201,7 +201,7 @@ def kl_section(step, t: int, x0_error: float, variance_interp: float, kl_steps: 
     fig.update_layout(title="KL(true posterior ‖ model) at every t", height=340, margin=dict(l=10, r=10, t=50, b=10),
                       xaxis_title="t (paper's step)", yaxis_title="KL [nats]", yaxis_type="log",
                       legend=dict(orientation="h", y=-0.3))
-    st.plotly_chart(honest_axes(fig), key="reverse_kl_vs_t")
+    chart(honest_axes(fig), key="reverse_kl_vs_t")
     st.caption("The variance choice matters most at small $t$, where $\\beta_t$ and $\\tilde\\beta_t$ differ by a large "
                "factor; at large $t$ $\\tilde\\beta_t \\to \\beta_t$ and the curves meet. With an exact $\\hat x_0$ and "
                "$\\sigma^2 = \\tilde\\beta_t$ the KL is exactly 0 (no line on a log axis). An $\\hat x_0$ error adds "
@@ -289,7 +289,7 @@ def noise_added_back() -> None:
                   ("data", "data", data, NEUTRAL, 3),
                   ("DDPM: xₜ₋₁ = μ_θ + σ_t z", "with noise", with_noise, COLORS[0], 3),
                   ("no noise: xₜ₋₁ = μ_θ", "without noise", without_noise, COLORS[1], 5))]
-    st.plotly_chart(point_panels(panels, height=400), key="reverse_ablation_scatter")
+    chart(point_panels(panels, height=400), key="reverse_ablation_scatter")
     exports.npz_button("Points (.npz)", {"data": data, "with_noise": with_noise, "without_noise": without_noise,
                                          "T": T, "variance": variance, "seed": seed},
                        f"noise_ablation_T{T}_seed{seed}.npz", key="reverse_ablation_npz")

@@ -18,6 +18,7 @@ from core.data.images import make_grid
 from core.diffusion.samplers import SPACINGS
 from core.lab import sampling
 from ui import catalog, exports, figures, layout, runs, session
+from ui.figures import chart
 from ui.labels import VARIANCE_LABELS, sampler_label
 from ui.navigation import require_app_shell
 from ui.sampling_numbers import ddim_update_panel, quality_vs_steps_panel
@@ -141,7 +142,7 @@ def paper_label(t: int) -> str:
 
 
 def show_sample_grid(samples: torch.Tensor) -> None:
-    st.plotly_chart(figures.picture_row({f"{len(samples)} samples": picture_of(samples)}, height=400), key="sample_grid")
+    chart(figures.picture_row({f"{len(samples)} samples": picture_of(samples)}, height=400), key="sample_grid")
 
 
 def show_trajectory(trajectory, T: int) -> None:
@@ -151,13 +152,13 @@ def show_trajectory(trajectory, T: int) -> None:
              figures.Panel("x̂₀ (the model's guess at this step)", pictures["pred_x0"])]]
     labels = [paper_label(t) for t in pictures["t"]]
     shown = layout.keyboard_scrubber("Trajectory step (t)", labels, key="sample_trajectory_t")
-    st.plotly_chart(figures.image_scrubber(rows, labels, prefix="t = ", active=shown), key="sample_trajectory")
+    chart(figures.image_scrubber(rows, labels, prefix="t = ", active=shown), key="sample_trajectory")
     st.caption("From $x_T$ (left end of the slider) to the final $x_0$ (right end). Early on $\\hat x_0$ is a blurry "
                "average; the details are decided in the last steps. The slider above the figure works with the "
                "keyboard (Tab to it, then ← →).")
     st.subheader("Snapshots")
     strip = {f"t = {paper_label(t)}": picture_of(x[:TRAJECTORY_SAMPLES], nrow=2) for t, x in sampling.snapshots(trajectory, T)}
-    st.plotly_chart(figures.picture_row(strip), key="sample_snapshots")
+    chart(figures.picture_row(strip), key="sample_snapshots")
 
 
 def point_layers(samples: torch.Tensor, dataset: str | None) -> list:
@@ -173,7 +174,7 @@ def point_layers(samples: torch.Tensor, dataset: str | None) -> list:
 
 def show_point_samples(samples: torch.Tensor, dataset: str | None) -> None:
     panel = figures.PointPanel("samples vs data", point_layers(samples, dataset), POINT_RANGE)
-    st.plotly_chart(figures.point_panels([panel]), key="sample_points_plot")
+    chart(figures.point_panels([panel]), key="sample_points_plot")
 
 
 def show_point_trajectory(trajectory) -> None:
@@ -186,7 +187,7 @@ def show_point_trajectory(trajectory) -> None:
               figures.PointPanel("x̂₀ at this step", [L("x̂₀", pred[..., 0], pred[..., 1], color=figures.OKABE_ITO[0], size=3)],
                                  POINT_RANGE)]
     shown = layout.keyboard_scrubber("Trajectory step (t)", labels, key="sample_trajectory_t")
-    st.plotly_chart(figures.points_scrubber(panels, labels, active=shown), key="sample_points_trajectory")
+    chart(figures.points_scrubber(panels, labels, active=shown), key="sample_points_trajectory")
 
 
 @st.cache_data(show_spinner="Classifying the samples…", max_entries=16)
@@ -343,13 +344,13 @@ def compare_step_counts(loaded: catalog.LoadedModel, settings: sampling.SamplerS
         shown = {f"{steps} steps": results[(method, steps)] for steps in sorted(counts)}
         if loaded.is_image_model:
             pictures = {k: picture_of(v, nrow=4) for k, v in shown.items()}
-            st.plotly_chart(figures.picture_row(pictures), key=f"compare_{method}")
+            chart(figures.picture_row(pictures), key=f"compare_{method}")
             exports.png_button(f"PNG of the {method.upper()} row", lambda pictures=pictures: figures.side_by_side(list(pictures.values())),
                                f"compare_{method}_seed{seed}.png", key=f"compare_png_{method}")
         else:
             panels = [figures.PointPanel(k, [figures.Layer(k, v[:, 0].numpy(), v[:, 1].numpy(), size=3)], POINT_RANGE)
                       for k, v in shown.items()]
-            st.plotly_chart(figures.point_panels(panels, height=320), key=f"compare_{method}")
+            chart(figures.point_panels(panels, height=320), key=f"compare_{method}")
         st.caption(f"Sampling time per run (measured when it was computed): {times}.")
 
 

@@ -16,7 +16,7 @@ from core.lab.schedule_lab import forward_snapshots, schedule_curves, terminal_n
 from core.lab.signal import SIGNAL_GONE, noise_only_fraction, signal_gone_step
 from core.rng import seeded_noise
 from ui import exports
-from ui.figures import COLORS, honest_axes, picture_row, side_by_side
+from ui.figures import COLORS, chart, honest_axes, picture_row, side_by_side
 from ui.labels import SCHEDULE_LABELS, terminal_noise_text
 from ui.navigation import require_app_shell
 from ui.settings import PERSIST, PageSettings, Preset, Setting
@@ -213,7 +213,7 @@ def more_curves(figures: list) -> None:
     st.subheader("The schedule, step by step")
     for i in range(0, len(figures), 2):
         for j, (column, figure) in enumerate(zip(st.columns(2), figures[i:i + 2])):
-            column.plotly_chart(figure, key=f"schedules_schedule_curve_{i + j + 1}")  # curve 0 sits beside the controls
+            chart(figure, key=f"schedules_schedule_curve_{i + j + 1}", where=column)  # curve 0 sits beside the controls
     st.caption("$\\tilde\\beta_1 = 0$: given $x_1$ and $x_0$ there is nothing left to sample, so the $\\tilde\\beta$ curve "
                "starts at 0 (hidden on a log scale). $c_0 \\to 1$ and $c_t \\to 0$ at $t = 1$; at large $t$, "
                "$c_t \\approx \\sqrt{\\alpha_t} \\approx 1$ and $c_0$ is tiny: one step only slightly shrinks $x_t$.")
@@ -253,7 +253,7 @@ def forward_on_a_digit(results: dict, compare: bool) -> None:
     for name, (settings, *_rest) in results.items():
         pictures = snapshot_pictures(settings, int(digit), int(noise_seed))
         st.markdown(f"**{name}: {describe(settings)}**" if compare else f"**{describe(settings)}**")
-        st.plotly_chart(picture_row(pictures, height=230), key=f"schedules_snapshots_{name}")
+        chart(picture_row(pictures, height=230), key=f"schedules_snapshots_{name}")
         exports.png_button("PNG of this strip", lambda pictures=pictures: side_by_side(list(pictures.values())),
                            f"forward_{name}_digit{digit}_seed{noise_seed}.png", key=f"schedules_png_{name}")
 
@@ -279,7 +279,7 @@ def main() -> None:
         pure_noise_verdict(results, compare)
         axis, log_beta = curve_axes()
         figures = curve_figures(results, compare, axis, log_beta)
-        verdict.plotly_chart(figures[0], key="schedules_schedule_curve_0")
+        chart(figures[0], key="schedules_schedule_curve_0", where=verdict)
     more_curves(figures[1:])
     curve_exports(results)
     forward_on_a_digit(results, compare)

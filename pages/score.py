@@ -19,7 +19,7 @@ from core.diffusion.schedules import make_schedule
 from core.lab.playground import arrow_scale, arrow_segments, square_grid
 from core.lab.score import per_sample_scores, tweedie_check
 from ui.code import show_code
-from ui.figures import COLORS
+from ui.figures import COLORS, chart
 from ui.navigation import require_app_shell
 
 require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
@@ -74,7 +74,7 @@ def field_section() -> None:
         fig.update_xaxes(range=AXIS, row=1, col=c)
         fig.update_yaxes(range=AXIS, scaleanchor="x" if c == 1 else "x2", row=1, col=c)
     fig.update_layout(height=430, margin=dict(l=10, r=10, t=40, b=10))
-    st.plotly_chart(fig, key="score_fields")
+    chart(fig, key="score_fields")
     columns = st.columns(4)
     columns[0].metric("mean ‖−ε/σ‖²/D", f"{s.mean_squared_one_sample:.3f}", help=f"1/(1−ᾱ_t) = {1 / sigma**2:.3f} in expectation")
     columns[1].metric("mean ‖∇log q_t‖²/D", f"{s.mean_squared_true:.3f}")

@@ -20,7 +20,7 @@ from core.lab.small_steps import (
     reverse_transition,
 )
 from ui.code import show_code
-from ui.figures import COLORS
+from ui.figures import COLORS, chart
 from ui.navigation import require_app_shell
 
 require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
@@ -62,7 +62,7 @@ def one_transition_section() -> None:
                                  line=dict(color=COLORS[1], dash="dash"), showlegend=c == 1), row=1, col=c)
         fig.update_xaxes(title_text="x_{t−1}", row=1, col=c)
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.3))
-    st.plotly_chart(fig, key="small_transitions")
+    chart(fig, key="small_transitions")
     st.table([{"steps": steps, "step used": f"{r['i'] + 1} of {steps}", "ᾱ_t": f"{r['alpha_bar']:.3f}",
                "β_t of the step": f"{r['beta']:.3g}", "KL(q ‖ Gaussian) [nats]": f"{r['kl']:.2e}",
                "total variation": f"{r['tv']:.3f}"} for steps, r in result.items()])
@@ -85,7 +85,7 @@ def chain_section() -> None:
                       yaxis_title="E over x_t of KL(q ‖ best Gaussian) [nats]", yaxis_type="log",
                       legend=dict(orientation="h", y=-0.3))
     left, right = st.columns([3, 2])
-    left.plotly_chart(fig, key="small_chain")
+    chart(fig, key="small_chain", where=left)
     with right:
         for steps, gap in results.items():
             st.metric(f"T = {steps}: Σ over the chain", f"{gap.total_kl:.2e} nats")

@@ -25,7 +25,7 @@ from core.lab.time_conditioning import (
 from core.metrics.points import sliced_wasserstein
 from ui import runs
 from ui.code import show_code
-from ui.figures import COLORS, Layer, PointPanel, point_panels
+from ui.figures import COLORS, Layer, PointPanel, chart, point_panels
 from ui.navigation import require_app_shell
 
 require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
@@ -59,8 +59,8 @@ def embedding_section() -> None:
     dim = int(columns[1].select_slider("Embedding dimension d", (16, 32, 64, 128), 64, key="time_dim"))
     heat, sim = embedding_figures(T, dim)
     left, right = st.columns(2)
-    left.plotly_chart(heat, key="time_heatmap")
-    right.plotly_chart(sim, key="time_similarity")
+    chart(heat, key="time_heatmap", where=left)
+    chart(sim, key="time_similarity", where=right)
     st.markdown("Since sin a·sin b + cos a·cos b = cos(a − b), emb(t)·emb(s) = Σᵢ cos((t − s)fᵢ): the similarity "
                 "depends only on the distance t − s, which is why the right map is constant along its diagonals. "
                 "Neighbouring steps get almost the same vector (their noise levels are almost the same); distant "
@@ -109,7 +109,7 @@ def experiment_section() -> None:
         panels.append(PointPanel(VARIANT_LABELS[variant], [Layer(variant, points[:, 0], points[:, 1],
                                                                    color=COLORS[i], size=3)], POINT_RANGE))
         distances[variant] = sliced_wasserstein(torch.as_tensor(points), reference, generator=torch.Generator().manual_seed(0))
-    st.plotly_chart(point_panels(panels, height=360), key="time_samples")
+    chart(point_panels(panels, height=360), key="time_samples")
     distances["fresh data"] = sliced_wasserstein(torch.as_tensor(results["fresh data"]), reference,
                                                  generator=torch.Generator().manual_seed(0))
     columns = st.columns(4)

@@ -26,7 +26,7 @@ from core.lab.variances import (
 )
 from ui import catalog
 from ui.code import show_code
-from ui.figures import COLORS
+from ui.figures import COLORS, chart
 from ui.navigation import require_app_shell
 from ui.sampling_numbers import DDIM_LATEX, ddim_update_panel, quality_vs_steps_panel
 
@@ -52,7 +52,7 @@ def v_section(loaded: catalog.LoadedModel) -> None:
                      go.Scatter(x=steps, y=similarity["minus_x0"].tolist(), name="cos(v, −x₀)", line=dict(color=COLORS[1]))])
     fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="t (paper's step)",
                       yaxis_title="cosine similarity", legend=dict(orientation="h", y=-0.3))
-    st.plotly_chart(fig, key="variances_v_ends")
+    chart(fig, key="variances_v_ends")
     st.markdown(f"**Small t** (ᾱ_t → 1): v → ε (cos(v, ε) = {float(similarity['eps'][0]):.3f} at t = 1). "
                 f"**Large t** (ᾱ_t → 0): v → −x₀ (cos(v, −x₀) = {float(similarity['minus_x0'][-1]):.3f} at t = "
                 f"{schedule.T}). One held-out digit and one ε (seed 0), this model's schedule.")
@@ -112,7 +112,7 @@ def variance_section(loaded: catalog.LoadedModel) -> None:
                                  mode="lines+markers" if steps <= 100 else "lines", line=dict(color=COLORS[i])))
     fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="step of the respaced chain",
                       yaxis_title="β_t / β̃_t", yaxis_type="log", xaxis_type="log", legend=dict(orientation="h", y=-0.3))
-    st.plotly_chart(fig, key="variances_ratio")
+    chart(fig, key="variances_ratio")
     many, few = beta_ratio_reach(1000), beta_ratio_reach(10)
     st.markdown(f"β and β̃ differ by more than 10 % at {many['count']} of {many['of']} steps with 1000 steps (only "
                 f"where ᾱ_t > {many['lowest_alpha_bar']:.3f}, the last, almost clean steps), but at {few['count']} of "

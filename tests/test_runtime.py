@@ -12,6 +12,7 @@ from core.runtime import (
     autocast_dtype,
     choose_threads,
     decide_cpu_bf16,
+    native_cpu_bf16,
     runnable_tasks,
     usable_cpu_cores,
 )
@@ -21,31 +22,46 @@ def never(*_):
     raise AssertionError("the micro-benchmark must not run here")
 
 
-@pytest.mark.parametrize("env, onednn, speedup, expected", [
-    (None, True, BF16_MIN_SPEEDUP + 0.5, True),   # measured faster
-    (None, True, BF16_MIN_SPEEDUP - 0.01, False),  # measured not fast enough (an emulating CPU)
-    (None, False, 5.0, False),                  # no oneDNN bf16 kernels: never
-    ("1", False, 5.0, False),                   # even when forced
+@pytest.mark.parametrize("env, onednn, native, speedup, expected", [
+    (None, True, True, 0.5, True),                        # bf16 in hardware: used, no measurement
+    (None, True, False, 5.0, False),                      # flags listed without bf16 (emulated): not used
+    (None, True, None, BF16_MIN_SPEEDUP + 0.5, True),     # flags unknown: measured faster
+    (None, True, None, BF16_MIN_SPEEDUP - 0.01, False),   # flags unknown: measured not fast enough
+    (None, False, True, 5.0, False),                      # no oneDNN bf16 kernels: never
+    ("1", False, True, 5.0, False),                       # even when forced
 ])
-def test_bf16_decision_by_measurement(env, onednn, speedup, expected):
+def test_bf16_decision(env, onednn, native, speedup, expected):
     calls = []
 
     def measure():
         calls.append(1)
         return speedup
 
-    assert decide_cpu_bf16(env, onednn, measure) is expected
-    assert len(calls) == (1 if env is None and onednn else 0)  # measured only when it decides
+    assert decide_cpu_bf16(env, onednn, native, measure) is expected
+    assert len(calls) == (1 if env is None and onednn and native is None else 0)  # measured only when it decides
 
 
 @pytest.mark.parametrize("env, expected", [("1", True), ("0", False), (" 1 ", True)])
 def test_bf16_env_override_skips_the_measurement(env, expected):
-    assert decide_cpu_bf16(env, True, never) is expected
+    assert decide_cpu_bf16(env, True, None, never) is expected
+    assert decide_cpu_bf16(env, True, not expected, never) is expected  # and wins over the flags
+
+
+@pytest.mark.parametrize("cpuinfo, expected", [
+    ("processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16 avx512_vnni\n", True),
+    ("processor\t: 0\nflags\t\t: fpu sse avx512f amx_tile amx_bf16\n", True),
+    ("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512bw\n", False),   # AVX-512 without bf16: emulated
+    ("processor\t: 0\nFeatures\t: fp asimd bf16 i8mm\n", True),              # an ARMv8.6 core
+    ("processor\t: 0\nFeatures\t: fp asimd evtstrm\n", False),               # an older ARM core
+    ("processor\t: 0\nmodel name\t: something\n", None),                     # no flags line at all
+])
+def test_native_bf16_is_read_from_the_cpu_flags(cpuinfo, expected):
+    assert native_cpu_bf16(cpuinfo) is expected
 
 
 def test_bf16_env_bad_value_is_a_clear_error():
     with pytest.raises(ValueError, match="RDL_CPU_BF16='yes' is not allowed"):
-        decide_cpu_bf16("yes", True, never)
+        decide_cpu_bf16("yes", True, True, never)
 
 
 def test_autocast_follows_the_decision(monkeypatch):

@@ -8,6 +8,7 @@ swaps pictures (and the marker on the loss curves) in the browser, without a rou
 from __future__ import annotations
 
 import base64
+import re
 from typing import NamedTuple
 
 import numpy as np
@@ -66,6 +67,63 @@ def honest_axes(fig: go.Figure) -> go.Figure:
     fig.for_each_xaxis(lambda axis: axis.update(dtick=1) if axis.type == "log" else None)
     fig.for_each_yaxis(lambda axis: axis.update(dtick=1) if axis.type == "log" else None)
     return fig
+
+
+# Math inside a chart. Streamlit's Plotly has no MathJax, so "$x_{t-1}$" would print as its source. Plotly does
+# render a small HTML subset in every text (titles, axis titles, legend names, subplot titles): `typeset` turns
+# the TeX-style sub/superscripts the pages write ("x_t", "ᾱ_{t−1}", "L_simple", "σ^2") into <sub>/<sup>, so a
+# chart shows real subscripts instead of underscores; the text around a chart uses Streamlit's LaTeX.
+_LETTER = "A-Za-z\u0370-\u03ff\u1f00-\u1fff"  # Latin and Greek (ᾱ is in Greek Extended)
+# One letter (with any combining accents: μ̃, x̂) that does not continue a word, then _ or ^, then {…} or a run of
+# letters/digits: "x_t", "ε_θ", "L_simple", "ᾱ_{t−1}", "σ^2"; file names such as "mnist_eps" are left alone.
+_SCRIPT = re.compile(f"(?<![{_LETTER}0-9])([{_LETTER}][\u0300-\u036f]*)([_^])(?:\\{{([^{{}}]*)\\}}|([0-9{_LETTER}]+))")
+_TAGS = {"_": "sub", "^": "sup"}
+
+
+def typeset(text):
+    """Plotly's HTML for TeX-style scripts: "x_{t−1}" -> "x<sub>t−1</sub>", "σ^2" -> "σ<sup>2</sup>".
+    Anything else (None, numbers, text without scripts, "mnist_eps") comes back unchanged."""
+    if not isinstance(text, str) or ("_" not in text and "^" not in text):
+        return text
+
+    def tag(match):
+        name = _TAGS[match.group(2)]
+        script = match.group(3) if match.group(3) is not None else match.group(4)
+        return f"{match.group(1)}<{name}>{script}</{name}>"
+
+    return _SCRIPT.sub(tag, text)
+
+
+def _typeset_title(thing) -> None:
+    if thing.title is not None and thing.title.text:
+        thing.title.text = typeset(thing.title.text)
+
+
+def typeset_figure(fig: go.Figure) -> go.Figure:
+    """`typeset` on every visible text of a figure: its title, axis and legend titles, subplot titles
+    (annotations), colour-bar titles and trace names, in the animation frames too. Changes `fig` in place."""
+    _typeset_title(fig.layout)
+    if fig.layout.legend is not None:
+        _typeset_title(fig.layout.legend)
+    fig.for_each_xaxis(_typeset_title)
+    fig.for_each_yaxis(_typeset_title)
+    fig.for_each_annotation(lambda note: note.update(text=typeset(note.text)) if note.text else None)
+    traces = list(fig.data) + [trace for frame in fig.frames for trace in frame.data]
+    for trace in traces:
+        if getattr(trace, "name", None):
+            trace.name = typeset(trace.name)
+        colorbar = getattr(trace, "colorbar", None)
+        if colorbar is not None and colorbar.title is not None and colorbar.title.text:
+            colorbar.title.text = typeset(colorbar.title.text)
+    return fig
+
+
+def chart(fig: go.Figure, key: str, where=None) -> None:
+    """Show a figure the way every chart of the app is shown: scripts typeset, honest axes. `where` is a
+    Streamlit container or column (default: the page)."""
+    import streamlit as st  # only here: the builders above stay usable without Streamlit
+
+    (where or st).plotly_chart(honest_axes(typeset_figure(fig)), key=key)
 
 
 def side_by_side(pictures: list, gap: int = 4) -> np.ndarray:

@@ -15,6 +15,7 @@ import streamlit as st
 
 from core.data.images import png_bytes, upscale
 from core.history import TrainingHistory, list_histories, load_history, replay_advance
+from ui.figures import chart
 from ui.training_panel import format_seconds
 
 SPEEDS = {"1 frame/s": 1.0, "2 frames/s": 2.0, "4 frames/s": 4.0, "8 frames/s": 8.0}
@@ -58,9 +59,9 @@ def _frame_view(history: TrainingHistory, index: int, key: str) -> None:
     numbers[3].metric("digit classes seen", "–" if frame.classes is None else f"{frame.classes} / 10")
     left, middle, right = st.columns(3)
     with left:
-        st.plotly_chart(loss_figure(history, frame.step), key=f"{key}_loss")
+        chart(loss_figure(history, frame.step), key=f"{key}_loss")
     with middle:
-        st.plotly_chart(profile_figure(history, frame.profile), key=f"{key}_profile")
+        chart(profile_figure(history, frame.profile), key=f"{key}_profile")
     with right:
         st.image(png_bytes(upscale(frame.preview, 3)), caption=f"EMA samples after {frame.step:,} steps (DDIM, fixed seed)")
 

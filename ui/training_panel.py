@@ -22,6 +22,7 @@ from core.training.config import TrainConfig
 from core.training.jobs import JobRefused
 from core.training.stats import ACTIVE_STATES
 from ui import session
+from ui.figures import chart
 
 REFRESH_SECONDS = 1.0
 STATE_LABELS = {
@@ -96,7 +97,7 @@ def preview_view(preview):
         fig.update_layout(title=f"EMA samples after {preview.step} steps", height=320,
                           margin=dict(l=10, r=10, t=40, b=10), yaxis_scaleanchor="x",
                           xaxis_range=[-1.6, 1.6], yaxis_range=[-1.6, 1.6])  # the toys live in [-1, 1]²
-        st.plotly_chart(fig, key="preview_points")
+        chart(fig, key="preview_points")
 
 
 def job_buttons(job) -> None:
@@ -191,10 +192,10 @@ def progress_panel(job, floor_fn=None) -> None:
         st.caption(f"Device: {snapshot.device}")
         left, middle, right = st.columns(3)
         with left:
-            st.plotly_chart(loss_figure(snapshot), key=f"loss_{job.job_id}")
+            chart(loss_figure(snapshot), key=f"loss_{job.job_id}")
         with middle:
             floor = floor_fn(snapshot) if floor_fn is not None else None
-            st.plotly_chart(profile_figure(snapshot, floor), key=f"profile_{job.job_id}")
+            chart(profile_figure(snapshot, floor), key=f"profile_{job.job_id}")
         with right:
             preview_view(snapshot.preview)
 
