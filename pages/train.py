@@ -200,7 +200,7 @@ def start_section(settings: dict, schedule) -> None:
     warning = terminal_noise_text(terminal_noise(schedule)) if schedule is not None else None
     if warning:
         st.warning(warning)
-    budget_column, minutes_column, seed_column, start_column = st.columns([2.2, 1, 1.3, 1.5], vertical_alignment="bottom")
+    budget_column, minutes_column, seed_column, start_column = st.columns([2.9, 1, 1.1, 1.5], vertical_alignment="bottom")
     budget = budget_column.radio("Train for", list(BUDGET_LABELS), format_func=BUDGET_LABELS.get, horizontal=True,
                                  key="train_budget", persist_state=PERSIST,
                                  help="A time budget stops the job (and saves it) when the time is spent, even "
