@@ -50,8 +50,8 @@ PRESETS = [
     Preset("A 2-D toy in seconds", {**_recipe_values(recipe_for("two_moons", False), "two_moons"),
                                     **{key: PLAYGROUND_RECIPE[RECIPE_KEYS[key]] for key in RECIPE_KEYS
                                        if RECIPE_KEYS[key] in PLAYGROUND_RECIPE}},
-           "Two moons with the 2-D playground's recipe (tiny MLP, 4,000 steps of batch 256): seconds of CPU time, "
-           "then sample from it on the Sample page."),
+           "Two moons with the 2-D playground's recipe (tiny MLP, 4,000 steps of batch 256; 10–15 s of CPU time "
+           "where it was measured, bench/playground_recipe.py), then sample from it on the Sample page."),
 ]
 
 

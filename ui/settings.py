@@ -203,8 +203,9 @@ class PageSettings:
         with st.popover("Share · presets · reset", icon=":material/share:", key=f"{self.page}_share"):
             st.button("Reset to defaults", key=f"{self.page}_reset", on_click=self.reset,
                       help="Every setting of this page back to its default.")
-            st.markdown("**Link to these settings** (copy with the icon at its right; it carries this page's "
-                        "settings and nothing else):")
+            carries = "this page's settings and the active model" if self.uses_model else "this page's settings"
+            st.markdown(f"**Link to these settings** (copy with the icon at its right; it carries {carries} and "
+                        "nothing else):")
             st.code(self.link(), language=None, wrap_lines=True)
             if self.uses_model and session_only_model():
                 st.caption("This link opens with the default model: the active model was trained or uploaded in this "
