@@ -4,7 +4,6 @@ dataset picks the recipe the other settings start from (core.training.config.rec
 
 import os
 
-import numpy as np
 import streamlit as st
 import torch
 
@@ -230,7 +229,7 @@ def schedule_figure(schedule) -> None:
         log_y=False, title="x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε with this schedule", y_title="weight")
     fig.update_layout(height=300, yaxis_range=[0, 1.02])
     chart(fig, key="train_schedule_figure")
-    signal_T = float(np.asarray(curves["signal"][-1]))
+    signal_T = float(curves["signal"][-1])
     st.caption(f"At t = T = {schedule.T:,} the weight of x₀ is {signal_T:.2g}: sampling starts from pure noise, so it "
                "should be close to 0.")
     show_code(schedule_curves)

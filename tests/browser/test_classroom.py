@@ -1,6 +1,7 @@
 """Classroom checks in a real browser (issue 11): the projector layout at 1280×720 and 1440×900 with
-screenshots, settings that survive a page switch and a reload, a shared link that reproduces a page in a
-second browser, keyboard operation of a scrubber, and a download.
+screenshots (Home and Train included), settings that survive a page switch and a reload, a shared link that
+reproduces a page, and its active shipped model, in a second browser, keyboard operation of a scrubber, and a
+download.
 
 The server runs on the tiny checkpoints of conftest.browser_checkpoint_dir (T = 40).
 """
