@@ -70,6 +70,8 @@ def test_defaults_that_depend_on_a_setting():
 def test_a_preset_may_only_set_known_settings():
     with pytest.raises(ValueError, match="unknown setting 'z'"):
         PageSettings("p", [Setting("a", 1, "int", 0, 9)], [Preset("bad", {"z": 1})])
+    with pytest.raises(ValueError, match="may not be called 'model'"):
+        PageSettings("p", [Setting("model", "x", "text", choices=("x",))])
 
 
 # --------------------------------------------------------------------------------------------- pages

@@ -123,6 +123,8 @@ class PageSettings:
 
     def __post_init__(self):
         self.by_key = {s.key: s for s in self.settings}
+        if MODEL_PARAM in self.by_key:
+            raise ValueError(f"a page setting may not be called {MODEL_PARAM!r}: links use it for the active model")
         for preset in self.presets:
             for key in preset.values:
                 if key not in self.by_key:
