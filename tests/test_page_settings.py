@@ -188,6 +188,15 @@ def test_a_link_with_a_shipped_model_opens_with_that_model(monkeypatch, checkpoi
     assert active_model(at) == "shipped:mnist_x0" and url_of(at)["model"] == "shipped:mnist_x0"
 
 
+def test_the_links_model_is_active_before_the_page_reads_its_settings(monkeypatch, checkpoint_dir):
+    """The Sample page's settings depend on the model (a point model has "sample_points", an image model
+    "sample_n"): a link for the 2-D model restores its settings only because the model is selected first."""
+    at = page_with(monkeypatch, checkpoint_dir, "pages/sample.py", {"model": "shipped:moons_eps", "sample_points": "2000"})
+    assert active_model(at) == "shipped:moons_eps"
+    assert at.slider(key="sample_points").value == 2000 and not at.warning
+    assert the_link(at) == "?model=shipped:moons_eps&sample_points=2000"
+
+
 def test_a_reload_keeps_the_model(monkeypatch, checkpoint_dir):
     first = page_with(monkeypatch, checkpoint_dir, "pages/sample.py", {}, {"active_model_key": "shipped:mnist_v"})
     assert active_model(first) == "shipped:mnist_v"
