@@ -47,7 +47,7 @@ def formulas() -> None:
 
 
 def guide() -> None:
-    st.subheader("The course, page by page")
+    st.header("The course, page by page")
     st.markdown("In the order of the course: forward process → posterior → parameterizations → objective and training → "
                 "sampling → variance and DDIM, then practice and review.")
     pages = [page for page in available_pages() if page.file != HOME]
