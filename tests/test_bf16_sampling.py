@@ -163,3 +163,23 @@ def test_the_cli_writes_the_sample_pages_samples_in_bf16(cpu_bf16, tmp_path):
         assert np.array_equal(written.reshape(*expected.shape[:2], -1)[..., 0], expected.reshape(*expected.shape[:2], -1)[..., 0])
         plain = old_run_sampler(model, diffusion, settings, (9, 1, 28, 28), seed=4)
         assert not torch.equal(page, plain)  # the page's samples are the bf16 ones
+
+
+def test_the_samplers_update_in_the_precision_of_x_t_whatever_the_network_returns():
+    """A network that answers in bf16 (as under autocast) is sampled exactly like one that answers the same
+    values in float32: the loops cast the output before the update (this is what the training previews rely on)."""
+    from core.diffusion.gaussian_diffusion import GaussianDiffusion
+    from core.diffusion.schedules import make_schedule
+
+    def in_bf16(x, t):
+        return (0.3 * x + 0.01 * t.reshape(-1, 1)).to(torch.bfloat16)
+
+    def same_values_in_fp32(x, t):
+        return in_bf16(x, t).float()
+
+    diffusion = GaussianDiffusion(make_schedule("linear", 30), "eps", "fixed_small")
+    for sampler in (lambda m, g: ddim_sample(m, diffusion, (64, 2), 7, eta=0.5, generator=g),
+                    lambda m, g: ddpm_sample(m, diffusion, (64, 2), steps=7, generator=g)):
+        got = sampler(in_bf16, torch.Generator().manual_seed(0))
+        assert got.dtype == torch.float32
+        assert torch.equal(got, sampler(same_values_in_fp32, torch.Generator().manual_seed(0)))
