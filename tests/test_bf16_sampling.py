@@ -18,7 +18,9 @@ from PIL import Image
 from core import checkpoints, runtime
 from core import sample as sample_cli
 from core.data.images import make_grid
+from core.diffusion.gaussian_diffusion import GaussianDiffusion
 from core.diffusion.samplers import ddim_sample, ddpm_sample
+from core.diffusion.schedules import make_schedule
 from core.lab import sampling, time_conditioning, variances
 from core.nets.build import build_model
 
@@ -67,9 +69,6 @@ def old_run_sampler(model, diffusion, settings, shape, seed):
 
 def test_without_bf16_every_sampling_path_is_bit_identical_to_the_plain_network(cpu_bf16, tmp_path):
     assert cpu_bf16("0") is None
-    from core.diffusion.gaussian_diffusion import GaussianDiffusion
-    from core.diffusion.schedules import make_schedule
-
     diffusion = GaussianDiffusion(make_schedule("linear", 40), "eps", "learned_range")
     model = tiny_unet(variance_channels=True)
     shape = (3, 1, 28, 28)
@@ -144,9 +143,6 @@ def test_bf16_forward_pass_and_samples_stay_close_to_fp32(cpu_bf16):
 @needs_bf16
 def test_the_cli_writes_the_sample_pages_samples_in_bf16(cpu_bf16, tmp_path):
     """`python -m core.sample` with the page's settings gives exactly run_sampler's samples, both in bf16."""
-    from core.diffusion.gaussian_diffusion import GaussianDiffusion
-    from core.diffusion.schedules import make_schedule
-
     assert cpu_bf16("1") is torch.bfloat16
     model, diffusion = tiny_unet(), GaussianDiffusion(make_schedule("linear", 40), "eps", "fixed_large")
     path = tmp_path / "m.safetensors"
@@ -168,9 +164,6 @@ def test_the_cli_writes_the_sample_pages_samples_in_bf16(cpu_bf16, tmp_path):
 def test_the_samplers_update_in_the_precision_of_x_t_whatever_the_network_returns():
     """A network that answers in bf16 (as under autocast) is sampled exactly like one that answers the same
     values in float32: the loops cast the output before the update (this is what the training previews rely on)."""
-    from core.diffusion.gaussian_diffusion import GaussianDiffusion
-    from core.diffusion.schedules import make_schedule
-
     def in_bf16(x, t):
         return (0.3 * x + 0.01 * t.reshape(-1, 1)).to(torch.bfloat16)
 
