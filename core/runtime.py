@@ -193,8 +193,9 @@ class ThreadPolicy:
     """Re-decides torch's thread count at most every `interval_s` seconds from the machine's load.
 
     Call `update()` between training steps (never inside one), from the thread that runs the steps (OpenMP keeps
-    the count per calling thread): it returns the thread count in force. Only for a process that runs one job.
-    $RDL_TORCH_THREADS fixes the count instead.
+    the count per calling thread): it returns the thread count in force. Only for a process that runs one job:
+    the training worker passes one to its Trainer (`Trainer(thread_policy=...)`, core/training/worker.py), which
+    calls update() before every step. $RDL_TORCH_THREADS fixes the count instead.
     `probe` returns the other runnable tasks (default `runnable_tasks`); `clock` the time in seconds."""
 
     def __init__(self, interval_s: float = 10.0, max_threads: int = 2, probe=runnable_tasks, clock=time.monotonic,

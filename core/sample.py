@@ -5,6 +5,9 @@
 
 Image models give a grid of the samples; 2-D models a scatter plot of the points (drawn with Pillow).
 --steps defaults to 50 for DDIM and to all T steps for DDPM (fewer DDPM steps use a respaced process).
+The network runs under bf16 autocast where core.runtime enables it (CUDA; CPUs with bf16 in hardware;
+RDL_CPU_BF16=0 or 1 forces the choice), exactly as on the Sample page (core.lab.sampling.autocast_network), so
+the same settings give the same samples in both.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from core import checkpoints
 from core.checks import check_int, check_number
 from core.data.images import make_grid, save_png
 from core.diffusion.samplers import SPACINGS, ddim_sample, ddpm_sample
-from core.runtime import DEVICES, configure_cpu_threads, resolve_device
+from core.lab.sampling import autocast_network
+from core.runtime import DEVICES, autocast_dtype, configure_cpu_threads, resolve_device
 
 SAMPLERS = ("ddpm", "ddim")
 DEFAULT_DDIM_STEPS = 50
@@ -142,13 +146,14 @@ def main(argv=None) -> int:
     steps = args.steps if args.steps is not None else (DEFAULT_DDIM_STEPS if args.sampler == "ddim" else diffusion.T)
     steps = min(steps, diffusion.T)
     generator = torch.Generator(device=device).manual_seed(args.seed)
+    network = autocast_network(model)
 
     started = time.monotonic()
     if args.sampler == "ddim":
-        samples = ddim_sample(model, diffusion, shape, steps, eta=args.eta, spacing=args.spacing,
+        samples = ddim_sample(network, diffusion, shape, steps, eta=args.eta, spacing=args.spacing,
                               generator=generator, clip_x0=args.clip, device=device)
     else:
-        samples = ddpm_sample(model, diffusion, shape, steps=steps, spacing=args.spacing,
+        samples = ddpm_sample(network, diffusion, shape, steps=steps, spacing=args.spacing,
                               generator=generator, clip_x0=args.clip, device=device)
     seconds = time.monotonic() - started
     samples = samples.float().cpu()
@@ -172,7 +177,8 @@ def main(argv=None) -> int:
     sampler = f"DDIM, {steps} steps, eta {args.eta:g}" if args.sampler == "ddim" else f"DDPM, {steps} steps"
     trained = metadata.get("steps")
     print(f"sampled {args.n} {what} ({sampler}, {args.spacing} spacing, seed {args.seed}"
-          f"{', clipped x0' if args.clip else ''}) in {seconds:.1f} s on {device.type} "
+          f"{', clipped x0' if args.clip else ''}) in {seconds:.1f} s on {device.type}"
+          f"{' (bf16 autocast)' if autocast_dtype(device) is not None else ''} "
           f"from {args.checkpoint} ({trained if trained is not None else '?'} training steps)")
     print(f"wrote {picture} to {args.out}")
     return 0

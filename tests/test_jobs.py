@@ -357,3 +357,30 @@ def test_a_server_that_dies_loses_nothing(tmp_path, make_registry):
     assert "server stopped" in snapshot.message
     restarted.resume(job.job_id, total_steps=snapshot.step + 5)
     assert restarted.wait(job.job_id, WAIT) == "finished" and job.snapshot().step == snapshot.step + 5
+
+
+# ------------------------------------------------------------------------------------ thread policy
+def test_the_worker_process_trains_under_a_thread_policy(monkeypatch, tmp_path):
+    """`python -m core.training.worker` (one job per process) hands its Trainer a ThreadPolicy that may borrow one
+    core beyond the registry's share; run() called in a thread of another process (ThreadLauncher) gets none."""
+    seen = {}
+    monkeypatch.setattr(worker.signal, "signal", lambda *args: None)  # main() would install its SIGTERM handler
+    monkeypatch.setattr(worker, "run", lambda *args, **options: seen.update(args=args, **options) or 0)
+    monkeypatch.delenv(runtime.THREADS_ENV, raising=False)
+    assert worker.main([str(tmp_path), "--threads", "3", "--parent-pid", "1"]) == 0
+    policy = seen["thread_policy"]
+    assert isinstance(policy, runtime.ThreadPolicy) and policy.max_threads == 4 and policy.fixed is None
+    assert seen["args"][4] == 3  # the share itself still sets the main thread's count
+    monkeypatch.setenv(runtime.THREADS_ENV, "1")
+    assert worker.thread_policy_for(3).fixed == 1  # $RDL_TORCH_THREADS pins it
+
+
+def test_a_worker_process_respects_a_pinned_thread_count(make_registry, monkeypatch):
+    monkeypatch.setenv(runtime.THREADS_ENV, "2")  # inherited by the worker process; the registry's share is 1
+    registry = make_registry(limits=JobLimits(cpu_slots=1, threads_per_job=1), launcher=worker.ProcessLauncher())
+    job_id = registry.submit("alice", toy_config(total_steps=10_000_000))
+    job = registry.get(job_id)
+    wait_until(lambda: job.snapshot().step > 0 and "threads" in (job.snapshot().device or ""), "the worker to train")
+    assert job.snapshot().device.endswith("2 threads)")
+    registry.stop(job_id)
+    assert registry.wait(job_id, WAIT) == "stopped"

@@ -95,6 +95,8 @@ def test_python_snippets_run_and_give_what_the_pages_show(monkeypatch, checkpoin
     import torch
     from helpers import open_page
 
+    from core import runtime
+    from core.lab import sampling
     from ui import runs
 
     monkeypatch.chdir(ROOT)
@@ -104,6 +106,11 @@ def test_python_snippets_run_and_give_what_the_pages_show(monkeypatch, checkpoin
     exec(_snippet(at, "from core import checkpoints"), scope)
     shown = next(value[0][0] for key, value in runs.result_cache()._items.items() if key[0] == "sample")
     assert torch.equal(scope["samples"], shown)
+    if runtime.autocast_dtype("cpu") is not None:  # both are the bf16 samples, not one bf16 and one fp32
+        with monkeypatch.context() as fp32:
+            fp32.setattr(runtime, "cpu_bf16_supported", lambda: False)
+            plain = sampling.run_sampler(scope["model"], scope["diffusion"], scope["settings"], tuple(shown.shape), seed=0)
+        assert not torch.equal(plain, shown)
 
     at.switch_page("pages/denoise.py").run()
     scope = {}

@@ -423,3 +423,87 @@ def test_fast_mnist_recipe_reaches_noise_and_is_the_train_pages_cpu_default():
     assert recipe_for("mnist", on_gpu=False) is MNIST_FAST_RECIPE
     assert recipe_for("two_moons", on_gpu=False).dataset == "two_moons"
     assert recipe_for("mnist", on_gpu=True).T == MNIST_CPU_RECIPE.T
+
+
+# ------------------------------------------------------------------------------------- thread policy
+def test_thread_policy_changes_the_count_between_steps_never_during_one(monkeypatch):
+    """A ThreadPolicy with a fake load probe and clock re-decides before every step: the training thread runs
+    each step with the count decided just before it, and the device label names the count in force."""
+    from core import runtime
+    from core.training import trainer as trainer_module
+
+    monkeypatch.delenv(runtime.THREADS_ENV, raising=False)
+    loads = [0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 1.0]  # other runnable tasks seen before steps 0..7
+    expected = [2, 2, 1, 1, 1, 2, 2, 1]  # choose_threads(2 cores, load): a free second core is used
+    events, clock = [], iter(range(1000))
+    real_step = trainer_module.train_step
+
+    def step(state, loss_hook=None):
+        events.append(("begin", state.step))
+        result = real_step(state, loss_hook)
+        events.append(("end", state.step - 1))
+        return result
+
+    def set_threads(n):
+        events.append(("set", n))
+        torch.set_num_threads(n)
+
+    def hook(k, loss):
+        events.append(("running", k, torch.get_num_threads()))
+        return loss
+
+    monkeypatch.setattr(trainer_module, "train_step", step)
+    load_seen = iter(loads)  # the clock advances one interval per update, so every update probes once
+    policy = runtime.ThreadPolicy(interval_s=1.0, probe=lambda: next(load_seen), clock=lambda: float(next(clock)),
+                                  usable_cores=2, set_threads=set_threads)
+    try:
+        trainer = Trainer(toy_config(total_steps=len(loads), preview_every=0), loss_hook=hook, thread_policy=policy)
+        trainer.start()
+        run_to_end(trainer)
+        assert trainer.state == "finished"
+        running = [(e[1], e[2]) for e in events if e[0] == "running"]
+        assert running == list(enumerate(expected))  # each step ran with the count decided just before it
+        assert [e[1] for e in events if e[0] == "set"] == [2, 1, 2, 1]  # set only when the decision changes
+        inside = False
+        for event in events:  # no "set" between a step's begin and its end
+            inside = {"begin": True, "end": False}.get(event[0], inside)
+            assert not (inside and event[0] == "set"), events
+        assert trainer.snapshot().device.endswith("1 threads)")  # the count of the last step
+    finally:
+        torch.set_num_threads(1)
+
+
+def test_a_pinned_thread_count_is_respected(monkeypatch):
+    from core import runtime
+
+    monkeypatch.setenv(runtime.THREADS_ENV, "2")
+    counts, set_calls = [], []
+
+    def never():
+        raise AssertionError("a pinned count needs no load probe")
+
+    def set_threads(n):
+        set_calls.append(n)
+        torch.set_num_threads(n)
+
+    policy = runtime.ThreadPolicy(interval_s=0.0, probe=never, usable_cores=2, set_threads=set_threads)
+    try:
+        trainer = Trainer(toy_config(total_steps=5, preview_every=0), thread_policy=policy,
+                          loss_hook=lambda k, loss: counts.append(torch.get_num_threads()) or loss)
+        trainer.start()
+        run_to_end(trainer)
+        assert trainer.state == "finished" and counts == [2] * 5 and set_calls == [2]
+        assert "2 threads" in trainer.snapshot().device
+    finally:
+        torch.set_num_threads(1)
+
+
+def test_a_trainer_without_policy_leaves_the_thread_count_alone():
+    """In-process trainers (python -m core.train, the ThreadLauncher) never change the count between steps."""
+    counts = []
+    trainer = Trainer(toy_config(total_steps=4, preview_every=0),
+                      loss_hook=lambda k, loss: counts.append(torch.get_num_threads()) or loss)
+    before = torch.get_num_threads()
+    trainer.start()
+    run_to_end(trainer)
+    assert trainer.thread_policy is None and len(set(counts)) == 1 and torch.get_num_threads() == before

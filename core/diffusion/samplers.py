@@ -4,6 +4,8 @@ The model is any callable `model(x_t, t) -> model_output` and is always called w
 indices, also when a loop visits fewer steps than T. Fewer DDPM steps use a respaced process whose betas
 are recomputed from ᾱ (Nichol & Dhariwal §4); DDIM jumps between the kept timesteps directly.
 All randomness comes from the `generator` argument: the same seed gives the same samples.
+A network run under bf16 (or fp16) autocast returns a lower-precision output: the loops cast it to the dtype of x_t
+before the update (`_model_output`), so the sampler's own arithmetic stays in x_t's precision.
 """
 
 from __future__ import annotations
@@ -81,6 +83,13 @@ def _device_for(generator, device):
     return generator.device if generator is not None else torch.device("cpu")
 
 
+def _model_output(model, x, t):
+    """model(x, t), cast to x's dtype when the network computed it in bf16 or fp16 (under autocast); a float32 or
+    float64 output is returned as it is (the same tensor)."""
+    output = model(x, t)
+    return output.to(x.dtype) if output.dtype in (torch.bfloat16, torch.float16) else output
+
+
 def _result(x, trajectory):
     """x_0, or (x_0, trajectory) when the loop recorded one."""
     if trajectory is None:
@@ -113,7 +122,7 @@ def ddpm_sample(model, diffusion: GaussianDiffusion, shape, steps: int | None = 
         # 2. the model sees the original timestep kept[i]; the (respaced) process uses its own index i
         t_model = torch.full((shape[0],), int(kept[i]), dtype=torch.long, device=device)
         t_process = torch.full((shape[0],), i, dtype=torch.long, device=device)
-        model_output = model(x, t_model)
+        model_output = _model_output(model, x, t_model)
         # 3. z ~ N(0, I), drawn at every step (also the last, where it is not used) so the stream of draws is fixed
         noise = torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype)
         # 4. x_{t-1} = μ_θ(x_t, t) + σ_t·z, no noise at t = 1 (Algorithm 2, line 4)
@@ -187,7 +196,7 @@ def ddim_sample(model, diffusion: GaussianDiffusion, shape, steps: int, eta: flo
     for step, t in enumerate(visited):
         # 2. x̂_0 and ε̂ from the model's output at timestep t
         t_model = torch.full((shape[0],), t, dtype=torch.long, device=device)
-        pred_x0, pred_eps = diffusion.predictions(model(x, t_model), x, t_model, clip_x0)
+        pred_x0, pred_eps = diffusion.predictions(_model_output(model, x, t_model), x, t_model, clip_x0)
         if trajectory is not None and (step % every == 0 or step == n - 1):
             trajectory.add(t, x, pred_x0, pred_eps)
         # 3. x_prev = √ᾱ_prev·x̂_0 + √(1 − ᾱ_prev − σ²)·ε̂ (eq. 12) ...

@@ -24,6 +24,7 @@ from core.checks import check_choice, check_generator, check_int, check_number
 from core.diffusion.gaussian_diffusion import GaussianDiffusion
 from core.diffusion.samplers import ddim_coefficients, ddim_sample, ddpm_sample, timesteps
 from core.diffusion.schedules import NoiseSchedule, make_schedule
+from core.lab.sampling import autocast_network
 
 SAMPLERS = ("ddpm_beta", "ddpm_beta_tilde", "ddim_eta0", "ddim_eta1")
 SAMPLER_LABELS = {"ddpm_beta": "DDPM, σ² = β", "ddpm_beta_tilde": "DDPM, σ² = β̃",
@@ -181,13 +182,15 @@ def quality_run(model, diffusion: GaussianDiffusion, sampler: str, steps: int, d
     """One timed run: n samples of shape data_shape with `sampler` ("ddpm_beta", "ddpm_beta_tilde": DDPM, Ho et al.
     Algorithm 2, with σ² = β or β̃; "ddim_eta0", "ddim_eta1": Song et al. eq. 12) over `steps` steps from
     torch.Generator().manual_seed(seed), x̂_0 clipped to [−1, 1]; progress(i, n) after every sampler step;
-    quality(samples) -> dict (e.g. core.metrics.mnist.mnist_quality) adds its numbers to the row."""
+    quality(samples) -> dict (e.g. core.metrics.mnist.mnist_quality) adds its numbers to the row. The network runs
+    under bf16 autocast where core.runtime enables it, as on the Sample page (core.lab.sampling.autocast_network)."""
     sampler = check_choice("sampler", sampler, SAMPLERS)
     steps = check_int("steps", steps, 1, diffusion.T)
     n = check_int("n", n, 2, MAX_QUALITY_SAMPLES)
     seed = check_int("seed", seed, 0, 2**63 - 1)
     shape = (n, *data_shape)
     generator = torch.Generator().manual_seed(seed)
+    model = autocast_network(model)
     start = time.perf_counter()
     if sampler.startswith("ddpm"):
         process = GaussianDiffusion(diffusion.schedule, diffusion.prediction,

@@ -7,6 +7,13 @@ finite ends the run as "failed" (the weights are those before the bad step). A t
 
 Nothing here imports Streamlit: a caller polls `Trainer.snapshot()`. Checkpoints: core/training/saving.py.
 Device and CPU threads: core/runtime.py.
+
+CPU threads: torch's thread count belongs to the process (and, under OpenMP, to each thread that runs torch code).
+A Trainer given a `thread_policy` (core.runtime.ThreadPolicy) lets it re-decide the count in the training thread
+before every step, never during one, and its device label then names the count in force. Only a process that runs
+one job may do that: the training worker (core/training/worker.py) does. Trainers that share a process with other
+work (`python -m core.train`, the registry's in-process ThreadLauncher in tests, a notebook) get no policy and keep
+the count `runtime.configure_cpu_threads()` set once for the process, so two of them never fight over it.
 """
 
 from __future__ import annotations
@@ -40,14 +47,16 @@ class Trainer:
     `dataset` may pass the already loaded core.data.datasets.Dataset of config.dataset.
     `resume_from` (a saving.ResumePoint of the same config) continues a saved run: use `from_checkpoint`.
     `max_seconds` (None = no limit) stops each start/resume segment after that much training time.
+    `thread_policy` (a core.runtime.ThreadPolicy, or anything with update() -> threads) re-decides the CPU thread
+    count before each step, from the training thread; only for a process of its own (see the module docstring).
     """
 
     def __init__(self, config: TrainConfig, loss_hook=None, on_exit=None, dataset=None,
-                 resume_from: saving.ResumePoint | None = None, max_seconds: float | None = None):
+                 resume_from: saving.ResumePoint | None = None, max_seconds: float | None = None, thread_policy=None):
         if not isinstance(config, TrainConfig):
             raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
         self.config = copy.deepcopy(config).validate()
-        self.loss_hook, self.on_exit = loss_hook, on_exit
+        self.loss_hook, self.on_exit, self.thread_policy = loss_hook, on_exit, thread_policy
         self.max_seconds = None if max_seconds is None else check_number("max_seconds", max_seconds, 0.0, open_low=True)
         self.train_state = build_state(self.config, dataset)
         self.diffusion = self.train_state.diffusion
@@ -69,6 +78,7 @@ class Trainer:
         self._run_started: float | None = None
         self._rate_window: deque = deque(maxlen=RATE_WINDOW)
         self._preview: Preview | None = None
+        self._label_threads: int | None = None  # the thread count the device label names, once a policy set it
         if resume_from is not None:
             if resume_from.config != self.config:
                 raise ValueError("resume_from must hold a run of the same TrainConfig")
@@ -76,9 +86,9 @@ class Trainer:
             self.history, self.profile = resume_from.history, resume_from.profile
             self._elapsed_before, self._last_loss = resume_from.elapsed_seconds, resume_from.last_loss
             self._state = "finished" if self.step >= self.config.total_steps else "stopped"
-        if self.device.type == "cpu":
+        if self.device.type == "cpu" and thread_policy is None:
             runtime.configure_cpu_threads()
-        self._device_name = runtime.describe_device(self.device)
+        self._device_name = runtime.describe_device(self.device, self.train_state.autocast)
 
     # The algorithm's state, readable as attributes.
     model = property(lambda self: self.train_state.model)
@@ -162,6 +172,7 @@ class Trainer:
     def _run(self) -> None:
         try:
             while self.step < self.config.total_steps and not self._stop_requested.is_set():
+                self._apply_thread_policy()
                 self._step_once()
                 if self.config.preview_every and self.step % self.config.preview_every == 0:
                     self._make_preview()
@@ -181,6 +192,18 @@ class Trainer:
             self._state, self._error = final_state, error
         if self.on_exit is not None:
             self.on_exit(self)
+
+    def _apply_thread_policy(self) -> None:
+        """Between two steps, in the training thread: the policy may change the thread count (on the CPU only);
+        the device label then reads the count now in force in this thread."""
+        if self.thread_policy is None or self.device.type != "cpu":
+            return
+        self.thread_policy.update()
+        threads = torch.get_num_threads()  # this thread's count: what the next step runs with
+        if threads != self._label_threads:
+            label = runtime.describe_device(self.device, self.train_state.autocast)
+            with self._lock:
+                self._device_name, self._label_threads = label, threads
 
     def _step_once(self) -> None:
         with self._model_lock:

@@ -12,6 +12,12 @@ talks back through files in the folder (core.training.store), which cost it noth
 
 The worker stops gracefully (saves, then exits) when a `stop` file appears, when its time budget is spent,
 or when the server process that started it is gone. A NaN ends the job "failed" (the last save is kept).
+
+CPU threads: a worker process runs one job, so its Trainer gets a core.runtime.ThreadPolicy (`thread_policy`):
+before each step the training thread re-decides torch's thread count from the machine's load, between one and
+the registry's share (`--threads`) plus one, so a job borrows the core kept for the web server while nothing else
+wants it and gives it back when something does. $RDL_TORCH_THREADS pins the count instead. `run()` called in a
+thread of another process (the registry's ThreadLauncher, for tests) leaves that process's thread count alone.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import threading
 import time
 from pathlib import Path
 
-from core import checkpoints
+from core import checkpoints, runtime
 from core.checks import check_int, check_number
 from core.training import store
 from core.training.stats import Snapshot
@@ -62,13 +68,21 @@ def publish(folder: Path, snapshot: Snapshot, saved_step: int | None, last_previ
     return last_preview_step
 
 
+def thread_policy_for(threads: int) -> runtime.ThreadPolicy:
+    """The policy of a worker process whose registry share is `threads` CPU threads: at most one thread more
+    (the web server's core, borrowed only while the load probe finds it free); $RDL_TORCH_THREADS pins it."""
+    return runtime.ThreadPolicy(max_threads=check_int("threads", threads, 1, 1024) + 1)
+
+
 def run(job_dir: str, resume: bool, total_steps: int | None = None, max_seconds: float | None = None,
-        threads: int = 1, parent_pid: int | None = None, checkpoint_every: float | None = None) -> int:
+        threads: int = 1, parent_pid: int | None = None, checkpoint_every: float | None = None,
+        thread_policy=None) -> int:
     """Train the job in `job_dir` until it ends; returns the exit code (0, or 1 when it could not start).
 
     resume: continue from the folder's checkpoint (else start from step 0); total_steps: a new total when
     resuming; threads: torch CPU threads; parent_pid: stop when this process is no longer our parent (None:
-    do not watch, for in-process runs)."""
+    do not watch, for in-process runs); thread_policy: re-decides the thread count between steps (a process
+    of its own only: see the module docstring)."""
     import torch
 
     folder = Path(job_dir)
@@ -80,13 +94,13 @@ def run(job_dir: str, resume: bool, total_steps: int | None = None, max_seconds:
         if parent_pid is not None:
             torch.set_num_threads(threads)
         if resume and checkpoint.exists():
-            trainer = Trainer.from_checkpoint(checkpoint, max_seconds=max_seconds)
+            trainer = Trainer.from_checkpoint(checkpoint, max_seconds=max_seconds, thread_policy=thread_policy)
             saved_step = trainer.step
             if total_steps is not None and total_steps != trainer.config.total_steps:
                 trainer.set_total_steps(total_steps)
         else:
             config = record.config if total_steps is None else dataclasses.replace(record.config, total_steps=total_steps)
-            trainer = Trainer(config, max_seconds=max_seconds)
+            trainer = Trainer(config, max_seconds=max_seconds, thread_policy=thread_policy)
         trainer.start() if trainer.step == 0 else trainer.resume()
     except Exception as error:  # anything that prevents a start ends the job visibly, with the reason
         failed = {"state": "failed", "error": f"the job could not start: {type(error).__name__}: {error}"}
@@ -136,8 +150,9 @@ def main(argv=None) -> int:
     parser.add_argument("--parent-pid", type=int, default=None)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda signum, frame: (Path(args.job_dir) / store.STOP_REQUEST).touch())
-    return run(args.job_dir, args.resume, args.total_steps, args.max_seconds, check_int("threads", args.threads, 1, 1024),
-               args.parent_pid)
+    threads = check_int("threads", args.threads, 1, 1024)
+    return run(args.job_dir, args.resume, args.total_steps, args.max_seconds, threads, args.parent_pid,
+               thread_policy=thread_policy_for(threads))
 
 
 # ------------------------------------------------------------------------------------- launchers
