@@ -143,14 +143,15 @@ _SCRIPT = re.compile(r"\S_[{\w(]")  # x_t, ᾱ_{t−1}, L_simple, σ_t written a
 
 
 def plain_scripts(at: AppTest) -> list[str]:
-    """Every text the page shows in Markdown (titles, markdown, captions, widget labels and help, metric labels,
+    """Every text the page (main area) shows in Markdown (titles, markdown, captions, widget labels and help, metric labels,
     table headers, buttons) that writes a sub- or superscript with `_` outside $...$ (and outside code spans and
     links). Figures are not read: ui.figures.chart typesets them."""
+    main = at.main  # the page, not the sidebar
     texts = [e.value for kind in ("title", "header", "subheader", "markdown", "caption", "warning", "info", "success")
-             for e in getattr(at, kind)]
+             for e in getattr(main, kind)]
     for kind in (*WIDGET_KINDS, "button"):
-        for element in getattr(at, kind):
+        for element in getattr(main, kind):
             texts += [element.label, element.help or ""]
-    texts += [m.label for m in at.metric] + [m.proto.help for m in at.metric]
-    texts += [str(column) for table in at.table for column in table.value.columns]
+    texts += [m.label for m in main.metric] + [m.proto.help for m in main.metric]
+    texts += [str(column) for table in main.table for column in table.value.columns]
     return [text for text in texts if _SCRIPT.search(_MATH.sub(" ", text))]
