@@ -113,7 +113,8 @@ def algorithm_one(loaded: catalog.LoadedModel) -> None:
                   f"so $x_t$ = {math.sqrt(alpha_bar):.4f}$\\,x_0$ + {math.sqrt(1 - alpha_bar):.4f}$\\,\\varepsilon$. The "
                   f"model predicts **${target_latex}$**; its loss is the mean over the 784 pixels of "
                   "(target − prediction)².")
-    right.metric("loss $\\lVert\\text{target} - \\text{prediction}\\rVert^2 / 784$", f"{float(step.loss[0]):.5f}")
+    right.metric("loss of this digit", f"{float(step.loss[0]):.5f}",
+                 help="$\\lVert\\text{target} - \\text{prediction}\\rVert^2 / 784$")
     st.caption("Pictures: $x_0$, $x_t$, $\\hat x_0$ on [−1, 1]; $\\varepsilon$ and $v$ on [−3, 3]. The real training loop "
                "averages this loss over a batch of 64 digits, each with its own $t$ and $\\varepsilon$, then takes one "
                "Adam step.")

@@ -114,8 +114,8 @@ def first_result(d, where) -> None:
     chart(density_figure(d), key="posterior_density", where=where)
     with where:
         columns = st.columns(3)
-        columns[0].metric("$\\beta_t$", f"{d.beta:.4e}")
-        columns[1].metric("$\\tilde\\beta_t$", f"{d.closed_form_variance:.4e}")
+        columns[0].metric("$\\beta_t$", f"{d.beta:.3g}")
+        columns[1].metric("$\\tilde\\beta_t$", f"{d.closed_form_variance:.3g}")
         columns[2].metric("$\\tilde\\beta_t/\\beta_t$", f"{d.closed_form_variance / d.beta:.3f}",
                           help="$(1-\\bar\\alpha_{t-1})/(1-\\bar\\alpha_t)$: close to 1 for small steps far from $t = 1$.")
         show_code(normalised_product)

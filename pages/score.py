@@ -102,10 +102,11 @@ def field_section(t_paper: int, n: int, seed: int) -> None:
     columns[0].metric("mean $\\lVert-\\varepsilon/\\sigma\\rVert^2/D$", f"{s.mean_squared_one_sample:.3f}",
                       help=f"$1/(1-\\bar\\alpha_t)$ = {1 / sigma**2:.3f} in expectation")
     columns[1].metric("mean $\\lVert\\nabla\\log q_t\\rVert^2/D$", f"{s.mean_squared_true:.3f}")
-    columns[2].metric("mean $\\lVert-\\varepsilon/\\sigma - \\nabla\\log q_t\\rVert^2/D$", f"{s.mean_squared_gap:.3f}",
-                      help="the denoising-score-matching floor")
-    columns[3].metric("Tweedie: max $\\lvert\\mathbb E[\\varepsilon|x] + \\sigma\\nabla\\log q_t\\rvert$", f"{result['tweedie_max']:.1e}",
-                      help=f"on a 15×15 grid; the largest $\\lvert\\mathbb E[\\varepsilon|x]\\rvert$ there is {result['tweedie_size']:.3f}")
+    columns[2].metric("floor (the gap)", f"{s.mean_squared_gap:.3f}",
+                      help="The denoising-score-matching floor: mean $\\lVert-\\varepsilon/\\sigma - \\nabla\\log q_t\\rVert^2/D$.")
+    columns[3].metric("Tweedie's formula: max error", f"{result['tweedie_max']:.1e}",
+                      help="max $\\lvert\\mathbb E[\\varepsilon|x] + \\sigma\\nabla\\log q_t\\rvert$ on a 15×15 grid; the "
+                           f"largest $\\lvert\\mathbb E[\\varepsilon|x]\\rvert$ there is {result['tweedie_size']:.3f}")
     st.caption("Here $\\sigma = \\sqrt{1-\\bar\\alpha_t}$ and $D = 2$; linear schedule, $T = 1000$.")
 
 
