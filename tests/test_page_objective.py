@@ -46,6 +46,7 @@ def test_bits_per_dim_button(monkeypatch, checkpoint_dir):
         assert mean > 0 and se >= 0 and math.isfinite(mean)
     terms = chart(at, 2)
     assert len(terms["data"]) == 3 and len(terms["data"][0]["x"]) == TEST_T
+    assert plain_scripts(at) == []  # the bound's table and captions too
 
 
 def x0_weight(at) -> float:
