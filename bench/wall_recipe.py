@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch
 
+from bench.report import cpu_model
 from core.checkpoints.store import load
 from core.checks import check_int, check_number
 from core.data.images import make_grid, save_png
@@ -36,16 +36,6 @@ from core.diffusion.samplers import ddim_sample
 from core.metrics.mnist import mnist_quality, mnist_real_floor
 
 EVAL_N, EVAL_STEPS, EVAL_SEED = 256, 50, 1234
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def train(args, train_flags: list[str], out: Path) -> dict:

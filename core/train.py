@@ -3,11 +3,15 @@
     python -m core.train --dataset mnist --size tiny --prediction eps --variance fixed_small \\
         --steps 3000 --out checkpoints/mnist-tiny.safetensors
     python -m core.train --resume checkpoints/mnist-tiny.safetensors --steps 6000
+    python -m core.train --recipe fast --max-seconds 300       # the Train page's CPU recipe, 5 minutes
 
 Every TrainConfig field is a flag (--batch-size, --learning-rate, --ema-decay, ...; see --help); flags left
-out take TrainConfig's defaults (core/training/config.py). Progress goes to stderr, the summary to stdout. Ctrl-C
-stops after the current step and still saves the checkpoint, which --resume continues; so does --max-seconds S
-when S seconds of training are spent. --out is checked (suffix, writable folder) before training starts.
+out take the values of --recipe (core/training/config.py): "shipped" (the default, TrainConfig's defaults: the
+shipped MNIST models' recipe, T = 1000 as in Ho et al.), "fast" (MNIST_FAST_RECIPE, what the Train page starts
+from on a CPU: T = 200, cosine learning rate, 1,800 steps) or "toy" (TOY_RECIPE, the 2-D toys' recipe).
+Progress goes to stderr, the summary to stdout. Ctrl-C stops after the current step and still saves the
+checkpoint, which --resume continues; so does --max-seconds S when S seconds of training are spent. --out is
+checked (suffix, writable folder) before training starts.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from core.diffusion.gaussian_diffusion import PREDICTIONS, VARIANCES
 from core.diffusion.schedules import SCHEDULE_KINDS
 from core.nets.build import SIZE_NAMES
 from core.runtime import DEVICES
-from core.training.config import LR_SCHEDULES, TrainConfig
+from core.training.config import LR_SCHEDULES, MNIST_CPU_RECIPE, MNIST_FAST_RECIPE, TOY_RECIPE, TrainConfig
 from core.training.fits import check_fits
 from core.training.trainer import Trainer
 
@@ -36,6 +40,7 @@ CHOICES = {"dataset": DATASET_NAMES, "model_size": SIZE_NAMES, "schedule": SCHED
            "prediction": PREDICTIONS, "variance": VARIANCES, "lr_schedule": LR_SCHEDULES, "device": DEVICES}
 ALIASES = {"model_size": ["--size"], "total_steps": ["--steps"], "learning_rate": ["--lr"]}
 FIELD_TYPES = typing.get_type_hints(TrainConfig)
+RECIPES = {"shipped": MNIST_CPU_RECIPE, "fast": MNIST_FAST_RECIPE, "toy": TOY_RECIPE}
 BAR_WIDTH = 30
 REFRESH_SECONDS = 0.5
 
@@ -62,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             group.add_argument(*flags, dest=f.name, type=kind, choices=CHOICES.get(f.name), default=None,
                                metavar=None if f.name in CHOICES else kind.__name__.upper(), help=help_text)
+    parser.add_argument("--recipe", choices=tuple(RECIPES), default=None,
+                        help="the settings flags left out take: shipped (default: TrainConfig's defaults), fast "
+                             "(the Train page's CPU recipe) or toy (2-D toys)")
     parser.add_argument("--out", type=Path, default=None,
                         help="checkpoint to write (.safetensors); default checkpoints/<dataset>-<size>-<prediction>.safetensors, "
                              "or the --resume file")
@@ -75,8 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config_from(args) -> TrainConfig:
+    """The --recipe's settings (the shipped models' by default) with every flag given replacing its value."""
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
-    return TrainConfig(**given)
+    base = RECIPES[args.recipe or "shipped"]
+    return TrainConfig(**{**base.to_json(), **given}) if given else base
 
 
 def check_output_path(out: Path) -> Path:
@@ -105,6 +115,7 @@ def _trainer_from(args, parser) -> Trainer:
         return Trainer(config, max_seconds=max_seconds)
     ignored = [f.name for f in fields(TrainConfig)
                if getattr(args, f.name) is not None and f.name not in ("total_steps", "device")]
+    ignored += ["recipe"] if args.recipe is not None else []
     if ignored:
         parser.error(f"with --resume the run keeps its saved settings; drop {', '.join('--' + n.replace('_', '-') for n in ignored)}")
     trainer = Trainer.from_checkpoint(args.resume, device=args.device, max_seconds=max_seconds)

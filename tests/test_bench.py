@@ -164,7 +164,7 @@ def test_update_markdown_section_appends_then_replaces(tmp_path):
     assert text.index("third") < text.index("second")  # replaced in place, not appended again
 
 
-@pytest.mark.parametrize("script", ["quality.py", "page_load.py", "cpu_recipe.py"])
+@pytest.mark.parametrize("script", ["quality.py", "page_load.py", "cpu_recipe.py", "wall_recipe.py"])
 def test_bench_scripts_start_as_documented(script):
     """docs/benchmarks.md runs them as `python bench/NAME.py`: from any folder, with the project installed."""
     import subprocess
@@ -174,3 +174,21 @@ def test_bench_scripts_start_as_documented(script):
                             capture_output=True, text=True, timeout=120, cwd="/")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "usage:" in result.stdout
+
+
+def test_wall_recipe_times_the_training_command_with_the_threads_and_precision_asked(tmp_path):
+    """bench/wall_recipe.py runs `python -m core.train` with its flags, pins threads and bf16 for it, and
+    reports the wall time of the whole command and what the run did."""
+    import argparse
+
+    from bench import wall_recipe
+
+    out = tmp_path / "toy.safetensors"
+    args = argparse.Namespace(threads=1, bf16="0", max_seconds=60.0)
+    result = wall_recipe.train(args, ["--recipe", "toy", "--steps", "4", "--T", "20", "--toy-points", "256",
+                                      "--preview-every", "0", "--device", "cpu"], out)
+    assert out.is_file() and result["wall_seconds"] > 0
+    assert "--max-seconds 60.0" in result["command"] and result["threads"] == 1
+    assert any("finished at step 4/4" in line for line in result["train_stdout"])
+    from core import checkpoints
+    assert checkpoints.read_metadata(out)["device"] == "cpu (1 threads)"  # RDL_TORCH_THREADS=1, RDL_CPU_BF16=0 reached it
