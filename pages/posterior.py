@@ -58,11 +58,17 @@ def choose() -> tuple:
     return make_schedule(kind, T), step, x0, x_t
 
 
+def scientific(value: float, digits: int) -> str:
+    """LaTeX a·10^b (Python's 6.0561e-03 would read as "6.0561e minus 3" in a formula)."""
+    mantissa, exponent = f"{value:.{digits}e}".split("e")
+    return rf"{mantissa}\times 10^{{{int(exponent)}}}"
+
+
 def derivation_section(d) -> None:
     t = d.step
     st.subheader("1. The one-step kernel (eq. 2)")
     st.latex(rf"q(x_t\mid x_{{t-1}}) = \mathcal N\big(\sqrt{{\alpha_t}}\,x_{{t-1}},\ \beta_t\big) = "
-             rf"\mathcal N\big({math.sqrt(d.alpha):.6f}\,x_{{t-1}},\ {d.beta:.4e}\big)")
+             rf"\mathcal N\big({math.sqrt(d.alpha):.6f}\,x_{{t-1}},\ {scientific(d.beta, 4)}\big)")
     st.subheader("2. The jump from $x_0$ to step $t-1$ (eq. 4)")
     st.latex(rf"q(x_{{t-1}}\mid x_0) = \mathcal N\big(\sqrt{{\bar\alpha_{{t-1}}}}\,x_0,\ 1-\bar\alpha_{{t-1}}\big) = "
              rf"\mathcal N\big({math.sqrt(d.alpha_bar_prev):.6f}\cdot{d.x0:g},\ {1 - d.alpha_bar_prev:.6f}\big)")
@@ -83,7 +89,8 @@ def derivation_section(d) -> None:
                 "and mean $B/A$.")
     st.subheader("5. Simplify with $\\bar\\alpha_t = \\alpha_t\\,\\bar\\alpha_{t-1}$ (eq. 7)")
     st.latex(rf"\tilde\beta_t = \frac1A = \frac{{1-\bar\alpha_{{t-1}}}}{{1-\bar\alpha_t}}\,\beta_t = "
-             rf"\frac{{{1 - d.alpha_bar_prev:.6f}}}{{{1 - d.alpha_bar:.6f}}}\cdot{d.beta:.4e} = {d.closed_form_variance:.6e}")
+             rf"\frac{{{1 - d.alpha_bar_prev:.6f}}}{{{1 - d.alpha_bar:.6f}}}\cdot{scientific(d.beta, 4)} = "
+             rf"{scientific(d.closed_form_variance, 6)}")
     st.latex(rf"\tilde\mu_t = \frac BA = \frac{{\sqrt{{\bar\alpha_{{t-1}}}}\beta_t}}{{1-\bar\alpha_t}}x_0 + "
              rf"\frac{{\sqrt{{\alpha_t}}(1-\bar\alpha_{{t-1}})}}{{1-\bar\alpha_t}}x_t = {d.coef_x0:.6f}\cdot{d.x0:g} + "
              rf"{d.coef_xt:.6f}\cdot{d.x_t:g} = {d.closed_form_mean:.6f}")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import check_link_and_reset, plain_scripts, presets
+from helpers import check_link_and_reset, linear_betas, plain_scripts, presets
 from streamlit.testing.v1 import AppTest
 
 from core.diffusion.gaussian_diffusion import GaussianDiffusion
@@ -20,6 +20,8 @@ def metrics(at) -> dict:
 def test_numbers_follow_the_schedule_and_match_the_diffusion():
     at = AppTest.from_file(PAGE, default_timeout=60).run()
     assert not at.exception and not at.error
+    beta = linear_betas(1000)[299]  # t = 300, by hand: 6.0561e-03 is typeset as 6.0561·10⁻³
+    assert any(f"{beta * 1e3:.4f}\\times 10^{{-3}}" in e.value for e in at.latex), [e.value for e in at.latex][:2]
     at.selectbox(key="posterior_kind").set_value("cosine").run()
     at.slider(key="posterior_step").set_value(700).run()
     values = metrics(at)
