@@ -18,6 +18,7 @@ def introduction() -> None:
 
 def formulas() -> None:
     # Formulas are full width: in half-width columns the longer ones are cut off on a laptop screen.
+    st.header("The reverse process in formulas")
     st.subheader("Forward process")
     st.markdown("Noise is added with a schedule $\\beta_1, \\dots, \\beta_T$; with "
                 "$\\alpha_t = 1-\\beta_t$ and $\\bar\\alpha_t = \\prod_{s\\le t}\\alpha_s$ any step can be reached in one jump:")
@@ -46,7 +47,7 @@ def formulas() -> None:
 
 
 def guide() -> None:
-    st.subheader("The course, page by page")
+    st.header("The course, page by page")
     st.markdown("In the order of the course: forward process → posterior → parameterizations → objective and training → "
                 "sampling → variance and DDIM, then practice and review.")
     pages = [page for page in available_pages() if page.file != HOME]
@@ -69,8 +70,8 @@ def guide() -> None:
 
 def main() -> None:
     introduction()
+    guide()  # before the formulas: its first links are above the fold on a 1280×720 projector
     formulas()
-    guide()
 
 
 main()

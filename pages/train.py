@@ -1,5 +1,6 @@
 """Train: every knob of TrainConfig, a background job in a worker process, and a live panel that survives page
-switches, reloads and server restarts."""
+switches, reloads and server restarts. Every setting persists and travels as a link (ui/settings.py); the
+dataset picks the recipe the other settings start from (core.training.config.recipe_for)."""
 
 import os
 
@@ -9,16 +10,48 @@ import torch
 from core.data.datasets import TOY_NAMES
 from core.diffusion.gaussian_diffusion import PREDICTIONS, VARIANCES
 from core.diffusion.schedules import SCHEDULE_KINDS, make_schedule
-from core.lab.schedule_lab import terminal_noise
+from core.lab.schedule_lab import schedule_curves, terminal_noise
 from core.nets.build import SIZE_NAMES
-from core.training.config import LR_SCHEDULES, TrainConfig, recipe_for
-from ui import catalog, replay, session, training_panel
+from core.training.config import LR_SCHEDULES, MNIST_CPU_RECIPE, MNIST_FAST_RECIPE, PLAYGROUND_RECIPE, TrainConfig, recipe_for
+from ui import catalog, figures, replay, session, training_panel
+from ui.code import show_code
+from ui.figures import chart
 from ui.labels import DATASET_LABELS, PREDICTION_LABELS, SCHEDULE_LABELS, VARIANCE_LABELS, terminal_noise_text
 from ui.navigation import require_app_shell
+from ui.settings import PERSIST, PageSettings, Preset, Setting
 
 require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
 BUDGET_LABELS = {"steps": "all the steps", "minutes": "at most N minutes"}
+SEED_MAX = 2**31 - 1
+# widget key -> the TrainConfig field it sets (the recipe's value is its default)
+RECIPE_KEYS = {
+    "train_size": "model_size", "train_prediction": "prediction", "train_variance": "variance",
+    "train_steps": "total_steps", "train_batch": "batch_size", "train_schedule": "schedule", "train_T": "T",
+    "train_beta_start": "beta_start", "train_beta_end": "beta_end", "train_scale": "scale_with_T",
+    "train_lr": "learning_rate", "train_lr_schedule": "lr_schedule", "train_warmup": "warmup_steps",
+    "train_ema": "ema_decay", "train_clip": "grad_clip", "train_preview_every": "preview_every",
+}
+
+
+def _recipe_values(config: TrainConfig, dataset: str) -> dict:
+    """The widget values of a recipe (for a preset: every recipe setting explicit, so it is the same on any server)."""
+    return {"train_dataset": dataset, **{key: getattr(config, name) for key, name in RECIPE_KEYS.items()}}
+
+
+PRESETS = [
+    Preset("The fast CPU recipe (T = 200)", _recipe_values(MNIST_FAST_RECIPE, "mnist"),
+           "MNIST digits with T = 200, the β range scaled by 1000/T and a cosine learning-rate decay: recognisable "
+           "digits after about 1,500 steps on one CPU core (docs/benchmarks.md, \"A faster MNIST recipe\")."),
+    Preset("Ho et al.'s schedule (T = 1000, constant lr)", _recipe_values(MNIST_CPU_RECIPE, "mnist"),
+           "Ho et al.'s linear β from 10⁻⁴ to 0.02 over T = 1000 with a constant learning rate after warm-up, at a "
+           "CPU-sized model and budget: the recipe of the shipped MNIST models (checkpoints/README.md)."),
+    Preset("A 2-D toy in seconds", {**_recipe_values(recipe_for("two_moons", False), "two_moons"),
+                                    **{key: PLAYGROUND_RECIPE[RECIPE_KEYS[key]] for key in RECIPE_KEYS
+                                       if RECIPE_KEYS[key] in PLAYGROUND_RECIPE}},
+           "Two moons with the 2-D playground's recipe (tiny MLP, 4,000 steps of batch 256; 10–15 s of CPU time "
+           "where it was measured, bench/playground_recipe.py), then sample from it on the Sample page."),
+]
 
 
 def datasets() -> list:
@@ -26,92 +59,187 @@ def datasets() -> list:
     return ["mnist", *TOY_NAMES] + (["mnist_full", "fashion_mnist"] if os.environ.get("RDL_DATA_DIR") else [])
 
 
-def intro() -> None:
-    st.title("Train a model")
-    st.markdown("Training runs in the **background**, in a process of its own: switch pages, come back, or reload "
-                "the tab; the job keeps its progress, and it is saved on the server as it goes. When it finishes "
-                "(or you stop it) the model appears in the sidebar's model list.")
+def recipe(dataset: str) -> TrainConfig:
+    return recipe_for(dataset, torch.cuda.is_available())
+
+
+# ------------------------------------------------------------------------------------------ settings
+def setting_list(dataset: str) -> list:
+    """Every setting of the page, with the defaults of `dataset`'s recipe (the dataset itself defaults to MNIST)."""
+    base = recipe(dataset)
+    return [
+        Setting("train_dataset", "mnist", "choice", choices=tuple(datasets())),
+        Setting("train_size", base.model_size, "choice", choices=SIZE_NAMES),
+        Setting("train_prediction", base.prediction, "choice", choices=PREDICTIONS),
+        Setting("train_variance", base.variance, "choice", choices=VARIANCES),
+        Setting("train_steps", base.total_steps, "int", 10, 200_000),
+        Setting("train_batch", base.batch_size, "int", 1, 4096),
+        Setting("train_schedule", base.schedule, "choice", choices=SCHEDULE_KINDS),
+        Setting("train_T", base.T, "int", 2, 4000),
+        Setting("train_beta_start", base.beta_start, "float", 1e-6, 0.5),
+        Setting("train_beta_end", base.beta_end, "float", 1e-5, 0.999),
+        Setting("train_scale", base.scale_with_T, "bool"),
+        Setting("train_lr", base.learning_rate, "float", 1e-6, 0.1),
+        Setting("train_lr_schedule", base.lr_schedule, "choice", choices=LR_SCHEDULES),
+        Setting("train_warmup", base.warmup_steps, "int", 0, 100_000),
+        Setting("train_ema", base.ema_decay, "float", 0.0, 0.99999),
+        Setting("train_clip", base.grad_clip, "float", 0.0, 100.0),
+        Setting("train_preview_every", base.preview_every, "int", 0, 100_000),
+        Setting("train_seed", 0, "int", 0, SEED_MAX),
+        Setting("train_budget", "steps", "choice", choices=tuple(BUDGET_LABELS)),
+        Setting("train_minutes", 5, "int", 1, 240),
+    ]
+
+
+def defaults_for(values: dict) -> dict:
+    """The defaults that apply to `values`: those of the recipe of their dataset (a link that sets only the
+    dataset gets that dataset's recipe; a link leaves out exactly what equals it)."""
+    dataset = values.get("train_dataset")
+    return {s.key: s.default for s in setting_list(dataset if dataset in datasets() else "mnist")}
+
+
+def page_settings() -> PageSettings:
+    return PageSettings("train", setting_list("mnist"), PRESETS, uses_model=False, defaults_for=defaults_for)
+
+
+def follow_recipe() -> None:
+    """On a change of dataset: every recipe setting takes the new dataset's value (seed and budget stay)."""
+    new = defaults_for({"train_dataset": st.session_state["train_dataset"]})
+    for key in RECIPE_KEYS:
+        st.session_state[key] = new[key]
+
+
+def data_and_model(base: TrainConfig) -> dict:
+    dataset_column, size_column, steps_column = st.columns(3)
+    dataset = dataset_column.selectbox("Dataset", datasets(), format_func=DATASET_LABELS.get, key="train_dataset",
+                                       on_change=follow_recipe, persist_state=PERSIST,
+                                       help="Changing it loads that dataset's recipe into the other settings.")
+    size = size_column.selectbox("Model size", SIZE_NAMES, index=SIZE_NAMES.index(base.model_size), key="train_size",
+                                 persist_state=PERSIST,
+                                 help="UNet for images (tiny ≈ CPU-friendly, base for a GPU); residual MLP for 2-D data.")
+    steps = steps_column.number_input("Training steps", min_value=10, max_value=200_000, value=base.total_steps,
+                                      step=100, key="train_steps", persist_state=PERSIST)
+    prediction_column, variance_column, batch_column = st.columns(3)
+    prediction = prediction_column.selectbox("Network predicts", PREDICTIONS, index=PREDICTIONS.index(base.prediction),
+                                             format_func=PREDICTION_LABELS.get, key="train_prediction",
+                                             persist_state=PERSIST)
+    variance = variance_column.selectbox("Reverse-step variance", VARIANCES, index=VARIANCES.index(base.variance),
+                                         format_func=VARIANCE_LABELS.get, key="train_variance", persist_state=PERSIST)
+    batch_size = batch_column.number_input("Batch size", min_value=1, max_value=4096, value=base.batch_size,
+                                           key="train_batch", persist_state=PERSIST)
+    return dict(dataset=dataset, model_size=size, total_steps=int(steps), prediction=prediction, variance=variance,
+                batch_size=int(batch_size))
+
+
+def noise_schedule(base: TrainConfig) -> dict:
+    kind_column, T_column, scale_column = st.columns(3)
+    kind = kind_column.selectbox("β schedule", SCHEDULE_KINDS, index=SCHEDULE_KINDS.index(base.schedule),
+                                 format_func=SCHEDULE_LABELS.get, key="train_schedule", persist_state=PERSIST)
+    T = T_column.number_input("T (diffusion steps)", min_value=2, max_value=4000, value=base.T, step=50, key="train_T",
+                              persist_state=PERSIST)
+    scale_with_T = scale_column.checkbox("Scale β range with T (× 1000/T)", value=base.scale_with_T, key="train_scale",
+                                         persist_state=PERSIST)
+    start_column, end_column, _ = st.columns(3)
+    beta_start = start_column.number_input("β start", min_value=1e-6, max_value=0.5, value=base.beta_start,
+                                           format="%g", help="Ignored by the cosine schedule.", key="train_beta_start",
+                                           persist_state=PERSIST)
+    beta_end = end_column.number_input("β end", min_value=1e-5, max_value=0.999, value=base.beta_end, format="%g",
+                                       key="train_beta_end", persist_state=PERSIST)
+    return dict(schedule=kind, T=int(T), beta_start=float(beta_start), beta_end=float(beta_end),
+                scale_with_T=bool(scale_with_T))
+
+
+def optimizer(base: TrainConfig) -> dict:
+    lr_column, lr_schedule_column, warmup_column = st.columns(3)
+    learning_rate = lr_column.number_input("Learning rate", min_value=1e-6, max_value=0.1, value=base.learning_rate,
+                                           format="%g", key="train_lr", persist_state=PERSIST)
+    lr_schedule = lr_schedule_column.selectbox("Learning-rate schedule", LR_SCHEDULES,
+                                               index=LR_SCHEDULES.index(base.lr_schedule), key="train_lr_schedule",
+                                               persist_state=PERSIST)
+    warmup = warmup_column.number_input("Warm-up steps", min_value=0, max_value=100_000, value=base.warmup_steps,
+                                        key="train_warmup", persist_state=PERSIST)
+    ema_column, clip_column, preview_column = st.columns(3)
+    ema_decay = ema_column.number_input("EMA decay", min_value=0.0, max_value=0.99999, value=base.ema_decay,
+                                        format="%g", key="train_ema", persist_state=PERSIST)
+    grad_clip = clip_column.number_input("Gradient clip (0 = off)", min_value=0.0, max_value=100.0, value=base.grad_clip,
+                                         key="train_clip", persist_state=PERSIST)
+    preview_every = preview_column.number_input("Preview every (steps)", min_value=0, max_value=100_000,
+                                                value=base.preview_every, key="train_preview_every", persist_state=PERSIST)
+    return dict(learning_rate=float(learning_rate), lr_schedule=lr_schedule, warmup_steps=int(warmup),
+                ema_decay=float(ema_decay), grad_clip=float(grad_clip), preview_every=int(preview_every))
 
 
 def settings_section() -> dict:
-    """The settings widgets (plain widgets, not a form: the schedule warning follows every change live)."""
-    st.subheader("Settings")
-    data_column, model_column, schedule_column = st.columns(3)
-    with data_column:
-        dataset = st.selectbox("Dataset", datasets(), format_func=DATASET_LABELS.get, key="train_dataset")
-        recipe = recipe_for(dataset, torch.cuda.is_available())  # the widgets below reset to it on change
-        size = st.selectbox("Model size", SIZE_NAMES, index=SIZE_NAMES.index(recipe.model_size), key=f"train_size_{dataset}",
-                            help="UNet for images (tiny ≈ CPU-friendly, base for a GPU); residual MLP for 2-D data.")
-        prediction = st.radio("Network predicts", PREDICTIONS, format_func=PREDICTION_LABELS.get, horizontal=True,
-                              key="train_prediction")
-        variance = st.radio("Reverse-step variance", VARIANCES, index=VARIANCES.index(recipe.variance),
-                            format_func=VARIANCE_LABELS.get, key="train_variance")
-    with schedule_column:
-        kind = st.selectbox("β schedule", SCHEDULE_KINDS, index=SCHEDULE_KINDS.index(recipe.schedule),
-                            format_func=SCHEDULE_LABELS.get, key="train_schedule")
-        T = st.number_input("T (diffusion steps)", min_value=2, max_value=4000, value=recipe.T, step=50, key="train_T")
-        beta_start = st.number_input("β start", min_value=1e-6, max_value=0.5, value=recipe.beta_start, format="%.5f",
-                                     help="Ignored by the cosine schedule.", key="train_beta_start")
-        beta_end = st.number_input("β end", min_value=1e-5, max_value=0.999, value=recipe.beta_end, format="%.4f",
-                                   key="train_beta_end")
-        scale_with_T = st.checkbox("Scale β range with T (× 1000/T)", value=recipe.scale_with_T, key="train_scale")
-    with model_column:
-        steps = st.number_input("Training steps", min_value=10, max_value=200_000, value=recipe.total_steps, step=100,
-                                key=f"train_steps_{dataset}")
-        batch_size = st.number_input("Batch size", min_value=1, max_value=4096, value=recipe.batch_size,
-                                     key=f"train_batch_{dataset}")
-        learning_rate = st.number_input("Learning rate", min_value=1e-6, max_value=0.1, value=recipe.learning_rate,
-                                        format="%.5f", key=f"train_lr_{dataset}")
-        seed = st.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, key="train_seed")
-        with st.expander("More"):
-            warmup = st.number_input("Warm-up steps", min_value=0, max_value=100_000, value=recipe.warmup_steps,
-                                     key=f"train_warmup_{dataset}")
-            ema_decay = st.number_input("EMA decay", min_value=0.0, max_value=0.99999, value=recipe.ema_decay,
-                                        format="%.4f", key=f"train_ema_{dataset}")
-            grad_clip = st.number_input("Gradient clip (0 = off)", min_value=0.0, max_value=100.0, value=recipe.grad_clip,
-                                        key="train_clip")
-            lr_schedule = st.selectbox("Learning-rate schedule", LR_SCHEDULES, index=LR_SCHEDULES.index(recipe.lr_schedule),
-                                       key=f"train_lr_schedule_{dataset}")
-            preview_every = st.number_input("Preview every (steps)", min_value=0, max_value=100_000,
-                                            value=recipe.preview_every, key="train_preview_every")
-    return dict(dataset=dataset, model_size=size, schedule=kind, T=int(T), beta_start=float(beta_start),
-                beta_end=float(beta_end), scale_with_T=bool(scale_with_T), prediction=prediction, variance=variance,
-                batch_size=int(batch_size), learning_rate=float(learning_rate), lr_schedule=lr_schedule,
-                warmup_steps=int(warmup), total_steps=int(steps), ema_decay=float(ema_decay), grad_clip=float(grad_clip),
-                seed=int(seed), preview_every=int(preview_every))
+    """The settings widgets in three tabs (plain widgets, not a form: the schedule figure follows every change);
+    their defaults are the recipe of the dataset chosen (or given by a link)."""
+    dataset = st.session_state.get("train_dataset", "mnist")
+    base = recipe(dataset if dataset in datasets() else "mnist")
+    data_tab, schedule_tab, optimizer_tab = st.tabs(["Data and model", "β schedule", "Optimizer"])
+    with data_tab:
+        settings = data_and_model(base)
+    with schedule_tab:
+        settings.update(noise_schedule(base))
+    with optimizer_tab:
+        settings.update(optimizer(base))
+    return settings
 
 
-def schedule_check(settings: dict) -> bool:
-    """Warn when x_T is far from pure noise; a clear error (and no Start button) for an impossible schedule."""
+def schedule_of(settings: dict):
+    """The noise schedule of the settings, or None after a clear error for an impossible one (then no Start)."""
     try:
-        schedule = make_schedule(settings["schedule"], settings["T"], settings["beta_start"], settings["beta_end"],
-                                 settings["scale_with_T"])
+        return make_schedule(settings["schedule"], settings["T"], settings["beta_start"], settings["beta_end"],
+                             settings["scale_with_T"])
     except ValueError as error:
         st.error(f"This schedule is not valid: {error}")
-        return False
-    warning = terminal_noise_text(terminal_noise(schedule))
+        return None
+
+
+def start_section(settings: dict, schedule) -> None:
+    """The time budget, the seed and the Start button (the schedule warning above them)."""
+    warning = terminal_noise_text(terminal_noise(schedule)) if schedule is not None else None
     if warning:
         st.warning(warning)
-    return True
-
-
-def start_section(settings: dict, valid: bool) -> None:
-    """The time budget and the Start button."""
-    budget_column, minutes_column = st.columns(2)
+    budget_column, minutes_column, seed_column, start_column = st.columns([2.9, 1, 1.1, 1.5], vertical_alignment="bottom")
     budget = budget_column.radio("Train for", list(BUDGET_LABELS), format_func=BUDGET_LABELS.get, horizontal=True,
-                                 key="train_budget", help="A time budget stops the job (and saves it) when the time is "
-                                                          "spent, even before its last step: plan a lesson with it.")
+                                 key="train_budget", persist_state=PERSIST,
+                                 help="A time budget stops the job (and saves it) when the time is spent, even "
+                                      "before its last step: plan a lesson with it.")
     minutes = minutes_column.number_input("Minutes", min_value=1, max_value=240, value=5, key="train_minutes",
-                                          disabled=budget != "minutes")
-    if st.button("Start training", type="primary", disabled=not valid, key="train_start",
-                 help="Each session may have one job training and one more waiting for it."):
+                                          disabled=budget != "minutes", persist_state=PERSIST)
+    seed = seed_column.number_input("Seed", min_value=0, max_value=SEED_MAX, value=0, key="train_seed",
+                                    persist_state=PERSIST)
+    if start_column.button("Start training", type="primary", disabled=schedule is None, key="train_start",
+                           help="Each session may have one job training and one more waiting for it."):
         try:
-            config = TrainConfig(**settings)
+            config = TrainConfig(**settings, seed=int(seed))
         except ValueError as error:
             st.error(f"These settings cannot be trained: {error}")
             return
         if training_panel.submit(config, max_seconds=60.0 * int(minutes) if budget == "minutes" else None):
             st.rerun()  # refusals stay on screen as the message submit() showed
+
+
+def schedule_figure(schedule) -> None:
+    """The first result, beside the settings: what x_t is made of under the chosen schedule, at every t."""
+    if schedule is None:
+        return
+    curves = schedule_curves(schedule)
+    fig = figures.loss_curves(curves["t"].numpy(), {
+        "√ᾱ_t (weight of x₀)": curves["signal"].numpy(), "√(1−ᾱ_t) (weight of ε)": curves["noise"].numpy()},
+        log_y=False, title="x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε with this schedule", y_title="weight")
+    fig.update_layout(height=300, yaxis_range=[0, 1.02])
+    chart(fig, key="train_schedule_figure")
+    signal_T = float(curves["signal"][-1])
+    st.caption(f"At t = T = {schedule.T:,} the weight of x₀ is {signal_T:.2g}: sampling starts from pure noise, so it "
+               "should be close to 0.")
+    show_code(schedule_curves)
+
+
+# ---------------------------------------------------------------------------------------------- page
+def intro() -> None:
+    st.title("Train a model")
+    st.caption("Training runs in the **background**, in a process of its own: switch pages or reload the tab and the "
+               "job keeps going, saved on the server as it goes. A finished (or stopped) model joins the sidebar's list.")
 
 
 def jobs_section() -> None:
@@ -129,10 +257,22 @@ def jobs_section() -> None:
 
 
 def main() -> None:
-    intro()
-    settings = settings_section()
-    valid = schedule_check(settings)
-    start_section(settings, valid)
+    page = page_settings()
+    page.restore()
+    title, share = st.columns([5, 1], vertical_alignment="bottom")
+    with title:
+        intro()
+    with share:
+        page.controls()
+    page.notices()
+    settings_column, figure_column = st.columns([3, 2])
+    with settings_column:
+        settings = settings_section()
+        schedule = schedule_of(settings)
+        page.sync_url()  # before Start, whose st.rerun() ends the run
+        start_section(settings, schedule)
+    with figure_column:
+        schedule_figure(schedule)
     jobs_section()
     replay.render_replay(catalog.CHECKPOINT_DIR / "history")  # recorded runs: see how a model learns, instantly
 

@@ -53,3 +53,10 @@ def test_guide_follows_the_course_order():
     titles = [page.title for page in available_pages()[1:]]
     assert [s for s in shown if s in titles] == titles  # every page, in registry order
     assert [s[0].upper() + s[1:] for s in STAGES[1:]] == [s for s in shown if s not in titles]  # "DDIM" stays upper case
+
+
+def test_the_guide_comes_before_the_formulas():
+    """The projector layout: the course guide's first links are right under the introduction (the browser check
+    is tests/browser/test_classroom.py, fold-home-*), the formulas follow."""
+    at = AppTest.from_file(str(Path(APP).parent / "pages" / "home.py"), default_timeout=60).run()
+    assert [h.value for h in at.header] == ["The course, page by page", "The reverse process in formulas"]

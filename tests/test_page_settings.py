@@ -3,10 +3,11 @@
 from pathlib import Path
 
 import pytest
-from helpers import open_page
+from helpers import APP, open_page
 from streamlit.testing.v1 import AppTest
 
 from ui.settings import PageSettings, Preset, Setting
+from ui.text import escape_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEDULES = str(ROOT / "pages" / "schedules.py")
@@ -52,9 +53,25 @@ def test_changed_settings_and_link_leave_defaults_out():
     assert page.link({"a": 3, "b": "x", "c": [1]}) == "?a=3"
 
 
+def test_defaults_that_depend_on_a_setting():
+    """A page whose defaults follow one setting (the Train page's recipe follows the dataset): a link leaves out
+    exactly what equals the defaults of *its* values, a preset fills in its own defaults, reset the base ones."""
+    recipes = {"a": {"kind": "a", "n": 1, "m": 5}, "b": {"kind": "a", "n": 7, "m": 5}}
+    page = PageSettings("p", [Setting("kind", "a", "choice", choices=("a", "b")), Setting("n", 1, "int", 0, 9),
+                              Setting("m", 5, "int", 0, 9)], [Preset("b with m=6", {"kind": "b", "m": 6})],
+                        defaults_for=lambda values: {**recipes[values["kind"]], "kind": "a"})
+    assert page.changed({"kind": "b", "n": 7, "m": 5}) == {"kind": ["b"]}  # n = 7 is b's default
+    assert page.changed({"kind": "b", "n": 1, "m": 5}) == {"kind": ["b"], "n": ["1"]}  # a's default, not b's
+    assert page.changed({"kind": "a", "n": 7, "m": 5}) == {"n": ["7"]}
+    assert page.preset_values(page.presets[0]) == {"kind": "b", "n": 7, "m": 6}
+    assert page.defaults() == {"kind": "a", "n": 1, "m": 5}
+
+
 def test_a_preset_may_only_set_known_settings():
     with pytest.raises(ValueError, match="unknown setting 'z'"):
         PageSettings("p", [Setting("a", 1, "int", 0, 9)], [Preset("bad", {"z": 1})])
+    with pytest.raises(ValueError, match="may not be called 'model'"):
+        PageSettings("p", [Setting("model", "x", "text", choices=("x",))])
 
 
 # --------------------------------------------------------------------------------------------- pages
@@ -80,7 +97,7 @@ def test_a_bad_link_shows_one_line_and_falls_back_to_the_default():
     at = schedules_with({"schedules_a_T": "5000", "schedules_a_kind": "zigzag", "schedules_digit": "3"})
     assert not at.exception and not at.error
     notices = [w.value for w in at.warning if "Link setting ignored" in w.value]
-    assert len(notices) == 2 and any("schedules_a_T=5000" in n for n in notices)
+    assert len(notices) == 2 and any(escape_markdown("schedules_a_T=5000") in n for n in notices)
     assert at.number_input(key="schedules_a_T").value == 1000
     assert at.selectbox(key="schedules_a_kind").value == "linear"
     assert at.number_input(key="schedules_digit").value == 3  # the good values of the link still apply
@@ -109,7 +126,7 @@ def test_settings_survive_a_page_switch(monkeypatch, checkpoint_dir):
 
 @pytest.mark.parametrize("page, prefix", [("pages/sample.py", "sample"), ("pages/denoise.py", "denoise"),
                                           ("pages/schedules.py", "schedules"), ("pages/reverse_step.py", "reverse"),
-                                          ("pages/playground_2d.py", "playground")])
+                                          ("pages/playground_2d.py", "playground"), ("pages/train.py", "train")])
 def test_every_preset_opens_cleanly(monkeypatch, checkpoint_dir, page, prefix):
     at = open_page(monkeypatch, checkpoint_dir, page)
     presets = [button for button in at.button if button.key and button.key.startswith(f"{prefix}_preset_")]
@@ -121,3 +138,112 @@ def test_every_preset_opens_cleanly(monkeypatch, checkpoint_dir, page, prefix):
         assert not [w for w in at.warning if "Link setting ignored" in w.value]
         link = next(code.value for code in at.code if code.value.startswith("?") or "://" in code.value)
         assert "session" not in link
+
+
+def test_markdown_in_a_bad_link_value_is_shown_as_text():
+    at = schedules_with({"schedules_a_kind": "[click here](https://evil.example)"})
+    (notice,) = [w.value for w in at.warning if "Link setting ignored" in w.value]
+    assert "[click here](" not in notice and r"\[click here\]" in notice  # no link, the text itself
+
+
+# ------------------------------------------------------------------------- the active model travels too
+def page_with(monkeypatch, checkpoint_dir, page: str, query: dict, state: dict | None = None) -> AppTest:
+    """Open `page` the way a browser opens a link to it: app.py's shell (sidebar first) with the query string."""
+    import ui.catalog
+
+    monkeypatch.setattr(ui.catalog, "CHECKPOINT_DIR", Path(checkpoint_dir))
+    at = AppTest.from_file(APP, default_timeout=120)
+    for key, value in query.items():
+        at.query_params[key] = value
+    for key, value in (state or {}).items():
+        at.session_state[key] = value
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def url_of(at: AppTest) -> dict:
+    """The query string the page left in the address bar."""
+    return dict(at.query_params)
+
+
+def active_model(at: AppTest) -> str:
+    return at.sidebar.selectbox[0].value
+
+
+def the_link(at: AppTest) -> str:
+    return next(code.value for code in at.code if code.value.startswith("?") or "://" in code.value)
+
+
+def test_a_link_with_a_shipped_model_opens_with_that_model(monkeypatch, checkpoint_dir):
+    at = page_with(monkeypatch, checkpoint_dir, "pages/denoise.py",
+                   {"model": "shipped:mnist_x0", "denoise_noise_seed": "3"})
+    assert active_model(at) == "shipped:mnist_x0"
+    assert any("mnist_x0 (shipped)" in m.value for m in at.markdown)  # the page itself runs the x0-model
+    assert at.number_input(key="denoise_noise_seed").value == 3
+    assert not at.warning
+    assert the_link(at) == "?model=shipped:mnist_x0&denoise_noise_seed=3"  # the link carries both
+    at.run()  # a rerun keeps it, and the address bar still carries it
+    assert active_model(at) == "shipped:mnist_x0" and url_of(at)["model"] == "shipped:mnist_x0"
+
+
+def test_the_links_model_is_active_before_the_page_reads_its_settings(monkeypatch, checkpoint_dir):
+    """The Sample page's settings depend on the model (a point model has "sample_points", an image model
+    "sample_n"): a link for the 2-D model restores its settings only because the model is selected first."""
+    at = page_with(monkeypatch, checkpoint_dir, "pages/sample.py", {"model": "shipped:moons_eps", "sample_points": "2000"})
+    assert active_model(at) == "shipped:moons_eps"
+    assert at.slider(key="sample_points").value == 2000 and not at.warning
+    assert the_link(at) == "?model=shipped:moons_eps&sample_points=2000"
+
+
+def test_a_reload_keeps_the_model(monkeypatch, checkpoint_dir):
+    first = page_with(monkeypatch, checkpoint_dir, "pages/sample.py", {}, {"active_model_key": "shipped:mnist_v"})
+    assert active_model(first) == "shipped:mnist_v"
+    url = url_of(first)
+    assert url.get("model") == "shipped:mnist_v", url
+    reloaded = page_with(monkeypatch, checkpoint_dir, "pages/sample.py", url)  # a new session, the same URL
+    assert active_model(reloaded) == "shipped:mnist_v"
+
+
+def test_choosing_the_default_model_leaves_it_out_of_url_and_link(monkeypatch, checkpoint_dir):
+    at = page_with(monkeypatch, checkpoint_dir, "pages/denoise.py", {"model": "shipped:mnist_x0"})
+    at.session_state["active_model_key"] = "shipped:mnist_eps"  # what picking it in the sidebar stores
+    at.run()
+    assert active_model(at) == "shipped:mnist_eps"
+    assert "model" not in url_of(at) and "model" not in the_link(at)
+    at.session_state["active_model_key"] = "shipped:mnist_v"
+    at.run()
+    assert url_of(at)["model"] == "shipped:mnist_v" and "model=shipped:mnist_v" in the_link(at)
+
+
+@pytest.mark.parametrize("raw, words", [
+    ("shipped:nope", "model='shipped:nope' is not allowed; expected one of shipped:mnist_eps"),
+    ("trained:0123abcd", "model='trained:0123abcd'"),  # a session-only key of another browser
+    ("<b>[x](https://evil.example)</b>", "model="),
+])
+def test_a_bad_model_in_a_link_warns_once_and_keeps_the_current_model(monkeypatch, checkpoint_dir, raw, words):
+    at = page_with(monkeypatch, checkpoint_dir, "pages/denoise.py", {"model": raw, "denoise_noise_seed": "2"})
+    notices = [w.value for w in at.sidebar.warning if "Link model ignored" in w.value]
+    assert len(notices) == 1 and escape_markdown(words) in notices[0] and "\n" not in notices[0], notices
+    assert "](" not in notices[0]  # text, never a link
+    assert active_model(at) == "shipped:mnist_eps"
+    assert at.number_input(key="denoise_noise_seed").value == 2  # the page's own settings still apply
+    assert "model" not in url_of(at)  # the bad value is dropped from the address bar
+    at.run()
+    assert not [w for w in at.sidebar.warning if "Link model ignored" in w.value]  # said once
+
+
+def test_a_session_only_model_is_not_put_in_links_and_the_popover_says_so(monkeypatch, checkpoint_dir):
+    from core import checkpoints
+
+    model, diffusion, metadata = checkpoints.load(Path(checkpoint_dir) / "mnist_x0.safetensors")
+    upload = {"uploaded:0123456789abcdef": {"label": "mine (uploaded)", "bytes": 1, "loaded": (model, diffusion, metadata)}}
+    at = page_with(monkeypatch, checkpoint_dir, "pages/denoise.py", {"denoise_noise_seed": "4"},
+                   {"uploaded_models": upload, "active_model_key": "uploaded:0123456789abcdef"})
+    assert active_model(at) == "uploaded:0123456789abcdef"
+    assert the_link(at) == "?denoise_noise_seed=4" and "model" not in url_of(at)
+    notes = [c.value for c in at.caption if "opens with the default model" in c.value]
+    assert len(notes) == 1 and "exists only there" in notes[0]
+    shipped = page_with(monkeypatch, checkpoint_dir, "pages/denoise.py", {"model": "shipped:mnist_v"})
+    assert not [c for c in shipped.caption if "opens with the default model" in c.value]  # only for session-only models

@@ -5,9 +5,12 @@ import os
 import signal
 import time
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import pytest
 from streamlit.testing.v1 import AppTest
+
+from ui.text import escape_markdown
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -30,6 +33,36 @@ def _train_page():
     at.switch_page("pages/train.py").run()
     assert not at.exception, at.exception
     return at
+
+
+def _train_link(query: dict) -> AppTest:
+    """The Train page opened from a link (app.py's shell with the query string, as a browser opens it)."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.switch_page("pages/train.py")
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _values(at) -> dict:
+    """Every train_* widget's value (the page's settings)."""
+    widgets = [*at.number_input, *at.selectbox, *at.checkbox, *at.radio]
+    return {w.key: w.value for w in widgets if w.key and w.key.startswith("train_")}
+
+
+def _link(at) -> str:
+    return next(code.value for code in at.code if code.value.startswith("?") or "://" in code.value)
+
+
+def _query(link: str) -> dict:
+    """key -> value of a link's query string (each Train setting appears once)."""
+    return dict(parse_qsl(link.split("?", 1)[1]))
+
+
+def _notices(at) -> list:
+    return [w.value for w in at.warning if "Link setting ignored" in w.value]
 
 
 def _by_label(elements, label):
@@ -160,3 +193,109 @@ def test_a_batch_that_cannot_fit_is_refused_before_anything_starts(run_store, mo
     assert any("batch size 4096 would need about" in e and "2.0 GiB is available" in e for e in errors), errors
     assert not at.get("progress")  # no job panel: nothing started or queued
     assert not any(run_store.glob("*/*")), list(run_store.glob("*/*"))  # and no job folder was written
+
+
+# ------------------------------------------------------------------------------ settings that travel (issue 11)
+RECIPE_FIELDS = {"train_size": "model_size", "train_prediction": "prediction", "train_variance": "variance",
+                 "train_steps": "total_steps", "train_batch": "batch_size", "train_schedule": "schedule", "train_T": "T",
+                 "train_beta_start": "beta_start", "train_beta_end": "beta_end", "train_scale": "scale_with_T",
+                 "train_lr": "learning_rate", "train_lr_schedule": "lr_schedule", "train_warmup": "warmup_steps",
+                 "train_ema": "ema_decay", "train_clip": "grad_clip", "train_preview_every": "preview_every"}
+
+
+def _recipe(config) -> dict:
+    return {key: getattr(config, name) for key, name in RECIPE_FIELDS.items()}
+
+
+def test_a_link_that_sets_only_the_dataset_gets_that_datasets_recipe():
+    from core.training.config import MNIST_FAST_RECIPE, TOY_RECIPE
+
+    at = _train_link({"train_dataset": "two_moons"})
+    values = _values(at)
+    assert values["train_dataset"] == "two_moons" and not _notices(at)
+    assert {key: values[key] for key in RECIPE_FIELDS} == _recipe(TOY_RECIPE)  # written out in core/training/config.py
+    assert _recipe(TOY_RECIPE) != _recipe(MNIST_FAST_RECIPE)  # so the check above could fail
+    assert _link(at) == "?train_dataset=two_moons"  # everything else equals that recipe: left out
+
+
+def test_a_link_reproduces_every_setting():
+    at = _train_page()
+    at.selectbox(key="train_dataset").set_value("checkerboard").run()  # the recipe follows the dataset ...
+    changes = {"train_T": 300, "train_lr": 5e-4, "train_schedule": "cosine", "train_ema": 0.999, "train_seed": 7,
+               "train_variance": "learned_range", "train_scale": True}
+    for key, value in changes.items():
+        widget = at.checkbox(key=key) if key == "train_scale" else next(w for w in [*at.number_input, *at.selectbox]
+                                                                         if w.key == key)
+        widget.set_value(value)
+    at.radio(key="train_budget").set_value("minutes")
+    at.run()
+    at.number_input(key="train_minutes").set_value(12).run()
+    expected = _values(at)
+    assert {key: expected[key] for key in changes} == changes and expected["train_minutes"] == 12
+    link = _link(at)
+    assert "train_dataset=checkerboard" in link and "train_T=300" in link and "train_lr=0.0005" in link
+    assert "train_batch" not in link and "model" not in link  # the toy recipe's batch; the Train page needs no model
+    opened = _train_link(_query(link))  # a second browser: a fresh session with only the link
+    assert _values(opened) == expected and not _notices(opened)
+
+
+def test_bad_link_values_warn_in_one_line_each_and_good_ones_apply():
+    at = _train_link({"train_dataset": "two_moons", "train_T": "99999", "train_lr": "fast", "train_size": "huge",
+                      "train_steps": "400"})
+    notices = _notices(at)
+    assert len(notices) == 3 and all("\n" not in n for n in notices), notices
+    assert any(escape_markdown("train_T=99999 is not allowed; expected an integer in 2..4000") in n for n in notices)
+    values = _values(at)
+    assert values["train_T"] == 1000 and values["train_lr"] == 0.002 and values["train_size"] == "small"  # two_moons recipe
+    assert values["train_steps"] == 400 and values["train_dataset"] == "two_moons"
+    assert not at.exception and not at.error
+
+
+@pytest.mark.parametrize("start", ["mnist", "swiss_roll"])
+def test_every_preset_reproduces_through_its_link(start):
+    """A preset's link leaves out what equals the recipe of the preset's own dataset (not of the page's current
+    one): from MNIST, the toy preset's EMA 0.999 equals MNIST's default but not the toy recipe's 0.995."""
+    from core.training.config import MNIST_CPU_RECIPE, MNIST_FAST_RECIPE, PLAYGROUND_RECIPE, TOY_RECIPE
+
+    assert PLAYGROUND_RECIPE["ema_decay"] == MNIST_FAST_RECIPE.ema_decay != TOY_RECIPE.ema_decay
+    at = _train_page()
+    at.selectbox(key="train_dataset").set_value(start).run()  # presets must not depend on where you are
+    presets = [b for b in at.button if b.key and b.key.startswith("train_preset_")]
+    assert len(presets) == 3
+    expected = [{**_recipe(MNIST_FAST_RECIPE), "train_dataset": "mnist"},
+                {**_recipe(MNIST_CPU_RECIPE), "train_dataset": "mnist"},
+                {"train_dataset": "two_moons", "train_size": PLAYGROUND_RECIPE["model_size"],
+                 "train_steps": PLAYGROUND_RECIPE["total_steps"], "train_ema": PLAYGROUND_RECIPE["ema_decay"],
+                 "train_batch": PLAYGROUND_RECIPE["batch_size"]}]
+    links = [c.value for c in at.caption if c.value.startswith("[link](")]
+    assert len(links) == 3
+    for index, want in enumerate(expected):
+        at.button(key=f"train_preset_{index}").click().run()
+        assert not at.exception and not at.error and not _notices(at)
+        values = _values(at)
+        assert {key: values[key] for key in want} == want, (index, values)
+        opened = _train_link(_query(links[index][len("[link]("):links[index].index(")")]))
+        assert {key: value for key, value in _values(opened).items() if key in RECIPE_FIELDS or key == "train_dataset"} == \
+            {key: value for key, value in values.items() if key in RECIPE_FIELDS or key == "train_dataset"}, index
+
+
+def test_reset_after_a_dataset_change_is_the_mnist_recipe():
+    from core.training.config import MNIST_FAST_RECIPE
+
+    at = _train_page()
+    at.selectbox(key="train_dataset").set_value("two_moons").run()
+    assert at.number_input(key="train_T").value == 1000  # the toy recipe
+    at.button(key="train_reset").click().run()
+    values = _values(at)
+    assert values["train_dataset"] == "mnist" and {key: values[key] for key in RECIPE_FIELDS} == _recipe(MNIST_FAST_RECIPE)
+
+
+def test_settings_survive_a_page_switch():
+    at = _train_page()
+    at.number_input(key="train_T").set_value(300)
+    at.number_input(key="train_seed").set_value(11)
+    at.run()
+    at.switch_page("pages/schedules.py").run()
+    at.switch_page("pages/train.py").run()
+    assert not at.exception
+    assert at.number_input(key="train_T").value == 300 and at.number_input(key="train_seed").value == 11

@@ -11,12 +11,19 @@ default, what is allowed) and this module
   bad value in a link is reported on one line and replaced by its default, never a traceback,
 - offers "Reset to defaults", "Link to these settings" and the page's named presets in one small popover.
 
+The active model travels too, as the `model` query parameter: the catalogue key of a *shipped* model (the only
+kind another browser can have). The sidebar calls `restore_model` before its model picker (so a link's model
+is active before any page's `restore()`, whose bounds may depend on it) and `sync_model_url` after it; like
+every setting, the default model is left out of URLs and links. A model trained or uploaded in this session
+cannot travel: the share popover says so.
+
 Streamlit's own `bind="query-params"` would write the URL too, but it puts selectbox *labels* (with their
 Greek letters) into the URL and drops bad values silently; this keeps the URL values raw and reports errors.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlencode
@@ -24,11 +31,16 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from core.checks import check_choice, check_int, check_number
+from ui.text import escape_markdown
 
 PERSIST = "session"  # persist_state of every page widget
 Kind = Literal["int", "float", "choice", "bool", "ints", "text"]
 _WRITTEN = "_settings_written"  # session_state: page -> the query pairs this module last wrote for it
 _NOTICES = "_settings_notices"  # session_state: page -> notices about a link's bad values, shown once
+MODEL_PARAM = "model"  # the query parameter that carries the active (shipped) model
+SHIPPED_PREFIX = "shipped:"  # catalogue keys of the models in checkpoints/ (ui/catalog.py)
+_MODEL_WRITTEN = "_settings_model_written"  # session_state: the `model` values last written or read
+_MODEL_NOTICE = "_settings_model_notice"  # session_state: the problem with a link's model, shown once
 
 
 @dataclass(frozen=True)
@@ -104,9 +116,15 @@ class PageSettings:
     page: str  # e.g. "sample": names the session-state bookkeeping, never goes into a URL
     settings: list[Setting]
     presets: list[Preset] = field(default_factory=list)
+    uses_model: bool = True  # False: the page ignores the active model, so its links leave it out
+    # For a page whose defaults depend on one of its settings (the Train page's recipe on the dataset):
+    # values -> the defaults that apply to them. None: every Setting's own default.
+    defaults_for: Callable[[dict], dict] | None = None
 
     def __post_init__(self):
         self.by_key = {s.key: s for s in self.settings}
+        if MODEL_PARAM in self.by_key:
+            raise ValueError(f"a page setting may not be called {MODEL_PARAM!r}: links use it for the active model")
         for preset in self.presets:
             for key in preset.values:
                 if key not in self.by_key:
@@ -126,8 +144,8 @@ class PageSettings:
         if not pairs or pairs == written.get(self.page):
             return
         values, problems = parse_pairs(self.settings, pairs)
-        for setting in self.settings:
-            st.session_state[setting.key] = values.get(setting.key, setting.default)
+        for key, value in {**self.defaults(values), **values}.items():
+            st.session_state[key] = value
         if problems:
             st.session_state.setdefault(_NOTICES, {})[self.page] = problems
         written[self.page] = pairs
@@ -135,7 +153,8 @@ class PageSettings:
     def notices(self) -> None:
         """One line per bad value of the link this page was opened with (shown once)."""
         for problem in st.session_state.get(_NOTICES, {}).pop(self.page, []):
-            st.warning(f"Link setting ignored: {problem}; using the default.", icon=":material/link_off:")
+            st.warning(f"Link setting ignored: {escape_markdown(problem, limit=300)}; using the default.",
+                       icon=":material/link_off:")
 
     def current(self) -> dict:
         return {s.key: st.session_state.get(s.key, s.default) for s in self.settings}
@@ -143,8 +162,9 @@ class PageSettings:
     def changed(self, values: dict | None = None) -> dict:
         """key -> encoded value for every setting that differs from its default."""
         values = self.current() if values is None else values
+        defaults = self.defaults(values)
         return {s.key: s.encode(values[s.key]) for s in self.settings
-                if s.key in values and values[s.key] is not None and not s.same(values[s.key], s.default)}
+                if s.key in values and values[s.key] is not None and not s.same(values[s.key], defaults[s.key])}
 
     def sync_url(self) -> None:
         """After the widgets: the URL carries exactly this page's changed settings (a reload restores them)."""
@@ -158,37 +178,51 @@ class PageSettings:
         st.session_state.setdefault(_WRITTEN, {})[self.page] = pairs
 
     def link(self, values: dict | None = None) -> str:
-        """The page's URL with only its changed settings (relative "?..." where the server URL is unknown)."""
-        query = urlencode([(key, v) for key, encoded in self.changed(values).items() for v in encoded])
+        """The page's URL with only its changed settings (relative "?..." where the server URL is unknown), and
+        the active model when it is a shipped one other than the default (see shared_model)."""
+        model = shared_model() if self.uses_model else None
+        pairs = [(MODEL_PARAM, model)] if model else []
+        query = urlencode(pairs + [(key, v) for key, encoded in self.changed(values).items() for v in encoded],
+                          safe=":")  # model=shipped:mnist_x0 stays readable (":" is allowed in a query)
         base = _page_url()
         return f"{base}?{query}" if query else base or "?"
 
     # ---- the controls
     def reset(self) -> None:
-        for setting in self.settings:
-            st.session_state[setting.key] = setting.default
+        for key, value in self.defaults().items():
+            st.session_state[key] = value
 
     def apply(self, preset: Preset) -> None:
-        for setting in self.settings:
-            st.session_state[setting.key] = preset.values.get(setting.key, setting.default)
+        for key, value in self.preset_values(preset).items():
+            st.session_state[key] = value
+
+    def preset_values(self, preset: Preset) -> dict:
+        """Every setting as the preset leaves it: its values over the defaults that apply to them."""
+        return {**self.defaults(preset.values), **preset.values}
 
     def controls(self) -> None:
         """"Reset to defaults", the link to these settings, and the presets, in one popover."""
         with st.popover("Share · presets · reset", icon=":material/share:", key=f"{self.page}_share"):
             st.button("Reset to defaults", key=f"{self.page}_reset", on_click=self.reset,
                       help="Every setting of this page back to its default.")
-            st.markdown("**Link to these settings** (copy with the icon at its right; it carries this page's "
-                        "settings and nothing else):")
+            carries = "this page's settings and the active model" if self.uses_model else "this page's settings"
+            st.markdown(f"**Link to these settings** (copy with the icon at its right; it carries {carries} and "
+                        "nothing else):")
             st.code(self.link(), language=None, wrap_lines=True)
+            if self.uses_model and session_only_model():
+                st.caption("This link opens with the default model: the active model was trained or uploaded in this "
+                           "browser's session and exists only there.")
             if self.presets:
                 st.markdown("**Presets**")
             for index, preset in enumerate(self.presets):
                 st.button(preset.name, key=f"{self.page}_preset_{index}", on_click=self.apply, args=(preset,),
                           help=preset.why or None)
-                st.caption(f"[link]({self.link({**self.defaults(), **preset.values})})" + (f": {preset.why}" if preset.why else ""))
+                st.caption(f"[link]({self.link(self.preset_values(preset))})" + (f": {preset.why}" if preset.why else ""))
 
-    def defaults(self) -> dict:
-        return {s.key: s.default for s in self.settings}
+    def defaults(self, values: dict | None = None) -> dict:
+        """key -> default of every setting; with `values`, the defaults that apply to them (see defaults_for)."""
+        own = {s.key: s.default for s in self.settings}
+        return self.defaults_for({**own, **(values or {})}) if self.defaults_for else own
 
 
 def parse_pairs(settings: list[Setting], pairs: dict) -> tuple[dict, list[str]]:
@@ -208,3 +242,55 @@ def _page_url() -> str:
     url = getattr(st.context, "url", None)
     return url.split("?", 1)[0] if url else ""
 
+
+# ------------------------------------------------------------------------------------ the active model
+def _active_key() -> str | None:
+    return st.session_state.get("active_model_key")  # chosen in ui/sidebar.py
+
+
+def shared_model() -> str | None:
+    """The key a link carries for the active model: a shipped model other than the default, else None (a fresh
+    session starts with the default model; a model trained or uploaded in a session cannot travel)."""
+    from ui.catalog import DEFAULT_MODEL  # here: the catalogue loads torch, which the URL helpers above do not need
+
+    key = _active_key()
+    return key if isinstance(key, str) and key.startswith(SHIPPED_PREFIX) and key != DEFAULT_MODEL else None
+
+
+def session_only_model() -> bool:
+    """True when the active model was trained or uploaded in this session (no other browser can have it)."""
+    key = _active_key()
+    return isinstance(key, str) and not key.startswith(SHIPPED_PREFIX)
+
+
+def restore_model(shipped) -> None:
+    """Before the sidebar's model picker: a `model` in the URL that this session did not write itself selects
+    that model if it is one of the `shipped` keys. Anything else (unknown, a session-only key, garbage, given
+    twice) keeps the current model and is reported once by model_notice()."""
+    raw = st.query_params.get_all(MODEL_PARAM)
+    if not raw or raw == st.session_state.get(_MODEL_WRITTEN):
+        return
+    st.session_state[_MODEL_WRITTEN] = raw  # read once: a bad value warns once, not on every rerun
+    try:
+        st.session_state["active_model_key"] = Setting(MODEL_PARAM, None, "text", choices=tuple(shipped)).parse(raw)
+    except ValueError as error:
+        st.session_state[_MODEL_NOTICE] = str(error)
+
+
+def model_notice() -> None:
+    """One line about a link's model that could not be used (shown once, under the model picker)."""
+    problem = st.session_state.pop(_MODEL_NOTICE, None)
+    if problem:
+        st.warning(f"Link model ignored: {escape_markdown(problem, limit=300)}; keeping the current model.",
+                   icon=":material/link_off:")
+
+
+def sync_model_url() -> None:
+    """After the model picker: the URL carries the active model exactly when a link would (a reload keeps it)."""
+    model = shared_model()
+    if model is None:
+        if MODEL_PARAM in st.query_params:
+            del st.query_params[MODEL_PARAM]
+    elif st.query_params.get_all(MODEL_PARAM) != [model]:
+        st.query_params[MODEL_PARAM] = model
+    st.session_state[_MODEL_WRITTEN] = [model] if model else []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import catalog, session, training_panel
+from ui import catalog, session, settings, training_panel
 from ui.text import escape_markdown, safe_name
 
 
@@ -15,11 +15,14 @@ def render_sidebar() -> None:
         if not models:
             st.warning("No model yet: train one on the Train page or upload a checkpoint.")
         else:
+            settings.restore_model(catalog.shipped_models())  # a link's model, before any page reads it
             keys = list(models)
             current = catalog.active_model_key()
             st.session_state.active_model_key = st.selectbox(
                 "Active model", keys, index=keys.index(current) if current in keys else 0,
                 format_func=models.get, help="Shipped checkpoints, models trained in this session, and uploads.")
+            settings.model_notice()
+            settings.sync_model_url()
         render_upload()
         key = catalog.active_model_key()
         if key:

@@ -1,6 +1,7 @@
 """Classroom checks in a real browser (issue 11): the projector layout at 1280×720 and 1440×900 with
-screenshots, settings that survive a page switch and a reload, a shared link that reproduces a page in a
-second browser, keyboard operation of a scrubber, and a download.
+screenshots (Home and Train included), settings that survive a page switch and a reload, a shared link that
+reproduces a page, and its active shipped model, in a second browser, keyboard operation of a scrubber, and a
+download.
 
 The server runs on the tiny checkpoints of conftest.browser_checkpoint_dir (T = 40).
 """
@@ -12,13 +13,17 @@ import pytest
 from streamlit_harness import AppPage, screenshot_dir
 
 SIZES = [(1280, 720), (1440, 900)]
-# page path -> (what must be visible without scrolling: a button's name or None, how to find the first figure)
+CHART = '[data-testid="stPlotlyChart"]'
+# page (URL path; "" is Home) -> (what must be visible without scrolling: the primary action as (ARIA role, name)
+# or None, how to find the first result or None)
 ABOVE_THE_FOLD = {
-    "sample": ("Sample", '[data-testid="stPlotlyChart"]'),
-    "denoise": (None, '[data-testid="stPlotlyChart"]'),
-    "schedules": (None, '[data-testid="stPlotlyChart"]'),
-    "reverse_step": (None, '[data-testid="stPlotlyChart"]'),
-    "playground_2d": ("Train", None),
+    "": (("link", "Schedule lab"), None),  # Home: the course guide's first link (the sidebar's copy does not count)
+    "sample": (("button", "Sample"), CHART),
+    "denoise": (None, CHART),
+    "schedules": (None, CHART),
+    "reverse_step": (None, CHART),
+    "playground_2d": (("button", "Train"), None),
+    "train": (("button", "Start training"), CHART),  # the schedule figure beside the settings
 }
 MIN_VISIBLE_PX = 250  # of the first figure: enough to see what it shows (the rest may continue below)
 
@@ -35,18 +40,19 @@ def shot(app: AppPage, name: str) -> None:
 
 
 @pytest.mark.parametrize("width, height", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
-@pytest.mark.parametrize("path", list(ABOVE_THE_FOLD))
+@pytest.mark.parametrize("path", list(ABOVE_THE_FOLD), ids=[path or "home" for path in ABOVE_THE_FOLD])
 def test_primary_action_and_first_result_above_the_fold(browser, streamlit_server, path, width, height):
     context = browser.new_context(viewport={"width": width, "height": height})
     try:
         tab = context.new_page()
         tab.set_default_timeout(60_000)
         app = AppPage(tab, streamlit_server).open(path)
-        button, figure = ABOVE_THE_FOLD[path]
-        shot(app, f"fold-{path}-{width}x{height}")
-        if button:
-            box = main_area(app).get_by_role("button", name=button, exact=True).first.bounding_box()
-            assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= height, (path, button, box)
+        action, figure = ABOVE_THE_FOLD[path]
+        shot(app, f"fold-{path or 'home'}-{width}x{height}")
+        if action:
+            role, name = action
+            box = main_area(app).get_by_role(role, name=name, exact=True).first.bounding_box()
+            assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= height, (path, action, box)
             assert box["x"] + box["width"] <= width
         if figure:
             chart = main_area(app).locator(figure).first
@@ -97,6 +103,44 @@ def test_a_shared_link_reproduces_the_page_in_another_browser(app, browser):
         assert main_area(student).get_by_label("T (number of steps)", exact=True).input_value() == "100"
         assert main_area(student).get_by_text("x_T is far from pure noise").count() >= 1
         shot(student, "shared-link-schedules")
+    finally:
+        other.close()
+
+
+def sidebar_model(app: AppPage) -> str:
+    """The label of the model chosen in the sidebar (a select box shows its option in its input's value)."""
+    picker = app.page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').filter(has_text="Active model")
+    return picker.locator("input").first.input_value()
+
+
+def test_a_denoise_link_opens_with_its_model_in_another_browser(app, browser):
+    """Issue 11: a link made with a non-default shipped model (the x₀-model) opens with that model active, and
+    the page's own settings, for a student in a second browser; a reload keeps both."""
+    app.open("denoise")
+    app.page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').filter(has_text="Active model").click()
+    app.page.get_by_role("option", name="mnist_x0 (shipped)", exact=True).click()
+    app.wait_idle()
+    assert sidebar_model(app) == "mnist_x0 (shipped)"
+    set_number(app, "Noise seed", 3)
+    assert "model=shipped%3Amnist_x0" in app.page.url or "model=shipped:mnist_x0" in app.page.url, app.page.url
+    main_area(app).get_by_role("button", name="Share · presets · reset").click()
+    link = app.page.locator('[data-testid="stPopoverBody"] [data-testid="stCode"] code').first.inner_text().strip()
+    assert "model=shipped:mnist_x0" in link and "denoise_noise_seed=3" in link, link
+    other = browser.new_context(viewport={"width": 1280, "height": 900})  # no cookies, no session: a student
+    try:
+        tab = other.new_page()
+        tab.set_default_timeout(60_000)
+        student = AppPage(tab, app.base_url)
+        tab.goto(link if link.startswith("http") else f"{app.base_url}/denoise{link}")
+        student.wait_idle()
+        student.assert_no_errors()
+        for _ in range(2):  # as opened, then after a reload
+            assert sidebar_model(student) == "mnist_x0 (shipped)"
+            assert main_area(student).get_by_text("mnist_x0 (shipped)").count() >= 1  # the page runs that model
+            assert main_area(student).get_by_label("Noise seed", exact=True).input_value() == "3"
+            tab.reload()
+            student.wait_idle()
+        shot(student, "shared-link-denoise-x0-model")
     finally:
         other.close()
 
