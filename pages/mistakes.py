@@ -145,7 +145,8 @@ PRESETS = [
 
 
 def page_settings() -> PageSettings:
-    return PageSettings("mistakes", [Setting("mistakes_show", "all", "choice", choices=SHOW)], PRESETS)
+    return PageSettings("mistakes", [Setting("mistakes_show", "all", "choice", choices=SHOW)], PRESETS,
+                        uses_model=False)  # the page does not use the active model: links leave it out
 
 
 def intro() -> None:

@@ -41,7 +41,7 @@ def page_settings() -> PageSettings:
         Setting("posterior_step", 300, "int", *T_RANGE),
         Setting("posterior_x0", 0.6, "float", *X0_RANGE),
         Setting("posterior_xt", 0.2, "float", *XT_RANGE),
-    ], PRESETS)
+    ], PRESETS, uses_model=False)  # the page does not use the active model: links leave it out
 
 
 def choose() -> tuple:

@@ -46,7 +46,7 @@ def page_settings() -> PageSettings:
         Setting("score_t", 100, "int", 1, T),
         Setting("score_n", 200, "int", choices=EXAMPLE_COUNTS),
         Setting("score_seed", 0, "int", 0, SEED_MAX),
-    ], PRESETS)
+    ], PRESETS, uses_model=False)  # the page does not use the active model: links leave it out
 
 
 def mixture() -> GaussianMixture:

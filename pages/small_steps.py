@@ -42,7 +42,7 @@ def page_settings() -> PageSettings:
     return PageSettings("small", [
         Setting("small_alpha_bar", 0.5, "float", *ALPHA_BAR_RANGE),
         Setting("small_xt", 0.3, "float", *XT_RANGE),
-    ], PRESETS)
+    ], PRESETS, uses_model=False)  # the page does not use the active model: links leave it out
 
 
 @st.cache_data(show_spinner="Computing the exact reverse transitions…", max_entries=4)

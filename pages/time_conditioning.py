@@ -53,7 +53,7 @@ def page_settings() -> PageSettings:
         Setting("time_steps", 600, "int", choices=STEP_CHOICES),
         Setting("time_single_t", EXPERIMENT_T // 2, "int", 1, EXPERIMENT_T),
         Setting("time_seed", 0, "int", 0, SEED_MAX),
-    ], PRESETS)
+    ], PRESETS, uses_model=False)  # the page does not use the active model: links leave it out
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -17,6 +17,7 @@ from core import checkpoints
 from core.diffusion.gaussian_diffusion import GaussianDiffusion
 from core.diffusion.schedules import make_schedule
 from core.nets.build import build_model
+from ui.text import escape_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -125,7 +126,7 @@ def check_link_and_reset(at: AppTest, prefix: str, link: dict, shown: dict, bad:
     for key, value in shown.items():
         assert widget(at, key).value == value, (key, widget(at, key).value, value)
     notices = link_notices(at)
-    assert len(notices) == 1 and f"{bad[0]}=" in notices[0] and "\n" not in notices[0], notices
+    assert len(notices) == 1 and escape_markdown(f"{bad[0]}=") in notices[0] and "\n" not in notices[0], notices
     assert widget(at, bad[0]).value == defaults[bad[0]]
     at.button(key=f"{prefix}_reset").click().run()
     assert not at.exception
