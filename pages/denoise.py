@@ -281,9 +281,7 @@ def compare_parameterizations(loaded: catalog.LoadedModel, dataset: str, choice:
 
 # --------------------------------------------------------------------------------------------- page
 def main() -> None:
-    title, share = st.columns([5, 1], vertical_alignment="bottom")
-    with title:
-        loaded = intro()
+    loaded, share = layout.title_row(intro)
     if loaded is None:
         return
     dataset = loaded.dataset

@@ -20,14 +20,16 @@ from core.data.images import to_uint8
 from core.diffusion.gaussian_diffusion import HYBRID_VB_WEIGHT
 from core.diffusion.losses import normal_kl
 from core.lab.objective import LN2, algorithm1_step, bound_terms, elbo_eps_weights, hybrid_weight_in_bits
-from ui import catalog, runs
+from ui import catalog, layout, runs
 from ui.code import show_code
 from ui.figures import COLORS, chart, picture_row
 from ui.navigation import require_app_shell
+from ui.settings import PERSIST, PageSettings, Preset, Setting
 
 require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
 MAX_BOUND_IMAGES = 16
+SEED_MAX = 2**31 - 1
 BOUND_HINT = ("Press the button to evaluate the bound (measured: 1.75 s per digit and model with one torch thread on a "
               "quiet 2-core CPU, 5–10× longer on a busy one).")
 
@@ -51,38 +53,71 @@ def image_model() -> catalog.LoadedModel | None:
     return loaded
 
 
+# ------------------------------------------------------------------------------------------ settings
+def page_settings(T: int, n_digits: int) -> PageSettings:
+    """Every widget of the page; t's bounds are the active model's 1..T."""
+    presets = [
+        Preset("$t = 1$: $x_t$ is almost $x_0$", {"objective_fix_t": True, "objective_t": 1},
+               "At the first step $x_t$ is the digit with $\\sqrt{\\beta_1}$ = 0.01 of noise: the implied "
+               "$\\hat x_0$ is sharp, but the $\\varepsilon$ to predict is hidden in tiny differences."),
+        Preset(f"$t = T = {T}$: the last step", {"objective_fix_t": True, "objective_t": T},
+               "The weight of $x_0$ in $x_t$ is $\\sqrt{\\bar\\alpha_T}$ (0.006 for the shipped $T = 1000$ models): "
+               "$x_t$ is almost pure noise and the implied $\\hat x_0$ a blur."),
+    ]
+    return PageSettings("objective", [
+        Setting("objective_digit", 7, "int", 0, n_digits - 1),
+        Setting("objective_seed", 0, "int", 0, SEED_MAX),
+        Setting("objective_fix_t", False, "bool"),
+        Setting("objective_t", max(T // 4, 1), "int", 1, T),
+        Setting("objective_bound_n", 4, "int", 2, MAX_BOUND_IMAGES),
+        Setting("objective_bound_seed", 0, "int", 0, SEED_MAX),
+    ], presets)
+
+
 # ------------------------------------------------------------------------------------------ sections
 def algorithm_one(loaded: catalog.LoadedModel) -> None:
-    st.header("1. Algorithm 1, one step at a time")
-    st.markdown("Ho et al. 2020, Algorithm 1 (training): **repeat** — take x₀ from the data; t ~ Uniform{1,…,T}; "
-                "ε ~ N(0, I); take a gradient step on")
-    st.latex(r"\nabla_\theta\,\big\|\varepsilon - \varepsilon_\theta\big(\sqrt{\bar\alpha_t}\,x_0 + "
-             r"\sqrt{1-\bar\alpha_t}\,\varepsilon,\ t\big)\big\|^2 \qquad\text{(eq. 14, } L_\text{simple})")
+    st.subheader("1. Algorithm 1, one step at a time")
+    text, formula = st.columns([2, 3], vertical_alignment="center")
+    text.markdown("Ho et al. 2020, Algorithm 1 (training), **repeat**: take $x_0$ from the data; "
+                  "$t \\sim \\text{Uniform}\\{1,\\dots,T\\}$; $\\varepsilon \\sim \\mathcal N(0, I)$; take a gradient step on")
+    with formula:
+        st.latex(r"\nabla_\theta\,\big\|\varepsilon - \varepsilon_\theta\big(\sqrt{\bar\alpha_t}\,x_0 + "
+                 r"\sqrt{1-\bar\alpha_t}\,\varepsilon,\ t\big)\big\|^2 \qquad\text{(eq. 14, } L_\text{simple})")
     T = loaded.diffusion.T
-    columns = st.columns(3)
-    index = int(columns[0].number_input("Digit (held-out index)", 0, len(digits("test")) - 1, 7, key="objective_digit"))
-    seed = int(columns[1].number_input("Seed (draws t and ε)", 0, 2**31 - 1, 0, key="objective_seed"))
-    fixed = columns[2].checkbox("Choose t myself", key="objective_fix_t")
-    t_paper = st.slider("t (paper's step)", 1, T, T // 4, key="objective_t", disabled=not fixed)
+    columns = st.columns(4)
+    index = int(columns[0].number_input("Digit (held-out index)", 0, len(digits("test")) - 1, 7, key="objective_digit",
+                                        persist_state=PERSIST))
+    seed = int(columns[1].number_input("Seed (draws $t$ and $\\varepsilon$)", 0, SEED_MAX, 0, key="objective_seed",
+                                       persist_state=PERSIST))
+    fixed = columns[2].checkbox("Choose $t$ myself", key="objective_fix_t", persist_state=PERSIST)
+    if st.session_state.get("objective_t", 1) > T:  # another model with a shorter schedule: its last step
+        st.session_state["objective_t"] = T
+    t_paper = columns[3].slider("$t$ (paper's step)", 1, T, max(T // 4, 1), key="objective_t", disabled=not fixed,
+                                persist_state=PERSIST)
     x0 = digits("test")[index:index + 1]
     generator = torch.Generator().manual_seed(seed)
     if not fixed:
         t_paper = int(torch.randint(0, T, (1,), generator=torch.Generator().manual_seed(seed))) + 1
     step = algorithm1_step(loaded.model, loaded.diffusion, x0, generator, t=torch.tensor([t_paper - 1]))
     target_name = {"eps": "ε", "x0": "x₀", "v": "v"}[loaded.diffusion.prediction]
+    target_latex = {"eps": "\\varepsilon", "x0": "x_0", "v": "v"}[loaded.diffusion.prediction]
     alpha_bar = float(loaded.diffusion.schedule.alpha_bars[t_paper - 1])
-    st.markdown(f"**t = {t_paper}** {'(drawn from the seed)' if not fixed else ''}: ᾱ_t = {alpha_bar:.4g}, so "
-                f"x_t = {math.sqrt(alpha_bar):.4f}·x₀ + {math.sqrt(1 - alpha_bar):.4f}·ε. The model predicts "
-                f"**{target_name}**; its loss is the mean over the 784 pixels of (target − prediction)².")
     chart(picture_row({
         "x₀": picture(x0[0], -1, 1), "ε": picture(step.noise[0], -3, 3), "x_t": picture(step.x_t[0], -1, 1),
         f"target {target_name}": picture(step.target[0], -3, 3) if target_name != "x₀" else picture(step.target[0], -1, 1),
         f"prediction {target_name}̂": (picture(step.prediction[0], -3, 3) if target_name != "x₀"
                                        else picture(step.prediction[0], -1, 1)),
         "x̂₀ implied": picture(step.pred_x0[0], -1, 1)}, height=240), key="objective_pictures")
-    st.metric("loss ‖target − prediction‖² / 784", f"{float(step.loss[0]):.5f}")
-    st.caption("Pictures: x₀, x_t, x̂₀ on [−1, 1]; ε and v on [−3, 3]. The real training loop averages this loss "
-               "over a batch of 64 digits, each with its own t and ε, then takes one Adam step.")
+    left, right = st.columns([3, 1])
+    left.markdown(f"**$t = {t_paper}$** {'(drawn from the seed)' if not fixed else ''}: $\\bar\\alpha_t$ = {alpha_bar:.4g}, "
+                  f"so $x_t$ = {math.sqrt(alpha_bar):.4f}$\\,x_0$ + {math.sqrt(1 - alpha_bar):.4f}$\\,\\varepsilon$. The "
+                  f"model predicts **${target_latex}$**; its loss is the mean over the 784 pixels of "
+                  "(target − prediction)².")
+    right.metric("loss of this digit", f"{float(step.loss[0]):.5f}",
+                 help="$\\lVert\\text{target} - \\text{prediction}\\rVert^2 / 784$")
+    st.caption("Pictures: $x_0$, $x_t$, $\\hat x_0$ on [−1, 1]; $\\varepsilon$ and $v$ on [−3, 3]. The real training loop "
+               "averages this loss over a batch of 64 digits, each with its own $t$ and $\\varepsilon$, then takes one "
+               "Adam step.")
     show_code(algorithm1_step)
 
 
@@ -96,12 +131,12 @@ def weight_curves(schedule_config: tuple) -> dict:
 
 
 def elbo_weights(loaded: catalog.LoadedModel) -> None:
-    st.header("2. L_simple versus the true bound: the weights it drops")
-    st.markdown("The bound on −log p_θ(x₀) (Ho et al. eq. 5) is a sum of one term per step:")
+    st.subheader("2. $L_\\text{simple}$ versus the true bound: the weights it drops")
+    st.markdown("The bound on $-\\log p_\\theta(x_0)$ (Ho et al. eq. 5) is a sum of one term per step:")
     st.latex(r"L = \underbrace{D_{KL}\big(q(x_T|x_0)\,\|\,p(x_T)\big)}_{L_T} + \sum_{t>1}\underbrace{D_{KL}\big("
              r"q(x_{t-1}|x_t,x_0)\,\|\,p_\theta(x_{t-1}|x_t)\big)}_{L_{t-1}}\ \underbrace{-\log p_\theta(x_0|x_1)}_{L_0}")
-    st.markdown("Two Gaussians with the same variance σ_t² differ only in their means, and with the ε-form mean "
-                "(eq. 11) every KL term is a weighted noise error (eq. 12):")
+    st.markdown("Two Gaussians with the same variance $\\sigma_t^2$ differ only in their means, and with the "
+                "$\\varepsilon$-form mean (eq. 11) every KL term is a weighted noise error (eq. 12):")
     st.latex(r"L_{t-1} = \frac{\beta_t^2}{2\sigma_t^2\,\alpha_t\,(1-\bar\alpha_t)}\,\big\|\varepsilon - "
              r"\varepsilon_\theta(x_t, t)\big\|^2 =: \lambda_t\,\big\|\varepsilon-\varepsilon_\theta\big\|^2")
     schedule = loaded.diffusion.schedule
@@ -125,17 +160,17 @@ def elbo_weights(loaded: catalog.LoadedModel) -> None:
     chart(fig, key="objective_weights", where=left)
     small = curves["σ² = β̃_t"]
     with right:
-        st.metric("λ at t = 2 (σ² = β̃)", f"{small[1]:.3f}")
-        st.metric(f"λ at t = {schedule.T} (σ² = β̃)", f"{small[-1]:.2e}")
-        st.markdown(f"The bound weights the noise error at t = 2 **{small[1] / small[-1]:,.0f}×** more than at "
-                    f"t = T: **the ELBO weights small t more**. L_simple sets every λ_t to 1, i.e. relative to the "
-                    "bound it **down-weights small t** (the easy, almost-clean steps) and spends the network's "
+        st.metric("$\\lambda$ at $t = 2$ ($\\sigma^2 = \\tilde\\beta$)", f"{small[1]:.3f}")
+        st.metric(f"$\\lambda$ at $t = {schedule.T}$ ($\\sigma^2 = \\tilde\\beta$)", f"{small[-1]:.2e}")
+        st.markdown(f"The bound weights the noise error at $t = 2$ **{small[1] / small[-1]:,.0f}×** more than at "
+                    "$t = T$: **the ELBO weights small $t$ more**. $L_\\text{simple}$ sets every $\\lambda_t$ to 1, i.e. "
+                    "relative to the bound it **down-weights small $t$** (the easy, almost-clean steps) and spends the network's "
                     "capacity on the harder large-t steps; Ho et al. found this gives better samples (§3.4), at the "
                     "price of a worse bound.")
         show_code(elbo_eps_weights)
     kl, weighted, check_step = _kl_check(loaded)
-    st.caption(f"Check (t = {check_step}, σ² = β̃, ε̂ = ε + 0.1 in every pixel): the KL of the two Gaussians is {kl:.6g} "
-               f"nats/dim and λ_t·0.1² = {weighted:.6g}.")
+    st.caption(f"Check ($t$ = {check_step}, $\\sigma^2 = \\tilde\\beta$, $\\hat\\varepsilon = \\varepsilon + 0.1$ in "
+               f"every pixel): the KL of the two Gaussians is {kl:.6g} nats/dim and $\\lambda_t \\cdot 0.1^2$ = {weighted:.6g}.")
 
 
 def _kl_check(loaded: catalog.LoadedModel) -> tuple[float, float, int]:
@@ -149,32 +184,32 @@ def _kl_check(loaded: catalog.LoadedModel) -> tuple[float, float, int]:
 
 
 def hybrid_loss() -> None:
-    st.header("3. The hybrid loss of Improved DDPM")
-    st.markdown("L_simple has no term for σ_t², so a model that learns its variance (Nichol & Dhariwal 2021, "
+    st.subheader("3. The hybrid loss of Improved DDPM")
+    st.markdown("$L_\\text{simple}$ has no term for $\\sigma_t^2$, so a model that learns its variance (Nichol & Dhariwal 2021, "
                 "eq. 15) adds the bound back with a small weight (eq. 16):")
     st.latex(r"L_\text{hybrid} = L_\text{simple} + \lambda\,L_\text{vlb},\qquad \lambda = 0.001,\qquad "
              r"L_\text{vlb} \approx T\cdot L_{t-1}\ \ (t \sim \text{Uniform})")
     st.markdown(
-        "with the predicted mean frozen (stop-gradient) inside L_vlb, so the bound trains only the variance. "
-        f"**Units:** this app's core adds L_vlb in **nats**/dim with λ = {HYBRID_VB_WEIGHT:g} "
+        "with the predicted mean frozen (stop-gradient) inside $L_\\text{vlb}$, so the bound trains only the variance. "
+        f"**Units:** this app's core adds $L_\\text{{vlb}}$ in **nats**/dim with λ = {HYBRID_VB_WEIGHT:g} "
         "(`core/diffusion/gaussian_diffusion.py`, and the shipped `mnist_eps_learned` was trained so); Nichol & "
         "Dhariwal's reference code adds it in **bits**/dim with λ = 0.001. Since 1 nat = 1/ln 2 bits, core's weight "
         f"equals λ = {hybrid_weight_in_bits():.6f} on the bound in bits: **{LN2:.2f}× the reference weight**. The "
-        "variance gradient is the only one L_vlb gives, so this scales how strongly the variance is pulled toward "
+        "variance gradient is the only one $L_\\text{vlb}$ gives, so this scales how strongly the variance is pulled toward "
         "the bound; it does not change what the mean learns.")
     show_code(hybrid_weight_in_bits)
 
 
 def bits_per_dim() -> None:
-    st.header("4. Every term of the bound, and bits/dim of the shipped models")
-    st.markdown("−log p_θ(x₀) ≤ L_T + Σ L_{t−1} + L_0, in nats per pixel; ÷ ln 2 gives **bits/dim** (the number "
+    st.subheader("4. Every term of the bound, and bits/dim of the shipped models")
+    st.markdown("$-\\log p_\\theta(x_0) \\le L_T + \\sum L_{t-1} + L_0$, in nats per pixel; ÷ ln 2 gives **bits/dim** (the number "
                 "likelihood papers report). This evaluates every term — T network calls per digit — for a few "
-                "held-out digits, with one ε per (digit, t). Pixels are the 8-bit values scaled to [−1, 1], so L_0 is "
+                "held-out digits, with one $\\varepsilon$ per (digit, $t$). Pixels are the 8-bit values scaled to [−1, 1], so $L_0$ is "
                 "the discretized Gaussian decoder of Ho et al. §3.3.")
     models = {key: label for key, (label, _) in catalog.shipped_models().items()}
     columns = st.columns(3)
-    n = int(columns[0].number_input("Digits (n)", 2, MAX_BOUND_IMAGES, 4, key="objective_bound_n"))
-    seed = int(columns[1].number_input("Seed", 0, 2**31 - 1, 0, key="objective_bound_seed"))
+    n = int(columns[0].number_input("Digits ($n$)", 2, MAX_BOUND_IMAGES, 4, key="objective_bound_n", persist_state=PERSIST))
+    seed = int(columns[1].number_input("Seed", 0, SEED_MAX, 0, key="objective_bound_seed", persist_state=PERSIST))
     pressed = columns[2].button("Compute for every shipped MNIST model", key="objective_bound_run")
     runs.cancelled_notice("objective_bound_cancel")
     if not (pressed or st.session_state.get("objective_bound_pressed")):  # load the models only once asked
@@ -198,11 +233,11 @@ def bits_per_dim() -> None:
     for key, terms in results.items():
         mean, se = terms.bits_per_dim()
         table.append({"model": models.get(key, key), "bits/dim": f"{mean:.3f} ± {se:.3f}",
-                      "L_T [bits/dim]": f"{float(terms.prior.mean()) / LN2:.2e}",
-                      "Σ L_{t−1} [bits/dim]": f"{float(terms.per_t[:, 1:].sum(1).mean()) / LN2:.3f}",
-                      "L_0 [bits/dim]": f"{float(terms.per_t[:, 0].mean()) / LN2:.3f}", "digits": terms.n})
+                      "$L_T$ [bits/dim]": f"{float(terms.prior.mean()) / LN2:.2e}",
+                      "$\\sum L_{t-1}$ [bits/dim]": f"{float(terms.per_t[:, 1:].sum(1).mean()) / LN2:.3f}",
+                      "$L_0$ [bits/dim]": f"{float(terms.per_t[:, 0].mean()) / LN2:.3f}", "digits": terms.n})
     st.table(pd.DataFrame(table))
-    st.caption(f"n = {n} held-out digits (the first {n} of the test split), seed {seed}; ± is the standard error over "
+    st.caption(f"$n$ = {n} held-out digits (the first {n} of the test split), seed {seed}; ± is the standard error over "
                "the digits (the spread between digits, not the noise of one digit's estimate).")
     fig = go.Figure()
     for i, (key, terms) in enumerate(results.items()):
@@ -212,22 +247,31 @@ def bits_per_dim() -> None:
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="t (paper's step; t = 1 is L_0)",
                       yaxis_title="term [bits/dim]", yaxis_type="log", legend=dict(orientation="h", y=-0.3))
     chart(fig, key="objective_terms")
-    st.caption("Most of the bound sits at small t, where a tiny σ_t² makes every error in the mean expensive.")
+    st.caption("Most of the bound sits at small $t$, where a tiny $\\sigma_t^2$ makes every error in the mean expensive.")
     show_code(bound_terms)
 
 
-def main() -> None:
+def intro() -> catalog.LoadedModel | None:
     st.title("Training objective")
-    st.markdown("What is the network trained on? A regression: predict the noise that was added. This page runs "
-                "the training step on a real digit, then shows how that simple loss relates to the likelihood bound "
-                "it came from.")
-    loaded = image_model()
+    st.markdown("What is the network trained on? A regression: predict the noise that was added. Below, the training "
+                "step on a real digit, then how that loss relates to the likelihood bound it came from.")
+    return image_model()
+
+
+def main() -> None:
+    loaded, share = layout.title_row(intro)
     if loaded is None:
         return
+    page = page_settings(loaded.diffusion.T, len(digits("test")))
+    page.restore()
+    with share:
+        page.controls()
+    page.notices()
     algorithm_one(loaded)
     elbo_weights(loaded)
     hybrid_loss()
     bits_per_dim()
+    page.sync_url()
 
 
 main()

@@ -502,11 +502,7 @@ SECTIONS = {  # the radio's label -> the section that draws it
 def main() -> None:
     page = page_settings()
     page.restore()
-    title, share = st.columns([5, 1], vertical_alignment="bottom")
-    with title:
-        intro()
-    with share:
-        page.controls()
+    layout.title_row(intro, page)
     page.notices()
     toy, config = train_settings()
     training_job()

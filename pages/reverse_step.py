@@ -25,7 +25,7 @@ from core.lab.reverse_step import (
     reverse_step_1d,
 )
 from core.rng import seeded_noise
-from ui import exports
+from ui import exports, layout
 from ui.figures import COLORS, NEUTRAL, STRONG, Layer, PointPanel, chart, honest_axes, point_panels
 from ui.labels import SCHEDULE_LABELS, VARIANCE_LABELS
 from ui.navigation import require_app_shell
@@ -322,11 +322,7 @@ def reproduce(settings: tuple, x0: float, t: int, noise_seed: int, x0_error: flo
 def main() -> None:
     page = page_settings()
     page.restore()
-    title, share = st.columns([5, 1], vertical_alignment="bottom")
-    with title:
-        intro()
-    with share:
-        page.controls()
+    layout.title_row(intro, page)
     page.notices()
     settings = schedule_settings()
     if settings is None:

@@ -18,14 +18,35 @@ from core.diffusion.oracle import GaussianMixture
 from core.diffusion.schedules import make_schedule
 from core.lab.playground import arrow_scale, arrow_segments, square_grid
 from core.lab.score import per_sample_scores, tweedie_check
+from ui import layout
 from ui.code import show_code
 from ui.figures import COLORS, chart
 from ui.navigation import require_app_shell
+from ui.settings import PERSIST, PageSettings, Preset, Setting
 
 require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
 TOY = "gaussian_mixture"
 AXIS = (-3.0, 3.0)
+T = 1000  # the linear schedule of Ho et al.
+EXAMPLE_COUNTS = (100, 200, 400, 800)
+SEED_MAX = 2**31 - 1
+PRESETS = [
+    Preset("Small t = 10: the targets are mostly noise", {"score_t": 10},
+           "Each example's target $-\\varepsilon/\\sigma$ is about 5× the true score in mean square, and most of it is "
+           "the zero-mean noise that denoising score matching averages away (the floor)."),
+    Preset("Large t = 900: the targets are the score", {"score_t": 900},
+           "The data is drowned in noise: each example's target already equals the true score (floor ≈ 0); both point "
+           "back toward the origin."),
+]
+
+
+def page_settings() -> PageSettings:
+    return PageSettings("score", [
+        Setting("score_t", 100, "int", 1, T),
+        Setting("score_n", 200, "int", choices=EXAMPLE_COUNTS),
+        Setting("score_seed", 0, "int", 0, SEED_MAX),
+    ], PRESETS, uses_model=False)  # the page does not use the active model: links leave it out
 
 
 def mixture() -> GaussianMixture:
@@ -33,7 +54,7 @@ def mixture() -> GaussianMixture:
 
 
 def diffusion() -> GaussianDiffusion:
-    return GaussianDiffusion(make_schedule("linear", 1000), "eps", "fixed_small")
+    return GaussianDiffusion(make_schedule("linear", T), "eps", "fixed_small")
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -45,21 +66,23 @@ def compute(t: int, n: int, seed: int) -> dict:
             "tweedie_size": float(check.expected_eps.abs().max())}
 
 
-def tweedie_section() -> None:
-    st.header("1. Tweedie's formula")
-    st.latex(r"\mathbb E[\varepsilon \mid x_t] = -\sqrt{1-\bar\alpha_t}\;\nabla_{x_t}\log q_t(x_t)")
-    st.markdown("The best ε-predictor (the minimiser of L_simple) is E[ε|x_t]; Tweedie's formula says it is the "
-                "score of the noised data, rescaled. So an ε-network is a score network: s_θ = −ε_θ/√(1−ᾱ_t) "
-                "(Ho et al. 2020 §3.2 note the link to denoising score matching; Song et al. 2021 make it the "
-                "foundation).")
+def intro() -> None:
+    st.title("The score view")
+    st.markdown("Tweedie's formula: the best $\\varepsilon$-predictor is the rescaled score of the noised data, "
+                "$\\mathbb E[\\varepsilon \\mid x_t] = -\\sqrt{1-\\bar\\alpha_t}\\,\\nabla_{x_t}\\log q_t(x_t)$. "
+                "Checked here on the 2-D Gaussian mixture toy, whose $q_t$ is known exactly.")
 
 
-def field_section() -> None:
-    st.header("2. Per-sample \"score\" versus the true score")
+def field_controls() -> tuple[int, int, int]:
     columns = st.columns(3)
-    t_paper = int(columns[0].slider("t (paper's step)", 1, 1000, 100, key="score_t"))
-    n = int(columns[1].select_slider("Training examples", (100, 200, 400, 800), 200, key="score_n"))
-    seed = int(columns[2].number_input("Seed", 0, 2**31 - 1, 0, key="score_seed"))
+    t_paper = int(columns[0].slider("$t$ (paper's step)", 1, T, 100, key="score_t", persist_state=PERSIST))
+    n = int(columns[1].select_slider("Training examples", EXAMPLE_COUNTS, 200, key="score_n", persist_state=PERSIST))
+    seed = int(columns[2].number_input("Seed", 0, SEED_MAX, 0, key="score_seed", persist_state=PERSIST))
+    return t_paper, n, seed
+
+
+def field_section(t_paper: int, n: int, seed: int) -> None:
+    """The first result: the per-sample targets beside the true score, and their sizes."""
     result = compute(t_paper - 1, n, seed)
     s = result["samples"]
     sigma = math.sqrt(1 - float(diffusion().schedule.alpha_bars[t_paper - 1]))
@@ -76,29 +99,45 @@ def field_section() -> None:
     fig.update_layout(height=430, margin=dict(l=10, r=10, t=40, b=10))
     chart(fig, key="score_fields")
     columns = st.columns(4)
-    columns[0].metric("mean ‖−ε/σ‖²/D", f"{s.mean_squared_one_sample:.3f}", help=f"1/(1−ᾱ_t) = {1 / sigma**2:.3f} in expectation")
-    columns[1].metric("mean ‖∇log q_t‖²/D", f"{s.mean_squared_true:.3f}")
-    columns[2].metric("mean ‖−ε/σ − ∇log q_t‖²/D", f"{s.mean_squared_gap:.3f}", help="the denoising-score-matching floor")
-    columns[3].metric("Tweedie: max |E[ε|x] + σ∇log q_t|", f"{result['tweedie_max']:.1e}",
-                      help=f"on a 15×15 grid; the largest |E[ε|x]| there is {result['tweedie_size']:.3f}")
+    columns[0].metric("mean $\\lVert-\\varepsilon/\\sigma\\rVert^2/D$", f"{s.mean_squared_one_sample:.3f}",
+                      help=f"$1/(1-\\bar\\alpha_t)$ = {1 / sigma**2:.3f} in expectation")
+    columns[1].metric("mean $\\lVert\\nabla\\log q_t\\rVert^2/D$", f"{s.mean_squared_true:.3f}")
+    columns[2].metric("floor (the gap)", f"{s.mean_squared_gap:.3f}",
+                      help="The denoising-score-matching floor: mean $\\lVert-\\varepsilon/\\sigma - \\nabla\\log q_t\\rVert^2/D$.")
+    columns[3].metric("Tweedie's formula: max error", f"{result['tweedie_max']:.1e}",
+                      help="max $\\lvert\\mathbb E[\\varepsilon|x] + \\sigma\\nabla\\log q_t\\rvert$ on a 15×15 grid; the "
+                           f"largest $\\lvert\\mathbb E[\\varepsilon|x]\\rvert$ there is {result['tweedie_size']:.3f}")
+    st.caption("Here $\\sigma = \\sqrt{1-\\bar\\alpha_t}$ and $D = 2$; linear schedule, $T = 1000$.")
+
+
+def explanation() -> None:
+    st.subheader("Tweedie's formula, denoising score matching and Langevin")
+    st.latex(r"\mathbb E[\varepsilon \mid x_t] = -\sqrt{1-\bar\alpha_t}\;\nabla_{x_t}\log q_t(x_t)")
     st.markdown(
-        "Each training example's target points from its x_t straight back toward **its own** x₀ (left): noisy, "
-        "crossing arrows. Averaged over all x₀ that could have produced the same x_t they give the true score "
+        "The best $\\varepsilon$-predictor (the minimiser of $L_\\text{simple}$) is $\\mathbb E[\\varepsilon \\mid x_t]$; "
+        "Tweedie's formula says it is the score of the noised data, rescaled. So an $\\varepsilon$-network is a score "
+        "network: $s_\\theta = -\\varepsilon_\\theta/\\sqrt{1-\\bar\\alpha_t}$ (Ho et al. 2020 §3.2 note the link to "
+        "denoising score matching; Song et al. 2021 make it the foundation).\n\n"
+        "Each training example's target points from its $x_t$ straight back toward **its own** $x_0$ (left): noisy, "
+        "crossing arrows. Averaged over all $x_0$ that could have produced the same $x_t$ they give the true score "
         "(right), which points toward the data as a whole. Since the per-sample target is the true score plus "
         "zero-mean noise, regressing on it reaches the true score: that is **denoising score matching** "
-        "(Vincent 2011), and mean ‖target‖² = mean ‖true‖² + the floor, up to sampling noise. "
-        "**Langevin dynamics** samples with the score alone: x ← x + (δ/2)·∇log q(x) + √δ·z; Song & Ermon (2019) anneal "
+        "(Vincent 2011), and mean $\\lVert\\text{target}\\rVert^2$ = mean $\\lVert\\text{true}\\rVert^2$ + the floor, up "
+        "to sampling noise. **Langevin dynamics** samples with the score alone: "
+        "$x \\leftarrow x + \\tfrac{\\delta}{2}\\nabla\\log q(x) + \\sqrt{\\delta}\\,z$; Song & Ermon (2019) anneal "
         "it through decreasing noise levels, and DDPM's sampling step resembles one such step with the learned score "
         "(Ho et al. §3.2).")
     show_code(per_sample_scores, tweedie_check)
 
 
 def main() -> None:
-    st.title("The score view")
-    st.markdown("The data here is the 2-D Gaussian mixture toy, whose noised density q_t is known exactly, so the "
-                "true score is computed by automatic differentiation of log q_t and compared with what training sees.")
-    tweedie_section()
-    field_section()
+    page = page_settings()
+    page.restore()
+    layout.title_row(intro, page)
+    page.notices()
+    field_section(*field_controls())
+    explanation()
+    page.sync_url()
 
 
 main()

@@ -19,11 +19,30 @@ from core.lab.small_steps import (
     nearest_step,
     reverse_transition,
 )
+from ui import layout
 from ui.code import show_code
 from ui.figures import COLORS, chart
 from ui.navigation import require_app_shell
+from ui.settings import PERSIST, PageSettings, Preset, Setting
 
 require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
+
+ALPHA_BAR_RANGE, XT_RANGE = (0.02, 0.98), (-2.0, 2.0)
+PRESETS = [
+    Preset("Mostly noise (ᾱ = 0.1): every step is Gaussian", {"small_alpha_bar": 0.1, "small_xt": 0.0},
+           "Where $x_t$ is mostly noise, $q_{t-1}$ is itself nearly Gaussian: even 10 big steps are close to the best "
+           "Gaussian (total variation about 0.01)."),
+    Preset("Almost clean (ᾱ = 0.98), between the modes: big steps are not", {"small_alpha_bar": 0.98, "small_xt": 0.0},
+           "Near the data, halfway between its two modes, the exact step is bimodal for 10 and 100 steps (total variation "
+           "0.65 and 0.31) and Gaussian only for 1000."),
+]
+
+
+def page_settings() -> PageSettings:
+    return PageSettings("small", [
+        Setting("small_alpha_bar", 0.5, "float", *ALPHA_BAR_RANGE),
+        Setting("small_xt", 0.3, "float", *XT_RANGE),
+    ], PRESETS, uses_model=False)  # the page does not use the active model: links leave it out
 
 
 @st.cache_data(show_spinner="Computing the exact reverse transitions…", max_entries=4)
@@ -49,10 +68,11 @@ def transitions(alpha_bar: float, x_t: float) -> dict:
 
 
 def one_transition_section() -> None:
-    st.header("1. One step back, exactly")
+    st.subheader("1. One step back, exactly")
     columns = st.columns(2)
-    alpha_bar = columns[0].slider("Noise level ᾱ_t of x_t", 0.02, 0.98, 0.5, 0.01, key="small_alpha_bar")
-    x_t = columns[1].slider("x_t", -2.0, 2.0, 0.3, 0.05, key="small_xt")
+    alpha_bar = columns[0].slider("Noise level $\\bar\\alpha_t$ of $x_t$", *ALPHA_BAR_RANGE, 0.5, 0.01, key="small_alpha_bar",
+                                  persist_state=PERSIST)
+    x_t = columns[1].slider("$x_t$", *XT_RANGE, 0.3, 0.05, key="small_xt", persist_state=PERSIST)
     result = transitions(float(alpha_bar), float(x_t))
     fig = make_subplots(rows=1, cols=3, subplot_titles=[f"T = {s}: β = {r['beta']:.3g}" for s, r in result.items()])
     for c, r in enumerate(result.values(), start=1):
@@ -63,18 +83,18 @@ def one_transition_section() -> None:
         fig.update_xaxes(title_text="x_{t−1}", row=1, col=c)
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.3))
     chart(fig, key="small_transitions")
-    st.table([{"steps": steps, "step used": f"{r['i'] + 1} of {steps}", "ᾱ_t": f"{r['alpha_bar']:.3f}",
-               "β_t of the step": f"{r['beta']:.3g}", "KL(q ‖ Gaussian) [nats]": f"{r['kl']:.2e}",
+    st.table([{"steps": steps, "step used": f"{r['i'] + 1} of {steps}", "$\\bar\\alpha_t$": f"{r['alpha_bar']:.3f}",
+               "$\\beta_t$ of the step": f"{r['beta']:.3g}", "KL(q ‖ Gaussian) [nats]": f"{r['kl']:.2e}",
                "total variation": f"{r['tv']:.3f}"} for steps, r in result.items()])
-    st.caption("Each chain visits the step whose ᾱ is closest to the slider's. Exact density: Bayes' rule on an "
-               "801-point grid (trapezoid rule; the chain below uses 101 grid points, 41 for T = 1000, and 41 values of "
-               "x_t per step: within 0.1 % of finer grids), "
+    st.caption("Each chain visits the step whose $\\bar\\alpha$ is closest to the slider's. Exact density: Bayes' rule on "
+               "an 801-point grid (trapezoid rule; the chain below uses 101 grid points, 41 for $T = 1000$, and 41 values "
+               "of $x_t$ per step: within 0.1 % of finer grids), "
                "checked in the tests against the closed-form mixture and a Monte Carlo estimate.")
     show_code(reverse_transition)
 
 
 def chain_section() -> None:
-    st.header("2. The gap along the whole chain")
+    st.subheader("2. The gap along the whole chain")
     results = gaps()
     fig = go.Figure()
     for i, (steps, gap) in enumerate(results.items()):
@@ -88,27 +108,41 @@ def chain_section() -> None:
     chart(fig, key="small_chain", where=left)
     with right:
         for steps, gap in results.items():
-            st.metric(f"T = {steps}: Σ over the chain", f"{gap.total_kl:.2e} nats")
+            st.metric(f"$T = {steps}$: Σ over the chain", f"{gap.total_kl:.2e} nats")
     st.markdown("By the chain rule of KL, the sum over the chain of the expected per-step gap is exactly the KL "
-                "between the true reverse chain and the chain of best Gaussians (from the same x_T); it bounds the "
+                "between the true reverse chain and the chain of best Gaussians (from the same $x_T$); it bounds the "
                 "KL between the data and what that chain samples. Ten big steps cost orders of magnitude more "
                 "than a thousand small ones: this is why DDPM uses many small steps, and why few-step samplers "
                 "need something else (DDIM's deterministic jumps, or a better variance).")
     show_code(chain_gap)
 
 
-def main() -> None:
+def intro() -> None:
     st.title("Why many small steps")
-    st.markdown(
-        "Ho et al. model each reverse step as a Gaussian. The true reverse step q(x_{t−1}|x_t) — x₀ unknown — is "
-        "Bayes' rule: q(x_{t−1}|x_t) ∝ q(x_t|x_{t−1})·q_{t−1}(x_{t−1}). For small β_t the first factor is so "
-        "narrow that the second is almost linear across it, and the product is almost Gaussian; for big steps it "
-        f"is not. The data here: the 1-D mixture {MIXTURE_1D['weights'][0]}·N(−1, 0.15²) + "
-        f"{MIXTURE_1D['weights'][1]}·N(1, 0.15²), whose noised densities are known exactly. The chains share the "
-        "linear schedule of T = 1000 and visit 1000, 100 or 10 of its steps (respaced: the same ᾱ at every visited "
-        "step, larger β).")
+    st.markdown("Ho et al. model each reverse step as a Gaussian. Is the true one, $q(x_{t-1} \\mid x_t)$ with $x_0$ "
+                "unknown, Gaussian? Only when the step is small.")
+
+
+def details() -> None:
+    with st.expander("Why, and the data used here"):
+        st.markdown(
+            "The true reverse step is Bayes' rule: $q(x_{t-1} \\mid x_t) \\propto q(x_t \\mid x_{t-1})\\,q_{t-1}(x_{t-1})$. "
+            "For small $\\beta_t$ the first factor is so narrow that the second is almost linear across it, and the "
+            "product is almost Gaussian; for big steps it is not. The data here: the 1-D mixture "
+            f"${MIXTURE_1D['weights'][0]}\\,\\mathcal N(-1, 0.15^2) + {MIXTURE_1D['weights'][1]}\\,\\mathcal N(1, 0.15^2)$, "
+            "whose noised densities are known exactly. The chains share the linear schedule of $T = 1000$ and visit "
+            "1000, 100 or 10 of its steps (respaced: the same $\\bar\\alpha$ at every visited step, larger $\\beta$).")
+
+
+def main() -> None:
+    page = page_settings()
+    page.restore()
+    layout.title_row(intro, page)
+    page.notices()
     one_transition_section()
+    details()
     chain_section()
+    page.sync_url()
 
 
 main()

@@ -23,14 +23,37 @@ from core.lab.time_conditioning import (
     train_variant,
 )
 from core.metrics.points import sliced_wasserstein
-from ui import runs
+from ui import layout, runs
 from ui.code import show_code
 from ui.figures import COLORS, Layer, PointPanel, chart, point_panels
+from ui.labels import TOY_LABELS
 from ui.navigation import require_app_shell
+from ui.settings import PERSIST, PageSettings, Preset, Setting
 
 require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
 POINT_RANGE = (-4.5, 4.5)
+T_CHOICES, DIM_CHOICES, STEP_CHOICES = (50, 100, 200, 500, 1000), (16, 32, 64, 128), (200, 400, 600, 1000)
+SEED_MAX = 2**31 - 1
+PRESETS = [
+    Preset("A short chain, T = 50", {"time_T": 50},
+           "Over 50 steps the slow frequencies barely turn: every pair of steps keeps a cosine similarity above 0.47 "
+           "($d = 64$), while at $T = 1000$ distant steps are nearly orthogonal."),
+    Preset("Few frequencies, d = 16", {"time_dim": 16},
+           "Only 8 frequencies: the similarity map shows coarse bands, and some distant steps even point the opposite "
+           "way (cosine down to −0.24)."),
+]
+
+
+def page_settings() -> PageSettings:
+    return PageSettings("time", [
+        Setting("time_T", 1000, "int", choices=T_CHOICES),
+        Setting("time_dim", 64, "int", choices=DIM_CHOICES),
+        Setting("time_dataset", EXPERIMENT_TOYS[0], "choice", choices=EXPERIMENT_TOYS),
+        Setting("time_steps", 600, "int", choices=STEP_CHOICES),
+        Setting("time_single_t", EXPERIMENT_T // 2, "int", 1, EXPERIMENT_T),
+        Setting("time_seed", 0, "int", 0, SEED_MAX),
+    ], PRESETS, uses_model=False)  # the page does not use the active model: links leave it out
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -38,31 +61,32 @@ def embedding_figures(T: int, dim: int) -> tuple[go.Figure, go.Figure]:
     embeddings = embedding_matrix(T, dim)
     heat = go.Figure(go.Heatmap(z=embeddings.numpy(), x=list(range(dim)), y=list(range(1, T + 1)), colorscale="RdBu",
                                 zmin=-1, zmax=1, colorbar=dict(title="value")))
-    heat.update_layout(title="emb(t): sines (left half), cosines (right half)", height=380,
+    heat.update_layout(title="emb(t): sines (left half), cosines (right half)", height=340,
                        margin=dict(l=10, r=10, t=40, b=10), xaxis_title="dimension", yaxis_title="t (paper's step)")
     similarity = cosine_similarity(embeddings)
     sim = go.Figure(go.Heatmap(z=similarity.numpy(), x=list(range(1, T + 1)), y=list(range(1, T + 1)),
                                colorscale="Viridis", zmin=float(similarity.min()), zmax=1, colorbar=dict(title="cos")))
-    sim.update_layout(title="cosine similarity between emb(t) and emb(s)", height=380,
+    sim.update_layout(title="cosine similarity between emb(t) and emb(s)", height=340,
                       margin=dict(l=10, r=10, t=40, b=10), xaxis_title="s", yaxis_title="t")
     return heat, sim
 
 
 def embedding_section() -> None:
-    st.header("1. The sinusoidal embedding")
-    st.markdown("The network gets the step index t as a vector of sines and cosines of geometrically spaced "
+    st.subheader("1. The sinusoidal embedding")
+    st.markdown("The network gets the step index $t$ as a vector of sines and cosines of geometrically spaced "
                 "frequencies (Vaswani et al. 2017 §3.5, used by Ho et al. 2020, Appendix B), then a small MLP:")
     st.latex(r"f_i = 10000^{-i/(d/2-1)},\qquad \mathrm{emb}(t) = \big[\sin(t f_0),\dots,\sin(t f_{d/2-1}),\ "
              r"\cos(t f_0),\dots,\cos(t f_{d/2-1})\big]")
     columns = st.columns(2)
-    T = int(columns[0].select_slider("T", (50, 100, 200, 500, 1000), 1000, key="time_T"))
-    dim = int(columns[1].select_slider("Embedding dimension d", (16, 32, 64, 128), 64, key="time_dim"))
+    T = int(columns[0].select_slider("$T$", T_CHOICES, 1000, key="time_T", persist_state=PERSIST))
+    dim = int(columns[1].select_slider("Embedding dimension $d$", DIM_CHOICES, 64, key="time_dim", persist_state=PERSIST))
     heat, sim = embedding_figures(T, dim)
     left, right = st.columns(2)
     chart(heat, key="time_heatmap", where=left)
     chart(sim, key="time_similarity", where=right)
-    st.markdown("Since sin a·sin b + cos a·cos b = cos(a − b), emb(t)·emb(s) = Σᵢ cos((t − s)fᵢ): the similarity "
-                "depends only on the distance t − s, which is why the right map is constant along its diagonals. "
+    st.markdown("Since $\\sin a \\sin b + \\cos a \\cos b = \\cos(a - b)$, $\\mathrm{emb}(t)\\cdot\\mathrm{emb}(s) = "
+                "\\sum_i \\cos((t - s) f_i)$: the similarity depends only on the distance $t - s$, which is why the "
+                "right map is constant along its diagonals. "
                 "Neighbouring steps get almost the same vector (their noise levels are almost the same); distant "
                 "steps get different ones, so one network can behave differently at every noise level.")
     show_code(embedding_matrix, cosine_similarity)
@@ -84,15 +108,17 @@ def experiment(settings: ExperimentSettings, pressed: bool) -> dict | None:
 
 
 def experiment_section() -> None:
-    st.header("2. Take the time input away")
+    st.subheader("2. Take the time input away")
     st.markdown(f"Three tiny 2-D models (ToyMLP \"tiny\", 33k parameters), the same data, seed and number of "
-                f"Adam steps, T = {EXPERIMENT_T} (linear β scaled with T). Only what the network learns about t "
-                "differs; each then samples with 100-step DDPM from the same x_T.")
+                f"Adam steps, $T = {EXPERIMENT_T}$ (linear $\\beta$ scaled with $T$). Only what the network learns about "
+                "$t$ differs; each then samples with 100-step DDPM from the same $x_T$.")
     columns = st.columns(4)
-    dataset = columns[0].selectbox("Data", EXPERIMENT_TOYS, key="time_dataset")
-    steps = int(columns[1].select_slider("Adam steps", (200, 400, 600, 1000), 600, key="time_steps"))
-    single_t = int(columns[2].slider("The one t (paper's step)", 1, EXPERIMENT_T, EXPERIMENT_T // 2, key="time_single_t"))
-    seed = int(columns[3].number_input("Seed", 0, 2**31 - 1, 0, key="time_seed"))
+    dataset = columns[0].selectbox("Data", EXPERIMENT_TOYS, key="time_dataset", format_func=TOY_LABELS.get,
+                                   persist_state=PERSIST)
+    steps = int(columns[1].select_slider("Adam steps", STEP_CHOICES, 600, key="time_steps", persist_state=PERSIST))
+    single_t = int(columns[2].slider("The one $t$ (paper's step)", 1, EXPERIMENT_T, EXPERIMENT_T // 2, key="time_single_t",
+                                     persist_state=PERSIST))
+    seed = int(columns[3].number_input("Seed", 0, SEED_MAX, 0, key="time_seed", persist_state=PERSIST))
     settings = ExperimentSettings(dataset=dataset, steps=steps, single_t=single_t - 1, seed=seed)
     pressed = st.button("Train the three models (a few seconds each)", key="time_run")
     runs.cancelled_notice("time_cancel")
@@ -115,20 +141,28 @@ def experiment_section() -> None:
     columns = st.columns(4)
     for column, (name, distance) in zip(columns, distances.items()):
         column.metric(f"sliced Wasserstein to data: {name.replace('_', ' ')}", f"{distance:.3f}")
-    st.markdown(f"**Trained at one t** ({single_t}): the network has only ever denoised one noise level, and every "
+    st.markdown(f"**Trained at one $t$** ({single_t}): the network has only ever denoised one noise level, and every "
                 "other step of the chain gets that denoiser anyway. **No time input:** one function must serve every "
-                "noise level and can only guess the level from x_t itself, which is ambiguous wherever points with "
+                "noise level and can only guess the level from $x_t$ itself, which is ambiguous wherever points with "
                 "different amounts of noise overlap. Compare the distances with the fresh-data floor.")
     st.caption("Sliced Wasserstein distance (128 random projections) between 1,000 samples and 1,000 data points; "
                "\"fresh data\" is a second draw of 1,000 data points: the distance a perfect sampler would get.")
     show_code(train_variant, train_and_sample)
 
 
-def main() -> None:
+def intro() -> None:
     st.title("Time conditioning")
     st.markdown("One network denoises every noise level. It can only do that if it knows which one it is looking at.")
+
+
+def main() -> None:
+    page = page_settings()
+    page.restore()
+    layout.title_row(intro, page)
+    page.notices()
     embedding_section()
     experiment_section()
+    page.sync_url()
 
 
 main()

@@ -6,6 +6,7 @@ app then uses instead of checkpoints/ (ui.catalog.CHECKPOINT_DIR or RDL_CHECKPOI
 
 import base64
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from core import checkpoints
 from core.diffusion.gaussian_diffusion import GaussianDiffusion
 from core.diffusion.schedules import make_schedule
 from core.nets.build import build_model
+from ui.text import escape_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -90,3 +92,67 @@ def alpha_bars_by_hand(betas):
         product *= 1.0 - beta
         out.append(product)
     return out
+
+
+# ------------------------------------------------------------------- page settings (ui/settings.py) in AppTest
+WIDGET_KINDS = ("slider", "select_slider", "number_input", "selectbox", "checkbox", "toggle", "radio", "multiselect")
+
+
+def widget(at: AppTest, key: str):
+    """The widget with this key, whatever its kind."""
+    for kind in WIDGET_KINDS:
+        try:
+            return getattr(at, kind)(key=key)
+        except KeyError:
+            continue
+    raise KeyError(f"no widget with key {key!r}")
+
+
+def link_notices(at: AppTest) -> list[str]:
+    return [w.value for w in at.warning if "Link setting ignored" in w.value]
+
+
+def check_link_and_reset(at: AppTest, prefix: str, link: dict, shown: dict, bad: tuple[str, str]) -> AppTest:
+    """On a page opened fresh (`at`, run once: what a new visitor sees), a shared link (query parameters `link`,
+    strings as in a URL) sets the widgets to `shown`; one bad value (`bad` = (key, raw)) gives exactly one one-line
+    notice and leaves its widget as a fresh visitor sees it; the page's Reset button brings every widget back.
+    Returns the AppTest after the reset."""
+    keys = [*shown, bad[0]]
+    defaults = {key: widget(at, key).value for key in keys}
+    for key, raw in {**link, bad[0]: bad[1]}.items():
+        at.query_params[key] = raw
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+    for key, value in shown.items():
+        assert widget(at, key).value == value, (key, widget(at, key).value, value)
+    notices = link_notices(at)
+    assert len(notices) == 1 and escape_markdown(f"{bad[0]}=") in notices[0] and "\n" not in notices[0], notices
+    assert widget(at, bad[0]).value == defaults[bad[0]]
+    at.button(key=f"{prefix}_reset").click().run()
+    assert not at.exception
+    assert {key: widget(at, key).value for key in keys} == defaults
+    return at
+
+
+def presets(at: AppTest, prefix: str) -> list:
+    return [button for button in at.button if button.key and button.key.startswith(f"{prefix}_preset_")]
+
+
+# ------------------------------------------------------------------- math typeset in LaTeX, not as plain x_t
+_MATH = re.compile(r"\$\$.+?\$\$|\$.+?\$|`[^`]*`|\[[^\]]*\]\([^)]*\)", re.S)  # math, code spans, links
+_SCRIPT = re.compile(r"\S_[{\w(]")  # x_t, ᾱ_{t−1}, L_simple, σ_t written as plain text
+
+
+def plain_scripts(at: AppTest) -> list[str]:
+    """Every text the page (main area) shows in Markdown (titles, markdown, captions, widget labels and help, metric labels,
+    table headers, buttons) that writes a sub- or superscript with `_` outside $...$ (and outside code spans and
+    links). Figures are not read: ui.figures.chart typesets them."""
+    main = at.main  # the page, not the sidebar
+    texts = [e.value for kind in ("title", "header", "subheader", "markdown", "caption", "warning", "info", "success")
+             for e in getattr(main, kind)]
+    for kind in (*WIDGET_KINDS, "button"):
+        for element in getattr(main, kind):
+            texts += [element.label, element.help or ""]
+    texts += [m.label for m in main.metric] + [m.proto.help for m in main.metric]
+    texts += [str(column) for table in main.table for column in table.value.columns]
+    return [text for text in texts if _SCRIPT.search(_MATH.sub(" ", text))]

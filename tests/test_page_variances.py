@@ -1,9 +1,19 @@
 """AppTests of the v, variances and DDIM page (pages/variances.py) through app.py, with tiny checkpoints."""
 
 import pytest
-from helpers import open_page
+from helpers import check_link_and_reset, open_page, plain_scripts, presets
 
 PAGE = "pages/variances.py"
+SIGMA2, JUMP, EPS_WEIGHT = "$\\sigma_t^2$ (fresh noise)", "$\\tilde\\beta$ of this jump", "weight of $\\hat\\varepsilon$"
+
+
+# Texts of the DDIM panel that this page shares with the Sample page (ui/sampling_numbers.py, not this page's file):
+# still plain text with underscores, reported to be typeset there.
+DDIM_PANEL = {"The first and last 4 of 10 steps (t_prev = 0 is the step to x₀).", "t → t_prev", "ᾱ_t", "σ_t"}
+
+
+def metrics(at) -> dict:
+    return {m.label: float(m.value) for m in at.metric}
 
 
 def test_identities_variances_and_ddim(monkeypatch, checkpoint_dir):
@@ -15,11 +25,9 @@ def test_identities_variances_and_ddim(monkeypatch, checkpoint_dir):
     learned = next(t.value for t in at.table if "ν min" in t.value.columns)  # the tiny mnist_v learns its variance
     assert learned["t"].tolist()[0] == 1 and learned["t"].tolist()[-1] == 40
     assert all(float(lo) <= float(hi) for lo, hi in zip(learned["ν min"], learned["ν max"]))
-    metrics = {m.label: float(m.value) for m in at.metric}
-    assert metrics["σ_t² (fresh noise)"] == 0.0  # η = 0
+    assert metrics(at)[SIGMA2] == 0.0  # η = 0
     at.slider(key="variances_eta").set_value(1.0).run()
-    metrics = {m.label: float(m.value) for m in at.metric}
-    assert metrics["σ_t² (fresh noise)"] == pytest.approx(metrics["β̃ of this jump"], abs=1e-4)
+    assert metrics(at)[SIGMA2] == pytest.approx(metrics(at)[JUMP], abs=1e-4)
     weights = next(t.value for t in at.table if "weight of ε̂" in t.value.columns)
     for sigma, jump in zip(weights["σ_t"], weights["√β̃ of the jump"]):  # η = 1: σ = √β̃ of each jump
         assert float(sigma) == pytest.approx(float(jump), abs=1e-4)
@@ -36,3 +44,17 @@ def test_quality_button(monkeypatch, checkpoint_dir):
     assert not at.exception and not at.error
     row = at.table[-1].value.iloc[0]
     assert row["sampler"] == "DDIM, η = 0" and int(row["steps"]) == 5 and float(row["FD"]) > 0
+
+
+def test_link_reset_presets_and_latex(monkeypatch, checkpoint_dir):
+    at = open_page(monkeypatch, checkpoint_dir, PAGE)
+    assert [text for text in plain_scripts(at) if text not in DDIM_PANEL] == []
+    at = check_link_and_reset(at, "variances", {"variances_eta": "1.0", "variances_ab": "0.2", "variances_t": "40"},
+                              {"variances_eta": 1.0, "variances_ab": 0.2, "variances_t": 40}, ("variances_t", "41"))
+    assert len(presets(at, "variances")) == 2
+    at.button(key="variances_preset_0").click().run()  # η = 1: σ² is the β̃ of the jump, by hand
+    alpha_bar, alpha_bar_prev = 0.3, 0.6
+    beta_tilde = (1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev)
+    assert metrics(at)[SIGMA2] == pytest.approx(beta_tilde, abs=1e-4)
+    at.button(key="variances_preset_1").click().run()  # η = 0: no fresh noise, ε̂ back with √(1 − ᾱ_{t−1})
+    assert metrics(at)[SIGMA2] == 0.0 and metrics(at)[EPS_WEIGHT] == pytest.approx((1 - alpha_bar_prev) ** 0.5, abs=1e-4)

@@ -2,12 +2,23 @@
 
 At 1280×720 (a common projector) Streamlit's default 300 px sidebar, 6 rem of top padding and large titles
 leave about 880×620 px for content; the rules below give back ~150 px of height and ~60 px of width, so a
-page's primary button and its first result fit above the fold (checked by tests/browser/test_classroom.py).
+page's primary button and its first result fit above the fold (checked by tests/browser/test_classroom.py and
+tests/browser/test_teaching_pages.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
 import streamlit as st
+
+if TYPE_CHECKING:
+    from streamlit.delta_generator import DeltaGenerator
+
+    from ui.settings import PageSettings
+
+R = TypeVar("R")
 
 CSS = """
 <style>
@@ -41,3 +52,19 @@ def keyboard_scrubber(label: str, frame_labels: list, key: str) -> int:
         return 0
     chosen = st.select_slider(label, options, key=key, help="Keyboard: focus the slider, then ← → step through t.")
     return options.index(chosen)
+
+
+def title_row(draw_title: Callable[[], R], page: PageSettings | None = None) -> tuple[R, DeltaGenerator]:
+    """A page's title row: draw_title() in a wide column, and a narrow column at its right for the page's
+    "Share · presets · reset" popover. With `page` the popover is drawn there now; pages whose settings depend on
+    what the title found (the active model) draw it later with `with share: page.controls()`.
+
+    Returns (what draw_title returned, the narrow column).
+    """
+    title, share = st.columns([5, 1], vertical_alignment="bottom")
+    with title:
+        result = draw_title()
+    if page is not None:
+        with share:
+            page.controls()
+    return result, share

@@ -100,3 +100,23 @@ def pytest_terminal_summary(terminalreporter):
     if folder.is_dir():
         count = len(list(folder.glob("*.png")))
         terminalreporter.write_line(f"browser screenshots: {folder} ({count} PNG files)")
+
+
+# --------------------------------------------------------------------- what a projector shows (shared helpers)
+@pytest.fixture
+def main_area():
+    """main_area(app): the locator of the page content (Streamlit's main area, without the sidebar)."""
+    return lambda app: app.page.locator('[data-testid="stMain"]')
+
+
+@pytest.fixture
+def viewport_shot():
+    """viewport_shot(app, name): a PNG of exactly what the viewport shows (what the projector shows, unlike
+    AppPage.screenshot's full page), saved as <screenshot dir>/<name>.png."""
+    def shot(app: AppPage, name: str) -> Path:
+        folder = screenshot_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{name}.png"
+        app.page.screenshot(path=str(path))
+        return path
+    return shot
