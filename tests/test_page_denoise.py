@@ -54,7 +54,7 @@ def test_point_model_path(monkeypatch, checkpoint_dir):
     figure = chart(at)
     assert len(figure["frames"]) == TEST_T
     names = {trace["name"] for trace in figure["data"]}
-    assert {"x_t", "x̂₀", "x₀ (data)", "−√(1−ᾱ)·ε (true)", "−√(1−ᾱ)·ε̂ (predicted)"} <= names
+    assert {"x<sub>t</sub>", "x̂₀", "x₀ (data)", "−√(1−ᾱ)·ε (true)", "−√(1−ᾱ)·ε̂ (predicted)"} <= names
     at.number_input(key="denoise_points_seed").set_value(5).run()
     assert not at.exception and not np.array_equal(values(chart(at)["data"][0]["x"]), values(figure["data"][0]["x"]))
     assert any("only the active ε-prediction model" in info.value for info in at.info)  # no other 2-D model to compare with
