@@ -64,7 +64,7 @@ def test_oracle_only_page_renders_every_section(monkeypatch, tmp_path):
 
     show(at, "ε̂ / score field")
     field = chart(at, "pg_field_chart")
-    assert [a["text"] for a in field["layout"]["annotations"]] == ["oracle E[ε | x_t]"]
+    assert [a["text"] for a in field["layout"]["annotations"]] == ["oracle E[ε | x<sub>t</sub>]"]
     show(at, "Loss per timestep")
     loss = chart(at, "pg_loss_chart")
     assert trace_names(loss) == ["exact floor of the training set (memorising oracle)", "memorising oracle on fresh data"]
@@ -128,7 +128,7 @@ def test_shipped_toy_checkpoint_is_explored_next_to_the_oracle(monkeypatch, tmp_
     assert trace_names(chart(at, "pg_trajectory_chart")) == ["data", "particles", "data", "particles"]
     show(at, "ε̂ / score field")
     titles = [a["text"] for a in chart(at, "pg_field_chart")["layout"]["annotations"]]
-    assert titles == ["model ε̂", "oracle E[ε | x_t]", "‖model − oracle‖"]
+    assert titles == ["model ε̂", "oracle E[ε | x<sub>t</sub>]", "‖model − oracle‖"]
     show(at, "Loss per timestep")
     assert trace_names(chart(at, "pg_loss_chart")) == ["model on fresh data", "exact floor of the training set (memorising oracle)",
                                                        "memorising oracle on fresh data"]

@@ -52,7 +52,7 @@ def test_compare_and_normalised_axis(app):
     assert not app.exception
     assert len(app.metric) == 4 and len(charts(app)) == 7  # two digit strips now
     names = [trace["name"] for trace in charts(app)[1]["data"]]
-    assert names == ["ᾱ_t · A", "ᾱ_t · B"]
+    assert names == ["ᾱ<sub>t</sub> · A", "ᾱ<sub>t</sub> · B"]
     app.radio(key="schedules_x_axis").set_value("t/T").run()
     alpha_bar = charts(app)[1]["data"]
     assert alpha_bar[0]["x"][-1] == 1.0 and alpha_bar[1]["x"][-1] == 1.0 and len(alpha_bar[1]["x"]) == 50
