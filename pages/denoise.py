@@ -28,7 +28,7 @@ MODES = ("by index", "random")
 PRESETS = [
     Preset("Digit #7, 10 timesteps", {"denoise_index": 7, "denoise_n_t": 10},
            "A coarse grid: easy to step through one t at a time on a projector."),
-    Preset("ε, x₀ and v models on the same x_t", {"denoise_compare_on": True},
+    Preset("ε, x₀ and v models on the same $x_t$", {"denoise_compare_on": True},
            "Where each parameterization's error explodes (needs the three shipped MNIST models)."),
     Preset("Another noise draw", {"denoise_noise_seed": 3}, "The same digit sinking into different noise."),
 ]
@@ -185,7 +185,7 @@ def intro() -> catalog.LoadedModel | None:
     """The title and what the page does for the active model (None, after saying why, if there is none)."""
     st.title("Denoise explorer")
     loaded = catalog.require_active_model()
-    model = (f" **{loaded.label}** predicts ${PREDICTION_SYMBOLS.get(loaded.diffusion.prediction, '?')}$." if loaded is not None else "")
+    model = (f" `{loaded.label}` predicts ${PREDICTION_SYMBOLS.get(loaded.diffusion.prediction, '?')}$." if loaded is not None else "")
     st.markdown("One clean example $x_0$, **one** noise draw $\\varepsilon$, "
                 "$x_t = \\sqrt{\\bar\\alpha_t}\\,x_0 + \\sqrt{1-\\bar\\alpha_t}\\,\\varepsilon$ at every $t$: "
                 "what does the active model see?" + model)

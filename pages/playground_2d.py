@@ -248,7 +248,7 @@ def train_settings() -> tuple:
             kind = st.selectbox("β schedule", SCHEDULE_KINDS, key="pg_schedule", format_func=SCHEDULE_LABELS.get, persist_state=PERSIST)
             T = st.number_input("T (diffusion steps)", 10, 4000, 1000, 50, key="pg_T", persist_state=PERSIST)
             scale = st.checkbox("Scale β range with T (× 1000/T)", value=True, key="pg_scale", persist_state=PERSIST,
-                                help="Keeps x_T close to pure noise when T ≠ 1000 (no effect at T = 1000).")
+                                help="Keeps $x_T$ close to pure noise when T ≠ 1000 (no effect at T = 1000).")
         with model_column:
             prediction = st.radio("Network predicts", PREDICTIONS, format_func=PREDICTION_LABELS.get, key="pg_prediction",
                                   persist_state=PERSIST)
@@ -374,7 +374,7 @@ def sampler_controls(ex: Exploration) -> tuple[str, int, int]:
     method = left.radio("Sampler", METHODS, format_func=str.upper, horizontal=True, key="pg_method", persist_state=PERSIST)
     steps = middle.number_input("Sampling steps", 1, T, min(100, T), key="pg_sample_steps", persist_state=PERSIST)
     seed = right.number_input("Seed", 0, SEED_MAX, 0, key="pg_seed", persist_state=PERSIST,
-                              help="Same seed: same x_T and noise for both.")
+                              help="Same seed: same $x_T$ and noise for both.")
     return method, int(steps), int(seed)
 
 

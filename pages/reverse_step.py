@@ -43,9 +43,9 @@ PRESETS = [
     Preset("A wrong x̂₀ at large t", {"reverse_t": 900, "reverse_x0_error": 0.3},
            "At large t a wrong x̂₀ hardly moves the mean: c₀ is tiny."),
     Preset("Collapse without noise, T = 1000", {"reverse_ablation_T": 1000, "reverse_ablation_variance": "fixed_small"},
-           "Dropping σ_t·z collapses the samples even with 1000 steps."),
+           "Dropping $\\sigma_t z$ collapses the samples even with 1000 steps."),
     Preset("Short schedule, T = 50", {"reverse_T": 50, "reverse_scale": True, "reverse_t": 10},
-           "With few steps β_t and β̃_t differ at every t."),
+           "With few steps $\\beta_t$ and $\\tilde\\beta_t$ differ at every $t$."),
 ]
 
 
@@ -71,6 +71,12 @@ def ablation(T: int, variance: str, n: int, seed: int):
     mixture = GaussianMixture(*toy_mixture_parameters("gaussian_mixture"))
     diffusion = GaussianDiffusion(make_schedule("linear", T, scale_with_T=True), "eps", variance)
     return noise_ablation(mixture, diffusion, n, torch.Generator().manual_seed(seed))
+
+
+VARIANCE_HELP = ("Nichol & Dhariwal 2021 eq. 15: $\\sigma^2 = \\exp(f \\log\\beta_t + (1-f)\\log\\tilde\\beta_t)$, $f = (\\nu+1)/2$ "
+                 "(the paper writes $v$; it is not the $v$ of $v$-prediction). The network's $\\nu$ is not clipped: $\\nu > 1$ "
+                 "gives more than $\\beta_t$, $\\nu < -1$ less than $\\tilde\\beta_t$ (the shipped learned model outputs $\\nu$ "
+                 "from about −1.9 to +1.7, mostly at small $t$; see the v, variances and DDIM page).")
 
 
 def density_figure(title: str, x_title: str, curves: list, markers: list) -> go.Figure:
@@ -133,11 +139,7 @@ def step_controls(T: int) -> tuple:
                                          persist_state=PERSIST)
     x0_error = columns[3].slider("Error of the model's $\\hat x_0$", -0.5, 0.5, 0.0, 0.01, key="reverse_x0_error", persist_state=PERSIST)
     variance_interp = columns[4].slider("$\\nu$ of the learned variance (−1 → $\\tilde\\beta_t$, +1 → $\\beta_t$)", -1.0, 1.0, 0.0,
-                                        0.05, key="reverse_variance_interp", persist_state=PERSIST, help="Nichol & Dhariwal "
-                                        "2021 eq. 15: σ² = exp(f·log β_t + (1−f)·log β̃_t), f = (ν+1)/2 (the paper writes v; "
-                                        "it is not the v of v-prediction). The network's ν is not clipped: ν > 1 gives more "
-                                        "than β_t, ν < −1 less than β̃_t (the shipped learned model outputs ν from about −1.9 "
-                                        "to +1.7, mostly at small t; see the v, variances and DDIM page).")
+                                        0.05, key="reverse_variance_interp", persist_state=PERSIST, help=VARIANCE_HELP)
     return x0, t, int(noise_seed), x0_error, variance_interp
 
 
@@ -187,8 +189,8 @@ def kl_section(step, t: int, x0_error: float, variance_interp: float, kl_steps: 
     st.info(f"**Assumption:** the model is ideal up to the error you set: it predicts $\\hat x_0 = x_0 + {x0_error:g}$. "
             "Its mean is the posterior mean at $\\hat x_0$, $\\mu_\\theta = \\tilde\\mu_t(x_t, \\hat x_0)$; the three models "
             "differ only in $\\sigma_t^2$. A real network's $\\hat x_0$ is a guess, and its error is largest at large $t$.")
-    st.table([{"σ_t² choice": VARIANCE_LABELS[choice] + (f" (ν = {variance_interp:g})" if choice == "learned_range" else ""),
-               "σ_t²": f"{variance:.4e}", "σ_t²/β̃_t": f"{variance / step.posterior_variance:.4f}",
+    st.table([{"σₜ² choice": VARIANCE_LABELS[choice] + (f" (ν = {variance_interp:g})" if choice == "learned_range" else ""),
+               "σₜ²": f"{variance:.4e}", "σₜ²/β̃ₜ": f"{variance / step.posterior_variance:.4f}",
                "KL(q ‖ p) [nats]": f"{step.kls[choice]:.3e}"} for choice, variance in step.model_variances.items()])
     st.caption(f"True posterior: $\\tilde\\mu_t$ = {step.posterior_mean:.6f}, $\\tilde\\beta_t$ = {step.posterior_variance:.4e}. "
                "$\\mathrm{KL} = \\tfrac12\\big(\\log(\\sigma^2/\\tilde\\beta) + \\tilde\\beta/\\sigma^2 + "
@@ -254,7 +256,7 @@ def parameterizations(views, t: int, x0: float, alpha_bar: float) -> None:
 def ablation_controls() -> tuple:
     columns = st.columns(4)
     T = columns[0].select_slider("T (linear, β scaled with T)", ABLATION_STEPS, 100, key="reverse_ablation_T", persist_state=PERSIST)
-    variance = columns[1].radio("σ_t²", ("fixed_large", "fixed_small"), format_func=VARIANCE_LABELS.get,
+    variance = columns[1].radio("$\\sigma_t^2$", ("fixed_large", "fixed_small"), format_func=VARIANCE_LABELS.get,
                                 key="reverse_ablation_variance", persist_state=PERSIST)
     n_points = columns[2].select_slider("Points", ABLATION_POINTS, 500, key="reverse_ablation_n", persist_state=PERSIST)
     seed = columns[3].number_input("Seed", 0, SEED_MAX, 0, key="reverse_ablation_seed", persist_state=PERSIST)

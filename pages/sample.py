@@ -102,7 +102,7 @@ def sampler_settings(loaded: catalog.LoadedModel, page: PageSettings) -> tuple[s
             variance = loaded.diffusion.variance
         spacing = st.selectbox("Timestep spacing", SPACINGS, key="sample_spacing", help=SPACING_HELP, persist_state=PERSIST)
         seed = st.number_input("Seed", 0, SEED_MAX, 0, key="sample_seed", persist_state=PERSIST,
-                               help="Same seed, same x_T and same noise.")
+                               help="Same seed, same $x_T$ and same noise.")
     clip = st.checkbox("Clip $\\hat x_0$ to [−1, 1]", default["sample_clip"], key="sample_clip", persist_state=PERSIST,
                        help="Pixels live in [−1, 1], so clipping the predicted x₀ there helps images; "
                             "2-D toys have tails outside it, so it is off for them by default.")

@@ -32,12 +32,12 @@ SIGNAL_LABEL = "$\\sqrt{\\bar\\alpha_T}$ (signal left in $x_T$)"
 SNR_LABEL = "terminal SNR $\\bar\\alpha_T/(1-\\bar\\alpha_T)$"
 EARLY_LOSS = 0.5  # warn when the signal is gone before this fraction of the T steps
 PRESETS = [
-    Preset("T=100 without scaling: why x_T is not noise", {"schedules_a_T": 100},
-           "Ho's β range with only 100 steps: 60 % of the digit is still in x_T."),
+    Preset("T=100 without scaling: why $x_T$ is not noise", {"schedules_a_T": 100},
+           "Ho's β range with only 100 steps: 60 % of the digit is still in $x_T$."),
     Preset("T=100 with scaling", {"schedules_a_T": 100, "schedules_a_scale": True},
-           "Nichol & Dhariwal's fix: β × 1000/T keeps x_T pure noise."),
+           "Nichol & Dhariwal's fix: β × 1000/T keeps $x_T$ pure noise."),
     Preset("β up to 0.999: the signal is gone after a few steps", {"schedules_a_beta_end": 0.999},
-           "x_T is pure noise, but most of the steps denoise nothing but noise."),
+           "$x_T$ is pure noise, but most of the steps denoise nothing but noise."),
     Preset("Linear vs cosine", {"schedules_compare": True}, "Where each schedule spends its steps."),
 ]
 
@@ -97,10 +97,10 @@ def schedule_controls(name: str) -> tuple:
     left, right = st.columns(2)
     T = left.number_input("T (number of steps)", *T_RANGE, value=1000, step=10, key=f"{key}_T", persist_state=PERSIST)
     scale = right.checkbox("Scale β with T (× 1000/T)", key=f"{key}_scale", disabled=cosine, persist_state=PERSIST,
-                           help="Nichol & Dhariwal's rule: keeps the total noise Σβ_t roughly fixed when T ≠ 1000.")
-    beta_start = left.number_input("β_start", *BETA_START_RANGE, value=1e-4, step=1e-4, format="%.2e",
+                           help="Nichol & Dhariwal's rule: keeps the total noise $\\sum_t \\beta_t$ roughly fixed when T ≠ 1000.")
+    beta_start = left.number_input("$\\beta_{\\text{start}}$", *BETA_START_RANGE, value=1e-4, step=1e-4, format="%.2e",
                                    key=f"{key}_beta_start", disabled=cosine, persist_state=PERSIST)
-    beta_end = right.number_input("β_end", *BETA_END_RANGE, value=0.02, step=1e-3, format="%.3e",
+    beta_end = right.number_input("$\\beta_{\\text{end}}$", *BETA_END_RANGE, value=0.02, step=1e-3, format="%.3e",
                                   key=f"{key}_beta_end", disabled=cosine, persist_state=PERSIST)
     if cosine:
         st.caption("The cosine schedule defines $\\bar\\alpha_t$ directly (Nichol & Dhariwal eq. 17); β range and "
@@ -168,10 +168,10 @@ def pure_noise_verdict(results: dict, compare: bool) -> None:
             if warning is not None:
                 st.warning(warning)
             elif gone is not None and wasted > EARLY_LOSS:
-                st.warning(f"**x_T is pure noise, but the signal is gone after {gone} of {settings[1]} steps:** from "
+                st.warning(f"**$x_T$ is pure noise, but the signal is gone after {gone} of {settings[1]} steps:** from "
                            f"t = {gone} on, $\\sqrt{{\\bar\\alpha_t}} \\le {SIGNAL_GONE:g}$, so {100 * wasted:.0f} % of the "
                            "steps turn pure noise into pure noise and teach the model nothing about the data. "
-                           "This is what the cosine schedule fixes (Nichol & Dhariwal 2021, §3.2): lower β_end, or "
+                           "This is what the cosine schedule fixes (Nichol & Dhariwal 2021, §3.2): lower $\\beta_{{\\text{{end}}}}$, or "
                            "use **cosine**.")
             else:
                 st.success(f"$x_T$ is essentially pure noise: only {100 * signal:.2g} % of $x_0$'s amplitude is left.")

@@ -50,7 +50,7 @@ PRESETS = [
                                     **{key: PLAYGROUND_RECIPE[RECIPE_KEYS[key]] for key in RECIPE_KEYS
                                        if RECIPE_KEYS[key] in PLAYGROUND_RECIPE}},
            "Two moons with the 2-D playground's recipe (tiny MLP, 4,000 steps of batch 256; 10–15 s of CPU time "
-           "where it was measured, bench/playground_recipe.py), then sample from it on the Sample page."),
+           "where it was measured, `bench/playground_recipe.py`), then sample from it on the Sample page."),
 ]
 
 

@@ -143,6 +143,11 @@ _MATH = re.compile(r"\$\$.+?\$\$|\$.+?\$|`[^`]*`|\[[^\]]*\]\([^)]*\)", re.S)  # 
 _SCRIPT = re.compile(r"\S_[{\w(]")  # x_t, ᾱ_{t−1}, L_simple, σ_t written as plain text
 
 
+def has_plain_scripts(text: str) -> bool:
+    """True when Markdown `text` writes a sub- or superscript with `_` outside $...$, code spans and links."""
+    return bool(_SCRIPT.search(_MATH.sub(" ", text)))
+
+
 def plain_scripts(at: AppTest) -> list[str]:
     """Every text the page (main area) shows in Markdown (titles, markdown, captions, widget labels and help, metric labels,
     table headers, buttons) that writes a sub- or superscript with `_` outside $...$ (and outside code spans and
@@ -155,4 +160,4 @@ def plain_scripts(at: AppTest) -> list[str]:
             texts += [element.label, element.help or ""]
     texts += [m.label for m in main.metric] + [m.proto.help for m in main.metric]
     texts += [str(column) for table in main.table for column in table.value.columns]
-    return [text for text in texts if _SCRIPT.search(_MATH.sub(" ", text))]
+    return [text for text in texts if has_plain_scripts(text)]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 import pytest
-from helpers import chart, open_page
+from helpers import chart, open_page, plain_scripts
 from plotly.subplots import make_subplots
 
 from ui.figures import typeset, typeset_figure
@@ -77,3 +77,12 @@ def test_charts_on_the_pages_show_no_raw_scripts(monkeypatch, checkpoint_dir, pa
     raw = [text for spec in specs for text in _visible_texts(spec) if LEFT_OVER.search(text)]
     assert raw == []
     assert any("<sub>" in text for spec in specs for text in _visible_texts(spec))  # the pages do write scripts
+
+
+@pytest.mark.parametrize("page", ["pages/home.py", "pages/schedules.py", "pages/reverse_step.py", "pages/denoise.py",
+                                  "pages/sample.py", "pages/train.py"])
+def test_page_texts_write_math_in_latex(monkeypatch, checkpoint_dir, page):
+    """Titles, Markdown, captions, widget labels and help, metric labels and table headers: no plain-text x_t (the
+    teaching pages' own tests run the same scan)."""
+    at = open_page(monkeypatch, checkpoint_dir, page)
+    assert plain_scripts(at) == []

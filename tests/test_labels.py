@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from helpers import alpha_bars_by_hand, linear_betas
+from helpers import alpha_bars_by_hand, has_plain_scripts, linear_betas
 
 from core.data.datasets import DATASET_NAMES
 from core.data.toys import TOY_NAMES
@@ -53,8 +53,10 @@ def test_warning_for_linear_T100_has_the_numbers_and_the_fixes():
     assert f"{signal:.3g}" in message and "60.3 %" in message
     scaled = math.sqrt(alpha_bars_by_hand(linear_betas(100, 1e-3, 0.2))[-1])  # β range × 1000/100
     longer = math.sqrt(alpha_bars_by_hand(linear_betas(1000))[-1])
-    assert f"scale-with-T** (β range × 1000/T): √ᾱ_T = {scaled:.3g}" in message
-    assert f"T = 1000, √ᾱ_T = {longer:.3g}" in message
+    root = "$\\sqrt{\\bar\\alpha_T}$"  # LaTeX: the warning is Markdown
+    assert f"scale-with-T** (β range × 1000/T): {root} = {scaled:.3g}" in message
+    assert f"T = 1000, {root} = {longer:.3g}" in message
+    assert not has_plain_scripts(message) and "$x_T$" in message  # math in LaTeX, never a plain-text x_T
     assert "cosine" in message
 
 
@@ -82,3 +84,11 @@ def test_warning_says_when_scaling_is_impossible():
     assert "scale-with-T is impossible" in message and "T = 1000" in message
 
 
+
+
+def test_option_labels_use_real_subscripts_not_underscores():
+    """Option labels show in select boxes and table cells, where Streamlit renders no LaTeX."""
+    for table in (PREDICTION_LABELS, VARIANCE_LABELS, FIELD_LABELS):
+        for label in table.values():
+            assert not has_plain_scripts(label.replace("fixed_large", "").replace("fixed_small", "").replace("learned_range", "")), label
+    assert VARIANCE_LABELS["fixed_small"].startswith("σ² = β̃ₜ")

@@ -19,7 +19,7 @@ def app():
 def kl_table(at) -> dict:
     """{σ² choice label: (σ², KL)} from the table under the densities."""
     frame = at.table[0].value
-    return {row["σ_t² choice"]: (float(row["σ_t²"]), float(row["KL(q ‖ p) [nats]"])) for _, row in frame.iterrows()}
+    return {row["σₜ² choice"]: (float(row["σₜ²"]), float(row["KL(q ‖ p) [nats]"])) for _, row in frame.iterrows()}
 
 
 def metric(at, label: str) -> str:
@@ -28,8 +28,8 @@ def metric(at, label: str) -> str:
 
 def test_default_page(app):
     table = kl_table(app)
-    assert table["σ² = β̃_t (fixed_small)"][1] == 0.0  # exact x̂₀ and the true variance: no KL at all
-    assert table["σ² = β_t (fixed_large)"][1] > table["σ² learned (ν: −1 → β̃_t, +1 → β_t, unclipped; learned_range) (ν = 0)"][1] > 0
+    assert table["σ² = β̃ₜ (fixed_small)"][1] == 0.0  # exact x̂₀ and the true variance: no KL at all
+    assert table["σ² = βₜ (fixed_large)"][1] > table["σ² learned (ν: −1 → β̃ₜ, +1 → βₜ, unclipped; learned_range) (ν = 0)"][1] > 0
     # the ε-form and x₀-form means agree to round-off
     assert abs(float(metric(app, "difference"))) < 1e-12
     assert float(metric(app, "x̂₀ from ε̂")) == pytest.approx(0.5)  # the slider's x₀
@@ -41,24 +41,24 @@ def test_default_page(app):
 
 
 def test_kl_shrinks_at_large_t_and_model_error_shows(app):
-    small_t = kl_table(app)["σ² = β_t (fixed_large)"][1]
+    small_t = kl_table(app)["σ² = βₜ (fixed_large)"][1]
     app.slider(key="reverse_t").set_value(800).run()
     assert not app.exception
-    assert kl_table(app)["σ² = β_t (fixed_large)"][1] < 1e-6 * small_t
+    assert kl_table(app)["σ² = βₜ (fixed_large)"][1] < 1e-6 * small_t
     kl_figure = json.loads(app.get("plotly_chart")[2].proto.spec)
     assert kl_figure["layout"]["shapes"][0]["x0"] == 800  # the marker follows t
     app.slider(key="reverse_x0_error").set_value(0.2).run()
-    assert not app.exception and kl_table(app)["σ² = β̃_t (fixed_small)"][1] > 0
+    assert not app.exception and kl_table(app)["σ² = β̃ₜ (fixed_small)"][1] > 0
     assert abs(float(metric(app, "difference"))) < 1e-12
 
 
 def test_learned_variance_slider_moves_between_beta_tilde_and_beta(app):
     app.slider(key="reverse_variance_interp").set_value(1.0).run()
     table = kl_table(app)
-    assert table["σ² learned (ν: −1 → β̃_t, +1 → β_t, unclipped; learned_range) (ν = 1)"] == table["σ² = β_t (fixed_large)"]
+    assert table["σ² learned (ν: −1 → β̃ₜ, +1 → βₜ, unclipped; learned_range) (ν = 1)"] == table["σ² = βₜ (fixed_large)"]
     app.slider(key="reverse_variance_interp").set_value(-1.0).run()
     table = kl_table(app)
-    assert table["σ² learned (ν: −1 → β̃_t, +1 → β_t, unclipped; learned_range) (ν = -1)"] == table["σ² = β̃_t (fixed_small)"]
+    assert table["σ² learned (ν: −1 → β̃ₜ, +1 → βₜ, unclipped; learned_range) (ν = -1)"] == table["σ² = β̃ₜ (fixed_small)"]
 
 
 def test_other_schedules_and_noise_variance(app):

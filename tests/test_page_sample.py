@@ -40,7 +40,7 @@ def test_step_count_and_variance_change_the_samples(monkeypatch, checkpoint_dir)
     assert five_steps != before
     at.radio(key="sample_method").set_value("ddpm").run()
     variance = at.selectbox(key="sample_variance")
-    assert variance.options == ["σ² = β_t (fixed_large)", "σ² = β̃_t (fixed_small)"]  # no learned option for this model
+    assert variance.options == ["σ² = βₜ (fixed_large)", "σ² = β̃ₜ (fixed_small)"]  # no learned option for this model
     at.button(key="sample_run").click().run()
     large = chart_by_title(at, "16 samples")["data"][0]["source"]
     at.selectbox(key="sample_variance").set_value("fixed_small")

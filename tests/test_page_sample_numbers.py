@@ -14,10 +14,10 @@ def test_update_weights_follow_the_run_and_quality_is_measured(monkeypatch, chec
     at = open_page(monkeypatch, checkpoint_dir, PAGE)
     assert not at.error
     table = weights_table(at)  # default run: DDIM, η = 0: no fresh noise, x̂₀ and ε̂ weights of unit total variance
-    assert all(float(sigma) == 0.0 for sigma in table["σ_t"])
+    assert all(float(sigma) == 0.0 for sigma in table["σₜ"])
     for eps_weight, x0_weight in zip(table["weight of ε̂"], table["weight of x̂₀"]):
         assert float(eps_weight) ** 2 + float(x0_weight) ** 2 == pytest.approx(1.0, abs=2e-4)
-    assert table["t → t_prev"].iloc[-1].endswith("→ 0")
+    assert table["t → tₚᵣₑᵥ"].iloc[-1].endswith("→ 0")
     at.select_slider(key="sample_quality_n").set_value(16)
     at.multiselect(key="sample_quality_steps").set_value([5])
     at.multiselect(key="sample_quality_samplers").set_value(["ddpm_beta_tilde"]).run()

@@ -40,7 +40,7 @@ def test_warning_for_short_linear_schedule_and_its_fix(app):
     app.number_input(key="schedules_a_T").set_value(100).run()
     assert not app.exception and len(app.warning) == 1
     message = app.warning[0].value
-    assert "√ᾱ_T = 0.603" in message and "scale-with-T" in message and "cosine" in message
+    assert "$\\sqrt{\\bar\\alpha_T}$ = 0.603" in message and "scale-with-T" in message and "cosine" in message
     app.checkbox(key="schedules_a_scale").set_value(True).run()
     assert not app.exception and not app.warning
     assert metric_values(app)[SIGNAL] == "0.00452"

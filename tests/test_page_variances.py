@@ -7,11 +7,6 @@ PAGE = "pages/variances.py"
 SIGMA2, JUMP, EPS_WEIGHT = "$\\sigma_t^2$ (fresh noise)", "$\\tilde\\beta$ of this jump", "weight of $\\hat\\varepsilon$"
 
 
-# Texts of the DDIM panel that this page shares with the Sample page (ui/sampling_numbers.py, not this page's file):
-# still plain text with underscores, reported to be typeset there.
-DDIM_PANEL = {"The first and last 4 of 10 steps (t_prev = 0 is the step to x₀).", "t → t_prev", "ᾱ_t", "σ_t"}
-
-
 def metrics(at) -> dict:
     return {m.label: float(m.value) for m in at.metric}
 
@@ -29,7 +24,7 @@ def test_identities_variances_and_ddim(monkeypatch, checkpoint_dir):
     at.slider(key="variances_eta").set_value(1.0).run()
     assert metrics(at)[SIGMA2] == pytest.approx(metrics(at)[JUMP], abs=1e-4)
     weights = next(t.value for t in at.table if "weight of ε̂" in t.value.columns)
-    for sigma, jump in zip(weights["σ_t"], weights["√β̃ of the jump"]):  # η = 1: σ = √β̃ of each jump
+    for sigma, jump in zip(weights["σₜ"], weights["√β̃ of the jump"]):  # η = 1: σ = √β̃ of each jump
         assert float(sigma) == pytest.approx(float(jump), abs=1e-4)
     at.slider(key="variances_ab_prev").set_value(0.2).run()
     assert at.error and "must be larger" in at.error[0].value
@@ -48,7 +43,7 @@ def test_quality_button(monkeypatch, checkpoint_dir):
 
 def test_link_reset_presets_and_latex(monkeypatch, checkpoint_dir):
     at = open_page(monkeypatch, checkpoint_dir, PAGE)
-    assert [text for text in plain_scripts(at) if text not in DDIM_PANEL] == []
+    assert plain_scripts(at) == []
     at = check_link_and_reset(at, "variances", {"variances_eta": "1.0", "variances_ab": "0.2", "variances_t": "40"},
                               {"variances_eta": 1.0, "variances_ab": 0.2, "variances_t": 40}, ("variances_t", "41"))
     assert len(presets(at, "variances")) == 2

@@ -12,10 +12,12 @@ from core.lab.schedule_lab import TerminalNoise
 
 PREDICTION_LABELS = {"eps": "ε (noise)", "x0": "x₀ (clean data)", "v": "v = √ᾱ·ε − √(1−ᾱ)·x₀"}
 PREDICTION_SYMBOLS = {"eps": "ε", "x0": "x₀", "v": "v"}
+# Option labels appear where Streamlit renders no LaTeX (select boxes, radio options, table cells) as well as in
+# charts, so they are plain Unicode: "βₜ" with a real subscript t, never "β_t".
 VARIANCE_LABELS = {  # σ_t² of the reverse step (Nichol & Dhariwal eq. 15 for the learned one)
-    "fixed_large": "σ² = β_t (fixed_large)",
-    "fixed_small": "σ² = β̃_t (fixed_small)",
-    "learned_range": "σ² learned (ν: −1 → β̃_t, +1 → β_t, unclipped; learned_range)",
+    "fixed_large": "σ² = βₜ (fixed_large)",
+    "fixed_small": "σ² = β̃ₜ (fixed_small)",
+    "learned_range": "σ² learned (ν: −1 → β̃ₜ, +1 → βₜ, unclipped; learned_range)",
 }
 SCHEDULE_LABELS = {
     "linear": "linear (Ho et al. 2020)",
@@ -31,7 +33,7 @@ DATASET_LABELS = {
     "fashion_mnist": "Fashion-MNIST (from RDL_DATA_DIR)",
     **{name: f"2-D: {TOY_LABELS[name]}" for name in TOY_NAMES},
 }
-FIELD_LABELS = {"eps": "ε̂ (predicted noise)", "score": "score ∇log q_t = −ε̂/√(1−ᾱ_t)"}
+FIELD_LABELS = {"eps": "ε̂ (predicted noise)", "score": "score ∇log qₜ = −ε̂/√(1−ᾱₜ)"}
 
 
 def sampler_label(settings: SamplerSettings) -> str:
@@ -47,24 +49,26 @@ def terminal_noise_text(report: TerminalNoise) -> str | None:
     if report.is_pure_noise:
         return None
     lines = [
-        f"**x_T is far from pure noise:** √ᾱ_T = {report.signal:.3g}, so {100 * report.signal:.1f} % of the digit's "
-        f"amplitude is still in x_T (terminal SNR ᾱ_T/(1−ᾱ_T) = {report.snr:.3g}; pure noise would need "
-        f"√ᾱ_T ≤ {report.threshold:g}). Sampling starts from pure noise N(0, I), which the model never saw during "
-        "training at t = T.",
+        f"**$x_T$ is far from pure noise:** $\\sqrt{{\\bar\\alpha_T}}$ = {report.signal:.3g}, so {100 * report.signal:.1f} % of "
+        f"the digit's amplitude is still in $x_T$ (terminal SNR $\\bar\\alpha_T/(1-\\bar\\alpha_T)$ = {report.snr:.3g}; pure "
+        f"noise would need $\\sqrt{{\\bar\\alpha_T}}$ ≤ {report.threshold:g}). Sampling starts from pure noise "
+        "$\\mathcal N(0, I)$, which the model never saw during training at $t = T$.",
         "",
         "Fixes:",
     ]
+    root = "$\\sqrt{\\bar\\alpha_T}$"
     if report.scaled_signal is not None:
-        lines.append(f"- turn on **scale-with-T** (β range × 1000/T): √ᾱ_T = {report.scaled_signal:.3g}")
+        lines.append(f"- turn on **scale-with-T** (β range × 1000/T): {root} = {report.scaled_signal:.3g}")
     elif report.scaling_impossible:
-        lines.append(f"- scale-with-T is impossible here: β_end × 1000/T would reach 1 (T = {report.T} is too small)")
+        lines.append(f"- scale-with-T is impossible here: $\\beta_{{\\text{{end}}}}$ × 1000/T would reach 1 (T = {report.T} "
+                     "is too small)")
     if report.reference_T_signal is not None:
-        lines.append(f"- use a **larger T**: with T = 1000, √ᾱ_T = {report.reference_T_signal:.3g}")
+        lines.append(f"- use a **larger T**: with T = 1000, {root} = {report.reference_T_signal:.3g}")
     if report.beta_end is not None:
-        lines.append(f"- raise **β_end** (now {report.beta_end:g}): the total noise added grows with Σβ_t")
+        lines.append(f"- raise **β end** (now {report.beta_end:g}): the total noise added grows with $\\sum_t \\beta_t$")
     if report.cosine_signal is not None:
-        lines.append(f"- use the **cosine** schedule (Nichol & Dhariwal eq. 17): √ᾱ_T = {report.cosine_signal:.3g} "
+        lines.append(f"- use the **cosine** schedule (Nichol & Dhariwal eq. 17): {root} = {report.cosine_signal:.3g} "
                      f"with T = {report.T}")
     else:  # cosine always ends at ≈ 0; only a hand-made or respaced schedule could get here
-        lines.append("- rebuild the schedule so that ᾱ_T ≈ 0")
+        lines.append("- rebuild the schedule so that $\\bar\\alpha_T \\approx 0$")
     return "\n".join(lines)

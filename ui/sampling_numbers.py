@@ -24,12 +24,12 @@ def ddim_update_panel(schedule, steps: int, eta: float, spacing: str = "leading"
                "the β̃ of each jump, i.e. DDPM with σ² = β̃ on the visited steps.")
     table = ddim_step_table(schedule, steps, eta, spacing)
     shown = table if len(table) <= 2 * rows else table[:rows] + table[-rows:]
-    st.table(pd.DataFrame([{"t → t_prev": f"{r['t']} → {r['t_prev']}", "ᾱ_t": f"{r['alpha_bar']:.4f}",
+    st.table(pd.DataFrame([{"t → tₚᵣₑᵥ": f"{r['t']} → {r['t_prev']}", "ᾱₜ": f"{r['alpha_bar']:.4f}",
                             "weight of x̂₀": f"{r['x0_weight']:.4f}", "weight of ε̂": f"{r['eps_weight']:.4f}",
-                            "σ_t": f"{r['sigma']:.4f}", "√β̃ of the jump": f"{r['jump_beta_tilde'] ** 0.5:.4f}"}
+                            "σₜ": f"{r['sigma']:.4f}", "√β̃ of the jump": f"{r['jump_beta_tilde'] ** 0.5:.4f}"}
                            for r in shown]))
     if len(table) > 2 * rows:
-        st.caption(f"The first and last {rows} of {len(table)} steps (t_prev = 0 is the step to x₀).")
+        st.caption(f"The first and last {rows} of {len(table)} steps ($t_{{\\text{{prev}}}} = 0$ is the step to $x_0$).")
     show_code(ddim_step_table)
 
 
