@@ -21,7 +21,7 @@ from ui import catalog, exports, figures, layout, runs, session
 from ui.figures import chart
 from ui.labels import VARIANCE_LABELS, sampler_label
 from ui.navigation import require_app_shell
-from ui.sampling_numbers import ddim_update_panel, quality_vs_steps_panel
+from ui.sampling_numbers import ddim_update_panel, quality_settings, quality_vs_steps_panel
 from ui.settings import PERSIST, PageSettings, Preset, Setting
 
 require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
@@ -71,6 +71,7 @@ def page_settings(loaded: catalog.LoadedModel) -> PageSettings:
         Setting("sample_seed", 0, "int", 0, SEED_MAX),
         Setting("compare_counts", [s for s in (10, 50, 100, T) if s <= T], "ints", choices=tuple(compare_options(T))),
         Setting("compare_both", True, "bool"),
+        *quality_settings("sample"),
     ], presets)
 
 

@@ -28,7 +28,7 @@ from ui import catalog, layout
 from ui.code import show_code
 from ui.figures import COLORS, chart
 from ui.navigation import require_app_shell
-from ui.sampling_numbers import DDIM_LATEX, ddim_update_panel, quality_vs_steps_panel
+from ui.sampling_numbers import DDIM_LATEX, ddim_update_panel, quality_settings, quality_vs_steps_panel
 from ui.settings import PERSIST, PageSettings, Preset, Setting
 
 require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
@@ -51,6 +51,7 @@ def page_settings(T: int) -> PageSettings:
         Setting("variances_ab", 0.3, "float", *AB_RANGE),
         Setting("variances_ab_prev", 0.6, "float", *AB_PREV_RANGE),
         Setting("variances_eta", 0.0, "float", *ETA_RANGE),
+        *quality_settings("variances"),
     ], PRESETS)
 
 

@@ -23,6 +23,7 @@ SCHEDULES = str(ROOT / "pages" / "schedules.py")
     (Setting("kind", "linear", "choice", choices=("linear", "cosine")), ["cosine"], "cosine"),
     (Setting("counts", [10], "ints", choices=(5, 10, 40)), ["40", "5", "40"], [5, 40]),
     (Setting("T", 100, "int", choices=(50, 100, 1000)), ["1000"], 1000),
+    (Setting("runs", ["a"], "choices", choices=("a", "b", "c")), ["c", "a", "c"], ["a", "c"]),  # in the choices' order
 ])
 def test_valid_link_values_are_parsed(setting, raw, value):
     assert setting.parse(raw) == value
@@ -39,6 +40,7 @@ def test_valid_link_values_are_parsed(setting, raw, value):
     (Setting("kind", "linear", "choice", choices=("linear", "cosine")), ["<script>"], "expected one of linear, cosine"),
     (Setting("counts", [10], "ints", choices=(5, 10)), ["5", "7"], "counts=7"),
     (Setting("T", 100, "int", choices=(50, 100)), ["75"], "T=75"),
+    (Setting("runs", ["a"], "choices", choices=("a", "b")), ["a", "rm -rf"], "runs='rm -rf' is not allowed"),
 ])
 def test_bad_link_values_raise_one_line(setting, raw, words):
     with pytest.raises(ValueError, match=None) as error:

@@ -53,3 +53,11 @@ def test_link_reset_presets_and_latex(monkeypatch, checkpoint_dir):
     assert metrics(at)[SIGMA2] == pytest.approx(beta_tilde, abs=1e-4)
     at.button(key="variances_preset_1").click().run()  # η = 0: no fresh noise, ε̂ back with √(1 − ᾱ_{t−1})
     assert metrics(at)[SIGMA2] == 0.0 and metrics(at)[EPS_WEIGHT] == pytest.approx((1 - alpha_bar_prev) ** 0.5, abs=1e-4)
+
+
+def test_the_quality_panel_settings_travel_in_the_pages_link(monkeypatch, checkpoint_dir):
+    at = open_page(monkeypatch, checkpoint_dir, PAGE)
+    check_link_and_reset(at, "variances",
+                         {"variances_quality_n": "32", "variances_quality_samplers": ["ddim_eta1", "ddpm_beta"]},
+                         {"variances_quality_n": 32, "variances_quality_samplers": ["ddpm_beta", "ddim_eta1"]},
+                         ("variances_quality_steps", "7"))

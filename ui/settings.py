@@ -34,7 +34,7 @@ from core.checks import check_choice, check_int, check_number
 from ui.text import escape_markdown
 
 PERSIST = "session"  # persist_state of every page widget
-Kind = Literal["int", "float", "choice", "bool", "ints", "text"]
+Kind = Literal["int", "float", "choice", "bool", "ints", "choices", "text"]
 _WRITTEN = "_settings_written"  # session_state: page -> the query pairs this module last wrote for it
 _NOTICES = "_settings_notices"  # session_state: page -> notices about a link's bad values, shown once
 MODEL_PARAM = "model"  # the query parameter that carries the active (shipped) model
@@ -56,7 +56,7 @@ class Setting:
 
     def parse(self, raw: list[str]):
         """The value a link carries (query values as strings), validated; ValueError with one line if not."""
-        if self.kind != "ints" and len(raw) != 1:
+        if self.kind not in ("ints", "choices") and len(raw) != 1:
             raise ValueError(f"{self.key} is given {len(raw)} times; expected once")
         text = raw[0] if raw else ""
         if self.kind == "int":
@@ -74,6 +74,9 @@ class Setting:
         if self.kind == "ints":
             values = [check_choice(self.key, _to_int(self.key, item), self.choices) for item in raw]
             return sorted(set(values))
+        if self.kind == "choices":  # a multiselect of strings: kept in the order of `choices`
+            chosen = {check_choice(self.key, item, self.choices) for item in raw}
+            return [choice for choice in self.choices if choice in chosen]
         return check_choice(self.key, text, self.choices)  # choice / text
 
     def encode(self, value) -> list[str]:
@@ -81,12 +84,14 @@ class Setting:
             return ["true" if value else "false"]
         if self.kind == "ints":
             return [str(int(v)) for v in value]
+        if self.kind == "choices":
+            return [str(v) for v in value]
         if self.kind == "float":
             return [repr(float(value))]  # exact: 1e-06, 0.02
         return [str(value)]
 
     def same(self, a, b) -> bool:
-        if self.kind == "ints":
+        if self.kind in ("ints", "choices"):
             return sorted(a or []) == sorted(b or [])
         if self.kind == "float":
             return a is not None and b is not None and float(a) == float(b)
