@@ -18,6 +18,7 @@ The browser is /usr/bin/chromium (Debian package "chromium"); playwright never d
 or without the playwright package, these tests skip and say why; they also skip while app.py is missing.
 """
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,32 @@ def viewport_shot():
         app.page.screenshot(path=str(path))
         return path
     return shot
+
+
+@pytest.fixture
+def share_link():
+    """share_link(app): opens the page's "Share · presets · reset" popover and returns the link it shows."""
+    def read(app: AppPage) -> str:
+        app.page.locator('[data-testid="stMain"]').get_by_role("button", name="Share · presets · reset").click()
+        return app.page.locator('[data-testid="stPopoverBody"] [data-testid="stCode"] code').first.inner_text().strip()
+    return read
+
+
+@pytest.fixture
+def open_as_student(browser):
+    """with open_as_student(app, link, path) as student: the link opened in a new browser context (no cookies,
+    no session: another student), waited for and checked for errors; `path` completes a relative link."""
+    @contextlib.contextmanager
+    def opened(app: AppPage, link: str, path: str, height: int = 900):
+        context = browser.new_context(viewport={"width": 1280, "height": height})
+        try:
+            tab = context.new_page()
+            tab.set_default_timeout(60_000)
+            student = AppPage(tab, app.base_url)
+            tab.goto(link if link.startswith("http") else f"{app.base_url}/{path}{link}")
+            student.wait_idle()
+            student.assert_no_errors()
+            yield student
+        finally:
+            context.close()
+    return opened

@@ -86,25 +86,15 @@ def test_settings_survive_a_page_switch_and_a_reload(app):
     app.assert_no_errors()
 
 
-def test_a_shared_link_reproduces_the_page_in_another_browser(app, browser):
+def test_a_shared_link_reproduces_the_page_in_another_browser(app, share_link, open_as_student):
     app.open("schedules")
     set_number(app, "T (number of steps)", 100)
-    main_area(app).get_by_role("button", name="Share · presets · reset").click()
-    link = app.page.locator('[data-testid="stPopoverBody"] [data-testid="stCode"] code').first.inner_text().strip()
+    link = share_link(app)
     assert "schedules_a_T=100" in link and "session" not in link, link
-    other = browser.new_context(viewport={"width": 1280, "height": 900})  # no cookies, no session: a student
-    try:
-        tab = other.new_page()
-        tab.set_default_timeout(60_000)
-        student = AppPage(tab, app.base_url)
-        tab.goto(link if link.startswith("http") else f"{app.base_url}/schedules{link}")
-        student.wait_idle()
-        student.assert_no_errors()
+    with open_as_student(app, link, "schedules") as student:
         assert main_area(student).get_by_label("T (number of steps)", exact=True).input_value() == "100"
         assert main_area(student).get_by_text("is far from pure noise").count() >= 1
         shot(student, "shared-link-schedules")
-    finally:
-        other.close()
 
 
 def sidebar_model(app: AppPage) -> str:
@@ -113,7 +103,7 @@ def sidebar_model(app: AppPage) -> str:
     return picker.locator("input").first.input_value()
 
 
-def test_a_denoise_link_opens_with_its_model_in_another_browser(app, browser):
+def test_a_denoise_link_opens_with_its_model_in_another_browser(app, share_link, open_as_student):
     """Issue 11: a link made with a non-default shipped model (the x₀-model) opens with that model active, and
     the page's own settings, for a student in a second browser; a reload keeps both."""
     app.open("denoise")
@@ -123,26 +113,16 @@ def test_a_denoise_link_opens_with_its_model_in_another_browser(app, browser):
     assert sidebar_model(app) == "mnist_x0 (shipped)"
     set_number(app, "Noise seed", 3)
     assert "model=shipped%3Amnist_x0" in app.page.url or "model=shipped:mnist_x0" in app.page.url, app.page.url
-    main_area(app).get_by_role("button", name="Share · presets · reset").click()
-    link = app.page.locator('[data-testid="stPopoverBody"] [data-testid="stCode"] code').first.inner_text().strip()
+    link = share_link(app)
     assert "model=shipped:mnist_x0" in link and "denoise_noise_seed=3" in link, link
-    other = browser.new_context(viewport={"width": 1280, "height": 900})  # no cookies, no session: a student
-    try:
-        tab = other.new_page()
-        tab.set_default_timeout(60_000)
-        student = AppPage(tab, app.base_url)
-        tab.goto(link if link.startswith("http") else f"{app.base_url}/denoise{link}")
-        student.wait_idle()
-        student.assert_no_errors()
+    with open_as_student(app, link, "denoise") as student:
         for _ in range(2):  # as opened, then after a reload
             assert sidebar_model(student) == "mnist_x0 (shipped)"
             assert main_area(student).get_by_text("mnist_x0 (shipped)").count() >= 1  # the page runs that model
             assert main_area(student).get_by_label("Noise seed", exact=True).input_value() == "3"
-            tab.reload()
+            student.page.reload()
             student.wait_idle()
         shot(student, "shared-link-denoise-x0-model")
-    finally:
-        other.close()
 
 
 def test_a_bad_link_is_one_line_not_a_traceback(app):

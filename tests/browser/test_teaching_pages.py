@@ -51,7 +51,7 @@ def seed_box(app: AppPage, main_area):
     return main_area(app).get_by_label("Seed", exact=True)
 
 
-def test_a_setting_survives_a_page_switch_and_travels_as_a_link(app, browser, main_area, viewport_shot):
+def test_a_setting_survives_a_page_switch_and_travels_as_a_link(app, main_area, viewport_shot, share_link, open_as_student):
     app.open("score")
     seed_box(app, main_area).fill("5")
     seed_box(app, main_area).press("Enter")
@@ -62,19 +62,9 @@ def test_a_setting_survives_a_page_switch_and_travels_as_a_link(app, browser, ma
     app.page.locator('[data-testid="stSidebarNav"] a', has_text="The score view").click()
     app.wait_idle()
     assert seed_box(app, main_area).input_value() == "5"
-    main_area(app).get_by_role("button", name="Share · presets · reset").click()
-    link = app.page.locator('[data-testid="stPopoverBody"] [data-testid="stCode"] code').first.inner_text().strip()
+    link = share_link(app)
     assert "score_seed=5" in link and "session" not in link, link
-    other = browser.new_context(viewport={"width": 1280, "height": 720})  # no cookies, no session: a student
-    try:
-        tab = other.new_page()
-        tab.set_default_timeout(60_000)
-        student = AppPage(tab, app.base_url)
-        tab.goto(link if link.startswith("http") else f"{app.base_url}/score{link}")
-        student.wait_idle()
-        student.assert_no_errors()
+    with open_as_student(app, link, "score", height=720) as student:
         assert seed_box(student, main_area).input_value() == "5"
         assert main_area(student).locator(CHART).count() >= 1
         viewport_shot(student, "shared-link-score")
-    finally:
-        other.close()
