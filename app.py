@@ -13,7 +13,11 @@ from ui.session import remember_browser
 from ui.sidebar import render_job_status, render_sidebar
 
 st.set_page_config(page_title="Reverse Diffusion Lab", page_icon="🌀", layout="wide")
-configure_cpu_threads()  # once per process: leaves a core free for the web server (see core.runtime)
+try:
+    configure_cpu_threads()  # once per process: leaves a core free for the web server (see core.runtime)
+except ValueError as error:  # $RDL_TORCH_THREADS set wrongly by whoever runs the server: say so, on every page
+    st.error(f"Server setting: {error}")
+    st.stop()
 
 navigation = st.navigation([
     st.Page(page.file, title=page.title, icon=page.icon, default=(page.file == HOME)) for page in available_pages()

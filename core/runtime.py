@@ -205,8 +205,7 @@ class ThreadPolicy:
         self.set_threads = set_threads
         self.threads: int | None = None
         self._next_check = -math.inf
-        fixed = os.environ.get(THREADS_ENV)
-        self.fixed = int(fixed) if fixed is not None and fixed.isdigit() and int(fixed) > 0 else None
+        self.fixed = pinned_threads()
 
     def update(self) -> int:
         now = self.clock()
@@ -224,6 +223,18 @@ class ThreadPolicy:
         return wanted
 
 
+def pinned_threads() -> int | None:
+    """$RDL_TORCH_THREADS as a thread count, None when it is unset or empty; a ValueError with one line when it is
+    not an integer in 1..1024 (a server setting that is wrong is said, not silently ignored)."""
+    raw = os.environ.get(THREADS_ENV)
+    if raw is None or not raw.strip():
+        return None
+    text = raw.strip()
+    if not text.isdigit() or not 1 <= int(text) <= 1024:
+        raise ValueError(f"{THREADS_ENV}={raw!r} is not allowed; expected an integer in 1..1024, or unset")
+    return int(text)
+
+
 _threads_configured = False
 _threads_lock = threading.Lock()
 
@@ -233,10 +244,8 @@ def configure_cpu_threads() -> int:
     global _threads_configured
     with _threads_lock:
         if not _threads_configured:
-            requested = os.environ.get(THREADS_ENV)
-            if requested is not None and requested.isdigit() and int(requested) > 0:
-                threads = int(requested)
-            else:
+            threads = pinned_threads()
+            if threads is None:
                 threads = math.floor(usable_cpu_cores()) - 1  # one core stays free for the web server and the UI
             torch.set_num_threads(max(1, threads))
             _threads_configured = True

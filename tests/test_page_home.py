@@ -60,3 +60,16 @@ def test_the_guide_comes_before_the_formulas():
     is tests/browser/test_classroom.py, fold-home-*), the formulas follow."""
     at = AppTest.from_file(str(Path(APP).parent / "pages" / "home.py"), default_timeout=60).run()
     assert [h.value for h in at.header] == ["The course, page by page", "The reverse process in formulas"]
+
+
+def test_a_bad_thread_setting_stops_the_app_with_one_line(monkeypatch):
+    """$RDL_TORCH_THREADS is read when the process first configures torch: a wrong value is said on the page."""
+    from core import runtime
+
+    monkeypatch.setattr(runtime, "_threads_configured", False)  # as in a fresh server process
+    monkeypatch.setenv(runtime.THREADS_ENV, "lots")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["Server setting: RDL_TORCH_THREADS='lots' is not allowed; expected an integer "
+                                           "in 1..1024, or unset"]

@@ -162,3 +162,21 @@ def test_describe_device_names_bf16_only_when_used(monkeypatch):
     assert runtime.describe_device(torch.device("cpu"), autocast=False) == f"cpu ({threads} threads)"
     monkeypatch.setattr(runtime, "cpu_bf16_supported", lambda: False)
     assert runtime.describe_device(torch.device("cpu")) == f"cpu ({threads} threads)"
+
+
+@pytest.mark.parametrize("raw, expected", [(None, None), ("", None), ("  ", None), ("3", 3), (" 2 ", 2), ("1024", 1024)])
+def test_pinned_threads_reads_the_setting(monkeypatch, raw, expected):
+    if raw is None:
+        monkeypatch.delenv(runtime.THREADS_ENV, raising=False)
+    else:
+        monkeypatch.setenv(runtime.THREADS_ENV, raw)
+    assert runtime.pinned_threads() == expected
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "two", "1.5", "1025", "1e3"])
+def test_a_bad_thread_setting_is_refused_in_one_line_not_ignored(monkeypatch, raw):
+    monkeypatch.setenv(runtime.THREADS_ENV, raw)
+    with pytest.raises(ValueError, match=r"RDL_TORCH_THREADS=.* is not allowed; expected an integer in 1\.\.1024"):
+        runtime.pinned_threads()
+    with pytest.raises(ValueError, match="RDL_TORCH_THREADS"):
+        ThreadPolicy(probe=never, usable_cores=2, set_threads=never)
