@@ -51,8 +51,8 @@ class Job:
             stamp = (stat.st_mtime_ns, stat.st_size)
             if stamp != self._preview[0]:
                 self._preview = (stamp, Preview.from_npz(path.read_bytes()))
-        except (OSError, ValueError, KeyError):
-            pass
+        except (OSError, ValueError, KeyError):  # no preview yet, or the worker is replacing the file right now:
+            pass  # keep showing the last complete preview; the next poll reads the new one
         return self._preview[1]
 
     def write_progress(self, **changes) -> None:
