@@ -77,7 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="continue the run saved in CHECKPOINT with its own settings (--steps may raise the total, "
                              "--device may move it)")
     parser.add_argument("--max-seconds", type=float, default=None, metavar="S",
-                        help="stop (and save) once this much training time is spent, even before the last step")
+                        help="a time budget: the run measures its speed over its first steps and plans its step "
+                             "count (at most --steps), and so its learning-rate decay, to end within S seconds; "
+                             "then it saves")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -141,8 +143,9 @@ def progress_line(snapshot) -> str:
     done = snapshot.step / snapshot.total_steps
     filled = int(BAR_WIDTH * done)
     loss = "-" if snapshot.last_loss is None else f"{snapshot.last_loss:.4f}"
+    budget = "" if snapshot.budget_seconds is None else f" (budget {format_seconds(snapshot.budget_seconds)})"
     return (f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {snapshot.step}/{snapshot.total_steps} "
-            f"loss {loss}  {snapshot.images_per_second:.0f} img/s  ETA {format_seconds(snapshot.eta_seconds)}")
+            f"loss {loss}  {snapshot.images_per_second:.0f} img/s  ETA {format_seconds(snapshot.eta_seconds)}{budget}")
 
 
 def _watch(trainer: Trainer, quiet: bool) -> None:
@@ -213,6 +216,8 @@ def main(argv=None) -> int:
     ended = "stopped" if interrupted else snapshot.state
     print(f"{ended} at step {snapshot.step}/{snapshot.total_steps}" + (f" ({snapshot.message})" if snapshot.message else ""))
     print(f"time {format_seconds(seconds)}, {images / max(seconds, 1e-9):.0f} images/s, final loss {final}")
+    if trainer.budget_plan is not None:
+        print(f"time budget: {trainer.budget_plan.describe()}")
     print(f"saved {path}")
     return 130 if interrupted else 0
 

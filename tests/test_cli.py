@@ -5,6 +5,7 @@ process, which is the same code without the interpreter start-up.
 """
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -86,11 +87,12 @@ def test_resume_continues_the_step_count(tmp_path, capsys):
 
 def test_max_seconds_stops_and_saves_a_resumable_run(tmp_path, capsys):
     checkpoint = tmp_path / "budget.safetensors"
-    assert train_cli.main([*TOY_FLAGS, "--steps", "10000000", "--max-seconds", "1", "--quiet", "--out", str(checkpoint)]) == 0
+    assert train_cli.main([*TOY_FLAGS, "--steps", "10000000", "--max-seconds", "3", "--quiet", "--out", str(checkpoint)]) == 0
     out = capsys.readouterr().out
-    assert "stopped at step" in out and "time budget of 1 s" in out and f"saved {checkpoint}" in out
     metadata = checkpoints.read_metadata(checkpoint)
-    assert 0 < metadata["steps"] < 10_000_000 and metadata["training_seconds"] >= 1.0
+    steps = metadata["steps"]  # the budget planned the run's length (the 10 M steps only cap the plan)
+    assert 0 < steps < 10_000_000 and f"saved {checkpoint}" in out
+    assert re.search(r"time budget: [\d,]+ steps planned for the 3 s budget \([\d.]+ steps/s measured\)", out)
     assert train_cli.main(["--resume", str(checkpoint), "--steps", str(metadata["steps"] + 5), "--quiet"]) == 0
     assert checkpoints.read_metadata(checkpoint)["steps"] == metadata["steps"] + 5
 

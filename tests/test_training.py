@@ -381,7 +381,8 @@ def test_image_preview_npz_keeps_the_grid_and_never_unpickles(tmp_path):
 
 
 def test_time_budget_stops_the_run_and_resume_gets_a_new_budget():
-    trainer = Trainer(toy_config(total_steps=10_000_000), max_seconds=0.3)
+    # the cut-off alone (plan_budget=False); the plan that normally ends the run first: tests/test_budget.py
+    trainer = Trainer(toy_config(total_steps=10_000_000), max_seconds=0.3, plan_budget=False)
     trainer.start()
     run_to_end(trainer)
     snapshot = trainer.snapshot()

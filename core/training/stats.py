@@ -153,7 +153,7 @@ class Preview:
 class Snapshot:
     """A consistent copy of a job's progress, safe to read from another thread or process.
 
-    The fields after `config` are filled in by the job registry (a Trainer leaves them at their defaults):
+    The fields after `budget_plan` are filled in by the job registry (a Trainer leaves them at their defaults):
     the queue position, the checkpoint that holds the job's weights on disk and until when it is kept.
     """
 
@@ -177,6 +177,8 @@ class Snapshot:
     parameters: int
     preview: Preview | None
     config: dict = field(default_factory=dict)
+    budget_seconds: float | None = None  # the running segment's time budget (None = none)
+    budget_plan: str | None = None  # how the budget was turned into total_steps (core.training.budget), while running
     queue_position: int | None = None  # 1 = next to start, while queued
     starts_in_seconds: float | None = None  # estimated wait for a slot, while queued (None = unknown)
     checkpoint: str | None = None  # path of the last checkpoint written for this job

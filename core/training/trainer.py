@@ -2,8 +2,13 @@
 
 The run state machine:  idle → running → (stopping →) stopped | finished | failed, and stopped/finished →
 running again with resume() (a job registry adds "queued" and "crashed" around it). A loss or gradient that is not
-finite ends the run as "failed" (the weights are those before the bad step). A time budget
-(`max_seconds`) stops the run by itself once this segment of training has used it up.
+finite ends the run as "failed" (the weights are those before the bad step).
+
+A time budget (`max_seconds`) is a recipe, not a cut-off: a `core.training.budget.BudgetPlan` measures the speed
+of the first steps and sets total_steps to what fits in the budget, so the learning rate (cosine) anneals to 0
+within it; the budget also stops the segment by itself if the plan overruns. Previews: every `preview_every`
+steps, once early (after EARLY_PREVIEW_SECONDS of a segment without one, so a two-minute run shows something
+within seconds), and at every end (finished, stopped, budget spent), always from the EMA weights.
 
 Nothing here imports Streamlit: a caller polls `Trainer.snapshot()`. Checkpoints: core/training/saving.py.
 Device and CPU threads: core/runtime.py.
@@ -30,11 +35,13 @@ from core import runtime
 from core.checks import check_int, check_number
 from core.nets import build as models
 from core.training import saving
+from core.training.budget import BudgetPlan
 from core.training.config import TrainConfig, learning_rate_at
 from core.training.stats import LossHistory, Preview, Snapshot, TimestepProfile
 from core.training.step import TrainingFailed, build_state, make_preview, train_step
 
 RATE_WINDOW = 50  # images/s is measured over the last this-many steps
+EARLY_PREVIEW_SECONDS = 15.0  # a segment without a preview draws one after this much training time
 
 
 class Trainer:
@@ -46,18 +53,22 @@ class Trainer:
     `on_exit(trainer)` is called (outside the trainer's locks) whenever the thread ends.
     `dataset` may pass the already loaded core.data.datasets.Dataset of config.dataset.
     `resume_from` (a saving.ResumePoint of the same config) continues a saved run: use `from_checkpoint`.
-    `max_seconds` (None = no limit) stops each start/resume segment after that much training time.
+    `max_seconds` (None = no limit): each start/resume segment plans its step count to end within that much time,
+    at most config.total_steps (`plan_budget`, default True: see the module docstring), and stops at it regardless.
     `thread_policy` (a core.runtime.ThreadPolicy, or anything with update() -> threads) re-decides the CPU thread
     count before each step, from the training thread; only for a process of its own (see the module docstring).
     """
 
     def __init__(self, config: TrainConfig, loss_hook=None, on_exit=None, dataset=None,
-                 resume_from: saving.ResumePoint | None = None, max_seconds: float | None = None, thread_policy=None):
+                 resume_from: saving.ResumePoint | None = None, max_seconds: float | None = None, thread_policy=None,
+                 plan_budget: bool = True):
         if not isinstance(config, TrainConfig):
             raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
         self.config = copy.deepcopy(config).validate()
         self.loss_hook, self.on_exit, self.thread_policy = loss_hook, on_exit, thread_policy
         self.max_seconds = None if max_seconds is None else check_number("max_seconds", max_seconds, 0.0, open_low=True)
+        self.plan_budget = plan_budget
+        self.budget_plan: BudgetPlan | None = None  # the running segment's plan, when it has a budget
         self.train_state = build_state(self.config, dataset)
         self.diffusion = self.train_state.diffusion
         self.device = self.train_state.device
@@ -150,6 +161,11 @@ class Trainer:
         self._state, self._error, self._message = "running", None, None
         self._run_started = time.monotonic()
         self._rate_window.clear()
+        self.budget_plan = None
+        if self.max_seconds is not None and self.plan_budget:
+            self.budget_plan = BudgetPlan(self.max_seconds, first_step=self.step,
+                                          lock_step=max(self.step, self.config.warmup_steps),
+                                          preview_every=self.config.preview_every, max_steps=self.config.total_steps)
         self._thread = threading.Thread(target=self._run, name=f"trainer-{id(self):x}", daemon=True)
         self._thread.start()
 
@@ -174,12 +190,13 @@ class Trainer:
             while self.step < self.config.total_steps and not self._stop_requested.is_set():
                 self._apply_thread_policy()
                 self._step_once()
-                if self.config.preview_every and self.step % self.config.preview_every == 0:
+                self._follow_budget()
+                if self._preview_due():
                     self._make_preview()
-                if self.max_seconds is not None and time.monotonic() - self._run_started >= self.max_seconds:
+                if self.max_seconds is not None and self._segment_seconds() >= self.max_seconds:
                     self.stop(f"stopped after its time budget of {self.max_seconds:g} s; resume it to train further")
-            if self.step >= self.config.total_steps and (self._preview is None or self._preview.step != self.step):
-                self._make_preview()
+            if self._preview is None or self._preview.step != self.step:
+                self._make_preview()  # every end shows the model it ends with
             final_state = "stopped" if self.step < self.config.total_steps else "finished"
             error = None
         except TrainingFailed as failure:
@@ -192,6 +209,26 @@ class Trainer:
             self._state, self._error = final_state, error
         if self.on_exit is not None:
             self.on_exit(self)
+
+    def _segment_seconds(self) -> float:
+        return time.monotonic() - self._run_started
+
+    def _preview_due(self) -> bool:
+        """Every preview_every steps, and once early in a segment that has none yet."""
+        every = self.config.preview_every
+        if every and self.step % every == 0:
+            return True
+        return self._preview is None and self._segment_seconds() >= EARLY_PREVIEW_SECONDS
+
+    def _follow_budget(self) -> None:
+        """Let the budget plan set total_steps (in the training thread, between steps: see core/training/budget.py)."""
+        plan = self.budget_plan
+        if plan is None:
+            return
+        total = plan.update(self.step, self._segment_seconds())
+        if total is not None:
+            with self._lock:
+                self.config.total_steps = total
 
     def _apply_thread_policy(self) -> None:
         """Between two steps, in the training thread: the policy may change the thread count (on the CPU only);
@@ -206,8 +243,11 @@ class Trainer:
                 self._device_name, self._label_threads = label, threads
 
     def _step_once(self) -> None:
+        started = time.perf_counter()
         with self._model_lock:
             result = train_step(self.train_state, self.loss_hook)
+        if self.budget_plan is not None:
+            self.budget_plan.record_step(time.perf_counter() - started)
         with self._lock:
             self._last_loss = result.loss
             self.history.add(self.step, result.loss)
@@ -215,8 +255,11 @@ class Trainer:
             self._rate_window.append((time.monotonic(), self.step))
 
     def _make_preview(self) -> None:
+        started = time.perf_counter()
         with self._model_lock:
             preview = make_preview(self.train_state)
+        if self.budget_plan is not None:
+            self.budget_plan.record_preview(time.perf_counter() - started)
         with self._lock:
             self._preview = preview
 
@@ -233,6 +276,11 @@ class Trainer:
                 rate = (s1 - s0) * self.config.batch_size / max(t1 - t0, 1e-9)
             remaining = self.config.total_steps - self.step
             eta = remaining * self.config.batch_size / rate if rate > 0 else (0.0 if remaining == 0 else None)
+            running = self._run_started is not None
+            if running and self.max_seconds is not None:  # a budget is never exceeded: the ETA says so
+                budget_left = max(0.0, self.max_seconds - (time.monotonic() - self._run_started))
+                eta = budget_left if eta is None else min(eta, budget_left)
+            plan = self.budget_plan
             return Snapshot(
                 state=self._state, error=self._error, message=self._message, step=self.step,
                 total_steps=self.config.total_steps, loss_steps=list(self.history.steps),
@@ -242,7 +290,8 @@ class Trainer:
                 elapsed_seconds=self._elapsed_now(),
                 learning_rate=learning_rate_at(self.config, min(self.step, self.config.total_steps - 1)),
                 device=self._device_name, parameters=self.parameters, preview=self._preview,
-                config=self.config.to_json())
+                config=self.config.to_json(), budget_seconds=self.max_seconds,
+                budget_plan=plan.describe() if plan is not None and running else None)
 
     def export_model(self, device="cpu"):
         """A copy of the EMA model (eval mode, on `device`) for sampling; training may continue meanwhile."""
