@@ -67,6 +67,7 @@ def parse_args(argv=None):
     p.add_argument("--time-embed-dim", type=int, default=None)
     p.add_argument("--no-attention", action="store_true")
     p.add_argument("--ema", type=float, default=0.999, help="target EMA decay")
+    p.add_argument("--beta2", type=float, default=0.999, help="Adam's second-moment decay")
     p.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0 = off)")
     p.add_argument("--schedule", default="linear", choices=("linear", "cosine", "quadratic", "sigmoid"))
     p.add_argument("--T", type=int, default=1000)
@@ -168,7 +169,7 @@ def main(argv=None):
     model = build_model(config)
     ema_model = copy.deepcopy(model)
     generator = torch.Generator().manual_seed(args.seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, args.beta2))
     sample_at = {int(s) for s in args.sample_at.split(",") if s}
     print(json.dumps({"args": vars(args), "model": config, "parameters": count_parameters(model),
                       "load_average": list(os.getloadavg())}), flush=True)

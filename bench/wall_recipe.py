@@ -7,7 +7,8 @@ from the command's start to its exit, then scored like bench/cpu_recipe.py.
 
 Everything after `--` goes to `python -m core.train` unchanged (its own flags, checked there). The training
 process gets $RDL_TORCH_THREADS = --threads and $RDL_CPU_BF16 = --bf16 (auto: unset, so core.runtime decides
-as it does for the app), and OMP_WAIT_POLICY=PASSIVE like the app's workers. The whole command is timed
+as it does for the app), OMP_WAIT_POLICY=PASSIVE like the app's workers (--omp-wait default: OpenMP's spinning),
+and with --cpu-class avx2 the instruction-set caps that emulate an AVX2 CPU without bf16 (bench/report.py). The whole command is timed
 (interpreter start, data loading, the previews the trainer draws, saving), since that is what a teacher waits
 for. Scoring (not timed): 256 digits from the saved EMA weights, DDIM 50 steps, η = 0, x̂₀ clipped, seed
 1234, in fp32, with `core.metrics.mnist.mnist_quality`, and the real-data floor at the same n. The load average
@@ -28,7 +29,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch
 
-from bench.report import cpu_model
+from bench.report import CPU_CLASSES, cpu_class_env, cpu_flags_summary, cpu_model
 from core.checkpoints.store import load
 from core.checks import check_int, check_number
 from core.data.images import make_grid, save_png
@@ -40,8 +41,11 @@ EVAL_N, EVAL_STEPS, EVAL_SEED = 256, 50, 1234
 
 def train(args, train_flags: list[str], out: Path) -> dict:
     """Run core.train once; (wall seconds, load averages, its output lines)."""
-    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "RDL_TORCH_THREADS": str(args.threads)}
+    env = {**os.environ, **cpu_class_env(args.cpu_class), "RDL_TORCH_THREADS": str(args.threads)}
     env.pop("RDL_CPU_BF16", None)
+    env.pop("OMP_WAIT_POLICY", None)
+    if args.omp_wait != "default":
+        env["OMP_WAIT_POLICY"] = args.omp_wait.upper()
     if args.bf16 != "auto":
         env["RDL_CPU_BF16"] = args.bf16
     command = [sys.executable, "-m", "core.train", *train_flags, "--max-seconds", str(args.max_seconds), "--out", str(out)]
@@ -51,7 +55,8 @@ def train(args, train_flags: list[str], out: Path) -> dict:
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"core.train failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    return {"command": " ".join(command), "threads": args.threads, "bf16_env": args.bf16, "wall_seconds": round(wall, 1),
+    return {"command": " ".join(command), "threads": args.threads, "bf16_env": args.bf16, "cpu_class": args.cpu_class,
+            "omp_wait_policy": args.omp_wait, "wall_seconds": round(wall, 1),
             "load_before": load_before, "load_after": os.getloadavg(),
             "train_stdout": done.stdout.strip().splitlines(), "train_stderr_tail": done.stderr.strip().splitlines()[-4:]}
 
@@ -80,6 +85,10 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--bf16", choices=("auto", "0", "1"), default="auto")
     parser.add_argument("--max-seconds", type=float, default=300.0)
+    parser.add_argument("--cpu-class", choices=tuple(CPU_CLASSES), default="native",
+                        help="emulate this CPU class in the training process (bench/report.py CPU_CLASSES)")
+    parser.add_argument("--omp-wait", choices=("passive", "default"), default="passive",
+                        help="OMP_WAIT_POLICY of the training process (default: OpenMP's own, spinning)")
     parser.add_argument("--out-dir", default="runs/wall_recipe")
     parser.add_argument("--out-json", default=None, help="default: <out-dir>/result.json")
     parser.add_argument("--eval-only", default=None, help="score this checkpoint; no training")
@@ -89,7 +98,7 @@ def main(argv=None) -> int:
         check_number("--max-seconds", args.max_seconds, 1.0, 86_400.0)
     except ValueError as error:
         parser.error(str(error))
-    result = {"cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__,
+    result = {"cpu": cpu_model(), "cpu_flags": cpu_flags_summary(), "cores": os.cpu_count(), "torch": torch.__version__,
               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if args.eval_only:
         checkpoint = Path(args.eval_only)

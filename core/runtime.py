@@ -239,14 +239,15 @@ _threads_configured = False
 _threads_lock = threading.Lock()
 
 
-def configure_cpu_threads() -> int:
-    """Set torch's process-wide CPU thread count once (see the module docstring); returns the count."""
+def configure_cpu_threads(leave_core_free: bool = True) -> int:
+    """Set torch's process-wide CPU thread count once (see the module docstring); returns the count.
+    leave_core_free=False (a command-line run alone on its machine) uses every usable core."""
     global _threads_configured
     with _threads_lock:
         if not _threads_configured:
             threads = pinned_threads()
-            if threads is None:
-                threads = math.floor(usable_cpu_cores()) - 1  # one core stays free for the web server and the UI
+            if threads is None:  # one core stays free for the web server and the UI, unless told otherwise
+                threads = math.floor(usable_cpu_cores()) - (1 if leave_core_free else 0)
             torch.set_num_threads(max(1, threads))
             _threads_configured = True
         return torch.get_num_threads()

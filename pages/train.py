@@ -23,6 +23,8 @@ from ui.settings import PERSIST, PageSettings, Preset, Setting
 require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
 BUDGET_LABELS = {"steps": "all the steps", "minutes": "at most N minutes"}
+# A budget plans the run to fit (core/training/budget.py): the default, since a lesson has a clock.
+DEFAULT_BUDGET, DEFAULT_MINUTES = "minutes", 5
 SEED_MAX = 2**31 - 1
 # widget key -> the TrainConfig field it sets (the recipe's value is its default)
 RECIPE_KEYS = {
@@ -86,8 +88,8 @@ def setting_list(dataset: str) -> list:
         Setting("train_clip", base.grad_clip, "float", 0.0, 100.0),
         Setting("train_preview_every", base.preview_every, "int", 0, 100_000),
         Setting("train_seed", 0, "int", 0, SEED_MAX),
-        Setting("train_budget", "steps", "choice", choices=tuple(BUDGET_LABELS)),
-        Setting("train_minutes", 5, "int", 1, 240),
+        Setting("train_budget", DEFAULT_BUDGET, "choice", choices=tuple(BUDGET_LABELS)),
+        Setting("train_minutes", DEFAULT_MINUTES, "int", 1, 240),
     ]
 
 
@@ -201,10 +203,12 @@ def start_section(settings: dict, schedule) -> None:
         st.warning(warning)
     budget_column, minutes_column, seed_column, start_column = st.columns([2.9, 1, 1.1, 1.5], vertical_alignment="bottom")
     budget = budget_column.radio("Train for", list(BUDGET_LABELS), format_func=BUDGET_LABELS.get, horizontal=True,
-                                 key="train_budget", persist_state=PERSIST,
-                                 help="A time budget stops the job (and saves it) when the time is spent, even "
-                                      "before its last step: plan a lesson with it.")
-    minutes = minutes_column.number_input("Minutes", min_value=1, max_value=240, value=5, key="train_minutes",
+                                 index=list(BUDGET_LABELS).index(DEFAULT_BUDGET), key="train_budget", persist_state=PERSIST,
+                                 help="A time budget plans the run: the job measures its speed in its first "
+                                      "seconds and sets its number of steps (at most the step count above) so that "
+                                      "the learning rate decays to 0 within the budget, then saves. Plan a lesson "
+                                      "with it.")
+    minutes = minutes_column.number_input("Minutes", min_value=1, max_value=240, value=DEFAULT_MINUTES, key="train_minutes",
                                           disabled=budget != "minutes", persist_state=PERSIST)
     seed = seed_column.number_input("Seed", min_value=0, max_value=SEED_MAX, value=0, key="train_seed",
                                     persist_state=PERSIST)

@@ -6,6 +6,7 @@ tests run real (tiny, 2-D) training and check what a budgeted run must show: a p
 rate annealed by the end, an ETA that never exceeds the budget, and previews early and at every end.
 """
 
+import dataclasses
 import math
 
 import pytest
@@ -155,3 +156,14 @@ def test_a_resumed_segment_gets_a_plan_of_its_own():
     run_to_end(trainer)
     plan = trainer.budget_plan
     assert plan.first_step == 20 and plan.max_steps == 45 and trainer.state == "finished" and trainer.step == 45
+
+
+def test_the_train_pages_status_line_shows_the_budget_not_a_step_eta():
+    from ui.training_panel import status_line
+
+    trainer = Trainer(toy_config(total_steps=40, preview_every=0))
+    base = trainer.snapshot()
+    running = dataclasses.replace(base, state="running", step=10, total_steps=600, eta_seconds=80.0, budget_seconds=120.0)
+    assert status_line(running).endswith("step 10 / 600 · 1:20 left of the 2-minute budget")
+    unbudgeted = dataclasses.replace(running, budget_seconds=None, eta_seconds=3725.0)
+    assert status_line(unbudgeted).endswith("step 10 / 600 · ETA 1h02")

@@ -119,7 +119,7 @@ def test_short_job_runs_finishes_and_becomes_selectable():
     snapshot = jobs[-1].snapshot()
     assert jobs and snapshot.state == "finished" and snapshot.step == snapshot.saved_step == 150
     assert snapshot.preview is not None and Path(snapshot.checkpoint).is_file()
-    assert jobs[-1].record.max_seconds is None
+    assert jobs[-1].record.max_seconds == 300.0  # the default: "at most 5 minutes", planned to fit (150 steps do)
     assert any("Saved on the server at step 150" in c.value and "kept until" in c.value for c in at.caption)
 
 

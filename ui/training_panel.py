@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.data.images import png_bytes, upscale
+from core.training.budget import format_budget
 from core.training.config import TrainConfig
 from core.training.jobs import JobRefused
 from core.training.stats import ACTIVE_STATES
@@ -156,6 +157,8 @@ def status_line(snapshot) -> str:
         wait = ("unknown until a job of this size has run" if snapshot.starts_in_seconds is None
                 else f"≈ {format_seconds(snapshot.starts_in_seconds)}")
         return f"{text} · position {snapshot.queue_position} in the queue · starts in {wait}"
+    if snapshot.budget_seconds is not None and snapshot.state in ("running", "stopping"):
+        return f"{text} · {format_seconds(snapshot.eta_seconds)} left of the {format_budget(snapshot.budget_seconds)} budget"
     return f"{text} · ETA {format_seconds(snapshot.eta_seconds)}"
 
 
@@ -180,6 +183,8 @@ def progress_panel(job, floor_fn=None) -> None:
             st.info("Every slot for training is taken; this job starts by itself when one frees up.")
         elif snapshot.message:
             st.info(snapshot.message)
+        if snapshot.budget_plan:
+            st.caption(f"Time budget: {snapshot.budget_plan}.")
         saved = where_saved(snapshot)
         if saved:
             st.caption(saved)
