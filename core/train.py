@@ -32,12 +32,13 @@ from core.diffusion.gaussian_diffusion import PREDICTIONS, VARIANCES
 from core.diffusion.schedules import SCHEDULE_KINDS
 from core.nets.build import SIZE_NAMES
 from core.runtime import DEVICES
-from core.training.config import LR_SCHEDULES, MNIST_CPU_RECIPE, MNIST_FAST_RECIPE, TOY_RECIPE, TrainConfig
+from core.training.config import LR_SCHEDULES, MNIST_CPU_RECIPE, MNIST_FAST_RECIPE, NOISE_LEVELS, TOY_RECIPE, TrainConfig
 from core.training.fits import check_fits
 from core.training.trainer import Trainer
 
 CHOICES = {"dataset": DATASET_NAMES, "model_size": SIZE_NAMES, "schedule": SCHEDULE_KINDS,
-           "prediction": PREDICTIONS, "variance": VARIANCES, "lr_schedule": LR_SCHEDULES, "device": DEVICES}
+           "prediction": PREDICTIONS, "variance": VARIANCES, "lr_schedule": LR_SCHEDULES, "device": DEVICES,
+           "noise_levels": NOISE_LEVELS}
 ALIASES = {"model_size": ["--size"], "total_steps": ["--steps"], "learning_rate": ["--lr"]}
 FIELD_TYPES = typing.get_type_hints(TrainConfig)
 RECIPES = {"shipped": MNIST_CPU_RECIPE, "fast": MNIST_FAST_RECIPE, "toy": TOY_RECIPE}

@@ -7,6 +7,8 @@ Read this next to the papers:
   The KL and decoder terms of the bound are free functions in `core.diffusion.losses`.
 - Salimans & Ho 2022: the v-parameterization v = √ᾱ·ε − √(1−ᾱ)·x_0.
 - Hang et al. 2023 (Min-SNR): the loss weight min(SNR_t, γ) on the x_0 error (eq. 8), optional.
+- Karras et al. 2022 (EDM): training noise levels with ln σ ~ N(P_mean, P_std²) (Table 1, p_train) instead of
+  t ~ U{1..T}, optional (`lognormal_timestep_probabilities`).
 
 Timesteps are 0-based indices (index t is the paper's step t+1). The model is kept outside: methods take
 its output, so the sampling loops in `core.diffusion.samplers` stay readable.
@@ -246,7 +248,21 @@ class GaussianDiffusion:
         per_x0_error = {"eps": snr, "v": snr + 1.0, "x0": torch.ones_like(snr)}[self.prediction]
         return (snr.clamp(max=gamma) / per_x0_error).float()
 
-    def training_losses(self, model, x0, t=None, noise=None, generator=None, min_snr_gamma: float | None = None) -> dict:
+    def lognormal_timestep_probabilities(self, mean: float, std: float) -> torch.Tensor:
+        """P(t) over the T timesteps (float64) when training noise levels follow Karras et al. 2022's p_train,
+        ln σ ~ N(mean, std²) (Table 1; they use mean −1.2, std 1.2 for CIFAR-10), with σ_t = √((1 − ᾱ_t)/ᾱ_t) the
+        noise-to-signal ratio of x_t (x_t/√ᾱ_t = x_0 + σ_t·ε). A continuous ln σ is rounded to the nearest
+        discrete level: P(t) = Φ((u_t − mean)/std) − Φ((u_{t−1} − mean)/std), with u_t the midpoints between
+        consecutive ln σ_t (−∞ and +∞ at the ends), so the probabilities sum to 1 for any schedule.
+        Uniform t (Ho et al.) spends most steps where x_t is almost pure noise for a linear schedule."""
+        log_sigma = 0.5 * torch.log((1.0 - self.schedule.alpha_bars) / self.schedule.alpha_bars)
+        inf = torch.tensor([torch.inf], dtype=torch.float64)
+        edges = torch.cat([-inf, 0.5 * (log_sigma[1:] + log_sigma[:-1]), inf])
+        cdf = torch.special.ndtr((edges - mean) / std)
+        return (cdf[1:] - cdf[:-1]).clamp(min=0.0)
+
+    def training_losses(self, model, x0, t=None, noise=None, generator=None, min_snr_gamma: float | None = None,
+                        t_probabilities: torch.Tensor | None = None) -> dict:
         """Per-example losses for a batch x0.
 
         "mse": the simple loss ‖target − prediction‖² averaged over dimensions (Ho et al. eq. 14).
@@ -255,7 +271,12 @@ class GaussianDiffusion:
         and "loss" = mse + 0.001·vb (Nichol & Dhariwal's L_hybrid, eq. 16, with vb in nats rather than their bits: see
         HYBRID_VB_WEIGHT). Otherwise "loss" = mse.
         min_snr_gamma: weight the mse term by `min_snr_weight(t, γ)` in "loss" (not the paper default: None = off).
+        t_probabilities: draw t from these probabilities over the T steps (e.g. `lognormal_timestep_probabilities`)
+        instead of uniformly (Ho et al.'s Algorithm 1, the default).
         """
+        if t is None and t_probabilities is not None:
+            t = torch.multinomial(t_probabilities.to(x0.device, torch.float32), x0.shape[0], replacement=True,
+                                  generator=generator)
         if t is None:
             t = torch.randint(0, self.T, (x0.shape[0],), generator=generator, device=x0.device)
         if noise is None:

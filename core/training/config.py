@@ -26,6 +26,7 @@ from core.nets.build import SIZE_NAMES
 from core.runtime import DEVICES
 
 LR_SCHEDULES = ("constant", "cosine")
+NOISE_LEVELS = ("uniform", "lognormal")  # how training draws t (core.diffusion.gaussian_diffusion)
 DEFAULT_PREVIEW_IMAGES = 16
 DEFAULT_PREVIEW_POINTS = 512
 MAX_PREVIEW = 4096
@@ -46,6 +47,8 @@ class TrainConfig:
     grad_clip:      maximum global gradient norm; 0 disables clipping
     device:         "auto" (CUDA when available), "cpu" or "cuda"
     mixed_precision: bf16 autocast where core.runtime says the device supports it
+    noise_levels:   "uniform" (t ~ U{1..T}, Ho et al.'s Algorithm 1) or "lognormal" (ln σ_t ~ N(lognormal_mean,
+                    lognormal_std²), Karras et al. 2022's p_train: GaussianDiffusion.lognormal_timestep_probabilities)
     preview_every:  steps between preview samples from the EMA model (0 = only at the end)
     preview_count:  samples per preview (None = 16 images or 512 points); preview_steps: DDIM steps (at most T)
     toy_points:     size of the training set drawn for a 2-D toy dataset
@@ -67,6 +70,9 @@ class TrainConfig:
     total_steps: int = 3000
     ema_decay: float = 0.999
     grad_clip: float = 1.0
+    noise_levels: str = "uniform"
+    lognormal_mean: float = 0.0
+    lognormal_std: float = 1.2
     seed: int = 0
     device: str = "auto"
     mixed_precision: bool = True
@@ -93,6 +99,9 @@ class TrainConfig:
         check_int("total_steps", self.total_steps, 1)
         check_number("ema_decay", self.ema_decay, 0.0, 1.0, open_high=True)
         check_number("grad_clip", self.grad_clip, 0.0)
+        check_choice("noise_levels", self.noise_levels, NOISE_LEVELS)
+        check_number("lognormal_mean", self.lognormal_mean, -10.0, 10.0)
+        check_number("lognormal_std", self.lognormal_std, 0.05, 10.0)
         check_int("seed", self.seed, 0, 2**63 - 1)
         check_choice("device", self.device, DEVICES)
         check_bool("mixed_precision", self.mixed_precision)
@@ -138,6 +147,13 @@ def build_diffusion(config: TrainConfig) -> GaussianDiffusion:
     """The GaussianDiffusion a config describes (make_schedule raises on impossible combinations)."""
     schedule = make_schedule(config.schedule, config.T, config.beta_start, config.beta_end, config.scale_with_T)
     return GaussianDiffusion(schedule, config.prediction, config.variance)
+
+
+def timestep_probabilities(config: TrainConfig, diffusion: GaussianDiffusion):
+    """The distribution training draws t from: None for uniform (Algorithm 1), else P(t) of the log-normal levels."""
+    if config.noise_levels == "uniform":
+        return None
+    return diffusion.lognormal_timestep_probabilities(config.lognormal_mean, config.lognormal_std)
 
 
 def learning_rate_at(config: TrainConfig, step: int) -> float:

@@ -26,7 +26,7 @@ from core.data.images import make_grid
 from core.diffusion.gaussian_diffusion import GaussianDiffusion
 from core.diffusion.samplers import ddim_sample, ddpm_sample
 from core.nets import build as models
-from core.training.config import TrainConfig, build_diffusion, ema_decay_at, learning_rate_at
+from core.training.config import TrainConfig, build_diffusion, ema_decay_at, learning_rate_at, timestep_probabilities
 from core.training.stats import Preview
 
 
@@ -48,6 +48,7 @@ class TrainState:
     step: int = 0  # optimizer updates done
     channels_last: bool = False
     autocast: bool = False  # bf16 autocast, where core.runtime says the device supports it
+    t_probabilities: torch.Tensor | None = None  # how t is drawn (None = uniformly: config.timestep_probabilities)
 
     @property
     def device(self) -> torch.device:
@@ -101,7 +102,8 @@ def build_state(config: TrainConfig, dataset: Dataset | None = None) -> TrainSta
         optimizer=torch.optim.Adam(model.parameters(), lr=config.learning_rate),
         generator=torch.Generator(device=device).manual_seed(config.seed),
         channels_last=channels_last,
-        autocast=config.mixed_precision and runtime.autocast_dtype(device) is not None)
+        autocast=config.mixed_precision and runtime.autocast_dtype(device) is not None,
+        t_probabilities=timestep_probabilities(config, diffusion))
 
 
 def train_step(state: TrainState, loss_hook=None) -> StepResult:
@@ -113,11 +115,13 @@ def train_step(state: TrainState, loss_hook=None) -> StepResult:
     x0 = state.data[index]
     if state.channels_last:
         x0 = x0.contiguous(memory_format=torch.channels_last)
-    # 2.-4. t ~ U{0..T-1}, ε ~ N(0, I), and the loss ‖ε − ε_θ(√ᾱ_t x_0 + √(1−ᾱ_t) ε, t)‖² (or its x₀ / v /
-    #       hybrid variant): all inside training_losses, which draws from the same generator.
+    # 2.-4. t ~ U{0..T-1} (or the configured noise-level distribution), ε ~ N(0, I), and the loss
+    #       ‖ε − ε_θ(√ᾱ_t x_0 + √(1−ᾱ_t) ε, t)‖² (or its x₀ / v / hybrid variant): all inside training_losses,
+    #       which draws from the same generator.
     state.model.train()
     with runtime.autocast(state.device, enabled=state.autocast):
-        losses = state.diffusion.training_losses(state.model, x0, generator=state.generator)
+        losses = state.diffusion.training_losses(state.model, x0, generator=state.generator,
+                                                 t_probabilities=state.t_probabilities)
     loss = losses["loss"].float().mean()
     if loss_hook is not None:
         loss = loss_hook(k, loss)
