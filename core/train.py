@@ -7,11 +7,13 @@
 
 Every TrainConfig field is a flag (--batch-size, --learning-rate, --ema-decay, ...; see --help); flags left
 out take the values of --recipe (core/training/config.py): "shipped" (the default, TrainConfig's defaults: the
-shipped MNIST models' recipe, T = 1000 as in Ho et al.), "fast" (MNIST_FAST_RECIPE, what the Train page starts
-from on a CPU: T = 200, cosine learning rate, 1,800 steps) or "toy" (TOY_RECIPE, the 2-D toys' recipe).
-Progress goes to stderr, the summary to stdout. Ctrl-C stops after the current step and still saves the
-checkpoint, which --resume continues; so does --max-seconds S when S seconds of training are spent. --out is
-checked (suffix, writable folder) before training starts.
+shipped MNIST models' recipe, T = 1000 as in Ho et al.), "fast" (what the Train page starts from on a CPU: the
+light or the standard fast recipe, picked by the measured speed of a few light steps and the budget), "light",
+"standard", or "toy" (TOY_RECIPE, the 2-D toys' recipe). --max-seconds S is a time budget: the run measures its
+speed and plans its step count (and so its learning-rate decay) to end within S seconds. The command uses every
+core of the machine ($RDL_TORCH_THREADS overrides). Progress goes to stderr, the summary to stdout. Ctrl-C stops
+after the current step and still saves the checkpoint, which --resume continues. --out is checked (suffix,
+writable folder) before training starts.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import typing
 from dataclasses import fields
 from pathlib import Path
 
+from core import runtime
 from core.checkpoints import CheckpointError
 from core.checks import check_number
 from core.data.datasets import DATASET_NAMES
@@ -32,7 +35,17 @@ from core.diffusion.gaussian_diffusion import PREDICTIONS, VARIANCES
 from core.diffusion.schedules import SCHEDULE_KINDS
 from core.nets.build import SIZE_NAMES
 from core.runtime import DEVICES
-from core.training.config import LR_SCHEDULES, MNIST_CPU_RECIPE, MNIST_FAST_RECIPE, NOISE_LEVELS, TOY_RECIPE, TrainConfig
+from core.training import probe
+from core.training.config import (
+    LR_SCHEDULES,
+    MNIST_CPU_RECIPE,
+    MNIST_LIGHT_RECIPE,
+    MNIST_STANDARD_RECIPE,
+    NOISE_LEVELS,
+    TOY_RECIPE,
+    TrainConfig,
+    pick_fast_recipe,
+)
 from core.training.fits import check_fits
 from core.training.trainer import Trainer
 
@@ -41,7 +54,11 @@ CHOICES = {"dataset": DATASET_NAMES, "model_size": SIZE_NAMES, "schedule": SCHED
            "noise_levels": NOISE_LEVELS}
 ALIASES = {"model_size": ["--size"], "total_steps": ["--steps"], "learning_rate": ["--lr"]}
 FIELD_TYPES = typing.get_type_hints(TrainConfig)
-RECIPES = {"shipped": MNIST_CPU_RECIPE, "fast": MNIST_FAST_RECIPE, "toy": TOY_RECIPE}
+RECIPES = {"shipped": MNIST_CPU_RECIPE, "light": MNIST_LIGHT_RECIPE, "standard": MNIST_STANDARD_RECIPE, "toy": TOY_RECIPE}
+RECIPE_NAMES = ("shipped", "fast", *tuple(RECIPES)[1:])  # "fast": light or standard by pick_fast_recipe
+# Alone on a machine the command line uses every core (measured: docs/benchmarks.md, "Digits within a lesson");
+# $RDL_TORCH_THREADS overrides. The app's workers instead keep a core for the web server (core.runtime.ThreadPolicy).
+CLI_LEAVES_A_CORE_FREE = False
 BAR_WIDTH = 30
 REFRESH_SECONDS = 0.5
 
@@ -68,9 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             group.add_argument(*flags, dest=f.name, type=kind, choices=CHOICES.get(f.name), default=None,
                                metavar=None if f.name in CHOICES else kind.__name__.upper(), help=help_text)
-    parser.add_argument("--recipe", choices=tuple(RECIPES), default=None,
+    parser.add_argument("--recipe", choices=RECIPE_NAMES, default=None,
                         help="the settings flags left out take: shipped (default: TrainConfig's defaults), fast "
-                             "(the Train page's CPU recipe) or toy (2-D toys)")
+                             "(the Train page's CPU recipe for this machine: light or standard, picked by the "
+                             "measured speed of a few light steps and --max-seconds), light, standard, or toy "
+                             "(2-D toys)")
     parser.add_argument("--out", type=Path, default=None,
                         help="checkpoint to write (.safetensors); default checkpoints/<dataset>-<size>-<prediction>.safetensors, "
                              "or the --resume file")
@@ -85,10 +104,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _recipe(args) -> TrainConfig:
+    """The named recipe; "fast" applies core.training.config.pick_fast_recipe to the light recipe's speed here
+    (a few steps, timed) and the time budget, and says what it picked."""
+    if args.recipe != "fast":
+        return RECIPES[args.recipe or "shipped"]
+    speed = None
+    if args.max_seconds is not None:
+        device = args.device or MNIST_LIGHT_RECIPE.device
+        speed = probe.steps_per_second(TrainConfig(**{**MNIST_LIGHT_RECIPE.to_json(), "device": device}))
+    picked = pick_fast_recipe(speed, args.max_seconds)
+    name = "light" if picked is MNIST_LIGHT_RECIPE else "standard"
+    why = ("no time budget: a full run" if speed is None else
+           f"the light recipe runs {speed:.1f} steps/s here, {speed * args.max_seconds:,.0f} steps in the budget")
+    print(f"fast recipe: {name} ({why}; the rule is in core/training/config.py)", file=sys.stderr)
+    return picked
+
+
 def _config_from(args) -> TrainConfig:
     """The --recipe's settings (the shipped models' by default) with every flag given replacing its value."""
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
-    base = RECIPES[args.recipe or "shipped"]
+    base = _recipe(args)
     return TrainConfig(**{**base.to_json(), **given}) if given else base
 
 
@@ -178,6 +214,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        runtime.configure_cpu_threads(leave_core_free=CLI_LEAVES_A_CORE_FREE)
         trainer = _trainer_from(args, parser)
     except (ValueError, FileNotFoundError) as error:  # includes CheckpointError
         parser.error(str(error))

@@ -12,11 +12,27 @@ from core.diffusion.gaussian_diffusion import PREDICTIONS, VARIANCES
 from core.diffusion.schedules import SCHEDULE_KINDS, make_schedule
 from core.lab.schedule_lab import schedule_curves, terminal_noise
 from core.nets.build import SIZE_NAMES
-from core.training.config import LR_SCHEDULES, MNIST_CPU_RECIPE, MNIST_FAST_RECIPE, PLAYGROUND_RECIPE, TrainConfig, recipe_for
+from core.training.config import (
+    LR_SCHEDULES,
+    MNIST_CPU_RECIPE,
+    MNIST_LIGHT_RECIPE,
+    MNIST_STANDARD_RECIPE,
+    NOISE_LEVELS,
+    PLAYGROUND_RECIPE,
+    TrainConfig,
+    recipe_for,
+)
 from ui import catalog, figures, replay, session, training_panel
 from ui.code import show_code
 from ui.figures import chart
-from ui.labels import DATASET_LABELS, PREDICTION_LABELS, SCHEDULE_LABELS, VARIANCE_LABELS, terminal_noise_text
+from ui.labels import (
+    DATASET_LABELS,
+    NOISE_LEVEL_LABELS,
+    PREDICTION_LABELS,
+    SCHEDULE_LABELS,
+    VARIANCE_LABELS,
+    terminal_noise_text,
+)
 from ui.navigation import require_app_shell
 from ui.settings import PERSIST, PageSettings, Preset, Setting
 
@@ -33,6 +49,7 @@ RECIPE_KEYS = {
     "train_beta_start": "beta_start", "train_beta_end": "beta_end", "train_scale": "scale_with_T",
     "train_lr": "learning_rate", "train_lr_schedule": "lr_schedule", "train_warmup": "warmup_steps",
     "train_ema": "ema_decay", "train_clip": "grad_clip", "train_preview_every": "preview_every",
+    "train_noise_levels": "noise_levels", "train_ln_mean": "lognormal_mean", "train_ln_std": "lognormal_std",
 }
 
 
@@ -42,9 +59,13 @@ def _recipe_values(config: TrainConfig, dataset: str) -> dict:
 
 
 PRESETS = [
-    Preset("The fast CPU recipe (T = 200)", _recipe_values(MNIST_FAST_RECIPE, "mnist"),
-           "MNIST digits with T = 200, the β range scaled by 1000/T and a cosine learning-rate decay: recognisable "
-           "digits after about 1,500 steps on one CPU core (docs/benchmarks.md, \"A faster MNIST recipe\")."),
+    Preset("The light CPU recipe (laptops without bf16)", _recipe_values(MNIST_LIGHT_RECIPE, "mnist"),
+           "The nano UNet at batch 32, x₀-prediction, log-normal training noise levels, T = 200 with the β range "
+           "scaled: the fastest digits on an AVX2 CPU within a few minutes (docs/benchmarks.md, \"Digits within a "
+           "lesson\")."),
+    Preset("The standard CPU recipe", _recipe_values(MNIST_STANDARD_RECIPE, "mnist"),
+           "The same recipe with the tiny UNet at batch 64: better once the budget affords about 1,900 light "
+           "steps (a faster CPU, or a longer budget)."),
     Preset("Ho et al.'s schedule (T = 1000, constant lr)", _recipe_values(MNIST_CPU_RECIPE, "mnist"),
            "Ho et al.'s linear β from 10⁻⁴ to 0.02 over T = 1000 with a constant learning rate after warm-up, at a "
            "CPU-sized model and budget: the recipe of the shipped MNIST models (checkpoints/README.md)."),
@@ -62,7 +83,12 @@ def datasets() -> list:
 
 
 def recipe(dataset: str) -> TrainConfig:
-    return recipe_for(dataset, torch.cuda.is_available())
+    """The recipe the settings start from: core.training.config.recipe_for, with the CPU's MNIST recipe picked for
+    this machine's measured speed and the default budget (ui.training_panel.fast_recipe_for_this_machine)."""
+    on_gpu = torch.cuda.is_available()
+    if dataset in TOY_NAMES or on_gpu:
+        return recipe_for(dataset, on_gpu)
+    return training_panel.fast_recipe_for_this_machine(60.0 * DEFAULT_MINUTES)
 
 
 # ------------------------------------------------------------------------------------------ settings
@@ -80,6 +106,9 @@ def setting_list(dataset: str) -> list:
         Setting("train_T", base.T, "int", 2, 4000),
         Setting("train_beta_start", base.beta_start, "float", 1e-6, 0.5),
         Setting("train_beta_end", base.beta_end, "float", 1e-5, 0.999),
+        Setting("train_noise_levels", base.noise_levels, "choice", choices=NOISE_LEVELS),
+        Setting("train_ln_mean", base.lognormal_mean, "float", -10.0, 10.0),
+        Setting("train_ln_std", base.lognormal_std, "float", 0.05, 10.0),
         Setting("train_scale", base.scale_with_T, "bool"),
         Setting("train_lr", base.learning_rate, "float", 1e-6, 0.1),
         Setting("train_lr_schedule", base.lr_schedule, "choice", choices=LR_SCHEDULES),
@@ -147,8 +176,20 @@ def noise_schedule(base: TrainConfig) -> dict:
                                            persist_state=PERSIST)
     beta_end = end_column.number_input("β end", min_value=1e-5, max_value=0.999, value=base.beta_end, format="%g",
                                        key="train_beta_end", persist_state=PERSIST)
+    levels_column, mean_column, std_column = st.columns(3)
+    levels = levels_column.selectbox("Training noise levels", NOISE_LEVELS, index=NOISE_LEVELS.index(base.noise_levels),
+                                     format_func=NOISE_LEVEL_LABELS.get, key="train_noise_levels", persist_state=PERSIST,
+                                     help="Which t each training example gets: uniformly (Algorithm 1), or so that "
+                                          "ln σₜ, σₜ = √((1−ᾱₜ)/ᾱₜ), is normal: fewer steps where xₜ is almost pure "
+                                          "noise.")
+    lognormal = levels == "lognormal"
+    mean = mean_column.number_input("ln σ mean", min_value=-10.0, max_value=10.0, value=base.lognormal_mean,
+                                    format="%g", key="train_ln_mean", disabled=not lognormal, persist_state=PERSIST)
+    std = std_column.number_input("ln σ std", min_value=0.05, max_value=10.0, value=base.lognormal_std, format="%g",
+                                  key="train_ln_std", disabled=not lognormal, persist_state=PERSIST)
     return dict(schedule=kind, T=int(T), beta_start=float(beta_start), beta_end=float(beta_end),
-                scale_with_T=bool(scale_with_T))
+                scale_with_T=bool(scale_with_T), noise_levels=levels, lognormal_mean=float(mean),
+                lognormal_std=float(std))
 
 
 def optimizer(base: TrainConfig) -> dict:
@@ -183,6 +224,8 @@ def settings_section() -> dict:
         settings.update(noise_schedule(base))
     with optimizer_tab:
         settings.update(optimizer(base))
+    if dataset not in TOY_NAMES and not torch.cuda.is_available():
+        st.caption(training_panel.fast_recipe_note(60.0 * DEFAULT_MINUTES))
     return settings
 
 
@@ -261,6 +304,11 @@ def jobs_section() -> None:
 
 
 def main() -> None:
+    try:
+        training_panel.forced_fast_recipe()
+    except ValueError as error:  # $RDL_FAST_RECIPE set wrongly by whoever runs the server: say so
+        st.error(f"Server setting: {error}")
+        st.stop()
     page = page_settings()
     page.restore()
     title, share = st.columns([5, 1], vertical_alignment="bottom")

@@ -12,6 +12,9 @@ import tempfile
 import pytest
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# The Train page's CPU recipe is fixed (ui.training_panel.forced_fast_recipe) instead of measured once per server,
+# so page tests do not depend on this machine's speed; tests/test_budget.py tests the measured choice.
+os.environ.setdefault("RDL_FAST_RECIPE", "light")
 # Training jobs of page tests keep their folders in a temporary run store, not in the repository's runs/.
 os.environ.setdefault("RDL_RUNS_DIR", tempfile.mkdtemp(prefix="rdl-runs-"))
 

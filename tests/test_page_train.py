@@ -74,7 +74,7 @@ def _by_label(elements, label):
 def test_form_and_schedule_warning():
     at = _train_page()
     assert not at.warning  # the default schedule reaches pure noise
-    # the page starts from the fast CPU recipe (core.training.config.MNIST_FAST_RECIPE): T = 200, β range scaled
+    # the page starts from the fast CPU recipe ($RDL_FAST_RECIPE=light in tests/conftest.py): T = 200, β range scaled
     assert _by_label(at.number_input, "T (diffusion steps)").value == 200
     assert _by_label(at.checkbox, "Scale β range with T (× 1000/T)").value is True
     _by_label(at.checkbox, "Scale β range with T (× 1000/T)").uncheck()
@@ -200,7 +200,8 @@ RECIPE_FIELDS = {"train_size": "model_size", "train_prediction": "prediction", "
                  "train_steps": "total_steps", "train_batch": "batch_size", "train_schedule": "schedule", "train_T": "T",
                  "train_beta_start": "beta_start", "train_beta_end": "beta_end", "train_scale": "scale_with_T",
                  "train_lr": "learning_rate", "train_lr_schedule": "lr_schedule", "train_warmup": "warmup_steps",
-                 "train_ema": "ema_decay", "train_clip": "grad_clip", "train_preview_every": "preview_every"}
+                 "train_ema": "ema_decay", "train_clip": "grad_clip", "train_preview_every": "preview_every",
+                 "train_noise_levels": "noise_levels", "train_ln_mean": "lognormal_mean", "train_ln_std": "lognormal_std"}
 
 
 def _recipe(config) -> dict:
@@ -208,13 +209,13 @@ def _recipe(config) -> dict:
 
 
 def test_a_link_that_sets_only_the_dataset_gets_that_datasets_recipe():
-    from core.training.config import MNIST_FAST_RECIPE, TOY_RECIPE
+    from core.training.config import MNIST_LIGHT_RECIPE, TOY_RECIPE
 
     at = _train_link({"train_dataset": "two_moons"})
     values = _values(at)
     assert values["train_dataset"] == "two_moons" and not _notices(at)
     assert {key: values[key] for key in RECIPE_FIELDS} == _recipe(TOY_RECIPE)  # written out in core/training/config.py
-    assert _recipe(TOY_RECIPE) != _recipe(MNIST_FAST_RECIPE)  # so the check above could fail
+    assert _recipe(TOY_RECIPE) != _recipe(MNIST_LIGHT_RECIPE)  # so the check above could fail
     assert _link(at) == "?train_dataset=two_moons"  # everything else equals that recipe: left out
 
 
@@ -255,20 +256,27 @@ def test_bad_link_values_warn_in_one_line_each_and_good_ones_apply():
 def test_every_preset_reproduces_through_its_link(start):
     """A preset's link leaves out what equals the recipe of the preset's own dataset (not of the page's current
     one): from MNIST, the toy preset's EMA 0.999 equals MNIST's default but not the toy recipe's 0.995."""
-    from core.training.config import MNIST_CPU_RECIPE, MNIST_FAST_RECIPE, PLAYGROUND_RECIPE, TOY_RECIPE
+    from core.training.config import (
+        MNIST_CPU_RECIPE,
+        MNIST_LIGHT_RECIPE,
+        MNIST_STANDARD_RECIPE,
+        PLAYGROUND_RECIPE,
+        TOY_RECIPE,
+    )
 
-    assert PLAYGROUND_RECIPE["ema_decay"] == MNIST_FAST_RECIPE.ema_decay != TOY_RECIPE.ema_decay
+    assert PLAYGROUND_RECIPE["ema_decay"] == MNIST_LIGHT_RECIPE.ema_decay != TOY_RECIPE.ema_decay
     at = _train_page()
     at.selectbox(key="train_dataset").set_value(start).run()  # presets must not depend on where you are
     presets = [b for b in at.button if b.key and b.key.startswith("train_preset_")]
-    assert len(presets) == 3
-    expected = [{**_recipe(MNIST_FAST_RECIPE), "train_dataset": "mnist"},
+    assert len(presets) == 4
+    expected = [{**_recipe(MNIST_LIGHT_RECIPE), "train_dataset": "mnist"},
+                {**_recipe(MNIST_STANDARD_RECIPE), "train_dataset": "mnist"},
                 {**_recipe(MNIST_CPU_RECIPE), "train_dataset": "mnist"},
                 {"train_dataset": "two_moons", "train_size": PLAYGROUND_RECIPE["model_size"],
                  "train_steps": PLAYGROUND_RECIPE["total_steps"], "train_ema": PLAYGROUND_RECIPE["ema_decay"],
                  "train_batch": PLAYGROUND_RECIPE["batch_size"]}]
     links = [c.value for c in at.caption if c.value.startswith("[link](")]
-    assert len(links) == 3
+    assert len(links) == 4
     for index, want in enumerate(expected):
         at.button(key=f"train_preset_{index}").click().run()
         assert not at.exception and not at.error and not _notices(at)
@@ -280,14 +288,14 @@ def test_every_preset_reproduces_through_its_link(start):
 
 
 def test_reset_after_a_dataset_change_is_the_mnist_recipe():
-    from core.training.config import MNIST_FAST_RECIPE
+    from core.training.config import MNIST_LIGHT_RECIPE
 
     at = _train_page()
     at.selectbox(key="train_dataset").set_value("two_moons").run()
     assert at.number_input(key="train_T").value == 1000  # the toy recipe
     at.button(key="train_reset").click().run()
     values = _values(at)
-    assert values["train_dataset"] == "mnist" and {key: values[key] for key in RECIPE_FIELDS} == _recipe(MNIST_FAST_RECIPE)
+    assert values["train_dataset"] == "mnist" and {key: values[key] for key in RECIPE_FIELDS} == _recipe(MNIST_LIGHT_RECIPE)
 
 
 def test_settings_survive_a_page_switch():

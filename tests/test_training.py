@@ -411,19 +411,35 @@ def test_recipes_are_valid_configs():
     assert config.toy_points == playground.ORACLE_POINTS  # the oracle knows exactly the training set
 
 
-def test_fast_mnist_recipe_reaches_noise_and_is_the_train_pages_cpu_default():
-    """The fast recipe keeps x_T pure noise at T = 200 (β range scaled ×5: ᾱ_T = Π(1 − β_t) by hand), and the
-    Train page starts from it on a CPU (the shipped models' recipe stays TrainConfig's defaults)."""
-    from core.training.config import MNIST_CPU_RECIPE, MNIST_FAST_RECIPE, TrainConfig, build_diffusion, recipe_for
+def test_fast_mnist_recipes_reach_noise_and_the_rule_picks_by_affordable_steps():
+    """The fast recipes keep x_T pure noise at T = 200 (β range scaled ×5: ᾱ_T = Π(1 − β_t) by hand); the rule picks
+    the standard recipe once the budget affords LIGHT_TO_STANDARD_STEPS light steps (the shipped models' recipe
+    stays TrainConfig's defaults); GPU jobs keep the page-friendly tiny UNet."""
+    from core.training.config import (
+        LIGHT_TO_STANDARD_STEPS,
+        MNIST_CPU_RECIPE,
+        MNIST_LIGHT_RECIPE,
+        MNIST_STANDARD_RECIPE,
+        TrainConfig,
+        build_diffusion,
+        pick_fast_recipe,
+        recipe_for,
+    )
 
-    assert MNIST_CPU_RECIPE == TrainConfig() and MNIST_FAST_RECIPE.T == 200
+    assert MNIST_CPU_RECIPE == TrainConfig() and MNIST_LIGHT_RECIPE.T == MNIST_STANDARD_RECIPE.T == 200
     betas = torch.linspace(1e-4 * 5, 0.02 * 5, 200, dtype=torch.float64)
     alpha_bar_T = float(torch.prod(1 - betas))
     assert alpha_bar_T < 1e-4
-    assert float(build_diffusion(MNIST_FAST_RECIPE).schedule.alpha_bars[-1]) == pytest.approx(alpha_bar_T, rel=1e-9)
-    assert recipe_for("mnist", on_gpu=False) is MNIST_FAST_RECIPE
+    assert float(build_diffusion(MNIST_LIGHT_RECIPE).schedule.alpha_bars[-1]) == pytest.approx(alpha_bar_T, rel=1e-9)
+    per_second = LIGHT_TO_STANDARD_STEPS / 300.0  # exactly the switch for a 5-minute budget
+    assert pick_fast_recipe(per_second, 300.0) is MNIST_STANDARD_RECIPE
+    assert pick_fast_recipe(per_second * 0.99, 300.0) is MNIST_LIGHT_RECIPE
+    assert pick_fast_recipe(per_second, 120.0) is MNIST_LIGHT_RECIPE  # the same machine, a shorter lesson
+    assert pick_fast_recipe(None, 300.0) is MNIST_LIGHT_RECIPE and pick_fast_recipe(None, None) is MNIST_STANDARD_RECIPE
+    assert recipe_for("mnist", on_gpu=False, light_steps_per_second=100.0, budget_seconds=60.0) is MNIST_STANDARD_RECIPE
     assert recipe_for("two_moons", on_gpu=False).dataset == "two_moons"
-    assert recipe_for("mnist", on_gpu=True).T == MNIST_CPU_RECIPE.T
+    gpu = recipe_for("mnist", on_gpu=True)
+    assert gpu.model_size == "tiny" and gpu.batch_size == 2 * MNIST_STANDARD_RECIPE.batch_size
 
 
 # ------------------------------------------------------------------------------------- thread policy

@@ -19,6 +19,10 @@ VARIANCE_LABELS = {  # σ_t² of the reverse step (Nichol & Dhariwal eq. 15 for 
     "fixed_small": "σ² = β̃ₜ (fixed_small)",
     "learned_range": "σ² learned (ν: −1 → β̃ₜ, +1 → βₜ, unclipped; learned_range)",
 }
+NOISE_LEVEL_LABELS = {  # how training draws t (core.training.config NOISE_LEVELS)
+    "uniform": "t uniform (Ho et al. 2020)",
+    "lognormal": "log-normal σₜ (Karras et al. 2022)",
+}
 SCHEDULE_LABELS = {
     "linear": "linear (Ho et al. 2020)",
     "quadratic": "quadratic",

@@ -10,6 +10,7 @@ the tab or restarting the server never loses them.
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
 
@@ -18,9 +19,17 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.data.images import png_bytes, upscale
+from core.training import probe
 from core.training.budget import format_budget
-from core.training.config import TrainConfig
+from core.training.config import (
+    LIGHT_TO_STANDARD_STEPS,
+    MNIST_LIGHT_RECIPE,
+    MNIST_STANDARD_RECIPE,
+    TrainConfig,
+    pick_fast_recipe,
+)
 from core.training.jobs import JobRefused
+from core.training.limits import JobLimits
 from core.training.stats import ACTIVE_STATES
 from ui import session
 from ui.figures import chart
@@ -31,6 +40,43 @@ STATE_LABELS = {
     "stopping": "stopping…", "stopped": "stopped", "finished": "finished", "failed": "failed",
     "crashed": "crashed",
 }
+
+
+FAST_RECIPE_ENV = "RDL_FAST_RECIPE"  # "light" or "standard" fixes the Train page's CPU recipe (no measurement)
+
+
+@st.cache_resource(show_spinner="Measuring this machine's training speed, once (a few seconds)…")
+def light_recipe_speed() -> float | None:
+    """Steps/s of the light fast recipe on this server, measured once per server process in a fresh process (the web
+    server never trains: core.training.probe) with a training worker's threads; None when unknown."""
+    return probe.probe_in_subprocess(MNIST_LIGHT_RECIPE, threads=JobLimits.from_env().threads_per_job)
+
+
+def forced_fast_recipe() -> TrainConfig | None:
+    """The recipe $RDL_FAST_RECIPE names ("light" or "standard"), None when unset; a ValueError in one line otherwise."""
+    forced = os.environ.get(FAST_RECIPE_ENV, "").strip()
+    recipes = {"light": MNIST_LIGHT_RECIPE, "standard": MNIST_STANDARD_RECIPE}
+    if forced and forced not in recipes:
+        raise ValueError(f"{FAST_RECIPE_ENV}={forced!r} is not allowed; expected light, standard or unset")
+    return recipes.get(forced)
+
+
+def fast_recipe_for_this_machine(budget_seconds: float | None) -> TrainConfig:
+    """The Train page's CPU recipe for MNIST: core.training.config.pick_fast_recipe on this server's measured speed,
+    unless $RDL_FAST_RECIPE names one (then nothing is measured)."""
+    return forced_fast_recipe() or pick_fast_recipe(light_recipe_speed(), budget_seconds)
+
+
+def fast_recipe_note(budget_seconds: float) -> str:
+    """One line for the Train page: which fast recipe this server starts from, and why."""
+    recipe = fast_recipe_for_this_machine(budget_seconds)
+    name = "light (nano UNet, batch 32)" if recipe is MNIST_LIGHT_RECIPE else "standard (tiny UNet, batch 64)"
+    if forced_fast_recipe() is not None:
+        return f"CPU recipe: {name}, set by the server ({FAST_RECIPE_ENV})."
+    speed = light_recipe_speed()
+    measured = "speed unknown" if speed is None else f"this server runs {speed:.1f} light steps/s"
+    return (f"CPU recipe for this machine: {name}; {measured}, and the standard recipe pays off from "
+            f"{LIGHT_TO_STANDARD_STEPS:,} light steps in the {format_budget(budget_seconds)} budget.")
 
 
 def format_seconds(seconds) -> str:

@@ -6,9 +6,12 @@ is how a config crosses into a training worker process and into a checkpoint.
 
 Recipes (each measured; see docs/benchmarks.md and checkpoints/README.md):
 * MNIST_CPU_RECIPE: the defaults of TrainConfig itself, the recipe of the shipped MNIST models.
-* MNIST_FAST_RECIPE: what the Train page starts from on a CPU: T = 200 with the β range scaled (Ho et al. use
-  T = 1000) and a cosine learning-rate decay over 1,800 steps; digits in about 1,500 steps (classifier FD 89.6,
-  2.8× the real-data floor at n = 256, all ten classes) where the shipped recipe needed ~1.5× as many steps.
+* MNIST_LIGHT_RECIPE / MNIST_STANDARD_RECIPE: the fast CPU recipes, made to be run under a time budget
+  (core/training/budget.py plans the steps to fit it): x₀-prediction, training noise levels drawn log-normally
+  (ln σ ~ N(0, 1.2²), Karras et al. 2022's p_train with the mean measured best here), T = 200 with the β range
+  scaled (Ho et al. use T = 1000) and a cosine learning-rate decay. Light: the "nano" UNet at batch 32; standard:
+  the "tiny" UNet at batch 64. `pick_fast_recipe` chooses by the measured speed of the light one (the rule below).
+  Measured on an AVX2 CPU without bf16 and on this project's bf16 CPU: docs/benchmarks.md, "Digits within a lesson".
 * TOY_RECIPE: what the Train page switches to for a 2-D toy (the shipped toy models' recipe).
 * PLAYGROUND_RECIPE: the 2-D playground's seconds-long CPU recipe (bench/playground_recipe.py).
 """
@@ -16,7 +19,7 @@ Recipes (each measured; see docs/benchmarks.md and checkpoints/README.md):
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 from core.checks import check_bool, check_choice, check_int, check_number
 from core.data.datasets import DATASET_NAMES, TOY_NAMES
@@ -177,10 +180,22 @@ def ema_decay_at(ema_decay: float, step: int) -> float:
 # The CPU MNIST recipe is TrainConfig's defaults; on a GPU a bigger model and budget pay off (the Train page
 # scales the budget by these factors when it finds one).
 MNIST_CPU_RECIPE = TrainConfig()
-# Measured with bench/cpu_recipe.py (run D in docs/benchmarks.md, "A faster MNIST recipe"); differs from the
-# paper's T = 1000 with a constant rate, which is why the shipped checkpoints (MNIST_CPU_RECIPE) keep theirs.
-MNIST_FAST_RECIPE = TrainConfig(T=200, scale_with_T=True, lr_schedule="cosine", total_steps=1800)
-GPU_MNIST_SIZE, GPU_STEPS_FACTOR, GPU_BATCH_FACTOR = "small", 4, 2
+# The fast CPU recipes (bench/cpu_recipe.py, docs/benchmarks.md "Digits within a lesson"). Each differs from the
+# papers on purpose: x₀-prediction (Ho et al. predict ε), log-normal training noise levels (uniform t in Ho et al.),
+# T = 200 (1000). On an AVX2 CPU, in the same seconds as 750 light steps: ε uniform FD 293, ε min-SNR-5 227, v 196,
+# x₀ 181, x₀ with log-normal levels 156 (n = 256 digits, floor 31.6). total_steps caps a budgeted run and is the
+# length of an unbudgeted one.
+_FAST = dict(T=200, scale_with_T=True, prediction="x0", noise_levels="lognormal", lognormal_mean=0.0,
+             lognormal_std=1.2, lr_schedule="cosine", warmup_steps=100, total_steps=6000)
+MNIST_LIGHT_RECIPE = TrainConfig(model_size="nano", batch_size=32, **_FAST)
+MNIST_STANDARD_RECIPE = TrainConfig(model_size="tiny", batch_size=64, **_FAST)
+# The rule: with a time budget, the standard recipe once the budget affords this many light steps (at equal
+# seconds the two were equal near 1,900 light steps on the AVX2 CPU, the light one better below), else the light
+# one; without a budget (a full run of total_steps) the standard one.
+LIGHT_TO_STANDARD_STEPS = 1900
+# GPU jobs keep the page-friendly "tiny" UNet: every page samples from a chosen model on the web server's CPU,
+# where the "small" UNet costs 3.2x the tiny one on every interaction.
+GPU_MNIST_SIZE, GPU_STEPS_FACTOR, GPU_BATCH_FACTOR = "tiny", 4, 2
 
 # 2-D toys train in seconds with a bigger batch and a decaying learning rate (the shipped toy models' recipe);
 # the Train page switches to it when a toy dataset is chosen.
@@ -197,12 +212,26 @@ PLAYGROUND_RECIPE = dict(model_size="tiny", batch_size=256, learning_rate=2e-3, 
                          preview_steps=50, toy_points=2048, device="cpu")
 
 
-def recipe_for(dataset: str, on_gpu: bool) -> TrainConfig:
-    """The recipe the widgets start from : the toy recipe for 2-D data, the fast MNIST
-    recipe on a CPU, the shipped models' recipe with a bigger model and budget on a GPU."""
+def pick_fast_recipe(light_steps_per_second: float | None, budget_seconds: float | None) -> TrainConfig:
+    """The fast CPU recipe for this machine and budget (the rule above LIGHT_TO_STANDARD_STEPS): standard when
+    there is no budget or when budget × the light recipe's measured steps/s reaches LIGHT_TO_STANDARD_STEPS, else
+    light; an unknown speed (None) picks light, the safe side on a slow machine."""
+    if budget_seconds is None:
+        return MNIST_STANDARD_RECIPE
+    if light_steps_per_second is None:
+        return MNIST_LIGHT_RECIPE
+    affordable = check_number("light_steps_per_second", light_steps_per_second, 0.0) * budget_seconds
+    return MNIST_STANDARD_RECIPE if affordable >= LIGHT_TO_STANDARD_STEPS else MNIST_LIGHT_RECIPE
+
+
+def recipe_for(dataset: str, on_gpu: bool, light_steps_per_second: float | None = None,
+               budget_seconds: float | None = None) -> TrainConfig:
+    """The recipe the widgets start from: the toy recipe for 2-D data; on a GPU the fast recipe with the tiny UNet,
+    a bigger batch and more steps; on a CPU `pick_fast_recipe` for the measured speed and the budget."""
     if dataset in TOY_NAMES:
         return TOY_RECIPE
     if on_gpu:
-        return TrainConfig(model_size=GPU_MNIST_SIZE, total_steps=MNIST_CPU_RECIPE.total_steps * GPU_STEPS_FACTOR,
-                           batch_size=MNIST_CPU_RECIPE.batch_size * GPU_BATCH_FACTOR)
-    return MNIST_FAST_RECIPE
+        return replace(MNIST_STANDARD_RECIPE, model_size=GPU_MNIST_SIZE,
+                       total_steps=MNIST_STANDARD_RECIPE.total_steps * GPU_STEPS_FACTOR,
+                       batch_size=MNIST_STANDARD_RECIPE.batch_size * GPU_BATCH_FACTOR)
+    return pick_fast_recipe(light_steps_per_second, budget_seconds)
