@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a time budget: the run measures its speed over its first steps and plans its step "
                              "count (at most --steps), and so its learning-rate decay, to end within S seconds; "
                              "then it saves")
+    parser.add_argument("--cut-off", action="store_true",
+                        help="with --max-seconds: plan nothing, just stop when the time is spent (the learning rate "
+                             "is then wherever the step count left it; for comparisons)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -151,13 +154,14 @@ def _trainer_from(args, parser) -> Trainer:
     if args.resume is None:
         config = _config_from(args)
         check_fits(config)  # before the data is loaded and the model built
-        return Trainer(config, max_seconds=max_seconds)
+        return Trainer(config, max_seconds=max_seconds, plan_budget=not args.cut_off)
     ignored = [f.name for f in fields(TrainConfig)
                if getattr(args, f.name) is not None and f.name not in ("total_steps", "device")]
     ignored += ["recipe"] if args.recipe is not None else []
     if ignored:
         parser.error(f"with --resume the run keeps its saved settings; drop {', '.join('--' + n.replace('_', '-') for n in ignored)}")
-    trainer = Trainer.from_checkpoint(args.resume, device=args.device, max_seconds=max_seconds)
+    trainer = Trainer.from_checkpoint(args.resume, device=args.device, max_seconds=max_seconds,
+                                      plan_budget=not args.cut_off)
     if args.total_steps is not None:
         trainer.set_total_steps(args.total_steps)
     if trainer.step >= trainer.config.total_steps:

@@ -97,6 +97,14 @@ def test_max_seconds_stops_and_saves_a_resumable_run(tmp_path, capsys):
     assert checkpoints.read_metadata(checkpoint)["steps"] == metadata["steps"] + 5
 
 
+def test_cut_off_keeps_the_steps_and_stops_at_the_budget(tmp_path, capsys):
+    checkpoint = tmp_path / "cut.safetensors"
+    assert train_cli.main([*TOY_FLAGS, "--steps", "10000000", "--max-seconds", "1", "--cut-off", "--quiet",
+                           "--out", str(checkpoint)]) == 0
+    out = capsys.readouterr().out
+    assert "/10000000 (stopped after its time budget of 1 s" in out and "time budget:" not in out
+
+
 def test_an_existing_folder_as_out_is_refused_before_training(tmp_path, capsys):
     (tmp_path / "x.safetensors").mkdir()
     with pytest.raises(SystemExit):
