@@ -140,6 +140,27 @@ def follow_recipe() -> None:
         st.session_state[key] = new[key]
 
 
+def budget_seconds() -> float | None:
+    """The time budget the settings ask for (None: "all the steps")."""
+    if st.session_state.get("train_budget", DEFAULT_BUDGET) != "minutes":
+        return None
+    return 60.0 * int(st.session_state.get("train_minutes", DEFAULT_MINUTES))
+
+
+def follow_budget() -> None:
+    """On a change of the time budget: settings that are still one of the fast CPU recipes become the recipe picked
+    for the new budget on this machine (core.training.config.pick_fast_recipe); customised settings stay."""
+    if st.session_state.get("train_dataset", "mnist") in TOY_NAMES or torch.cuda.is_available():
+        return
+    fast = [_recipe_values(MNIST_LIGHT_RECIPE, "mnist"), _recipe_values(MNIST_STANDARD_RECIPE, "mnist")]
+    current = {key: st.session_state.get(key) for key in RECIPE_KEYS}
+    if not any(all(current[key] == values[key] for key in RECIPE_KEYS) for values in fast):
+        return
+    picked = _recipe_values(training_panel.fast_recipe_for_this_machine(budget_seconds()), "mnist")
+    for key in RECIPE_KEYS:
+        st.session_state[key] = picked[key]
+
+
 def data_and_model(base: TrainConfig) -> dict:
     dataset_column, size_column, steps_column = st.columns(3)
     dataset = dataset_column.selectbox("Dataset", datasets(), format_func=DATASET_LABELS.get, key="train_dataset",
@@ -225,7 +246,7 @@ def settings_section() -> dict:
     with optimizer_tab:
         settings.update(optimizer(base))
     if dataset not in TOY_NAMES and not torch.cuda.is_available():
-        st.caption(training_panel.fast_recipe_note(60.0 * DEFAULT_MINUTES))
+        st.caption(training_panel.fast_recipe_note(budget_seconds()))
     return settings
 
 
@@ -247,11 +268,13 @@ def start_section(settings: dict, schedule) -> None:
     budget_column, minutes_column, seed_column, start_column = st.columns([2.9, 1, 1.1, 1.5], vertical_alignment="bottom")
     budget = budget_column.radio("Train for", list(BUDGET_LABELS), format_func=BUDGET_LABELS.get, horizontal=True,
                                  index=list(BUDGET_LABELS).index(DEFAULT_BUDGET), key="train_budget", persist_state=PERSIST,
+                                 on_change=follow_budget,
                                  help="A time budget plans the run: the job measures its speed in its first "
                                       "seconds and sets its number of steps (at most the step count above) so that "
                                       "the learning rate decays to 0 within the budget, then saves. Plan a lesson "
                                       "with it.")
     minutes = minutes_column.number_input("Minutes", min_value=1, max_value=240, value=DEFAULT_MINUTES, key="train_minutes",
+                                          on_change=follow_budget,
                                           disabled=budget != "minutes", persist_state=PERSIST)
     seed = seed_column.number_input("Seed", min_value=0, max_value=SEED_MAX, value=0, key="train_seed",
                                     persist_state=PERSIST)

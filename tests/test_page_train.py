@@ -307,3 +307,26 @@ def test_settings_survive_a_page_switch():
     at.switch_page("pages/train.py").run()
     assert not at.exception
     assert at.number_input(key="train_T").value == 300 and at.number_input(key="train_seed").value == 11
+
+
+def test_a_new_budget_repicks_the_fast_recipe_but_keeps_customised_settings(monkeypatch):
+    from core.training.config import MNIST_LIGHT_RECIPE, MNIST_STANDARD_RECIPE
+
+    at = _train_page()  # $RDL_FAST_RECIPE=light (tests/conftest.py)
+    assert {key: _values(at)[key] for key in RECIPE_FIELDS} == _recipe(MNIST_LIGHT_RECIPE)
+    assert any("CPU recipe: light" in c.value for c in at.caption)
+    monkeypatch.setenv("RDL_FAST_RECIPE", "standard")  # as if this machine were fast enough for the new budget
+    at.number_input(key="train_minutes").set_value(20).run()
+    assert {key: _values(at)[key] for key in RECIPE_FIELDS} == _recipe(MNIST_STANDARD_RECIPE)
+    at.number_input(key="train_T").set_value(300).run()  # customised: a new budget leaves the settings alone
+    monkeypatch.setenv("RDL_FAST_RECIPE", "light")
+    at.number_input(key="train_minutes").set_value(2).run()
+    values = _values(at)
+    assert values["train_T"] == 300 and values["train_size"] == MNIST_STANDARD_RECIPE.model_size and not at.exception
+
+
+def test_a_bad_fast_recipe_setting_is_said_in_one_line(monkeypatch):
+    monkeypatch.setenv("RDL_FAST_RECIPE", "fastest")
+    at = _train_page()
+    assert any("Server setting: RDL_FAST_RECIPE='fastest' is not allowed" in e.value for e in at.error)
+    assert not at.exception

@@ -67,12 +67,14 @@ def fast_recipe_for_this_machine(budget_seconds: float | None) -> TrainConfig:
     return forced_fast_recipe() or pick_fast_recipe(light_recipe_speed(), budget_seconds)
 
 
-def fast_recipe_note(budget_seconds: float) -> str:
-    """One line for the Train page: which fast recipe this server starts from, and why."""
+def fast_recipe_note(budget_seconds: float | None) -> str:
+    """One line for the Train page: which fast recipe fits this server and budget, and why."""
     recipe = fast_recipe_for_this_machine(budget_seconds)
     name = "light (nano UNet, batch 32)" if recipe is MNIST_LIGHT_RECIPE else "standard (tiny UNet, batch 64)"
     if forced_fast_recipe() is not None:
         return f"CPU recipe: {name}, set by the server ({FAST_RECIPE_ENV})."
+    if budget_seconds is None:
+        return f"CPU recipe for a run of all its steps: {name}."
     speed = light_recipe_speed()
     measured = "speed unknown" if speed is None else f"this server runs {speed:.1f} light steps/s"
     return (f"CPU recipe for this machine: {name}; {measured}, and the standard recipe pays off from "
