@@ -118,7 +118,15 @@ def many_tensors(tensors):
 
 
 def doc_with_unet_config(config, shape):
-    return lambda doc: doc.update(model={**UNET, **config}, data={"dataset": "mnist", "shape": shape})
+    return lambda doc: doc.update(model={**UNET, **config}, data={"dataset": None, "shape": shape})
+
+
+UNET_3X32 = {**UNET, "in_channels": 3, "out_channels": 3, "image_size": 32}
+
+
+def named_dataset(dataset, config=MLP, shape=(2,)) -> bytes:
+    """A valid file of this model and data shape (no dataset named), then labelled `dataset`."""
+    return with_doc(lambda doc: doc["data"].update(dataset=dataset), good_file(config, shape, None))
 
 
 # name -> (file bytes factory, expected message regex, whether the file's own small model may be built before the
@@ -167,6 +175,19 @@ CASES = {
     "not UTF-8": (lambda: struct.pack("<Q", 10) + b'{"a": "\xff"}', r"not UTF-8 text", False),
     "a pickle": (lambda: pickle.dumps({"ema.w": [1, 2, 3]}), r"not a safetensors checkpoint", False),
     "truncated file": (lambda: good_file()[:-100], r"corrupted or truncated", False),
+    # issue #21: a dataset name that does not fit the model
+    "'mnist' on an 8x8 UNet": (
+        lambda: named_dataset("mnist", UNET, (1, 8, 8)),
+        r"data\['dataset'\]='mnist' holds 1x28x28 images, but the model's input is \[1, 8, 8\]", False),
+    "'mnist' on a 3x32x32 UNet": (
+        lambda: named_dataset("mnist", UNET_3X32, (3, 32, 32)),
+        r"data\['dataset'\]='mnist' holds 1x28x28 images, but the model's input is \[3, 32, 32\]", False),
+    "'fashion_mnist' on points": (lambda: named_dataset("fashion_mnist"),
+                                  r"'fashion_mnist' holds 1x28x28 images, but the model's input is \[2\]", False),
+    "'two_moons' on a UNet": (lambda: named_dataset("two_moons", UNET, (1, 8, 8)),
+                              r"data\['dataset'\]='two_moons' holds 2-D points, but the model's input is \[1, 8, 8\]", False),
+    "'swiss_roll' on 3-D points": (lambda: named_dataset("swiss_roll", {**MLP, "data_dim": 3, "out_dim": 3}, (3,)),
+                                   r"'swiss_roll' holds 2-D points, but the model's input is \[3\]", False),
 }
 
 
@@ -232,7 +253,7 @@ def test_hostile_file_is_rejected_in_bounded_memory_and_work(name, monkeypatch):
 
 def test_the_base_files_are_valid():
     """The hostile files are small edits of these: they must load, so each case tests only its own edit."""
-    for data in (good_file(), good_file(UNET, (1, 8, 8), "mnist")):
+    for data in (good_file(), good_file(UNET, (1, 8, 8), None)):
         model, _, metadata = ck.load_bytes(data)
         assert metadata["steps"] == 1 and not model.training
 
@@ -260,3 +281,25 @@ def test_markdown_and_html_from_a_file_are_shown_as_text():
     assert safe_name("[click](http://evil)**x**.safetensors") == "click--http---evil---x--.safetensors"
     assert safe_name("mnist_eps.safetensors") == "mnist_eps.safetensors"  # intraword underscores are kept
     assert safe_name("_x_.safetensors") == "x-.safetensors"
+
+
+def test_the_known_datasets_have_the_shapes_the_check_expects():
+    """info.DATASET_SHAPES (what a named dataset's model must take) against the data itself, and against the
+    training side's shapes (core.training.fits.DATA_SHAPES), so the two never disagree."""
+    from core.checkpoints.info import DATASET_SHAPES
+    from core.data.datasets import DATASET_NAMES, IMAGE_DATASET_NAMES, load_dataset
+    from core.data.idx import DatasetFileNotFoundError
+    from core.training.fits import DATA_SHAPES
+
+    assert set(DATASET_SHAPES) == set(DATASET_NAMES)
+    checked = 0
+    for name in DATASET_NAMES:
+        try:
+            data = load_dataset(name, "test", n_points=16).data
+        except DatasetFileNotFoundError:  # mnist_full and fashion_mnist are IDX files this machine may not hold
+            continue
+        assert tuple(data.shape[1:]) == DATASET_SHAPES[name], name
+        checked += 1
+    assert checked >= 6  # the MNIST subset and the five toys at least
+    for name, shape in DATASET_SHAPES.items():
+        assert shape == DATA_SHAPES["image" if name in IMAGE_DATASET_NAMES else "points"], name

@@ -11,7 +11,8 @@ Bounds on untrusted metadata (uploads), all checked before any tensor or module 
 * JSON text: at most MAX_DOCUMENT_BYTES per document and MAX_JSON_DEPTH levels of nesting (checked on the raw
   text, so a deeply nested file never reaches the recursive parser);
 * data.dataset: a core.data.datasets name or None; device: at most MAX_NAME_CHARS; notes: MAX_NOTES_CHARS;
-* data shape: the model's own input, so at most 4 x 64 x 64 images or 16-D points (core.nets.config.BOUNDS).
+* data shape: the model's own input, so at most 4 x 64 x 64 images or 16-D points (core.nets.config.BOUNDS); a named
+  dataset's shape (DATASET_SHAPES: 1 x 28 x 28 images, 2-D points) is the model's input too.
 """
 
 from __future__ import annotations
@@ -22,12 +23,18 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from core.data.datasets import DATASET_NAMES
+from core.data.datasets import DATASET_NAMES, IMAGE_DATASET_NAMES
+from core.data.toys import TOY_NAMES
 
 MAX_DOCUMENT_BYTES = 2 * 2**20  # the "rdl" document: configs, loss history, generator state (real ones: < 200 kB)
 MAX_JSON_DEPTH = 32  # a real document nests 6 levels deep
 MAX_NAME_CHARS = 200
 MAX_NOTES_CHARS = 20_000
+# The shape of one example of each core.data.datasets name: every image dataset is 28 x 28 grey (MNIST, its subset,
+# Fashion-MNIST), every toy 2-D (tests/test_hostile_files.py checks this against the loaded data). A model trained
+# on one of them has exactly this input; pages that use the named data (the Training objective's digits, the v
+# page's real images, a toy's oracle) rely on it.
+DATASET_SHAPES = {**{name: (1, 28, 28) for name in IMAGE_DATASET_NAMES}, **{name: (2,) for name in TOY_NAMES}}
 
 
 def parse_json(text, what: str, max_bytes: int = MAX_DOCUMENT_BYTES, max_depth: int = MAX_JSON_DEPTH):
@@ -75,6 +82,11 @@ def json_depth(text: str, chunk: int = 2**18) -> int:
         inside = inside != bool(quotes.sum() % 2)
         backslashes = int(chars.size - 1 - last_other[-1])
     return deepest
+
+
+def _shape_words(shape: tuple) -> str:
+    """'1x28x28 images' or '2-D points'."""
+    return f"{'x'.join(map(str, shape))} images" if len(shape) == 3 else f"{shape[0]}-D points"
 
 
 def _short(value, limit: int = 80) -> str:
@@ -155,6 +167,10 @@ class CheckpointInfo:
         known = self.model.get("kind") in ("unet", "mlp")  # other kinds: the model config check says what is wrong
         if known and self.data.shape is not None and self.data.shape != self.model_input_shape:
             return (f"data shape {list(self.data.shape)} does not match the model's input "
+                    f"{_short(list(self.model_input_shape))}")
+        dataset = self.data.dataset
+        if known and dataset is not None and DATASET_SHAPES[dataset] != self.model_input_shape:
+            return (f"data['dataset']={dataset!r} holds {_shape_words(DATASET_SHAPES[dataset])}, but the model's input is "
                     f"{_short(list(self.model_input_shape))}")
         if not isinstance(self.notes, str) or len(self.notes) > MAX_NOTES_CHARS:
             return f"'notes' must be a string of at most {MAX_NOTES_CHARS} characters, got {_short(self.notes, 40)}"
