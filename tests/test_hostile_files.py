@@ -129,6 +129,10 @@ def named_dataset(dataset, config=MLP, shape=(2,)) -> bytes:
     return with_doc(lambda doc: doc["data"].update(dataset=dataset), good_file(config, shape, None))
 
 
+def with_training(training):
+    return with_doc(lambda doc: doc.update(training=training))
+
+
 # name -> (file bytes factory, expected message regex, whether the file's own small model may be built before the
 # rejection: its "meta" skeleton (shapes, no memory) to compare the weights with, or the real one for the probe)
 CASES = {
@@ -175,6 +179,15 @@ CASES = {
     "not UTF-8": (lambda: struct.pack("<Q", 10) + b'{"a": "\xff"}', r"not UTF-8 text", False),
     "a pickle": (lambda: pickle.dumps({"ema.w": [1, 2, 3]}), r"not a safetensors checkpoint", False),
     "truncated file": (lambda: good_file()[:-100], r"corrupted or truncated", False),
+    # issue #21: text that cannot be encoded
+    "lone surrogate in the model-size text": (
+        lambda: with_training({"config": {"model_size": "\ud800"}}),
+        r"'rdl' metadata holds text that is not valid Unicode: training\.config\.model_size='\\ud800' "
+        r"\(a lone UTF-16 surrogate", False),
+    "lone surrogate in the notes": (lambda: with_doc(lambda d: d.update(notes="ok " + "\udfff")),
+                                    r"not valid Unicode: notes='ok \\udfff'", False),
+    "lone surrogate in a key": (lambda: with_training({"loss": [1.0], "\udc80x": 2}),
+                                r"not valid Unicode: a key of training, '\\udc80x'", False),
     # issue #21: a dataset name that does not fit the model
     "'mnist' on an 8x8 UNet": (
         lambda: named_dataset("mnist", UNET, (1, 8, 8)),
@@ -303,3 +316,25 @@ def test_the_known_datasets_have_the_shapes_the_check_expects():
     assert checked >= 6  # the MNIST subset and the five toys at least
     for name, shape in DATASET_SHAPES.items():
         assert shape == DATA_SHAPES["image" if name in IMAGE_DATASET_NAMES else "points"], name
+
+
+def test_save_refuses_text_no_load_would_accept(tmp_path):
+    """A lone surrogate reaches a producer too (Python decodes undecodable command-line bytes to surrogates):
+    save() refuses it with the same words, instead of writing a file that no load accepts."""
+    model = build_model(MLP)
+    diffusion = GaussianDiffusion(make_schedule("linear", 20), "eps", "fixed_large")
+    with pytest.raises(ValueError, match=r"not valid Unicode: notes='run \\udcff'"):
+        ck.save(tmp_path / "m.safetensors", model, diffusion, {"notes": "run \udcff"})
+    assert not list(tmp_path.iterdir())
+    emoji = ck.save(tmp_path / "e.safetensors", model, diffusion, {"notes": "ok \U0001f600"})  # a real pair is fine
+    assert ck.load(emoji)[2]["notes"] == "ok \U0001f600"
+
+
+def test_a_surrogate_shown_anyway_is_written_as_its_escape():
+    """The display side: text that never passed the checks (any source) still reaches the page as valid UTF-8."""
+    from ui.text import encodable, escape_markdown
+
+    shown = escape_markdown("size \ud800 **x**")
+    shown.encode("utf-8")  # what Streamlit does with every string it sends
+    assert shown == "size \\\\ud800 \\*\\*x\\*\\*"
+    assert encodable("a\udcffb") == "a\\udcffb" and encodable("ünï \U0001f600") == "ünï \U0001f600"

@@ -12,7 +12,8 @@ Bounds on untrusted metadata (uploads), all checked before any tensor or module 
   text, so a deeply nested file never reaches the recursive parser);
 * data.dataset: a core.data.datasets name or None; device: at most MAX_NAME_CHARS; notes: MAX_NOTES_CHARS;
 * data shape: the model's own input, so at most 4 x 64 x 64 images or 16-D points (core.nets.config.BOUNDS); a named
-  dataset's shape (DATASET_SHAPES: 1 x 28 x 28 images, 2-D points) is the model's input too.
+  dataset's shape (DATASET_SHAPES: 1 x 28 x 28 images, 2-D points) is the model's input too;
+* text: every string UTF-8 can encode (no lone surrogates from JSON escapes; parse_json and save check it).
 """
 
 from __future__ import annotations
@@ -54,9 +55,40 @@ def parse_json(text, what: str, max_bytes: int = MAX_DOCUMENT_BYTES, max_depth: 
     if depth > max_depth:
         raise ValueError(f"{what} nests {depth} levels deep, more than the limit of {max_depth}")
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except ValueError as error:  # JSONDecodeError, and ints longer than sys.get_int_max_str_digits()
         raise ValueError(f"{what} is not valid JSON ({str(error)[:120]})") from None
+    problem = unencodable_text(value)
+    if problem:
+        raise ValueError(f"{what} holds text that is not valid Unicode: {problem} (a lone UTF-16 surrogate, "
+                         f"written as a \\u escape, cannot be shown or saved)")
+    return value
+
+
+def unencodable_text(value, path: str = "") -> str | None:
+    """Where the first string (or key) of parsed JSON is that UTF-8 cannot encode, with the string, or None.
+
+    Valid UTF-8 text cannot hold a lone surrogate, but a JSON escape such as "\\ud800" can, and such a string breaks
+    every page that shows it (Streamlit sends text as UTF-8). One C-speed encode of the whole value decides; only a
+    value that fails is walked, to name the field (its depth is bounded by parse_json). Strings are quoted with
+    repr, which writes a surrogate as an escape."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+        return None
+    except UnicodeEncodeError:
+        pass
+    if isinstance(value, str):
+        return f"{path or 'the value'}={_short(value)}"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(key, str) and unencodable_text(key) is not None:
+            return f"a key of {path or 'the document'}, {_short(key)}"
+        name = key if isinstance(key, str) and key.isascii() and key.isidentifier() else repr(key)
+        where = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{name}" if path else name
+        found = unencodable_text(item, where)
+        if found is not None:
+            return found
+    return None
 
 
 def json_depth(text: str, chunk: int = 2**18) -> int:
