@@ -12,6 +12,9 @@ raise CheckpointError with the expected message, and while it runs:
 
 The files the issue lists (#13) are all here: MLP depth 1e5 and 1e6, UNet with 1e5 blocks, hidden 2^62, data
 shape 1x100000x100000, 3e38 weights, deeply nested JSON, a huge header, wrong dtypes, NaN, Markdown/HTML strings.
+So are those of #21: β = 1e-300 (posterior 0/0), ᾱ_T = 0, a network infinite at 499 of 1,000 timesteps (none of them
+among the 4 an older probe tried), a lone surrogate in the model-size text, "mnist" on an 8x8 or 3x32x32 UNet.
+What the pages show for these files: tests/test_hostile_pages.py.
 """
 
 from __future__ import annotations
@@ -45,13 +48,15 @@ UNET = {"kind": "unet", "in_channels": 1, "out_channels": 1, "image_size": 8, "c
         "dropout": 0.0}
 
 
-def good_file(config=MLP, shape=(2,), dataset="two_moons", scale=0.1) -> bytes:
+def good_file(config=MLP, shape=(2,), dataset="two_moons", scale=0.1, T=20, edit_weights=None) -> bytes:
     model = build_model(config)
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.copy_(scale * torch.randn(parameter.shape, generator=generator))
-    diffusion = GaussianDiffusion(make_schedule("linear", 20), "eps", "fixed_large")
+        if edit_weights is not None:
+            edit_weights(model)
+    diffusion = GaussianDiffusion(make_schedule("linear", T), "eps", "fixed_large")
     info = ck.CheckpointInfo.describe(model, diffusion, data={"dataset": dataset, "shape": list(shape)}, steps=1)
     with tempfile.TemporaryDirectory() as folder:
         return ck.save(Path(folder) / "base.safetensors", model.eval(), diffusion, info).read_bytes()
@@ -121,6 +126,30 @@ def doc_with_unet_config(config, shape):
     return lambda doc: doc.update(model={**UNET, **config}, data={"dataset": None, "shape": shape})
 
 
+def schedule_edit(**fields):
+    return lambda doc: doc["diffusion"]["schedule"].update(fields)
+
+
+def custom_betas(betas):
+    return lambda doc: doc["diffusion"].update(schedule={"kind": "custom", "betas": betas})
+
+
+def infinite_when_sin_t_is_positive(model):
+    """The time MLP's first unit reads sin(t) (the sinusoidal embedding's fastest frequency) times 1e30, the second
+    layer multiplies again: the embedding overflows to infinity exactly where sin(t) > 0, at 499 of the timesteps
+    0..999, and none of 0, 333, 666, 999 (sin ≤ 0 there), the 4 the probe used to try. Every weight is finite."""
+    first, second = model.time_mlp[0], model.time_mlp[2]
+    first.weight.zero_()
+    first.bias.zero_()
+    first.weight[0, 0] = 1e30
+    second.weight.zero_()
+    second.weight[:, 0] = 1e30
+
+
+def timestep_bomb(config=MLP, shape=(2,), dataset="two_moons") -> bytes:
+    return good_file(config, shape, dataset, T=1000, edit_weights=infinite_when_sin_t_is_positive)
+
+
 UNET_3X32 = {**UNET, "in_channels": 3, "out_channels": 3, "image_size": 32}
 
 
@@ -179,6 +208,23 @@ CASES = {
     "not UTF-8": (lambda: struct.pack("<Q", 10) + b'{"a": "\xff"}', r"not UTF-8 text", False),
     "a pickle": (lambda: pickle.dumps({"ema.w": [1, 2, 3]}), r"not a safetensors checkpoint", False),
     "truncated file": (lambda: good_file()[:-100], r"corrupted or truncated", False),
+    # issue #21: schedules and outputs that are not finite
+    "β = 1e-300 (ᾱ_1 = 1: the posterior is 0/0)": (
+        lambda: with_doc(schedule_edit(beta_start=1e-300)),
+        r"invalid diffusion config in checkpoint \(the schedule's β_1=1e-300 is below 1e-12, too small for float64 to "
+        r"hold 1 − β accurately \(ᾱ_1 = 1\), and the posterior and fewer-step sampling divide by ᾱ's change\)", False),
+    "a custom β of 1e-300 after 0.5 (ᾱ repeats: a respaced β is 0)": (
+        lambda: with_doc(custom_betas([0.5, 1e-300] + [0.02] * 18)), r"the schedule's β_2=1e-300 is below 1e-12", False),
+    "ᾱ_T = 0 (β_end = 0.999 over 1,000 steps)": (
+        lambda: with_doc(schedule_edit(T=1000, beta_end=0.999)),
+        r"the schedule's ᾱ_T=0 is below 1e-30: .* multiply the network's error by infinity", False),
+    "ᾱ_T = 1e-44 (T = 10,000 without scaling β)": (
+        lambda: with_doc(schedule_edit(T=10_000)), r"the schedule's ᾱ_T=1\.15e-44 is below 1e-30", False),
+    "output infinite at 499 of 1,000 timesteps": (
+        timestep_bomb, r"output on a probe batch is not finite \(NaN or infinite\) at 499 of the 1000 timesteps "
+                       r"probed \(the first: t=1\)", True),
+    "UNet output infinite at 499 of 1,000 timesteps": (
+        lambda: timestep_bomb(UNET, (1, 8, 8), None), r"not finite \(NaN or infinite\) at \d+ of the \d+ timesteps", True),
     # issue #21: text that cannot be encoded
     "lone surrogate in the model-size text": (
         lambda: with_training({"config": {"model_size": "\ud800"}}),
