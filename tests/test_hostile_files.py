@@ -12,6 +12,9 @@ raise CheckpointError with the expected message, and while it runs:
 
 The files the issue lists (#13) are all here: MLP depth 1e5 and 1e6, UNet with 1e5 blocks, hidden 2^62, data
 shape 1x100000x100000, 3e38 weights, deeply nested JSON, a huge header, wrong dtypes, NaN, Markdown/HTML strings.
+So are those of #21: β = 1e-300 (posterior 0/0), ᾱ_T = 0, a network infinite at 499 of 1,000 timesteps (none of them
+among the 4 an older probe tried), a lone surrogate in the model-size text, "mnist" on an 8x8 or 3x32x32 UNet.
+What the pages show for these files: tests/test_hostile_pages.py.
 """
 
 from __future__ import annotations
@@ -45,13 +48,15 @@ UNET = {"kind": "unet", "in_channels": 1, "out_channels": 1, "image_size": 8, "c
         "dropout": 0.0}
 
 
-def good_file(config=MLP, shape=(2,), dataset="two_moons", scale=0.1) -> bytes:
+def good_file(config=MLP, shape=(2,), dataset="two_moons", scale=0.1, T=20, edit_weights=None) -> bytes:
     model = build_model(config)
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.copy_(scale * torch.randn(parameter.shape, generator=generator))
-    diffusion = GaussianDiffusion(make_schedule("linear", 20), "eps", "fixed_large")
+        if edit_weights is not None:
+            edit_weights(model)
+    diffusion = GaussianDiffusion(make_schedule("linear", T), "eps", "fixed_large")
     info = ck.CheckpointInfo.describe(model, diffusion, data={"dataset": dataset, "shape": list(shape)}, steps=1)
     with tempfile.TemporaryDirectory() as folder:
         return ck.save(Path(folder) / "base.safetensors", model.eval(), diffusion, info).read_bytes()
@@ -118,7 +123,43 @@ def many_tensors(tensors):
 
 
 def doc_with_unet_config(config, shape):
-    return lambda doc: doc.update(model={**UNET, **config}, data={"dataset": "mnist", "shape": shape})
+    return lambda doc: doc.update(model={**UNET, **config}, data={"dataset": None, "shape": shape})
+
+
+def schedule_edit(**fields):
+    return lambda doc: doc["diffusion"]["schedule"].update(fields)
+
+
+def custom_betas(betas):
+    return lambda doc: doc["diffusion"].update(schedule={"kind": "custom", "betas": betas})
+
+
+def infinite_when_sin_t_is_positive(model):
+    """The time MLP's first unit reads sin(t) (the sinusoidal embedding's fastest frequency) times 1e30, the second
+    layer multiplies again: the embedding overflows to infinity exactly where sin(t) > 0, at 499 of the timesteps
+    0..999, and none of 0, 333, 666, 999 (sin ≤ 0 there), the 4 the probe used to try. Every weight is finite."""
+    first, second = model.time_mlp[0], model.time_mlp[2]
+    first.weight.zero_()
+    first.bias.zero_()
+    first.weight[0, 0] = 1e30
+    second.weight.zero_()
+    second.weight[:, 0] = 1e30
+
+
+def timestep_bomb(config=MLP, shape=(2,), dataset="two_moons") -> bytes:
+    return good_file(config, shape, dataset, T=1000, edit_weights=infinite_when_sin_t_is_positive)
+
+
+UNET_3X32 = {**UNET, "in_channels": 3, "out_channels": 3, "image_size": 32}
+
+
+def named_dataset(dataset, config=MLP, shape=(2,)) -> bytes:
+    """A valid file of this model and data shape (no dataset named), then labelled `dataset`."""
+    return with_doc(lambda doc: doc["data"].update(dataset=dataset), good_file(config, shape, None))
+
+
+def with_training(training):
+    return with_doc(lambda doc: doc.update(training=training))
 
 
 # name -> (file bytes factory, expected message regex, whether the file's own small model may be built before the
@@ -167,6 +208,45 @@ CASES = {
     "not UTF-8": (lambda: struct.pack("<Q", 10) + b'{"a": "\xff"}', r"not UTF-8 text", False),
     "a pickle": (lambda: pickle.dumps({"ema.w": [1, 2, 3]}), r"not a safetensors checkpoint", False),
     "truncated file": (lambda: good_file()[:-100], r"corrupted or truncated", False),
+    # issue #21: schedules and outputs that are not finite
+    "β = 1e-300 (ᾱ_1 = 1: the posterior is 0/0)": (
+        lambda: with_doc(schedule_edit(beta_start=1e-300)),
+        r"invalid diffusion config in checkpoint \(the schedule's β_1=1e-300 is below 1e-12, too small for float64 to "
+        r"hold 1 − β accurately \(ᾱ_1 = 1\), and the posterior and fewer-step sampling divide by ᾱ's change\)", False),
+    "a custom β of 1e-300 after 0.5 (ᾱ repeats: a respaced β is 0)": (
+        lambda: with_doc(custom_betas([0.5, 1e-300] + [0.02] * 18)), r"the schedule's β_2=1e-300 is below 1e-12", False),
+    "ᾱ_T = 0 (β_end = 0.999 over 1,000 steps)": (
+        lambda: with_doc(schedule_edit(T=1000, beta_end=0.999)),
+        r"the schedule's ᾱ_T=0 is below 1e-30: .* multiply the network's error by infinity", False),
+    "ᾱ_T = 1e-44 (T = 10,000 without scaling β)": (
+        lambda: with_doc(schedule_edit(T=10_000)), r"the schedule's ᾱ_T=1\.15e-44 is below 1e-30", False),
+    "output infinite at 499 of 1,000 timesteps": (
+        timestep_bomb, r"output on a probe batch is not finite \(NaN or infinite\) at 499 of the 1000 timesteps "
+                       r"probed \(the first: t=1\)", True),
+    "UNet output infinite at 499 of 1,000 timesteps": (
+        lambda: timestep_bomb(UNET, (1, 8, 8), None), r"not finite \(NaN or infinite\) at \d+ of the \d+ timesteps", True),
+    # issue #21: text that cannot be encoded
+    "lone surrogate in the model-size text": (
+        lambda: with_training({"config": {"model_size": "\ud800"}}),
+        r"'rdl' metadata holds text that is not valid Unicode: training\.config\.model_size='\\ud800' "
+        r"\(a lone UTF-16 surrogate", False),
+    "lone surrogate in the notes": (lambda: with_doc(lambda d: d.update(notes="ok " + "\udfff")),
+                                    r"not valid Unicode: notes='ok \\udfff'", False),
+    "lone surrogate in a key": (lambda: with_training({"loss": [1.0], "\udc80x": 2}),
+                                r"not valid Unicode: a key of training, '\\udc80x'", False),
+    # issue #21: a dataset name that does not fit the model
+    "'mnist' on an 8x8 UNet": (
+        lambda: named_dataset("mnist", UNET, (1, 8, 8)),
+        r"data\['dataset'\]='mnist' holds 1x28x28 images, but the model's input is \[1, 8, 8\]", False),
+    "'mnist' on a 3x32x32 UNet": (
+        lambda: named_dataset("mnist", UNET_3X32, (3, 32, 32)),
+        r"data\['dataset'\]='mnist' holds 1x28x28 images, but the model's input is \[3, 32, 32\]", False),
+    "'fashion_mnist' on points": (lambda: named_dataset("fashion_mnist"),
+                                  r"'fashion_mnist' holds 1x28x28 images, but the model's input is \[2\]", False),
+    "'two_moons' on a UNet": (lambda: named_dataset("two_moons", UNET, (1, 8, 8)),
+                              r"data\['dataset'\]='two_moons' holds 2-D points, but the model's input is \[1, 8, 8\]", False),
+    "'swiss_roll' on 3-D points": (lambda: named_dataset("swiss_roll", {**MLP, "data_dim": 3, "out_dim": 3}, (3,)),
+                                   r"'swiss_roll' holds 2-D points, but the model's input is \[3\]", False),
 }
 
 
@@ -232,7 +312,7 @@ def test_hostile_file_is_rejected_in_bounded_memory_and_work(name, monkeypatch):
 
 def test_the_base_files_are_valid():
     """The hostile files are small edits of these: they must load, so each case tests only its own edit."""
-    for data in (good_file(), good_file(UNET, (1, 8, 8), "mnist")):
+    for data in (good_file(), good_file(UNET, (1, 8, 8), None)):
         model, _, metadata = ck.load_bytes(data)
         assert metadata["steps"] == 1 and not model.training
 
@@ -260,3 +340,47 @@ def test_markdown_and_html_from_a_file_are_shown_as_text():
     assert safe_name("[click](http://evil)**x**.safetensors") == "click--http---evil---x--.safetensors"
     assert safe_name("mnist_eps.safetensors") == "mnist_eps.safetensors"  # intraword underscores are kept
     assert safe_name("_x_.safetensors") == "x-.safetensors"
+
+
+def test_the_known_datasets_have_the_shapes_the_check_expects():
+    """info.DATASET_SHAPES (what a named dataset's model must take) against the data itself, and against the
+    training side's shapes (core.training.fits.DATA_SHAPES), so the two never disagree."""
+    from core.checkpoints.info import DATASET_SHAPES
+    from core.data.datasets import DATASET_NAMES, IMAGE_DATASET_NAMES, load_dataset
+    from core.data.idx import DatasetFileNotFoundError
+    from core.training.fits import DATA_SHAPES
+
+    assert set(DATASET_SHAPES) == set(DATASET_NAMES)
+    checked = 0
+    for name in DATASET_NAMES:
+        try:
+            data = load_dataset(name, "test", n_points=16).data
+        except DatasetFileNotFoundError:  # mnist_full and fashion_mnist are IDX files this machine may not hold
+            continue
+        assert tuple(data.shape[1:]) == DATASET_SHAPES[name], name
+        checked += 1
+    assert checked >= 6  # the MNIST subset and the five toys at least
+    for name, shape in DATASET_SHAPES.items():
+        assert shape == DATA_SHAPES["image" if name in IMAGE_DATASET_NAMES else "points"], name
+
+
+def test_save_refuses_text_no_load_would_accept(tmp_path):
+    """A lone surrogate reaches a producer too (Python decodes undecodable command-line bytes to surrogates):
+    save() refuses it with the same words, instead of writing a file that no load accepts."""
+    model = build_model(MLP)
+    diffusion = GaussianDiffusion(make_schedule("linear", 20), "eps", "fixed_large")
+    with pytest.raises(ValueError, match=r"not valid Unicode: notes='run \\udcff'"):
+        ck.save(tmp_path / "m.safetensors", model, diffusion, {"notes": "run \udcff"})
+    assert not list(tmp_path.iterdir())
+    emoji = ck.save(tmp_path / "e.safetensors", model, diffusion, {"notes": "ok \U0001f600"})  # a real pair is fine
+    assert ck.load(emoji)[2]["notes"] == "ok \U0001f600"
+
+
+def test_a_surrogate_shown_anyway_is_written_as_its_escape():
+    """The display side: text that never passed the checks (any source) still reaches the page as valid UTF-8."""
+    from ui.text import encodable, escape_markdown
+
+    shown = escape_markdown("size \ud800 **x**")
+    shown.encode("utf-8")  # what Streamlit does with every string it sends
+    assert shown == "size \\\\ud800 \\*\\*x\\*\\*"
+    assert encodable("a\udcffb") == "a\\udcffb" and encodable("ünï \U0001f600") == "ünï \U0001f600"

@@ -121,6 +121,8 @@ def test_short_job_runs_finishes_and_becomes_selectable():
     assert snapshot.preview is not None and Path(snapshot.checkpoint).is_file()
     assert jobs[-1].record.max_seconds == 300.0  # the default: "at most 5 minutes", planned to fit (150 steps do)
     assert any("Saved on the server at step 150" in c.value and "kept until" in c.value for c in at.caption)
+    shown = " ".join(element.value for kind in ("caption", "markdown", "info", "success") for element in getattr(at, kind))
+    assert str(Path(snapshot.checkpoint).parent) not in shown  # never the server's folders (issue #21)
 
 
 def test_time_budget_and_a_second_job_waits_for_the_first(run_store):

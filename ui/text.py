@@ -6,7 +6,8 @@ st.error and widget labels. Everything a user's file provides goes through one o
 * escape_markdown(text): for Markdown contexts; every punctuation mark Markdown could act on is backslash-escaped,
   so the text renders literally (HTML is never enabled in this app, and `<` is escaped as well). GitHub-style
   autolinks (`http://…`, `www.…`, `name@host`) are found after escapes are resolved, so an invisible zero-width
-  space is put after `://`, `www` and `@` to keep them plain text.
+  space is put after `://`, `www` and `@` to keep them plain text. A character UTF-8 cannot encode (a lone
+  surrogate, which Streamlit could not send) is written as its escape (`encodable`).
 * safe_name(name): for labels that appear both as Markdown and as plain text (the model selector's options):
   a file name cut to letters, digits, spaces, dots, dashes and underscores between two letters or digits
   (intraword underscores never start emphasis in CommonMark), which reads the same in both.
@@ -22,9 +23,17 @@ ZERO_WIDTH_SPACE = "\u200b"
 _AUTOLINK_STARTS = re.compile(r"(://|www|@)", re.IGNORECASE)
 
 
+def encodable(text: str) -> str:
+    """`text` with every character UTF-8 cannot encode (a lone surrogate such as "\\ud800", which a JSON escape can
+    produce) written as its escape, so Streamlit can send it: checkpoints refuse such text (core.checkpoints), and
+    this keeps any other source from turning a page into a UnicodeEncodeError."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def escape_markdown(text, limit: int = MAX_SHOWN_CHARS) -> str:
-    """`text` (any value; str() of it) with Markdown disarmed and line breaks flattened, cut to `limit` chars."""
-    text = " ".join(str(text).split())
+    """`text` (any value; str() of it) with Markdown disarmed, line breaks flattened and characters UTF-8 cannot
+    encode written as escapes, cut to `limit` chars."""
+    text = " ".join(encodable(str(text)).split())
     if len(text) > limit:
         text = text[:limit] + "…"
     text = _AUTOLINK_STARTS.sub(lambda match: match.group(0) + ZERO_WIDTH_SPACE, text)

@@ -191,11 +191,12 @@ def job_buttons(job) -> None:
 
 
 def where_saved(snapshot) -> str | None:
-    """Where the job's model lives on the server and until when (None before its first save)."""
+    """That the job's model is kept on the server, from which step and until when (None before its first save).
+    The checkpoint's path is never shown: students see no server internals (folders, the run store's layout)."""
     if not snapshot.checkpoint:
         return None
     until = time.strftime("%Y-%m-%d %H:%M", time.localtime(snapshot.kept_until)) if snapshot.kept_until else "?"
-    return (f"Saved on the server at step {snapshot.saved_step or 0:,}: `{snapshot.checkpoint}`, kept until {until} "
+    return (f"Saved on the server at step {snapshot.saved_step or 0:,}, kept until {until} "
             f"(or earlier if the server runs out of room for runs); download it to keep it longer.")
 
 

@@ -31,13 +31,16 @@ The info keys of the document (model, diffusion, data, training, steps, ...) are
 
 Files are untrusted input (uploads) and loading any file takes bounded time and memory. In order, before
 anything is built: the file size (max_bytes), the header size (MAX_HEADER_BYTES), the JSON's size and nesting
-depth (core.checkpoints.info.parse_json), the number of tensors (MAX_TENSORS), every field of the model config
-(core.nets.config.BOUNDS: depth, widths, channels, blocks, image side <= 64, <= 4 channels, points <= 16-D; at
-most MAX_PARAMETERS weights), the data shape (the model's own input), T (core.diffusion.schedules.MAX_T) and
-the memory that sampling a full batch would need (at most MAX_SAMPLING_BYTES, computed from the config alone).
+depth and its text (every string UTF-8-encodable: core.checkpoints.info.parse_json), the number of tensors
+(MAX_TENSORS), the data shape (the model's own input) and dataset (a known name whose examples have that shape:
+info.DATASET_SHAPES), every field of the model config (core.nets.config.BOUNDS: depth, widths, channels, blocks,
+image side <= 64, <= 4 channels, points <= 16-D; at most MAX_PARAMETERS weights), T (core.diffusion.schedules.MAX_T),
+the schedule's numbers (core.diffusion.schedules.numerical_problem: every derived array finite in float32) and the
+memory that sampling a full batch would need (at most MAX_SAMPLING_BYTES, computed from the config alone).
 Then the model is built on the "meta" device (shapes only) and compared with the file's tensors (names,
-shapes, dtypes, finiteness), the weights are loaded, and a forward pass on a small probe batch must be finite
-(a finite weight of 3e38 passes every other check). Files are never unpickled; every problem raises
+shapes, dtypes, finiteness), the weights are loaded, and the network's output must be finite at timesteps spread
+over 0..T-1 (validate.probe_timesteps: all T for the toy MLPs, as many as PROBE_FLOPS of work allows for a UNet;
+a finite weight of 3e38 passes every other check). Files are never unpickled; every problem raises
 `CheckpointError` (a ValueError) with a one-line message.
 """
 
@@ -54,6 +57,7 @@ from core.checkpoints.validate import (
     METADATA_KEY,
     OPTIMIZER_KEY,
     PROBE_BATCH,
+    PROBE_FLOPS,
     SAMPLING_BATCH,
     TRAINING_INFO_KEYS,
     CheckpointError,
@@ -61,7 +65,8 @@ from core.checkpoints.validate import (
 
 __all__ = [
     "DOCUMENT_KEYS", "FORMAT_VERSION", "MAX_CHECKPOINT_BYTES", "MAX_HEADER_BYTES", "MAX_SAMPLING_BYTES", "MAX_TENSORS",
-    "MAX_UPLOAD_BYTES", "METADATA_KEY", "OPTIMIZER_KEY", "PROBE_BATCH", "SAMPLING_BATCH", "TRAINING_INFO_KEYS",
+    "MAX_UPLOAD_BYTES", "METADATA_KEY", "OPTIMIZER_KEY", "PROBE_BATCH", "PROBE_FLOPS",
+    "SAMPLING_BATCH", "TRAINING_INFO_KEYS",
     "CheckpointError", "CheckpointInfo", "DataInfo", "ResumeState", "load", "load_bytes", "load_for_resume",
     "parse_json", "read_metadata", "save",
 ]

@@ -11,7 +11,9 @@ Bounds on untrusted metadata (uploads), all checked before any tensor or module 
 * JSON text: at most MAX_DOCUMENT_BYTES per document and MAX_JSON_DEPTH levels of nesting (checked on the raw
   text, so a deeply nested file never reaches the recursive parser);
 * data.dataset: a core.data.datasets name or None; device: at most MAX_NAME_CHARS; notes: MAX_NOTES_CHARS;
-* data shape: the model's own input, so at most 4 x 64 x 64 images or 16-D points (core.nets.config.BOUNDS).
+* data shape: the model's own input, so at most 4 x 64 x 64 images or 16-D points (core.nets.config.BOUNDS); a named
+  dataset's shape (DATASET_SHAPES: 1 x 28 x 28 images, 2-D points) is the model's input too;
+* text: every string UTF-8 can encode (no lone surrogates from JSON escapes; parse_json and save check it).
 """
 
 from __future__ import annotations
@@ -22,12 +24,18 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from core.data.datasets import DATASET_NAMES
+from core.data.datasets import DATASET_NAMES, IMAGE_DATASET_NAMES
+from core.data.toys import TOY_NAMES
 
 MAX_DOCUMENT_BYTES = 2 * 2**20  # the "rdl" document: configs, loss history, generator state (real ones: < 200 kB)
 MAX_JSON_DEPTH = 32  # a real document nests 6 levels deep
 MAX_NAME_CHARS = 200
 MAX_NOTES_CHARS = 20_000
+# The shape of one example of each core.data.datasets name: every image dataset is 28 x 28 grey (MNIST, its subset,
+# Fashion-MNIST), every toy 2-D (tests/test_hostile_files.py checks this against the loaded data). A model trained
+# on one of them has exactly this input; pages that use the named data (the Training objective's digits, the v
+# page's real images, a toy's oracle) rely on it.
+DATASET_SHAPES = {**{name: (1, 28, 28) for name in IMAGE_DATASET_NAMES}, **{name: (2,) for name in TOY_NAMES}}
 
 
 def parse_json(text, what: str, max_bytes: int = MAX_DOCUMENT_BYTES, max_depth: int = MAX_JSON_DEPTH):
@@ -47,9 +55,40 @@ def parse_json(text, what: str, max_bytes: int = MAX_DOCUMENT_BYTES, max_depth: 
     if depth > max_depth:
         raise ValueError(f"{what} nests {depth} levels deep, more than the limit of {max_depth}")
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except ValueError as error:  # JSONDecodeError, and ints longer than sys.get_int_max_str_digits()
         raise ValueError(f"{what} is not valid JSON ({str(error)[:120]})") from None
+    problem = unencodable_text(value)
+    if problem:
+        raise ValueError(f"{what} holds text that is not valid Unicode: {problem} (a lone UTF-16 surrogate, "
+                         f"written as a \\u escape, cannot be shown or saved)")
+    return value
+
+
+def unencodable_text(value, path: str = "") -> str | None:
+    """Where the first string (or key) of parsed JSON is that UTF-8 cannot encode, with the string, or None.
+
+    Valid UTF-8 text cannot hold a lone surrogate, but a JSON escape such as "\\ud800" can, and such a string breaks
+    every page that shows it (Streamlit sends text as UTF-8). One C-speed encode of the whole value decides; only a
+    value that fails is walked, to name the field (its depth is bounded by parse_json). Strings are quoted with
+    repr, which writes a surrogate as an escape."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+        return None
+    except UnicodeEncodeError:
+        pass
+    if isinstance(value, str):
+        return f"{path or 'the value'}={_short(value)}"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(key, str) and unencodable_text(key) is not None:
+            return f"a key of {path or 'the document'}, {_short(key)}"
+        name = key if isinstance(key, str) and key.isascii() and key.isidentifier() else repr(key)
+        where = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{name}" if path else name
+        found = unencodable_text(item, where)
+        if found is not None:
+            return found
+    return None
 
 
 def json_depth(text: str, chunk: int = 2**18) -> int:
@@ -75,6 +114,11 @@ def json_depth(text: str, chunk: int = 2**18) -> int:
         inside = inside != bool(quotes.sum() % 2)
         backslashes = int(chars.size - 1 - last_other[-1])
     return deepest
+
+
+def _shape_words(shape: tuple) -> str:
+    """'1x28x28 images' or '2-D points'."""
+    return f"{'x'.join(map(str, shape))} images" if len(shape) == 3 else f"{shape[0]}-D points"
 
 
 def _short(value, limit: int = 80) -> str:
@@ -155,6 +199,10 @@ class CheckpointInfo:
         known = self.model.get("kind") in ("unet", "mlp")  # other kinds: the model config check says what is wrong
         if known and self.data.shape is not None and self.data.shape != self.model_input_shape:
             return (f"data shape {list(self.data.shape)} does not match the model's input "
+                    f"{_short(list(self.model_input_shape))}")
+        dataset = self.data.dataset
+        if known and dataset is not None and DATASET_SHAPES[dataset] != self.model_input_shape:
+            return (f"data['dataset']={dataset!r} holds {_shape_words(DATASET_SHAPES[dataset])}, but the model's input is "
                     f"{_short(list(self.model_input_shape))}")
         if not isinstance(self.notes, str) or len(self.notes) > MAX_NOTES_CHARS:
             return f"'notes' must be a string of at most {MAX_NOTES_CHARS} characters, got {_short(self.notes, 40)}"

@@ -14,7 +14,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_save
 
-from core.checkpoints.info import CheckpointInfo, parse_json
+from core.checkpoints.info import CheckpointInfo, parse_json, unencodable_text
 from core.checkpoints.validate import (
     EMA_PREFIX,
     FORMAT_VERSION,
@@ -97,6 +97,9 @@ def save(path, model, diffusion, metadata: CheckpointInfo | dict | None = None, 
         header[METADATA_KEY] = json.dumps(document, allow_nan=False)
     except (TypeError, ValueError) as e:
         raise ValueError(f"checkpoint metadata must be JSON-serialisable with finite numbers: {e}") from e
+    problem = unencodable_text(document)
+    if problem:  # json.dumps wrote it as an escape that no load accepts (parse_json): the run would be lost
+        raise ValueError(f"checkpoint metadata holds text that is not valid Unicode: {problem}")
     _write_atomically(path, safetensors_save(tensors, metadata=header))
     return path
 

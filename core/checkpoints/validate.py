@@ -11,7 +11,8 @@ import torch
 
 from core.checkpoints.info import INFO_FIELDS, CheckpointInfo, _short, parse_json
 from core.diffusion.gaussian_diffusion import GaussianDiffusion
-from core.nets.config import config_from_dict
+from core.diffusion.schedules import numerical_problem
+from core.nets.config import UNetConfig, config_from_dict
 
 FORMAT_VERSION = 1
 METADATA_KEY = "rdl"
@@ -25,7 +26,12 @@ MAX_TENSORS = 4096  # a "base" UNet's EMA + raw weights + Adam state hold ~1,200
 MAX_HEADER_DEPTH = 4  # {"name": {"shape": [...]}}
 MAX_SAMPLING_BYTES = 2**30  # activations of one forward pass on a full sampling batch
 SAMPLING_BATCH = {"unet": 64, "mlp": 4096}  # the largest batches the app and `core.sample` draw at once
-PROBE_BATCH = 4  # a forward pass on this many inputs (t = 0 .. T-1) must be finite
+# The probe: the network's output must be finite at timesteps spread evenly over 0..T-1, at least PROBE_BATCH of them
+# and as many more (up to all T) as PROBE_FLOPS of forward passes allow, run SAMPLING_BATCH inputs at a time (so in
+# the memory the sampling check allowed). A toy MLP is probed at every timestep (0.4 MFLOP each), the shipped MNIST
+# UNet (140 MFLOP) at 71 of its 1,000; the costliest allowed UNet (about 68 GFLOP per input) at PROBE_BATCH.
+PROBE_BATCH = 4
+PROBE_FLOPS = 10 * 10**9
 TRAINING_INFO_KEYS = INFO_FIELDS[2:]  # data, training, steps, final_loss, training_seconds, device, notes
 DOCUMENT_KEYS = ("format_version", "model", "diffusion", *TRAINING_INFO_KEYS,
                  "torch_version", "created", "has_raw", "has_optimizer")
@@ -118,6 +124,9 @@ def _configs(doc: dict, name: str):
         diffusion = GaussianDiffusion.from_config(doc["diffusion"])
     except (ValueError, TypeError, KeyError) as e:
         raise CheckpointError(f"{name}: invalid diffusion config in checkpoint ({str(e)[:300]})") from None
+    problem = numerical_problem(diffusion.schedule)
+    if problem:
+        raise CheckpointError(f"{name}: invalid diffusion config in checkpoint (the schedule's {problem})")
     problem = _channels_problem(doc["model"], diffusion)
     if problem:
         raise CheckpointError(f"{name}: model and diffusion configs do not fit together: {problem}")
@@ -129,22 +138,57 @@ def _configs(doc: dict, name: str):
     return net_config, diffusion
 
 
+def forward_flops(net_config) -> int:
+    """FLOPs of one forward pass on one input, from the config alone: 2 per multiply-add of every linear layer,
+    convolution and attention product (what torch.utils.flop_counter counts; tests compare the two)."""
+    E = net_config.time_embed_dim
+    if not isinstance(net_config, UNetConfig):
+        h = net_config.hidden  # time MLP, input lift, per block linear1 + emb_proj + linear2, output
+        return 2 * (E * h + h * h + net_config.input_features * h + 3 * net_config.depth * h * h + h * net_config.out_dim)
+    macs = 2 * E * E  # the time MLP
+    for kind, i, o, side, _ in net_config.layers():
+        n = side * side
+        if kind in ("input_conv", "output"):
+            macs += 9 * i * o * n
+        elif kind == "res":  # conv1, conv2, the 1x1 skip when the width changes, the time projection (scale, shift)
+            macs += 9 * i * o * n + 9 * o * o * n + (i * o * n if i != o else 0) + 2 * E * o
+        elif kind == "down":  # stride 2: a quarter of the positions
+            macs += 9 * i * o * (side // 2) ** 2
+        elif kind == "up":  # the conv runs at the doubled side
+            macs += 9 * i * o * 4 * n
+        else:  # attention: qkv and output 1x1 convs, then scores and weighted sum over all n x n pairs
+            macs += 4 * i * i * n + 2 * n * n * i
+    return 2 * macs
+
+
+def probe_timesteps(net_config, T: int) -> torch.Tensor:
+    """The timesteps the probe runs the network at: evenly spread over 0..T-1 with both ends, as many as PROBE_FLOPS
+    allows (all T when they fit), never fewer than PROBE_BATCH (or T)."""
+    count = min(T, max(PROBE_BATCH, PROBE_FLOPS // forward_flops(net_config)))
+    return torch.linspace(0, T - 1, count, dtype=torch.float64).round().long().unique()
+
+
 def _probe(model: torch.nn.Module, net_config, T: int, name: str) -> None:
-    """A forward pass on PROBE_BATCH fixed inputs (t spread over 0..T-1) must be finite: weights can be finite
-    and still overflow (e.g. 3e38), which would otherwise surface as NaN samples or a traceback in a page."""
+    """The network's output must be finite at every probe timestep (probe_timesteps), on fixed random inputs:
+    weights can be finite and still overflow (e.g. 3e38), or overflow at some timesteps only (through the time
+    embedding), which would otherwise surface as NaN samples or a traceback in a page."""
     generator = torch.Generator().manual_seed(0)
     shape = (net_config.in_channels, net_config.image_size, net_config.image_size) if net_config.kind == "unet" \
         else (net_config.data_dim,)
-    x = torch.randn((PROBE_BATCH, *shape), generator=generator)
-    t = torch.linspace(0, T - 1, PROBE_BATCH).round().long()
-    try:
-        with torch.no_grad():
-            finite = bool(torch.isfinite(model(x, t)).all())
-    except (RuntimeError, ValueError) as e:  # shapes were checked; anything else is still the file's fault
-        raise CheckpointError(f"{name}: the network fails on a probe batch ({str(e)[:200]})") from None
-    if not finite:
-        raise CheckpointError(f"{name}: the network's output on a probe batch is not finite (NaN or infinite): "
-                              f"its weights overflow in a forward pass")
+    timesteps = probe_timesteps(net_config, T)
+    finite = []
+    for chunk in timesteps.split(SAMPLING_BATCH[net_config.kind]):
+        x = torch.randn((len(chunk), *shape), generator=generator)
+        try:
+            with torch.no_grad():
+                finite.append(torch.isfinite(model(x, chunk).flatten(1)).all(dim=1))
+        except (RuntimeError, ValueError) as e:  # shapes were checked; anything else is still the file's fault
+            raise CheckpointError(f"{name}: the network fails on a probe batch ({str(e)[:200]})") from None
+    bad = timesteps[~torch.cat(finite)]
+    if len(bad):
+        raise CheckpointError(f"{name}: the network's output on a probe batch is not finite (NaN or infinite) at "
+                              f"{len(bad)} of the {len(timesteps)} timesteps probed (the first: t={int(bad[0])}): its "
+                              f"weights overflow in a forward pass")
 
 
 def _take_weights(tensors: dict, prefix: str, expected: dict, name: str) -> dict:

@@ -27,6 +27,14 @@ from core.checks import check_bool, check_choice, check_int, check_number
 ScheduleKind = Literal["linear", "quadratic", "sigmoid", "cosine"]
 SCHEDULE_KINDS: tuple[ScheduleKind, ...] = get_args(ScheduleKind)
 MAX_T = 10_000  # more steps than this only makes the app slow; no paper uses more
+# The least ᾱ_T a model's schedule may reach (numerical_problem): x̂_0 = (x_t − √(1−ᾱ_t)·ε̂)/√ᾱ_t multiplies the
+# network's error by up to 1/√ᾱ_T = 1e15 and the losses square it, which must stay far below float32's 3.4e38.
+# Ho et al.'s schedule reaches 4e-5, cosine with T = 10,000 2.4e-11; a β_end near 1 drives ᾱ_T to exactly 0.
+MIN_ALPHA_BAR = 1e-30
+# The least β_t a model's schedule may hold (numerical_problem): 1 − (1 − β) in float64 is off by up to 1.1e-16, so a
+# β of 1e-12 keeps 4 significant digits through ᾱ and the posterior's weights; below 1.1e-16, 1 − β is exactly 1
+# and the posterior divides 0 by 0. Ho et al. start at 1e-4, the Train page at 1e-6, cosine with T = 10,000 at 3.9e-6.
+MIN_BETA = 1e-12
 COSINE_OFFSET = 0.008  # s in Nichol & Dhariwal eq. 17
 COSINE_MAX_BETA = 0.999  # their clipping, which avoids a singularity at t = T
 
@@ -136,6 +144,30 @@ class NoiseSchedule:
             return {"kind": self.kind, "T": self.T, "beta_start": self.beta_start,
                     "beta_end": self.beta_end, "scale_with_T": self.scale_with_T}
         return {"kind": self.kind, "T": self.T, "betas": self.betas.tolist()}
+
+
+def numerical_problem(schedule: NoiseSchedule) -> str | None:
+    """Why a model's sampler and losses would meet NaN, infinity or meaningless numbers with this schedule (one
+    line), or None.
+
+    The Schedule lab may show any schedule; a model's (an uploaded checkpoint's) must keep every derived array finite
+    and accurate where the samplers compute, in float32: every β_t at least MIN_BETA (else 1 − ᾱ_1 rounds to 0 and
+    the posterior is 0/0, or a repeated ᾱ respaces to β = 0) and ᾱ_T at least MIN_ALPHA_BAR. Together these bound
+    every array of the schedule and of GaussianDiffusion: 1/√ᾱ_t ≤ 1e15, SNR_t ≤ 1/β_1 ≤ 1e12, β̃_t > 0 after the
+    first step (so its clipped log is finite), the posterior mean's weights in [0, 1] to 4 digits
+    (tests/test_hostile_schedules.py checks each array, the samplers and the losses at these edges)."""
+    betas, alpha_bars = schedule.betas, schedule.alpha_bars
+    small = torch.nonzero(betas < MIN_BETA)
+    if small.numel():
+        i = int(small[0])
+        return (f"β_{i + 1}={float(betas[i]):.3g} is below {MIN_BETA:g}, too small for float64 to hold 1 − β accurately "
+                f"(ᾱ_{i + 1} = {float(alpha_bars[i]):.17g}), and the posterior and fewer-step sampling divide by ᾱ's change")
+    last = float(alpha_bars[-1])
+    if not last >= MIN_ALPHA_BAR:
+        factor = f"{last ** -0.5:.3g}" if last > 0 else "infinity"
+        return (f"ᾱ_T={last:.3g} is below {MIN_ALPHA_BAR:g}: x̂_0 = (x_t − √(1−ᾱ_t)·ε̂)/√ᾱ_t would multiply the "
+                f"network's error by {factor}; use a smaller β_end or T, or the cosine schedule")
+    return None
 
 
 def make_schedule(kind: ScheduleKind, T: int, beta_start: float = 1e-4, beta_end: float = 0.02,
