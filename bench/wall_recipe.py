@@ -4,6 +4,7 @@ from the command's start to its exit, then scored like bench/cpu_recipe.py.
     python bench/wall_recipe.py --threads 2 --bf16 auto --max-seconds 300 --out-dir runs/wall/fast -- \
         --dataset mnist --T 200 --scale-with-T --lr-schedule cosine --steps 1800
     python bench/wall_recipe.py --eval-only runs/wall/fast/model.safetensors   # score an existing checkpoint
+    python bench/wall_recipe.py --page-job --cpu-class avx2 --max-seconds 120 --out-dir runs/wall/page  # as the Train page
 
 Everything after `--` goes to `python -m core.train` unchanged (its own flags, checked there). The training
 process gets $RDL_TORCH_THREADS = --threads and $RDL_CPU_BF16 = --bf16 (auto: unset, so core.runtime decides
@@ -61,6 +62,44 @@ def train(args, train_flags: list[str], out: Path) -> dict:
             "train_stdout": done.stdout.strip().splitlines(), "train_stderr_tail": done.stderr.strip().splitlines()[-4:]}
 
 
+def train_as_page_job(args, out_dir: Path) -> tuple[dict, Path]:
+    """Train the Train page's default recipe for the dataset as the page does: a job submitted to the app's
+    JobRegistry (a worker process with the app's slot and thread settings for this machine) with a time budget
+    of --max-seconds, while this process does one refresh of the open live panel per second
+    (bench/panel_overhead.py). Timed from the submission to the job's end (the worker's start, data loading,
+    previews and saves included)."""
+    from bench.panel_overhead import panel_refresh
+    from core.data.datasets import TOY_NAMES
+    from core.training import store
+    from core.training.config import recipe_for
+    from core.training.jobs import JobRegistry
+    from ui.training_panel import fast_recipe_for_this_machine
+
+    os.environ.update(cpu_class_env(args.cpu_class))  # read by the worker processes the registry starts
+    if args.threads_env:
+        os.environ["RDL_TORCH_THREADS"] = str(args.threads)
+    registry = JobRegistry(run_store=store.RunStore(out_dir / "runs"), heartbeat_timeout=86_400.0)
+    config = recipe_for(args.dataset, on_gpu=False)
+    if args.dataset not in TOY_NAMES:  # the MNIST recipe the page picks for this machine and budget
+        config = fast_recipe_for_this_machine(args.max_seconds)
+    load_before = os.getloadavg()
+    start = time.perf_counter()
+    job_id = registry.submit("bench", config, max_seconds=args.max_seconds)
+    job = registry.get(job_id)
+    refreshes = 0
+    while registry.wait(job_id, timeout=1.0) in ("queued", "running", "stopping"):
+        panel_refresh(job)
+        refreshes += 1
+    wall = time.perf_counter() - start
+    snapshot = job.snapshot()
+    registry.close()
+    return ({"mode": "Train page job (worker process, panel open)", "config": config.to_json(),
+             "budget_seconds": args.max_seconds, "cpu_class": args.cpu_class, "wall_seconds": round(wall, 1),
+             "state": snapshot.state, "steps": snapshot.step, "total_steps": snapshot.total_steps,
+             "device": snapshot.device, "panel_refreshes": refreshes, "load_before": load_before,
+             "load_after": os.getloadavg()}, job.checkpoint)
+
+
 def score(checkpoint: Path) -> dict:
     """The classifier metrics of EVAL_N digits from the checkpoint's EMA weights (and the floor)."""
     model, diffusion, metadata = load(checkpoint)
@@ -92,6 +131,11 @@ def main(argv=None) -> int:
     parser.add_argument("--out-dir", default="runs/wall_recipe")
     parser.add_argument("--out-json", default=None, help="default: <out-dir>/result.json")
     parser.add_argument("--eval-only", default=None, help="score this checkpoint; no training")
+    parser.add_argument("--page-job", action="store_true",
+                        help="train as the Train page does (its default recipe, a worker job, panel open) instead of "
+                             "running core.train; --threads then applies only with --threads-env")
+    parser.add_argument("--threads-env", action="store_true", help="with --page-job: pin the worker's threads")
+    parser.add_argument("--dataset", default="mnist", help="with --page-job: the dataset of the page's recipe")
     args = parser.parse_args(ours)
     try:
         check_int("--threads", args.threads, 1, 256)
@@ -105,8 +149,11 @@ def main(argv=None) -> int:
     else:
         out_dir = Path(args.out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        checkpoint = out_dir / "model.safetensors"
-        result["training"] = train(args, train_flags, checkpoint)
+        if args.page_job:
+            result["training"], checkpoint = train_as_page_job(args, out_dir)
+        else:
+            checkpoint = out_dir / "model.safetensors"
+            result["training"] = train(args, train_flags, checkpoint)
     result["quality"] = score(checkpoint)
     text = json.dumps(result, indent=1)
     print(text)

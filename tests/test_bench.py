@@ -184,7 +184,7 @@ def test_wall_recipe_times_the_training_command_with_the_threads_and_precision_a
     from bench import wall_recipe
 
     out = tmp_path / "toy.safetensors"
-    args = argparse.Namespace(threads=1, bf16="0", max_seconds=60.0)
+    args = argparse.Namespace(threads=1, bf16="0", max_seconds=60.0, cpu_class="avx2", omp_wait="passive")
     result = wall_recipe.train(args, ["--recipe", "toy", "--steps", "4", "--T", "20", "--toy-points", "256",
                                       "--preview-every", "0", "--device", "cpu"], out)
     assert out.is_file() and result["wall_seconds"] > 0
@@ -192,3 +192,18 @@ def test_wall_recipe_times_the_training_command_with_the_threads_and_precision_a
     assert any("finished at step 4/4" in line for line in result["train_stdout"])
     from core import checkpoints
     assert checkpoints.read_metadata(out)["device"] == "cpu (1 threads)"  # RDL_TORCH_THREADS=1, RDL_CPU_BF16=0 reached it
+    assert result["cpu_class"] == "avx2" and result["omp_wait_policy"] == "passive"
+
+
+def test_wall_recipe_trains_as_the_train_page_does(tmp_path, monkeypatch):
+    """--page-job: the page's recipe as a registry job in a worker process, with a budget, the panel refreshed."""
+    import argparse
+
+    from bench import wall_recipe
+
+    monkeypatch.setenv("RDL_FAST_RECIPE", "light")
+    args = argparse.Namespace(threads=1, threads_env=True, max_seconds=3.0, cpu_class="native", dataset="two_moons")
+    result, checkpoint = wall_recipe.train_as_page_job(args, tmp_path)
+    assert checkpoint.is_file() and result["state"] in ("finished", "stopped") and result["panel_refreshes"] >= 1
+    assert result["budget_seconds"] == 3.0 and 0 < result["steps"] <= result["total_steps"]
+    assert result["config"]["dataset"] == "two_moons"
