@@ -60,7 +60,7 @@ def _recipe_values(config: TrainConfig, dataset: str) -> dict:
 
 PRESETS = [
     Preset("The light CPU recipe (laptops without bf16)", _recipe_values(MNIST_LIGHT_RECIPE, "mnist"),
-           "The nano UNet at batch 32, x₀-prediction, log-normal training noise levels, T = 200 with the β range "
+           "The slim UNet at batch 32, x₀-prediction, log-normal training noise levels, T = 200 with the β range "
            "scaled: the fastest digits on an AVX2 CPU within a few minutes (docs/benchmarks.md, \"Digits within a "
            "lesson\")."),
     Preset("The standard CPU recipe", _recipe_values(MNIST_STANDARD_RECIPE, "mnist"),

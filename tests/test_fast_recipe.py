@@ -9,7 +9,7 @@ from core.training import probe
 from core.training.config import LIGHT_TO_STANDARD_STEPS, MNIST_LIGHT_RECIPE, MNIST_STANDARD_RECIPE, TrainConfig
 from ui import training_panel
 
-TOY = TrainConfig(dataset="two_moons", model_size="nano", T=20, batch_size=16, toy_points=256, device="cpu")
+TOY = TrainConfig(dataset="two_moons", model_size="slim", T=20, batch_size=16, toy_points=256, device="cpu")
 TOY_FLAGS = ["--dataset", "two_moons", "--T", "50", "--batch-size", "32", "--toy-points", "512", "--steps", "20",
              "--warmup-steps", "2", "--preview-every", "0", "--preview-count", "8", "--preview-steps", "2",
              "--device", "cpu", "--quiet"]

@@ -22,7 +22,7 @@ from core.nets.toy_mlp import MLP_SIZES, ToyMLP
 from core.nets.unet import UNET_SIZES, ResBlock, UNet
 
 ROOT = Path(__file__).resolve().parent.parent
-SIZES = ("nano", "tiny", "small", "base")
+SIZES = ("slim", "tiny", "small", "base")
 PREDICTIONS = ("eps", "x0", "v")
 VARIANCES = ("fixed_large", "learned_range")
 
@@ -261,7 +261,7 @@ def test_documented_parameter_counts_are_exact():
         assert count_parameters(make_mlp(2, 2, size)) == mlp_counts[size]
 
 
-@pytest.mark.parametrize("size, low, high", [("nano", 0.1e6, 0.4e6), ("tiny", 0.2e6, 0.8e6), ("small", 1.0e6, 2.5e6), ("base", 4e6, 9e6)])
+@pytest.mark.parametrize("size, low, high", [("slim", 0.2e6, 0.8e6), ("tiny", 0.2e6, 0.8e6), ("small", 1.0e6, 2.5e6), ("base", 4e6, 9e6)])
 def test_unet_sizes_are_in_their_advertised_ranges(size, low, high):
     assert low <= count_parameters(make_unet(1, 1, 28, size)) <= high
 

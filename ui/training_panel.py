@@ -70,7 +70,7 @@ def fast_recipe_for_this_machine(budget_seconds: float | None) -> TrainConfig:
 def fast_recipe_note(budget_seconds: float | None) -> str:
     """One line for the Train page: which fast recipe fits this server and budget, and why."""
     recipe = fast_recipe_for_this_machine(budget_seconds)
-    name = "light (nano UNet, batch 32)" if recipe is MNIST_LIGHT_RECIPE else "standard (tiny UNet, batch 64)"
+    name = "light (slim UNet, batch 32)" if recipe is MNIST_LIGHT_RECIPE else "standard (tiny UNet, batch 64)"
     if forced_fast_recipe() is not None:
         return f"CPU recipe: {name}, set by the server ({FAST_RECIPE_ENV})."
     if budget_seconds is None:

@@ -13,7 +13,7 @@ from core.nets.toy_mlp import MLP_SIZES, ToyMLP
 from core.nets.unet import UNET_SIZES, UNet
 
 MODEL_KINDS = {"unet": UNet, "mlp": ToyMLP}
-SIZE_NAMES = ("nano", "tiny", "small", "base")
+SIZE_NAMES = ("slim", "tiny", "small", "base")
 
 
 def build_model(config: dict) -> nn.Module:

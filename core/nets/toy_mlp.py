@@ -14,7 +14,7 @@ checkerboard's edges) very slowly, which matters when the playground trains for 
 
 Named sizes (`MLP_SIZES`); parameter counts for data_dim=2, out_dim=2:
 
-    "nano"  hidden 32,  depth 2, time_embed_dim 32, 6 Fourier frequencies  ->   9,570 parameters
+    "slim"  hidden 32,  depth 2, time_embed_dim 32, 6 Fourier frequencies  ->   9,570 parameters
     "tiny"  hidden 64,  depth 2, time_embed_dim 32, 6 Fourier frequencies  ->  33,474 parameters
     "small" hidden 128, depth 3, time_embed_dim 64, 6 Fourier frequencies  -> 178,178 parameters
     "base"  hidden 256, depth 4, time_embed_dim 128, 6 Fourier frequencies -> 898,306 parameters
@@ -30,7 +30,7 @@ from core.nets.config import ToyMLPConfig
 from core.nets.embedding import timestep_embedding
 
 MLP_SIZES = {
-    "nano": {"hidden": 32, "depth": 2, "time_embed_dim": 32, "fourier_frequencies": 6},
+    "slim": {"hidden": 32, "depth": 2, "time_embed_dim": 32, "fourier_frequencies": 6},
     "tiny": {"hidden": 64, "depth": 2, "time_embed_dim": 32, "fourier_frequencies": 6},
     "small": {"hidden": 128, "depth": 3, "time_embed_dim": 64, "fourier_frequencies": 6},
     "base": {"hidden": 256, "depth": 4, "time_embed_dim": 128, "fourier_frequencies": 6},

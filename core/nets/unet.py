@@ -18,15 +18,16 @@ expensive 28x28 level thin and put the capacity at 14x14 and 7x7.
 
 Named sizes (`UNET_SIZES`); parameter counts for 1x28x28 input and out_channels=1 (eps, fixed variance):
 
-    "nano"  channels (16, 32, 32),   blocks (1, 1, 1), time_embed_dim 64   ->   290,145 parameters
+    "slim"  channels (8, 32, 64),    blocks (1, 1, 1), time_embed_dim 64   ->   644,113 parameters
     "tiny"  channels (16, 32, 64),   blocks (1, 1, 1), time_embed_dim 64   ->   669,697 parameters
     "small" channels (32, 64, 96),   blocks (1, 1, 1), time_embed_dim 128  -> 1,804,161 parameters
     "base"  channels (64, 128, 128), blocks (2, 2, 2), time_embed_dim 256  -> 6,664,513 parameters
 
 All use 4-head self-attention in the middle block (at 7x7 for 28x28 input). "tiny" is tuned for
-training on a 2-core CPU: the 28x28 level, where a channel costs the most, has only 16 channels. "nano" halves
-the 7x7 level for CPUs without bf16 (AVX2): a step of batch 32 costs 0.80x the tiny UNet's at batch 32, and in the
-same seconds it trains as well (docs/benchmarks.md, "Digits within a lesson").
+training on a 2-core CPU: the 28x28 level, where a channel costs the most, has only 16 channels. "slim" halves
+that level again (8 channels) for CPUs without bf16 (AVX2), keeping the capacity at 14x14 and 7x7: a step of batch
+32 costs 0.85x the tiny UNet's, and in the same seconds it trained better than both the tiny UNet and one with a
+thinner 7x7 level (16, 32, 32) (docs/benchmarks.md, "Digits within a lesson").
 On 3x32x32 input the same sizes apply (32 -> 16 -> 8) with slightly different counts.
 
 Call as model(x_t, t) with x_t [B, C, H, W] and t a LongTensor [B] of original timestep indices.
@@ -40,7 +41,7 @@ from core.nets.config import UNetConfig
 from core.nets.embedding import timestep_embedding
 
 UNET_SIZES = {
-    "nano": {"channels": (16, 32, 32), "num_res_blocks": (1, 1, 1), "attention": True, "time_embed_dim": 64},
+    "slim": {"channels": (8, 32, 64), "num_res_blocks": (1, 1, 1), "attention": True, "time_embed_dim": 64},
     "tiny": {"channels": (16, 32, 64), "num_res_blocks": (1, 1, 1), "attention": True, "time_embed_dim": 64},
     "small": {"channels": (32, 64, 96), "num_res_blocks": (1, 1, 1), "attention": True, "time_embed_dim": 128},
     "base": {"channels": (64, 128, 128), "num_res_blocks": (2, 2, 2), "attention": True, "time_embed_dim": 256},
