@@ -14,6 +14,10 @@ after its warm-up is exactly the run `--steps N` gives, N the planned total); af
 only when the projected end misses the budget by more than `tolerance` (the machine got slower or faster, e.g.
 a second thread came or went). The budget stays a hard limit as well: the trainer stops at it whatever the plan.
 
+The EMA needs no plan: its warm-up decay min(ema_decay, (1 + k)/(10 + k)) averages over about the last k/9 steps
+at step k, a fixed share of whatever length the run has, until k ≈ 9/(1 − ema_decay) (9,000 steps at 0.999), far
+beyond a lesson's budget on a CPU.
+
 Plain arithmetic on numbers the trainer passes in: no clock, no torch, so tests drive it with exact values.
 """
 
