@@ -13,6 +13,14 @@ The layers, from the papers up (each imports only the ones above it):
 The names below are the public API: `from core import GaussianDiffusion, make_schedule, ddpm_sample`.
 """
 
+import os
+
+# Idle OpenMP threads sleep instead of spinning, in every process that uses core (set before torch loads its OpenMP
+# runtime, which reads it once). On 2 idle AVX2 cores the light recipe's step costs the same either way (133-135 vs
+# 131-135 ms) and the standard one 5-10 % more; on a busy machine spinning threads cost up to 16x (docs/benchmarks.md,
+# "CPU threads" and "Digits within a lesson"). An explicit OMP_WAIT_POLICY is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from core.checkpoints import load, save
 from core.data.datasets import load_dataset
 from core.diffusion.gaussian_diffusion import GaussianDiffusion

@@ -59,6 +59,7 @@ RECIPE_NAMES = ("shipped", "fast", *tuple(RECIPES)[1:])  # "fast": light or stan
 # Alone on a machine the command line uses every core (measured: docs/benchmarks.md, "Digits within a lesson");
 # $RDL_TORCH_THREADS overrides. The app's workers instead keep a core for the web server (core.runtime.ThreadPolicy).
 CLI_LEAVES_A_CORE_FREE = False
+STARTED = time.monotonic()  # when this module was loaded: the budget of --max-seconds starts here
 BAR_WIDTH = 30
 REFRESH_SECONDS = 0.5
 
@@ -233,6 +234,7 @@ def main(argv=None) -> int:
     print(f"training {config.dataset} with a {config.model_size} {trainer.model.config['kind']} "
           f"({trainer.parameters:,} parameters) on {trainer.snapshot().device}, steps {first_step}..{config.total_steps}",
           file=sys.stderr)
+    trainer.budget_head_start = time.monotonic() - STARTED  # a budget is the command's: loading and probing count
     interrupted = False
     try:
         trainer.start() if first_step == 0 else trainer.resume()

@@ -167,3 +167,23 @@ def test_the_train_pages_status_line_shows_the_budget_not_a_step_eta():
     assert status_line(running).endswith("step 10 / 600 · 1:20 left of the 2-minute budget")
     unbudgeted = dataclasses.replace(running, budget_seconds=None, eta_seconds=3725.0)
     assert status_line(unbudgeted).endswith("step 10 / 600 · ETA 1h02")
+
+
+def test_a_head_start_counts_against_the_budget():
+    """Seconds spent before training (a process's imports and data) are part of the budget: with all of it spent,
+    the run takes one step and stops."""
+    trainer = Trainer(toy_config(total_steps=10_000, preview_every=0), max_seconds=2.0)
+    trainer.budget_head_start = 5.0
+    trainer.start()
+    run_to_end(trainer)
+    assert trainer.state == "stopped" and trainer.step == 1 and "time budget of 2 s" in trainer.snapshot().message
+
+
+def test_the_command_line_counts_its_own_start_up(monkeypatch, tmp_path, capsys):
+    from core import train as train_cli
+
+    monkeypatch.setattr(train_cli, "STARTED", train_cli.time.monotonic() - 1000.0)  # as if loading took 1,000 s
+    flags = ["--dataset", "two_moons", "--T", "20", "--toy-points", "256", "--steps", "500", "--preview-every", "0",
+             "--device", "cpu", "--quiet"]
+    assert train_cli.main([*flags, "--max-seconds", "60", "--out", str(tmp_path / "m.safetensors")]) == 0
+    assert "stopped at step 1/500 (stopped after its time budget of 60 s" in capsys.readouterr().out

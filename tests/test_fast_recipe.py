@@ -53,3 +53,19 @@ def test_the_train_page_picks_by_the_servers_measured_speed(monkeypatch):
             training_panel.fast_recipe_for_this_machine(300.0)
     finally:
         training_panel.light_recipe_speed.clear()
+
+
+@pytest.mark.parametrize("given, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_importing_core_makes_idle_openmp_threads_sleep_unless_told_otherwise(given, expected):
+    import os
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}
+    if given is not None:
+        env["OMP_WAIT_POLICY"] = given
+    code = "import os, sys; import core; assert 'torch' in sys.modules; print(os.environ['OMP_WAIT_POLICY'])"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert done.returncode == 0, done.stderr[-500:]
+    assert done.stdout.strip() == expected

@@ -68,6 +68,9 @@ class Trainer:
         self.loss_hook, self.on_exit, self.thread_policy = loss_hook, on_exit, thread_policy
         self.max_seconds = None if max_seconds is None else check_number("max_seconds", max_seconds, 0.0, open_low=True)
         self.plan_budget = plan_budget
+        # seconds of the budget already spent before a segment starts (a process's start-up: imports, data, model),
+        # set by whoever launched the run (the command line, a worker); the plan, the cut-off and the ETA count them
+        self.budget_head_start = 0.0
         self.budget_plan: BudgetPlan | None = None  # the running segment's plan, when it has a budget
         self.train_state = build_state(self.config, dataset)
         self.diffusion = self.train_state.diffusion
@@ -211,7 +214,8 @@ class Trainer:
             self.on_exit(self)
 
     def _segment_seconds(self) -> float:
-        return time.monotonic() - self._run_started
+        """Budget seconds this segment has used: its training time plus the head start (see __init__)."""
+        return time.monotonic() - self._run_started + self.budget_head_start
 
     def _preview_due(self) -> bool:
         """Every preview_every steps, and once early in a segment that has none yet."""
@@ -278,7 +282,7 @@ class Trainer:
             eta = remaining * self.config.batch_size / rate if rate > 0 else (0.0 if remaining == 0 else None)
             running = self._run_started is not None
             if running and self.max_seconds is not None:  # a budget is never exceeded: the ETA says so
-                budget_left = max(0.0, self.max_seconds - (time.monotonic() - self._run_started))
+                budget_left = max(0.0, self.max_seconds - self._segment_seconds())
                 eta = budget_left if eta is None else min(eta, budget_left)
             plan = self.budget_plan
             return Snapshot(

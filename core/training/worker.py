@@ -38,6 +38,7 @@ from core.training import store
 from core.training.stats import Snapshot
 from core.training.trainer import Trainer
 
+STARTED = time.monotonic()  # a job's time budget counts the worker's start (imports, data, model) too
 PUBLISH_SECONDS = 1.0
 POLL_SECONDS = 0.2
 DEFAULT_CHECKPOINT_SECONDS = 60.0
@@ -101,6 +102,8 @@ def run(job_dir: str, resume: bool, total_steps: int | None = None, max_seconds:
         else:
             config = record.config if total_steps is None else dataclasses.replace(record.config, total_steps=total_steps)
             trainer = Trainer(config, max_seconds=max_seconds, thread_policy=thread_policy)
+        if parent_pid is not None:  # a process of its own: its start (imports, data, model) is part of the job's budget
+            trainer.budget_head_start = time.monotonic() - STARTED
         trainer.start() if trainer.step == 0 else trainer.resume()
     except Exception as error:  # anything that prevents a start ends the job visibly, with the reason
         failed = {"state": "failed", "error": f"the job could not start: {type(error).__name__}: {error}"}
