@@ -253,6 +253,19 @@ def configure_cpu_threads(leave_core_free: bool = True) -> int:
         return torch.get_num_threads()
 
 
+def process_age_seconds() -> float | None:
+    """Seconds since this process started (Linux: /proc/self/stat's start time against the boot clock), so a time
+    budget can count the interpreter's and torch's start-up too; None where that cannot be read."""
+    try:
+        with open("/proc/self/stat") as file:
+            start_ticks = int(file.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as file:
+            uptime = float(file.read().split()[0])
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def describe_device(device: torch.device, autocast: bool = True) -> str:
     """"cuda: <name>" or "cpu (bf16 autocast, N threads)"; pass autocast=False for a run without mixed precision."""
     if device.type == "cuda":

@@ -59,7 +59,8 @@ RECIPE_NAMES = ("shipped", "fast", *tuple(RECIPES)[1:])  # "fast": light or stan
 # Alone on a machine the command line uses every core (measured: docs/benchmarks.md, "Digits within a lesson");
 # $RDL_TORCH_THREADS overrides. The app's workers instead keep a core for the web server (core.runtime.ThreadPolicy).
 CLI_LEAVES_A_CORE_FREE = False
-STARTED = time.monotonic()  # when this module was loaded: the budget of --max-seconds starts here
+# when the process started (or, where that cannot be read, this module was loaded): --max-seconds counts from there
+STARTED = time.monotonic() - (runtime.process_age_seconds() or 0.0)
 BAR_WIDTH = 30
 REFRESH_SECONDS = 0.5
 

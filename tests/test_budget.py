@@ -187,3 +187,20 @@ def test_the_command_line_counts_its_own_start_up(monkeypatch, tmp_path, capsys)
              "--device", "cpu", "--quiet"]
     assert train_cli.main([*flags, "--max-seconds", "60", "--out", str(tmp_path / "m.safetensors")]) == 0
     assert "stopped at step 1/500 (stopped after its time budget of 60 s" in capsys.readouterr().out
+
+
+def test_the_backstop_leaves_time_for_the_final_preview_and_the_save():
+    plan = BudgetPlan(120.0, first_step=0, lock_step=10)
+    assert plan.cut_off_seconds == 120.0 - 0.5  # no preview measured yet: only the save
+    plan.record_preview(2.0)
+    assert plan.cut_off_seconds == 120.0 - 2.0 - 0.5
+
+
+def test_process_age_counts_the_interpreters_start():
+    import subprocess
+    import sys
+
+    code = "import time; time.sleep(1.0); from core import runtime; print(runtime.process_age_seconds())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-300:]
+    assert 1.0 <= float(done.stdout) < 60.0

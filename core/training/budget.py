@@ -32,6 +32,7 @@ MIN_CALIBRATION_STEPS = 3  # timed steps before the first plan
 RESERVE_FRACTION = 0.02  # of the budget, kept for the final preview and the save
 RESERVE_MIN_SECONDS = 1.0
 TOLERANCE = 0.10  # after the warm-up, re-plan only when the projected end misses the budget by more than this
+SAVE_SECONDS = 0.5  # kept after the cut-off for the checkpoint (the final preview's measured time is kept too)
 
 
 @dataclass
@@ -66,6 +67,12 @@ class BudgetPlan:
     def reserve_seconds(self) -> float:
         """Kept free at the end of the budget: the final preview (as long as the last one took) and the save."""
         return max(RESERVE_MIN_SECONDS, RESERVE_FRACTION * self.seconds) + (self.preview_seconds or 0.0)
+
+    @property
+    def cut_off_seconds(self) -> float:
+        """When the budget's backstop stops a segment that overran its plan: early enough for the final preview
+        (as long as the last one took) and the save to end within the budget."""
+        return max(0.0, self.seconds - (self.preview_seconds or 0.0) - SAVE_SECONDS)
 
     def seconds_per_step(self) -> float | None:
         """Measured seconds per step, previews spread over the steps between them (None until calibrated)."""

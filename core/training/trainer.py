@@ -196,7 +196,7 @@ class Trainer:
                 self._follow_budget()
                 if self._preview_due():
                     self._make_preview()
-                if self.max_seconds is not None and self._segment_seconds() >= self.max_seconds:
+                if self.max_seconds is not None and self._segment_seconds() >= self._cut_off_seconds():
                     self.stop(f"stopped after its time budget of {self.max_seconds:g} s; resume it to train further")
             if self._preview is None or self._preview.step != self.step:
                 self._make_preview()  # every end shows the model it ends with
@@ -216,6 +216,10 @@ class Trainer:
     def _segment_seconds(self) -> float:
         """Budget seconds this segment has used: its training time plus the head start (see __init__)."""
         return time.monotonic() - self._run_started + self.budget_head_start
+
+    def _cut_off_seconds(self) -> float:
+        """The budget's backstop: the plan's (leaving time for the final preview and the save), else the budget."""
+        return self.max_seconds if self.budget_plan is None else self.budget_plan.cut_off_seconds
 
     def _preview_due(self) -> bool:
         """Every preview_every steps, and once early in a segment that has none yet."""

@@ -38,7 +38,8 @@ from core.training import store
 from core.training.stats import Snapshot
 from core.training.trainer import Trainer
 
-STARTED = time.monotonic()  # a job's time budget counts the worker's start (imports, data, model) too
+# a job's time budget counts the worker's start (interpreter, imports, data, model) too
+STARTED = time.monotonic() - (runtime.process_age_seconds() or 0.0)
 PUBLISH_SECONDS = 1.0
 POLL_SECONDS = 0.2
 DEFAULT_CHECKPOINT_SECONDS = 60.0
