@@ -5,8 +5,8 @@ dataset picks the recipe the other settings start from (core.training.config.rec
 import os
 
 import streamlit as st
-import torch
 
+from core import runtime
 from core.data.datasets import TOY_NAMES
 from core.diffusion.gaussian_diffusion import PREDICTIONS, VARIANCES
 from core.diffusion.schedules import SCHEDULE_KINDS, make_schedule
@@ -60,7 +60,9 @@ def datasets() -> list:
 
 
 def recipe(dataset: str) -> TrainConfig:
-    return recipe_for(dataset, torch.cuda.is_available())
+    """The recipe the settings start from: the GPU one when the server has a GPU (core.runtime.cuda_inventory:
+    learned in a child process, so the web server never initialises CUDA)."""
+    return recipe_for(dataset, bool(runtime.cuda_inventory()))
 
 
 # ------------------------------------------------------------------------------------------ settings
