@@ -74,6 +74,15 @@ def thread_policy_for(threads: int) -> runtime.ThreadPolicy:
     return runtime.ThreadPolicy(max_threads=check_int("threads", threads, 1, 1024) + 1)
 
 
+def prepare_device(device) -> None:
+    """Process-wide settings of a worker that trains on `device`: on CUDA, cuDNN benchmarks the convolution
+    algorithms for the job's fixed shapes once and keeps the fastest (torch.backends.cudnn.benchmark)."""
+    import torch
+
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
 def run(job_dir: str, resume: bool, total_steps: int | None = None, max_seconds: float | None = None,
         threads: int = 1, parent_pid: int | None = None, checkpoint_every: float | None = None,
         thread_policy=None, device: str | None = None) -> int:
@@ -106,6 +115,7 @@ def run(job_dir: str, resume: bool, total_steps: int | None = None, max_seconds:
             config = record.config if total_steps is None else dataclasses.replace(record.config, total_steps=total_steps)
             config = config if device is None else dataclasses.replace(config, device=device)
             trainer = Trainer(config, max_seconds=max_seconds, thread_policy=thread_policy)
+        prepare_device(trainer.device)
         trainer.start() if trainer.step == 0 else trainer.resume()
     except Exception as error:  # anything that prevents a start ends the job visibly, with the reason
         failed = {"state": "failed", "error": f"the job could not start: {type(error).__name__}: {error}"}
