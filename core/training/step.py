@@ -227,18 +227,18 @@ def _report(state: TrainState, k: int, summary: torch.Tensor) -> StepResult:
 
 def _queue_guarded_step(state: TrainState, loss_hook) -> InFlight:
     """Queue one whole step on the device with no host wait: gradients, the finite check into the sticky skip
-    flag, fused Adam with found_inf = that flag, the guarded EMA, and the summary's copy to the host."""
+    flag, the summary's copy to the host, fused Adam with found_inf = that flag and the guarded EMA."""
     config, k = state.config, state.step
     loss, grad_norm, losses = _gradients(state, loss_hook)
     summary = _summary(loss, grad_norm, losses)
     bad = summary[:2].isfinite().logical_not().any().float()
     state.skip = bad if state.skip is None else torch.maximum(state.skip, bad)
+    host, ready = to_host(summary)  # queued before the updates: a reader waits for the gradients, not for Adam
     state.optimizer.found_inf = state.skip  # read by fused Adam: no update, moments and step count unchanged
     for group in state.optimizer.param_groups:
         group["lr"] = learning_rate_at(config, k)
     state.optimizer.step()
     update_ema(state.ema, state.model, ema_decay_at(config.ema_decay, k), skip=state.skip)
-    host, ready = to_host(summary)
     state.step = k + 1
     return InFlight(step=k, summary=host, ready=ready)
 
