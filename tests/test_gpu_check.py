@@ -85,3 +85,16 @@ def test_bad_arguments_are_one_line(argv, words, capsys):
     with pytest.raises(SystemExit):
         gpu_check.parse_args(argv)
     assert words in capsys.readouterr().err
+
+
+def test_it_starts_as_documented_from_any_folder():
+    """README and docs/benchmarks.md run it as `python bench/gpu_check.py` (in the GPU image too): from any folder,
+    with the project installed."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "bench" / "gpu_check.py"
+    result = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120, cwd="/")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "RDL_GPU_JOBS" in result.stdout and "--warmup-steps" in result.stdout
