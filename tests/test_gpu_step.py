@@ -264,3 +264,23 @@ def test_a_cuda_worker_lets_cudnn_pick_its_fastest_kernels(monkeypatch):
     assert torch.backends.cudnn.benchmark is False
     worker.prepare_device(torch.device("cuda"))
     assert torch.backends.cudnn.benchmark is True
+
+
+def test_a_guarded_state_resumed_from_a_cpu_run_is_fused_again():
+    """A job that trained on the CPU and resumes on CUDA loads an unfused Adam state (fused=False comes back with
+    it); only fused Adam reads found_inf, so the guarded step fuses it again and still skips a bad update."""
+    cpu_run = build_state(toy_config())
+    for _ in range(2):
+        train_step(cpu_run)
+    resumed = build_state(toy_config(), device_guard=True)
+    resumed.model.load_state_dict(cpu_run.model.state_dict())
+    resumed.optimizer.load_state_dict(cpu_run.optimizer.state_dict())
+    resumed.step = cpu_run.step
+    assert not resumed.optimizer.param_groups[0]["fused"]
+    assert train_step(resumed).step == 3 and resumed.optimizer.param_groups[0]["fused"]
+    steps = [resumed.optimizer.state[p]["step"] for p in resumed.model.parameters()]
+    assert all(s.dtype == torch.float32 and float(s) == 3.0 for s in steps)
+    before = snapshot(resumed)
+    with pytest.raises(TrainingFailed, match="step 4"):
+        train_step(resumed, lambda k, loss: loss * math.nan)
+    assert_same(snapshot(resumed), before)

@@ -234,6 +234,7 @@ def _queue_guarded_step(state: TrainState, loss_hook) -> InFlight:
     bad = summary[:2].isfinite().logical_not().any().float()
     state.skip = bad if state.skip is None else torch.maximum(state.skip, bad)
     host, ready = to_host(summary)  # queued before the updates: a reader waits for the gradients, not for Adam
+    _ensure_fused(state.optimizer)
     state.optimizer.found_inf = state.skip  # read by fused Adam: no update, moments and step count unchanged
     for group in state.optimizer.param_groups:
         group["lr"] = learning_rate_at(config, k)
@@ -241,6 +242,19 @@ def _queue_guarded_step(state: TrainState, loss_hook) -> InFlight:
     update_ema(state.ema, state.model, ema_decay_at(config.ema_decay, k), skip=state.skip)
     state.step = k + 1
     return InFlight(step=k, summary=host, ready=ready)
+
+
+def _ensure_fused(optimizer: torch.optim.Optimizer) -> None:
+    """Only fused Adam reads found_inf. A guarded state restored from an unfused run's checkpoint (the CPU's) gets
+    fused=False back from the saved optimizer state, with its step counts on the host: fuse it again, once."""
+    for group in optimizer.param_groups:
+        if group.get("fused"):
+            continue
+        group["fused"], group["foreach"] = True, False
+        for param in group["params"]:
+            param_state = optimizer.state.get(param, {})
+            if torch.is_tensor(param_state.get("step")):
+                param_state["step"] = param_state["step"].to(device=param.device, dtype=torch.float32)
 
 
 def to_host(tensor: torch.Tensor):
