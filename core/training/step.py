@@ -55,12 +55,12 @@ class TrainState:
     ema: torch.nn.Module  # the exponential moving average of `model`'s weights
     optimizer: torch.optim.Optimizer
     generator: torch.Generator  # every random draw of training
-    step: int = 0  # optimizer updates done
-    channels_last: bool = False
-    autocast: bool = False  # bf16 autocast, where core.runtime says the device supports it
     device_guard: bool = False  # non-finite steps are caught on the device (CUDA; see the module docstring)
     skip: torch.Tensor | None = None  # device_guard: 1.0 once a step was not finite (no later update applies)
     in_flight: InFlight | None = None  # queue_step: the summary of the last step, not read yet
+    step: int = 0  # optimizer updates done
+    channels_last: bool = False
+    autocast: bool = False  # bf16 autocast, where core.runtime says the device supports it
 
     @property
     def device(self) -> torch.device:
@@ -125,9 +125,10 @@ def build_state(config: TrainConfig, dataset: Dataset | None = None, device_guar
         config=config, diffusion=diffusion, data=data, model=model,
         ema=copy.deepcopy(model).requires_grad_(False).eval(),
         optimizer=torch.optim.Adam(model.parameters(), lr=config.learning_rate, **({"fused": True} if guard else {})),
+        device_guard=guard,
         generator=torch.Generator(device=device).manual_seed(config.seed),
         channels_last=channels_last,
-        autocast=config.mixed_precision and runtime.autocast_dtype(device) is not None, device_guard=guard)
+        autocast=config.mixed_precision and runtime.autocast_dtype(device) is not None)
 
 
 def train_step(state: TrainState, loss_hook=None) -> StepResult:
