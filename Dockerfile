@@ -1,5 +1,9 @@
 # Reverse Diffusion Lab as a Hugging Face Docker Space (README front matter: sdk: docker, app_port: 8501).
 # Build and run locally:  docker build -t reverse-diffusion-lab . && docker run --rm -p 8501:8501 reverse-diffusion-lab
+# With an NVIDIA GPU (README, "Deployment"; needs the NVIDIA Container Toolkit on the host):
+#   docker build --build-arg TORCH_INDEX_URL=https://pypi.org/simple -t reverse-diffusion-lab:gpu .
+#   docker run --rm --gpus all -p 8501:8501 reverse-diffusion-lab:gpu
+#   docker run --rm --gpus all reverse-diffusion-lab:gpu python bench/gpu_check.py --device cuda
 FROM python:3.11-slim
 
 # Spaces run the container as uid 1000; giving that user a home keeps caches writable.
@@ -21,6 +25,9 @@ RUN pip install --no-cache-dir --user --index-url "$TORCH_INDEX_URL" "$(grep -E 
  && pip install --no-cache-dir --user -r requirements.txt
 
 COPY --chown=user . .
+# The project itself (core, ui and bench as packages), so that `python bench/gpu_check.py` finds `bench` and `core`
+# as the scripts import them; --no-deps: the requirements are installed above.
+RUN pip install --no-cache-dir --user --no-deps -e .
 
 EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \

@@ -1,6 +1,19 @@
 """Where the math runs: the device choice, bf16 autocast, and the CPU thread policy (no Streamlit, no training logic).
 
-bf16 autocast (`autocast_dtype`, `autocast`): on CUDA when the card supports bf16; on the CPU only when
+GPUs and the web server: the server never runs a model on CUDA, so it never initialises CUDA either (a CUDA context
+costs hundreds of MB of GPU memory and seconds of start-up, and a forked or threaded server must not hold one).
+`cuda_inventory()` learns the GPUs (name, compute capability, total and free memory) once per process by running a
+short child interpreter (`PROBE_TIMEOUT_S` at most; any failure counts as no GPU), never through
+`torch.cuda.is_available()` in the calling process; `job_devices()` turns a TrainConfig's device into the devices a
+job may train on from it. The processes that compute (training workers, the command-line tools, bench/) use
+`resolve_device`, which asks torch itself.
+
+bf16 autocast on CUDA (`autocast_dtype`, `autocast`): only where the GPU computes bf16 natively, compute capability
+8.0 (Ampere) or newer (`BF16_MIN_CAPABILITY`), decided per device from `torch.cuda.get_device_capability` of that
+device's index (the current device for a bare "cuda"). torch's `is_bf16_supported()` also says True on sm 7.x (T4,
+V100), where bf16 is emulated and slower than fp32; there training and sampling run in plain fp32.
+
+bf16 autocast on the CPU (`cpu_bf16_supported`): only when
 oneDNN has bf16 kernels for this CPU (`torch.ops.mkldnn._is_mkldnn_bf16_supported()`) AND the CPU computes in
 bf16 itself (the avx512_bf16 or amx_bf16 flag: `native_cpu_bf16`), since CPUs that emulate bf16 can be slower
 than fp32. Where the flags cannot be read (no /proc/cpuinfo), a one-time micro-benchmark
@@ -25,10 +38,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import math
 import os
+import subprocess
+import sys
 import threading
 import time
+from dataclasses import dataclass
 
 import torch
 
@@ -36,17 +53,111 @@ DEVICES = ("auto", "cpu", "cuda")
 THREADS_ENV = "RDL_TORCH_THREADS"
 BF16_ENV = "RDL_CPU_BF16"
 BF16_MIN_SPEEDUP = 1.15  # bf16 must beat fp32 by this factor in the micro-benchmark to be used on the CPU
+BF16_MIN_CAPABILITY = (8, 0)  # CUDA compute capability from which bf16 runs natively (Ampere and newer)
+PROBE_TIMEOUT_S = 60.0  # the CUDA probe's child interpreter (import torch + CUDA init) must answer within this
+NO_CUDA = "device='cuda' is not available on this machine (no CUDA GPU found); use 'auto' or 'cpu'"
+
+
+def _check_device_name(name) -> str:
+    if name not in DEVICES:
+        raise ValueError(f"device={name!r} is not allowed; choose one of {', '.join(DEVICES)}")
+    return name
 
 
 def resolve_device(name: str) -> torch.device:
-    """"auto" -> CUDA when available, else CPU; "cuda" without a GPU is an error."""
-    if name not in DEVICES:
-        raise ValueError(f"device={name!r} is not allowed; choose one of {', '.join(DEVICES)}")
+    """"auto" -> CUDA when available, else CPU; "cuda" without a GPU is an error. Asks torch, which initialises
+    CUDA: for the processes that compute (workers, command line), never the web server (use `job_devices`)."""
+    _check_device_name(name)
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' is not available on this machine (no CUDA GPU found); use 'auto' or 'cpu'")
+        raise ValueError(NO_CUDA)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+# -------------------------------------------------------------------- GPUs, seen from the web server
+@dataclass(frozen=True)
+class GpuInfo:
+    """One CUDA device as the probe saw it (memory in bytes; free = when the probe ran)."""
+
+    index: int
+    name: str
+    capability: tuple[int, int]
+    total_bytes: int
+    free_bytes: int
+
+    @property
+    def native_bf16(self) -> bool:
+        return self.capability >= BF16_MIN_CAPABILITY
+
+
+# What the child interpreter runs: one JSON line, a list of the GPUs torch can use in this environment.
+PROBE = """
+import json, torch
+gpus = []
+if torch.cuda.is_available():
+    for i in range(torch.cuda.device_count()):
+        free, total = torch.cuda.mem_get_info(i)
+        gpus.append({"index": i, "name": torch.cuda.get_device_name(i),
+                     "capability": list(torch.cuda.get_device_capability(i)), "total_bytes": total, "free_bytes": free})
+print(json.dumps(gpus))
+"""
+
+
+def parse_inventory(text: str) -> tuple[GpuInfo, ...]:
+    """The probe's JSON line as GpuInfo records; ValueError (one line) for anything else."""
+    try:
+        items = json.loads(text)
+        gpus = tuple(GpuInfo(index=item["index"], name=item["name"], capability=tuple(item["capability"]),
+                             total_bytes=item["total_bytes"], free_bytes=item["free_bytes"]) for item in items)
+    except (json.JSONDecodeError, TypeError, KeyError) as error:
+        raise ValueError(f"the CUDA probe printed {text[:200]!r}, not a list of GPUs ({error})") from None
+    for gpu in gpus:
+        numbers = (gpu.index, *gpu.capability, gpu.total_bytes, gpu.free_bytes)
+        if (not isinstance(gpu.name, str) or len(gpu.capability) != 2
+                or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in numbers)):
+            raise ValueError(f"the CUDA probe printed a malformed GPU entry: {gpu!r}")
+    return gpus
+
+
+def probe_cuda(run=subprocess.run, timeout: float = PROBE_TIMEOUT_S) -> tuple[GpuInfo, ...]:
+    """The GPUs a training worker of this environment would see, learned in a child interpreter (`PROBE`) so
+    that this process never initialises CUDA. A torch built without CUDA answers () at once; a probe that fails,
+    times out or prints nonsense counts as no GPU and says why on stderr (the server log)."""
+    if not torch.backends.cuda.is_built():
+        return ()
+    try:
+        done = run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=timeout, check=False)
+        if done.returncode != 0:
+            raise ValueError(f"exit code {done.returncode}: {(done.stderr or '').strip()[-300:]}")
+        lines = (done.stdout or "").strip().splitlines()
+        return parse_inventory(lines[-1] if lines else "")
+    except (OSError, subprocess.SubprocessError, ValueError) as error:
+        print(f"core.runtime: no GPU used: the CUDA probe failed ({type(error).__name__}: {error})", file=sys.stderr)
+        return ()
+
+
+_inventory: tuple[GpuInfo, ...] | None = None
+_inventory_lock = threading.Lock()
+
+
+def cuda_inventory() -> tuple[GpuInfo, ...]:
+    """The GPUs of this machine (`probe_cuda`), learned once per process, without initialising CUDA here: what the
+    web server asks (sidebar, recipes, memory check, job routing). () without a usable GPU."""
+    global _inventory
+    with _inventory_lock:
+        if _inventory is None:
+            _inventory = probe_cuda()
+        return _inventory
+
+
+def job_devices(name: str) -> tuple[str, ...]:
+    """The device types a training job of TrainConfig device `name` may train on, preferred first, as the web server
+    sees the machine (`cuda_inventory`): "auto" -> ("cuda", "cpu") with a GPU, ("cpu",) without; "cpu" and "cuda"
+    -> themselves (a "cuda" job on a machine without a GPU fails in its worker, with NO_CUDA)."""
+    if _check_device_name(name) != "auto":
+        return (name,)
+    return ("cuda", "cpu") if cuda_inventory() else ("cpu",)
 
 
 # ------------------------------------------------------------------------------------- bf16 autocast
@@ -111,6 +222,14 @@ def measure_cpu_bf16_speedup(repeats: int = 10) -> float:
     return fp32 / bf16
 
 
+def cuda_native_bf16(device: torch.device | str) -> bool:
+    """Whether this CUDA device computes bf16 natively: compute capability >= BF16_MIN_CAPABILITY of THIS device
+    (its index; the current device for a bare "cuda"), not torch.cuda.is_bf16_supported(), which counts emulation."""
+    device = torch.device(device)
+    index = torch.cuda.current_device() if device.index is None else device.index
+    return tuple(torch.cuda.get_device_capability(index)) >= BF16_MIN_CAPABILITY
+
+
 @functools.cache
 def cpu_bf16_supported() -> bool:
     """bf16 autocast is available and faster on this CPU (see the module docstring); decided once per process."""
@@ -122,7 +241,7 @@ def autocast_dtype(device: torch.device | str) -> torch.dtype | None:
     """torch.bfloat16 where bf16 autocast is supported and worthwhile on `device`, else None (plain fp32)."""
     device = torch.device(device)
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+        return torch.bfloat16 if cuda_native_bf16(device) else None
     if device.type == "cpu":
         return torch.bfloat16 if cpu_bf16_supported() else None
     return None
@@ -267,8 +386,10 @@ def process_age_seconds() -> float | None:
 
 
 def describe_device(device: torch.device, autocast: bool = True) -> str:
-    """"cuda: <name>" or "cpu (bf16 autocast, N threads)"; pass autocast=False for a run without mixed precision."""
+    """"cuda: <name> (bf16 autocast)" / "cuda: <name> (fp32)" or "cpu (bf16 autocast, N threads)"; pass
+    autocast=False for a run without mixed precision."""
     if device.type == "cuda":
-        return f"cuda: {torch.cuda.get_device_name(device)}"
+        precision = "bf16 autocast" if autocast and autocast_dtype(device) is not None else "fp32"
+        return f"cuda: {torch.cuda.get_device_name(device)} ({precision})"
     bf16 = "bf16 autocast, " if autocast and device.type == "cpu" and cpu_bf16_supported() else ""
     return f"cpu ({bf16}{torch.get_num_threads()} threads)"

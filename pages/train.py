@@ -5,8 +5,8 @@ dataset picks the recipe the other settings start from (core.training.config.rec
 import os
 
 import streamlit as st
-import torch
 
+from core import runtime
 from core.data.datasets import TOY_NAMES
 from core.diffusion.gaussian_diffusion import PREDICTIONS, VARIANCES
 from core.diffusion.schedules import SCHEDULE_KINDS, make_schedule
@@ -83,9 +83,10 @@ def datasets() -> list:
 
 
 def recipe(dataset: str) -> TrainConfig:
-    """The recipe the settings start from: core.training.config.recipe_for, with the CPU's MNIST recipe picked for
-    this machine's measured speed and the default budget (ui.training_panel.fast_recipe_for_this_machine)."""
-    on_gpu = torch.cuda.is_available()
+    """The recipe the settings start from: core.training.config.recipe_for; the GPU one when the server has a GPU
+    (core.runtime.cuda_inventory: learned in a child process, so the web server never initialises CUDA), else the
+    CPU's MNIST recipe picked for this machine's measured speed and the default budget (ui.training_panel)."""
+    on_gpu = bool(runtime.cuda_inventory())
     if dataset in TOY_NAMES or on_gpu:
         return recipe_for(dataset, on_gpu)
     return training_panel.fast_recipe_for_this_machine(60.0 * DEFAULT_MINUTES)
@@ -150,7 +151,7 @@ def budget_seconds() -> float | None:
 def follow_budget() -> None:
     """On a change of the time budget: settings that are still one of the fast CPU recipes become the recipe picked
     for the new budget on this machine (core.training.config.pick_fast_recipe); customised settings stay."""
-    if st.session_state.get("train_dataset", "mnist") in TOY_NAMES or torch.cuda.is_available():
+    if st.session_state.get("train_dataset", "mnist") in TOY_NAMES or runtime.cuda_inventory():
         return
     fast = [_recipe_values(MNIST_LIGHT_RECIPE, "mnist"), _recipe_values(MNIST_STANDARD_RECIPE, "mnist")]
     current = {key: st.session_state.get(key) for key in RECIPE_KEYS}
@@ -245,7 +246,7 @@ def settings_section() -> dict:
         settings.update(noise_schedule(base))
     with optimizer_tab:
         settings.update(optimizer(base))
-    if dataset not in TOY_NAMES and not torch.cuda.is_available():
+    if dataset not in TOY_NAMES and not runtime.cuda_inventory():
         st.caption(training_panel.fast_recipe_note(budget_seconds()))
     return settings
 

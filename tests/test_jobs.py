@@ -19,11 +19,11 @@ import pytest
 import torch
 
 from core import checkpoints, runtime
-from core.training import store, worker
+from core.training import fits, store, worker
 from core.training import trainer as trainer_module
 from core.training.config import TrainConfig
 from core.training.jobs import JobRefused, JobRegistry
-from core.training.limits import JobLimits, cpu_slots_for, estimate_starts
+from core.training.limits import JobLimits, cpu_slots_for, estimate_device_starts, estimate_starts
 from core.training.trainer import Trainer
 
 WAIT = 90.0
@@ -384,3 +384,146 @@ def test_a_worker_process_respects_a_pinned_thread_count(make_registry, monkeypa
     assert job.snapshot().device.endswith("2 threads)")
     registry.stop(job_id)
     assert registry.wait(job_id, WAIT) == "stopped"
+
+
+# ----------------------------------------------------------------------------- devices: CPU and GPU slots
+class FakeHandle:
+    """A worker that trains until the test ends it, or until the registry asks it to stop."""
+
+    pid = None
+
+    def __init__(self, folder):
+        self.folder, self.alive = folder, True
+
+    def is_alive(self):
+        if self.alive and (self.folder / store.STOP_REQUEST).exists():
+            store.write_json_atomically(self.folder / store.PROGRESS, {
+                **store.read_json(self.folder / store.PROGRESS), "state": "stopped"})
+            self.alive = False
+        return self.alive
+
+    @property
+    def exitcode(self):
+        return None if self.alive else 0
+
+
+class RecordingLauncher:
+    """Starts no worker: records (job folder name, device, threads) of every launch and hands out FakeHandles."""
+
+    def __init__(self):
+        self.launches, self.handles = [], {}
+
+    def launch(self, folder, resume, total_steps, max_seconds, threads, device=None):
+        self.launches.append((folder.name, device, threads))
+        self.handles[folder.name] = FakeHandle(folder)
+        return self.handles[folder.name]
+
+    def end(self, job):
+        """The job's worker finishes."""
+        job.write_progress(state="finished")
+        self.handles[job.job_id].alive = False
+
+
+@pytest.fixture
+def one_gpu(monkeypatch):
+    """The server sees one GPU (core.runtime.cuda_inventory mocked) with plenty of free memory; torch.cuda itself
+    must never be asked."""
+    gpu = runtime.GpuInfo(0, "NVIDIA H100 80GB HBM3", (9, 0), 80 * 2**30, 79 * 2**30)
+    monkeypatch.setattr(runtime, "_inventory", (gpu,))
+
+    def no_cuda_here(*args, **kwargs):
+        raise AssertionError("the web server asked torch.cuda")
+
+    for name in ("is_available", "device_count", "mem_get_info", "get_device_name", "get_device_capability", "init"):
+        monkeypatch.setattr(torch.cuda, name, no_cuda_here)
+    return gpu
+
+
+def test_auto_jobs_take_a_free_slot_on_either_device_gpu_first(make_registry, one_gpu):
+    launcher = RecordingLauncher()
+    registry = make_registry(JobLimits(cpu_slots=1, cuda_slots=2, threads_per_job=3), launcher=launcher)
+    owners = [f"student{i}" for i in range(6)]
+    auto = [registry.submit(owner, toy_config(device="auto")) for owner in owners[:4]]
+    assert launcher.launches == [(auto[0], "cuda", 1), (auto[1], "cuda", 1), (auto[2], "cpu", 3)]  # GPU first
+    assert [registry.get(j).device for j in auto] == ["cuda", "cuda", "cpu", None]  # the 4th waits, undecided
+    explicit_cpu = registry.submit(owners[4], toy_config(device="cpu"))
+    explicit_cuda = registry.submit(owners[5], toy_config(device="cuda"))
+    assert registry.get(auto[3]).state == registry.get(explicit_cpu).state == "queued"
+    launcher.end(registry.get(auto[0]))  # a GPU slot frees: the oldest job that may use it takes it
+    registry.poll()
+    assert launcher.launches[-1] == (auto[3], "cuda", 1) and registry.get(explicit_cuda).state == "queued"
+    launcher.end(registry.get(auto[2]))  # the CPU slot frees: the explicit CPU job, not the CUDA one
+    registry.poll()
+    assert launcher.launches[-1] == (explicit_cpu, "cpu", 3) and registry.get(explicit_cuda).state == "queued"
+    launcher.end(registry.get(auto[1]))
+    registry.poll()
+    assert launcher.launches[-1] == (explicit_cuda, "cuda", 1) and len(launcher.launches) == 6
+
+
+def test_an_auto_job_goes_only_where_its_step_fits(make_registry, one_gpu, monkeypatch):
+    monkeypatch.setattr(fits, "available_memory_bytes", lambda device: 2**20 if device.type == "cuda" else 2**34)
+    launcher = RecordingLauncher()
+    registry = make_registry(JobLimits(cpu_slots=1, cuda_slots=2), launcher=launcher)
+    first = registry.submit("alice", toy_config(device="auto", batch_size=512))  # too big for 1 MiB of GPU memory
+    second = registry.submit("bob", toy_config(device="auto", batch_size=512))
+    assert launcher.launches == [(first, "cpu", 1)]  # the GPU is idle, but the job does not fit there
+    assert registry.get(second).devices == ("cpu",) and registry.get(second).state == "queued"
+    with pytest.raises(ValueError, match="only 0.0 GiB is available on cuda"):
+        registry.submit("carol", toy_config(device="cuda", batch_size=512))
+
+
+def test_queue_eta_across_devices_by_hand():
+    # one GPU slot (running job ends in 10 s), one CPU slot (ends in 4 s); queue: auto (5 s on the GPU, 20 s on the
+    # CPU), a CUDA job of 3 s, another auto job
+    slots, running = {"cuda": 1, "cpu": 1}, {"cuda": [10.0], "cpu": [4.0]}
+    queued = [(("cuda", "cpu"), {"cuda": 5.0, "cpu": 20.0}), (("cuda",), {"cuda": 3.0}),
+              (("cuda", "cpu"), {"cuda": 5.0, "cpu": 20.0})]
+    # at 4 the CPU frees and the first takes it (the GPU is busy until 10); at 10 the CUDA job takes the GPU
+    # until 13, when the third takes it (the CPU is busy until 24)
+    assert estimate_device_starts(slots, running, queued) == [4.0, 10.0, 13.0]
+    # a GPU job of unknown length holds the GPU for good: the CUDA job's start is unknown, the auto job behind it
+    # still starts on the CPU when the first auto job is done there (4 + 20 s)
+    assert estimate_device_starts(slots, {"cuda": [None], "cpu": [4.0]}, queued) == [4.0, None, 24.0]
+    assert estimate_device_starts({"cuda": 2, "cpu": 1}, {}, queued) == [0.0, 0.0, 0.0]  # free slots on both
+    assert estimate_device_starts({"cpu": 1}, {"cpu": [3.0, 5.0]}, [(("cpu",), {"cpu": 1.0})]) == [5.0]  # over-full
+
+
+def test_queue_view_of_an_auto_job_counts_both_devices(make_registry, one_gpu):
+    launcher = RecordingLauncher()
+    registry = make_registry(JobLimits(cpu_slots=1, cuda_slots=1, max_active=10), launcher=launcher)
+    on_gpu = registry.get(registry.submit("alice", toy_config(device="auto")))
+    on_cpu = registry.get(registry.submit("bob", toy_config(device="auto")))
+    assert (on_gpu.device, on_cpu.device) == ("cuda", "cpu")
+    on_gpu.write_progress(state="running", eta_seconds=30.0, images_per_second=64.0)
+    on_cpu.write_progress(state="running", eta_seconds=10.0, images_per_second=16.0)
+    waiting = registry.submit("carol", toy_config(device="auto"))  # 40 steps of 16 = 640 images
+    cpu_only = registry.submit("dave", toy_config(device="cpu"))
+    # carol starts when the CPU frees (10 s, before the GPU at 30 s); dave needs the CPU after her 640 / 16 = 40 s
+    assert registry.queue_view(waiting) == (1, 10.0)
+    assert registry.queue_view(cpu_only) == (2, 50.0)
+    gpu_only = registry.submit("erin", toy_config(device="cuda"))
+    assert registry.queue_view(gpu_only) == (2, 30.0)  # behind carol in the queue, but carol takes the CPU at 10 s
+
+
+def test_the_worker_trains_on_the_device_it_was_given(tmp_path, monkeypatch):
+    commands, real_run = [], worker.run
+    monkeypatch.setattr(worker.subprocess, "Popen", lambda command, **options: commands.append(command) or FakeHandle(tmp_path))
+    worker.ProcessLauncher().launch(tmp_path, False, None, None, 1, device="cuda")
+    command = commands[0]
+    assert command[command.index("--device") + 1] == "cuda"
+    seen = {}
+    monkeypatch.setattr(worker.signal, "signal", lambda *args: None)
+    monkeypatch.setattr(worker, "run", lambda *args, **options: seen.update(options) or 0)
+    assert worker.main([str(tmp_path), "--device", "cpu"]) == 0 and seen["device"] == "cpu"
+
+    # an "auto" job told to train on CUDA builds its model there (on this machine without a GPU: a visible failure)
+    run_store = store.RunStore(tmp_path / "runs")
+    record = store.JobRecord(job_id="0123456789ab", owner_key=store.owner_key("alice"), created=0.0,
+                             config=toy_config(device="auto"))
+    folder = run_store.create(record)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert real_run(str(folder), resume=False, device="cuda") == 1
+    assert "device='cuda' is not available" in store.read_json(folder / store.PROGRESS)["error"]
+    assert real_run(str(folder), resume=False, device="cpu", total_steps=2) == 0
+    progress = store.read_json(folder / store.PROGRESS)
+    assert progress["state"] == "finished" and progress["config"]["device"] == "cpu"

@@ -1,5 +1,9 @@
-"""core.runtime: the bf16 autocast decision, the thread policy's decision function (fed with injected load figures),
-the cgroup quota reader and the load probe (fed with fake /proc files)."""
+"""core.runtime: the bf16 autocast decision (CPU, and CUDA with torch.cuda's queries mocked), the CUDA inventory (its
+child interpreter mocked), the thread policy's decision function (fed with injected load figures), the cgroup quota
+reader and the load probe (fed with fake /proc files)."""
+
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -180,3 +184,99 @@ def test_a_bad_thread_setting_is_refused_in_one_line_not_ignored(monkeypatch, ra
         runtime.pinned_threads()
     with pytest.raises(ValueError, match="RDL_TORCH_THREADS"):
         ThreadPolicy(probe=never, usable_cores=2, set_threads=never)
+
+
+# ------------------------------------------------------------------------------ CUDA, with mocked queries
+def fake_capabilities(monkeypatch, capabilities: dict, current: int = 0) -> list:
+    """torch.cuda's capability and current-device queries answer from `capabilities` (index -> (major, minor));
+    returns the list of indices asked for. is_bf16_supported says True everywhere (it counts emulation)."""
+    asked = []
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index: asked.append(index) or capabilities[index])
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: current)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: {0: "Tesla T4", 1: "NVIDIA A100"}[
+        current if device is None or torch.device(device).index is None else torch.device(device).index])
+    return asked
+
+
+def test_cuda_bf16_only_from_compute_capability_8_and_per_device(monkeypatch):
+    asked = fake_capabilities(monkeypatch, {0: (7, 5), 1: (8, 0)}, current=1)
+    assert autocast_dtype("cuda:0") is None  # a T4 (sm 7.5): emulated bf16, although is_bf16_supported() says True
+    assert autocast_dtype(torch.device("cuda", 1)) is torch.bfloat16  # an A100 (sm 8.0) in the same machine
+    assert autocast_dtype("cuda") is torch.bfloat16  # a bare "cuda" is the current device, here 1
+    assert asked == [0, 1, 1]  # the device's own index every time, never None
+    fake_capabilities(monkeypatch, {0: (7, 0), 1: (9, 0)}, current=0)
+    assert autocast_dtype("cuda") is None and runtime.cuda_native_bf16("cuda:1")  # V100 current; an H100 beside it
+
+
+def test_describe_cuda_names_the_precision_it_trains_in(monkeypatch):
+    fake_capabilities(monkeypatch, {0: (7, 5), 1: (8, 6)}, current=0)
+    assert runtime.describe_device(torch.device("cuda", 0)) == "cuda: Tesla T4 (fp32)"
+    assert runtime.describe_device(torch.device("cuda", 1)) == "cuda: NVIDIA A100 (bf16 autocast)"
+    assert runtime.describe_device(torch.device("cuda", 1), autocast=False) == "cuda: NVIDIA A100 (fp32)"
+
+
+GPU_JSON = ('[{"index": 0, "name": "NVIDIA H100 80GB HBM3", "capability": [9, 0], "total_bytes": 85520809984, '
+            '"free_bytes": 84929413120}, {"index": 1, "name": "Tesla T4", "capability": [7, 5], '
+            '"total_bytes": 15828320256, "free_bytes": 15655829504}]')
+
+
+def fake_run(stdout="", returncode=0, stderr="", raises=None, calls=None):
+    def run(command, **options):
+        if calls is not None:
+            calls.append((command, options))
+        if raises is not None:
+            raise raises
+        return subprocess.CompletedProcess(command, returncode, stdout, stderr)
+    return run
+
+
+def test_the_cuda_probe_reads_the_child_interpreters_answer(monkeypatch):
+    monkeypatch.setattr(torch.backends.cuda, "is_built", lambda: True)
+    calls = []
+    gpus = runtime.probe_cuda(run=fake_run("some warning\n" + GPU_JSON + "\n", calls=calls))
+    assert gpus == (runtime.GpuInfo(0, "NVIDIA H100 80GB HBM3", (9, 0), 85520809984, 84929413120),
+                    runtime.GpuInfo(1, "Tesla T4", (7, 5), 15828320256, 15655829504))
+    assert [gpu.native_bf16 for gpu in gpus] == [True, False]
+    (command, options), = calls
+    assert command == [sys.executable, "-c", runtime.PROBE] and options["timeout"] == runtime.PROBE_TIMEOUT_S
+
+
+@pytest.mark.parametrize("run, why", [
+    (fake_run(returncode=1, stderr="Traceback ...\nRuntimeError: CUDA driver too old"), "CUDA driver too old"),
+    (fake_run(raises=subprocess.TimeoutExpired(["python"], 60.0)), "TimeoutExpired"),
+    (fake_run(raises=FileNotFoundError("no python")), "no python"),
+    (fake_run("not json"), "not a list of GPUs"),
+    (fake_run('[{"index": 0, "name": "x", "capability": [8], "total_bytes": 1, "free_bytes": 1}]'), "malformed"),
+    (fake_run('[{"index": 0, "name": "x", "capability": [8, 0], "total_bytes": -1, "free_bytes": 1}]'), "malformed"),
+    (fake_run(""), "not a list of GPUs"),
+])
+def test_a_failing_cuda_probe_means_no_gpu_and_says_why(monkeypatch, capsys, run, why):
+    monkeypatch.setattr(torch.backends.cuda, "is_built", lambda: True)
+    assert runtime.probe_cuda(run=run) == ()
+    assert why in capsys.readouterr().err
+
+
+def test_a_torch_without_cuda_is_not_probed(monkeypatch):
+    monkeypatch.setattr(torch.backends.cuda, "is_built", lambda: False)
+    assert runtime.probe_cuda(run=fake_run(raises=AssertionError("probed"))) == ()
+
+
+def test_the_probe_program_runs_and_prints_what_parse_reads():
+    done = subprocess.run([sys.executable, "-c", runtime.PROBE], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    expected = runtime.probe_cuda() if torch.backends.cuda.is_built() else ()
+    assert runtime.parse_inventory(done.stdout.strip().splitlines()[-1]) == expected  # () on a CPU build of torch
+
+
+def test_the_inventory_is_learned_once_per_process_and_routes_auto(monkeypatch):
+    probes = []
+    monkeypatch.setattr(runtime, "_inventory", None)
+    monkeypatch.setattr(runtime, "probe_cuda", lambda: probes.append(1) or runtime.parse_inventory(GPU_JSON))
+    assert runtime.cuda_inventory()[0].name == "NVIDIA H100 80GB HBM3"
+    assert runtime.job_devices("auto") == ("cuda", "cpu") and runtime.job_devices("cpu") == ("cpu",)
+    assert runtime.job_devices("cuda") == ("cuda",) and len(probes) == 1  # asked once, whatever is called
+    monkeypatch.setattr(runtime, "_inventory", ())
+    assert runtime.job_devices("auto") == ("cpu",) and runtime.job_devices("cuda") == ("cuda",)
+    with pytest.raises(ValueError, match="device='gpu' is not allowed"):
+        runtime.job_devices("gpu")

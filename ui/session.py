@@ -21,6 +21,7 @@ from pathlib import Path
 import streamlit as st
 import torch
 
+from core import runtime
 from core.checks import check_number
 from core.training.jobs import JobRegistry
 
@@ -92,8 +93,11 @@ def get_registry() -> JobRegistry:
 
 
 def device_label() -> str:
-    if torch.cuda.is_available():
-        return f"GPU: {torch.cuda.get_device_name(0)}"
+    """What the sidebar names as the training hardware: the first GPU (from core.runtime.cuda_inventory, learned in
+    a child process: the web server never initialises CUDA), else the CPU threads."""
+    gpus = runtime.cuda_inventory()
+    if gpus:
+        return f"GPU: {gpus[0].name}"
     return f"CPU ({torch.get_num_threads()} threads)"
 
 

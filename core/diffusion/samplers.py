@@ -6,6 +6,9 @@ are recomputed from ᾱ (Nichol & Dhariwal §4); DDIM jumps between the kept tim
 All randomness comes from the `generator` argument: the same seed gives the same samples.
 A network run under bf16 (or fp16) autocast returns a lower-precision output: the loops cast it to the dtype of x_t
 before the update (`_model_output`), so the sampler's own arithmetic stays in x_t's precision.
+On CUDA, image batches (4-D) reach the network in channels_last memory format, as in training (faster convolutions
+on GPUs; `uses_channels_last`): the same numbers, other strides. What the loops return (x_0, trajectories) is
+contiguous. The CPU path is unchanged.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ class Trajectory:
     def add(self, t: int, x_t, pred_x0, pred_eps):
         self.t.append(int(t))
         for name, value in (("x_t", x_t), ("pred_x0", pred_x0), ("pred_eps", pred_eps)):
-            getattr(self, name).append(value.detach().float().cpu())
+            getattr(self, name).append(value.detach().float().cpu().contiguous())
 
 
 def _record_every(record) -> int:
@@ -67,6 +70,17 @@ def _record_every(record) -> int:
     if record is False or record is None:
         return 0
     return 1 if record is True else check_int("record (keep every k-th step)", record, 1)
+
+
+def uses_channels_last(shape, device: torch.device) -> bool:
+    """Whether the loops hand x_t to the network in channels_last: image batches (4-D) on CUDA, as training does."""
+    return torch.device(device).type == "cuda" and len(shape) == 4
+
+
+def _memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """x with channels_last strides (`.to`, not `.contiguous`, which keeps the strides of a one-channel batch: those
+    already count as channels_last, yet convolutions choose their layout from the strides), or x itself."""
+    return x.to(memory_format=torch.channels_last) if channels_last else x
 
 
 def _initial_noise(shape, generator, device, x_T):
@@ -83,15 +97,17 @@ def _device_for(generator, device):
     return generator.device if generator is not None else torch.device("cpu")
 
 
-def _model_output(model, x, t):
+def _model_output(model, x, t, channels_last=False):
     """model(x, t), cast to x's dtype when the network computed it in bf16 or fp16 (under autocast); a float32 or
-    float64 output is returned as it is (the same tensor)."""
-    output = model(x, t)
+    float64 output is returned as it is (the same tensor). channels_last: hand x over with channels_last strides
+    (a copy each step: elementwise updates of a one-channel batch fall back to the default strides)."""
+    output = model(_memory_format(x, channels_last), t)
     return output.to(x.dtype) if output.dtype in (torch.bfloat16, torch.float16) else output
 
 
 def _result(x, trajectory):
-    """x_0, or (x_0, trajectory) when the loop recorded one."""
+    """x_0 (contiguous), or (x_0, trajectory) when the loop recorded one."""
+    x = x.contiguous()
     if trajectory is None:
         return x
     trajectory.final = x.detach().float().cpu()
@@ -114,6 +130,7 @@ def ddpm_sample(model, diffusion: GaussianDiffusion, shape, steps: int | None = 
     process = diffusion if len(kept) == diffusion.T else diffusion.respaced(kept)
     every = _record_every(record)
     device = _device_for(generator, device)
+    channels_last = uses_channels_last(shape, device)
     trajectory = Trajectory() if every else None
     n = len(kept)
     # 1. x_T ~ N(0, I)
@@ -122,7 +139,7 @@ def ddpm_sample(model, diffusion: GaussianDiffusion, shape, steps: int | None = 
         # 2. the model sees the original timestep kept[i]; the (respaced) process uses its own index i
         t_model = torch.full((shape[0],), int(kept[i]), dtype=torch.long, device=device)
         t_process = torch.full((shape[0],), i, dtype=torch.long, device=device)
-        model_output = _model_output(model, x, t_model)
+        model_output = _model_output(model, x, t_model, channels_last)
         # 3. z ~ N(0, I), drawn at every step (also the last, where it is not used) so the stream of draws is fixed
         noise = torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype)
         # 4. x_{t-1} = μ_θ(x_t, t) + σ_t·z, no noise at t = 1 (Algorithm 2, line 4)
@@ -189,6 +206,7 @@ def ddim_sample(model, diffusion: GaussianDiffusion, shape, steps: int, eta: flo
     visited = visited.tolist()
     every = _record_every(record)
     device = _device_for(generator, device)
+    channels_last = uses_channels_last(shape, device)
     trajectory = Trajectory() if every else None
     n = len(visited)
     # 1. x_T ~ N(0, I)
@@ -196,7 +214,7 @@ def ddim_sample(model, diffusion: GaussianDiffusion, shape, steps: int, eta: flo
     for step, t in enumerate(visited):
         # 2. x̂_0 and ε̂ from the model's output at timestep t
         t_model = torch.full((shape[0],), t, dtype=torch.long, device=device)
-        pred_x0, pred_eps = diffusion.predictions(_model_output(model, x, t_model), x, t_model, clip_x0)
+        pred_x0, pred_eps = diffusion.predictions(_model_output(model, x, t_model, channels_last), x, t_model, clip_x0)
         if trajectory is not None and (step % every == 0 or step == n - 1):
             trajectory.add(t, x, pred_x0, pred_eps)
         # 3. x_prev = √ᾱ_prev·x̂_0 + √(1 − ᾱ_prev − σ²)·ε̂ (eq. 12) ...

@@ -1,5 +1,6 @@
 """One training job as the server sees it: its folder in the run store, its worker handle while it trains, and
-its progress as the worker last published it (core.training.worker). The registry (jobs.py) decides when it runs.
+its progress as the worker last published it (core.training.worker). The registry (jobs.py) decides when and on
+which device it runs (core.runtime.job_devices: nothing here initialises CUDA).
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ class Job:
         self.record, self.folder, self.registry = record, folder, registry
         self.job_id, self.owner_key, self.config = record.job_id, record.owner_key, record.config
         self.data_kind = self.config.data_kind
-        self.device = "cuda" if self.config.device == "cuda" or runtime.resolve_device(self.config.device).type == "cuda" else "cpu"
+        # where it may train, preferred first (the registry narrows this to the devices it fits on), and where it
+        # trains or last trained: an "auto" job's device is chosen when it is launched (None until then)
+        self.devices: tuple[str, ...] = runtime.job_devices(self.config.device)
+        self.device: str | None = self.devices[0] if len(self.devices) == 1 else None
         self.handle = None
         self.launch_args: tuple | None = None  # (resume, total_steps, max_seconds) while queued
         self.queued_since: float | None = None

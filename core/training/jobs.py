@@ -2,9 +2,14 @@
 
 Policy (the numbers are core.training.limits.JobLimits, set by environment variables):
 * Each device has slots (CPU: from the cores the container may use; CUDA: several small jobs share the card).
-  A job submitted or resumed waits in a first-come-first-served queue until its device has a free slot
+  A job submitted or resumed waits in a first-come-first-served queue until one of its devices has a free slot
   and its session has fewer than `running_per_session` jobs training (fairness: one session cannot fill
-  every slot). A queued job's snapshot carries its queue position and an ETA measured from the running jobs.
+  every slot). A job of device "auto" may train on either device (core.runtime.job_devices, narrowed to those its
+  step fits on): it takes the first free slot when it is launched, the GPU's before the CPU's, and its worker is
+  told that device; "cpu" and "cuda" jobs keep theirs. A queued job's snapshot carries its queue position (among
+  the queued jobs that compete for one of its devices) and an ETA measured from the running jobs
+  (limits.estimate_device_starts). Nothing here initialises CUDA: the server learns the GPUs from
+  core.runtime.cuda_inventory.
 * Requests are refused with `JobRefused` (a ValueError whose message says why and what to do) when the
   session already has its running + queued jobs, when the whole server has `max_active` jobs running or
   waiting, or when the session keeps `models_per_session` trained models (discard one first).
@@ -30,7 +35,7 @@ from core.training import store, worker
 from core.training.config import TrainConfig
 from core.training.fits import check_fits
 from core.training.job import Job
-from core.training.limits import JobLimits, estimate_starts
+from core.training.limits import JobLimits, estimate_device_starts
 from core.training.stats import ACTIVE_STATES, ENDED_STATES, Snapshot
 
 CLEANUP_SECONDS = 600.0  # how often poll() lets the run store delete old folders
@@ -81,7 +86,7 @@ class JobRegistry:
         ValueError when one training step of `config` would not fit in memory (core.training.fits)."""
         if not isinstance(config, TrainConfig):
             raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
-        check_fits(config.validate())  # a batch that cannot fit is a message now, not a crash in the worker
+        devices = check_fits(config.validate())  # a batch that cannot fit is a message now, not a crash in the worker
         key = _owner_key(owner)
         with self._lock:
             self._seen(key)
@@ -93,6 +98,7 @@ class JobRegistry:
             record = store.JobRecord(job_id=uuid.uuid4().hex[:12], owner_key=key, created=time.time(),
                                      config=config.validate(), max_seconds=max_seconds)
             job = Job(record, self.store.create(record), self)
+            job.devices = devices
             self._jobs[job.job_id] = job
             self._enqueue(job, resume=False, total_steps=None, max_seconds=max_seconds)
             return job.job_id
@@ -191,17 +197,22 @@ class JobRegistry:
             return stopped
 
     def queue_view(self, job_id: str) -> tuple[int | None, float | None]:
-        """(position in its device's queue, 1 = next; estimated seconds until it starts, None = unknown)."""
+        """(position among the queued jobs that compete for one of its devices, 1 = next; estimated seconds until
+        it starts, None = unknown). The start is simulated for the whole queue on every device, as _promote hands
+        out slots, since a job queued ahead on another device may still take a slot this job could use."""
         with self._lock:
             job = self._require(job_id)
             if job_id not in self._queue:
                 return None, None
-            ahead = [self._jobs[j] for j in self._queue if self._jobs[j].device == job.device]
-            running = [j for j in self._jobs.values() if j.device == job.device and j.state in ("running", "stopping")]
-            starts = estimate_starts(self.limits.slots(job.device), [self._seconds_left(j) for j in running],
-                                     [self._duration(j) for j in ahead])
-            index = ahead.index(job)
-            return index + 1, starts[index]
+            queued = [self._jobs[j] for j in self._queue]
+            competing = [other for other in queued if set(other.devices) & set(job.devices)]
+            devices = {device for other in queued for device in other.devices}
+            running = [j for j in self._jobs.values() if j.device in devices and j.state in ("running", "stopping")]
+            starts = estimate_device_starts(
+                {device: self.limits.slots(device) for device in devices},
+                {device: [self._seconds_left(j) for j in running if j.device == device] for device in devices},
+                [(other.devices, {device: self._duration(other, device) for device in other.devices}) for other in queued])
+            return competing.index(job) + 1, starts[queued.index(job)]
 
     def wait(self, job_id: str, timeout: float, interval: float = 0.05) -> str:
         """Poll until the job is neither queued nor training, or `timeout` seconds pass; returns its state."""
@@ -269,11 +280,20 @@ class JobRegistry:
         self._queue.append(job.job_id)
         self._promote()
 
+    def _free_device(self, job: Job) -> str | None:
+        """The first of the job's devices (preferred first) with a free slot, or None."""
+        for device in job.devices:
+            if self._running(lambda other: other.device == device) < self.limits.slots(device):
+                return device
+        return None
+
     def _promote(self) -> None:
-        """Launch queued jobs, oldest first, while their device has a free slot and their owner may run one more."""
+        """Launch queued jobs, oldest first, while one of their devices has a free slot and their owner may run one
+        more; the device is chosen here, at launch (see the module docstring)."""
         for job_id in list(self._queue):
             job = self._jobs[job_id]
-            if self._running(lambda other: other.device == job.device) >= self.limits.slots(job.device):
+            device = self._free_device(job)
+            if device is None:
                 continue
             if self._running(lambda other: other.owner_key == job.owner_key) >= self.limits.running_per_session:
                 continue
@@ -284,9 +304,11 @@ class JobRegistry:
             job.budget, job.launched_at = max_seconds, self.clock()
             for request in (store.STOP_REQUEST, store.SAVE_REQUEST):
                 (job.folder / request).unlink(missing_ok=True)
+            job.device = device
             job.write_progress(state="running", error=None, message="starting a training process…",
                                **({"total_steps": total_steps} if total_steps else {}))
-            job.handle = self.launcher.launch(job.folder, resume, total_steps, max_seconds, self.limits.threads_per_job)
+            threads = self.limits.threads_per_job if device == "cpu" else 1  # a GPU job's CPU work is launching kernels
+            job.handle = self.launcher.launch(job.folder, resume, total_steps, max_seconds, threads, device=device)
 
     def _seconds_left(self, job: Job) -> float | None:
         """How long a running job still needs: its measured ETA, at most what is left of its time budget."""
@@ -296,13 +318,14 @@ class JobRegistry:
             return budget_left if left is None else min(left, budget_left)
         return left
 
-    def _duration(self, job: Job) -> float | None:
-        """Estimated run time of a queued job: its steps at the measured rate of a job of the same shape."""
+    def _duration(self, job: Job, device: str) -> float | None:
+        """Estimated run time of a queued job on `device`: its steps at the measured rate of a job of the same shape
+        there."""
         resume, total_steps, max_seconds = job.launch_args
         config = job.config
         steps = (total_steps or config.total_steps) - ((job.progress_data()["saved_step"] or 0) if resume else 0)
         rates = [other.progress_data()["images_per_second"] for other in self._jobs.values()
-                 if other.device == job.device and other.config.dataset == config.dataset
+                 if other.device == device and other.config.dataset == config.dataset
                  and other.config.model_size == config.model_size and other.config.batch_size == config.batch_size]
         rates = [rate for rate in rates if rate > 0]
         duration = steps * config.batch_size / rates[0] if rates else None

@@ -5,18 +5,19 @@ A classroom server sets them with environment variables (README, "Running a clas
     RDL_CPU_JOBS            jobs training at once on the CPU. Default: the cores this container may really use
                             (cgroup CPU quota and affinity, core.runtime.usable_cpu_cores) minus one for the web
                             server, at least 1; each job then gets (cores − 1) // RDL_CPU_JOBS torch threads.
-    RDL_GPU_JOBS            small jobs sharing one CUDA GPU at once. Default 2 (not yet measured on a GPU).
+    RDL_GPU_JOBS            small jobs sharing one CUDA GPU at once. Default 2 (not yet measured on a GPU:
+                            bench/gpu_check.py suggests a value). A job of device "auto" takes a free slot of
+                            either device when it is launched, the GPU's first.
     RDL_JOBS_PER_SESSION    jobs one browser session may have training at once (default 1)
     RDL_QUEUED_PER_SESSION  jobs one session may have waiting for a slot (default 1)
     RDL_MAX_JOBS            jobs running or waiting on the whole server (default 4 per slot, at least 8)
     RDL_MODELS_PER_SESSION  trained models one session keeps (default 4; discard one to train another)
 
-`estimate_starts` turns measured job durations into an honest queue ETA.
+`estimate_starts` (one device) and `estimate_device_starts` turn measured job durations into an honest queue ETA.
 """
 
 from __future__ import annotations
 
-import heapq
 import math
 import os
 from dataclasses import dataclass
@@ -82,19 +83,39 @@ class JobLimits:
 
 
 def estimate_starts(slots: int, running_left: list, queued_durations: list) -> list:
-    """Seconds until each queued job starts, in queue order, or None where it cannot be known.
+    """Seconds until each queued job starts, in queue order, or None where it cannot be known: one device.
 
     running_left: seconds each running job still needs (None = not measured yet); queued_durations: the
     estimated run time of each queued job, oldest first (None = unknown). Slots are handed out first come
     first served as jobs end. An unknown time makes every later start unknown: no guess is shown as a number.
     """
-    check_int("slots", slots, 1)
-    ends = [math.inf if left is None else float(left) for left in running_left]  # when each running job ends
-    heapq.heapify(ends)
-    now, starts = 0.0, []
-    for duration in queued_durations:
-        while len(ends) >= slots:  # wait for the next running job to end
-            now = max(now, heapq.heappop(ends))
-        starts.append(None if math.isinf(now) else now)
-        heapq.heappush(ends, math.inf if duration is None else now + duration)
+    return estimate_device_starts({"device": slots}, {"device": running_left},
+                                  [(("device",), {"device": duration}) for duration in queued_durations])
+
+
+def estimate_device_starts(slots: dict, running_left: dict, queued: list) -> list:
+    """`estimate_starts` for several devices, as the registry hands out slots: whenever a slot frees, the queued
+    jobs are scanned oldest first and each takes a free slot on the first of its devices that has one.
+
+    slots: device -> slot count; running_left: device -> seconds each running job there still needs (None =
+    unknown); queued: (devices, durations) per queued job, oldest first, with its devices preferred first and
+    its estimated run time on each (device -> seconds or None). A slot held by a job of unknown length never frees.
+    """
+    free_at = {}  # device -> when each of its slots frees, earliest first
+    for device, count in slots.items():
+        check_int("slots", count, 1)
+        ends = [math.inf if left is None else float(left) for left in running_left.get(device, [])]
+        free_at[device] = sorted([0.0] * max(0, count - len(ends)) + ends)[-count:]
+    starts, waiting, now = [None] * len(queued), list(range(len(queued))), 0.0
+    while waiting and not math.isinf(now):
+        for index in list(waiting):
+            devices, durations = queued[index]
+            device = next((d for d in devices if free_at[d][0] <= now), None)
+            if device is not None:
+                duration = durations.get(device)
+                free_at[device][0] = math.inf if duration is None else now + duration
+                free_at[device].sort()
+                starts[index] = now
+                waiting.remove(index)
+        now = min((t for times in free_at.values() for t in times if t > now), default=math.inf)
     return starts

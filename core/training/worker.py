@@ -76,15 +76,25 @@ def thread_policy_for(threads: int) -> runtime.ThreadPolicy:
     return runtime.ThreadPolicy(max_threads=check_int("threads", threads, 1, 1024) + 1)
 
 
+def prepare_device(device) -> None:
+    """Process-wide settings of a worker that trains on `device`: on CUDA, cuDNN benchmarks the convolution
+    algorithms for the job's fixed shapes once and keeps the fastest (torch.backends.cudnn.benchmark)."""
+    import torch
+
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
 def run(job_dir: str, resume: bool, total_steps: int | None = None, max_seconds: float | None = None,
         threads: int = 1, parent_pid: int | None = None, checkpoint_every: float | None = None,
-        thread_policy=None) -> int:
+        thread_policy=None, device: str | None = None) -> int:
     """Train the job in `job_dir` until it ends; returns the exit code (0, or 1 when it could not start).
 
     resume: continue from the folder's checkpoint (else start from step 0); total_steps: a new total when
     resuming; threads: torch CPU threads; parent_pid: stop when this process is no longer our parent (None:
     do not watch, for in-process runs); thread_policy: re-decides the thread count between steps (a process
-    of its own only: see the module docstring)."""
+    of its own only: see the module docstring); device: "cpu" or "cuda", the device the registry launched the
+    job on, which replaces the config's (an "auto" job trains where a slot was free; None keeps the config's)."""
     import torch
 
     folder = Path(job_dir)
@@ -95,16 +105,21 @@ def run(job_dir: str, resume: bool, total_steps: int | None = None, max_seconds:
         record = store.JobRecord.from_json(store.read_json(folder / store.JOB_RECORD) or {})
         if parent_pid is not None:
             torch.set_num_threads(threads)
+        if device is not None and device not in ("cpu", "cuda"):
+            raise ValueError(f"device={device!r} is not allowed; a worker trains on 'cpu' or 'cuda'")
         if resume and checkpoint.exists():
-            trainer = Trainer.from_checkpoint(checkpoint, max_seconds=max_seconds, thread_policy=thread_policy)
+            trainer = Trainer.from_checkpoint(checkpoint, device=device, max_seconds=max_seconds,
+                                              thread_policy=thread_policy)
             saved_step = trainer.step
             if total_steps is not None and total_steps != trainer.config.total_steps:
                 trainer.set_total_steps(total_steps)
         else:
             config = record.config if total_steps is None else dataclasses.replace(record.config, total_steps=total_steps)
+            config = config if device is None else dataclasses.replace(config, device=device)
             trainer = Trainer(config, max_seconds=max_seconds, thread_policy=thread_policy)
         if parent_pid is not None:  # a process of its own: its start (imports, data, model) is part of the job's budget
             trainer.budget_head_start = time.monotonic() - STARTED
+        prepare_device(trainer.device)
         trainer.start() if trainer.step == 0 else trainer.resume()
     except Exception as error:  # anything that prevents a start ends the job visibly, with the reason
         failed = {"state": "failed", "error": f"the job could not start: {type(error).__name__}: {error}"}
@@ -144,7 +159,8 @@ def run(job_dir: str, resume: bool, total_steps: int | None = None, max_seconds:
 
 def main(argv=None) -> int:
     """`python -m core.training.worker JOB_DIR [--resume] [--total-steps N] [--max-seconds S] [--threads T]
-    [--parent-pid P]`: the process entry point. SIGTERM asks for a graceful stop, so the job still saves."""
+    [--parent-pid P] [--device cpu|cuda]`: the process entry point. SIGTERM asks for a graceful stop, so the job
+    still saves."""
     parser = argparse.ArgumentParser(prog="python -m core.training.worker")
     parser.add_argument("job_dir")
     parser.add_argument("--resume", action="store_true")
@@ -152,11 +168,12 @@ def main(argv=None) -> int:
     parser.add_argument("--max-seconds", type=float, default=None)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--parent-pid", type=int, default=None)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=None)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda signum, frame: (Path(args.job_dir) / store.STOP_REQUEST).touch())
     threads = check_int("threads", args.threads, 1, 1024)
     return run(args.job_dir, args.resume, args.total_steps, args.max_seconds, threads, args.parent_pid,
-               thread_policy=thread_policy_for(threads))
+               thread_policy=thread_policy_for(threads), device=args.device)
 
 
 # ------------------------------------------------------------------------------------- launchers
@@ -164,11 +181,14 @@ class ProcessLauncher:
     """Starts each worker as a process of its own: a fresh interpreter (`python -m core.training.worker`), so
     no state of the web server is forked into it and the web server's __main__ is never re-imported (as
     multiprocessing's "spawn" would). Only the job folder's path and numbers cross, as command-line text;
-    nothing comes back but the worker's files and its exit code. Its output goes to worker.log in the folder."""
+    nothing comes back but the worker's files and its exit code. Its output goes to worker.log in the folder.
+    `device` ("cpu" or "cuda", None = the config's) is the device the worker trains on."""
 
-    def launch(self, folder, resume: bool, total_steps, max_seconds, threads: int):
+    def launch(self, folder, resume: bool, total_steps, max_seconds, threads: int, device: str | None = None):
         command = [sys.executable, "-m", "core.training.worker", str(folder), "--threads", str(threads),
                    "--parent-pid", str(os.getpid())]
+        if device is not None:
+            command += ["--device", device]
         if resume:
             command.append("--resume")
         if total_steps is not None:
@@ -204,10 +224,10 @@ class ThreadLauncher:
     """Runs worker.run in a thread of this process (same files, same protocol): for tests and debugging only,
     since a thread shares the interpreter (and its speed) with the web server."""
 
-    def launch(self, folder, resume: bool, total_steps, max_seconds, threads: int):
+    def launch(self, folder, resume: bool, total_steps, max_seconds, threads: int, device: str | None = None):
         handle = _ThreadHandle()
         handle.thread = threading.Thread(target=handle.run, args=(str(folder), resume, total_steps, max_seconds),
-                                         daemon=True)
+                                         kwargs={"device": device}, daemon=True)
         handle.thread.start()
         return handle
 
@@ -217,8 +237,8 @@ class _ThreadHandle:
     pid = None
     thread: threading.Thread
 
-    def run(self, *args):
-        self.exitcode = run(*args)
+    def run(self, *args, **options):
+        self.exitcode = run(*args, **options)
 
     def is_alive(self) -> bool:
         return self.thread.is_alive()
