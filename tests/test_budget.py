@@ -59,18 +59,22 @@ def test_a_resumed_segment_plans_from_its_own_step_and_respects_the_cap():
 def test_after_the_warm_up_only_a_real_miss_replans():
     plan = calibrated(BudgetPlan(100.0, first_step=0, lock_step=10), 0.5, 3)
     assert plan.update(4, 2.0) == 196  # before the lock: follows the measurement
-    # after the lock, at step 100 after 52 s: projected end 52 + 96·0.5 = 100 s, 2 s past the planned end (budget
-    # less the 2 s reserve), within 10 s -> the plan stays (a fresh one would say 100 + ⌊(100 − 52 − 2)/0.5⌋ = 192)
-    assert plan.update(100, 52.0) is None and plan.total_steps == 196
+    # after the lock, at step 100 after 50.5 s: projected end 50.5 + 96·0.5 = 98.5 s, 0.5 s past the planned end
+    # (budget less the 2 s reserve), within half the reserve -> the plan stays (a fresh one would say
+    # 100 + ⌊(100 − 50.5 − 2)/0.5⌋ = 195); 5 s early (at 45 s) is within 10 % of the budget -> it stays too
+    assert plan.update(100, 50.5) is None and plan.update(100, 45.0) is None and plan.total_steps == 196
+    # 2 s late (at 52 s) is more than half the reserve: re-planned to 100 + ⌊(100 − 52 − 2)/0.5⌋ = 192
+    assert plan.update(100, 52.0) == 192 and plan.replans_after_lock == 1
+    plan.total_steps = 196
     for _ in range(200):
         plan.record_step(0.75)  # the last 200 steps decide the speed: now 0.75 s per step
     # at step 120 after 70 s: projected end 70 + 76·0.75 = 127 s, 29 s past 98 s (> 10 % of 100 s): re-plan to
     # 120 + ⌊(100 − 70 − 2)/0.75⌋ = 120 + ⌊37.3⌋ = 157
-    assert plan.update(120, 70.0) == 157 and plan.replans_after_lock == 1
-    assert "re-planned 1×" in plan.describe()
+    assert plan.update(120, 70.0) == 157 and plan.replans_after_lock == 2
+    assert "re-planned 2×" in plan.describe()
     # at step 150 after 112 s nothing fits any more (projected 112 + 7·0.75 s): one more step, then the
     # budget itself stops the run
-    assert plan.update(150, 112.0) == 151 and plan.replans_after_lock == 2
+    assert plan.update(150, 112.0) == 151 and plan.replans_after_lock == 3
 
 
 def test_describe_and_format_budget():
@@ -191,9 +195,9 @@ def test_the_command_line_counts_its_own_start_up(monkeypatch, tmp_path, capsys)
 
 def test_the_backstop_leaves_time_for_the_final_preview_and_the_save():
     plan = BudgetPlan(120.0, first_step=0, lock_step=10)
-    assert plan.cut_off_seconds == 120.0 - 0.5  # no preview measured yet: only the save
+    assert plan.cut_off_seconds == 120.0 - 1.5  # no preview measured yet: only the save and the exit
     plan.record_preview(2.0)
-    assert plan.cut_off_seconds == 120.0 - 2.0 - 0.5
+    assert plan.cut_off_seconds == 120.0 - 2.0 - 1.5
 
 
 def test_process_age_counts_the_interpreters_start():

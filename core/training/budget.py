@@ -32,7 +32,7 @@ MIN_CALIBRATION_STEPS = 3  # timed steps before the first plan
 RESERVE_FRACTION = 0.02  # of the budget, kept for the final preview and the save
 RESERVE_MIN_SECONDS = 1.0
 TOLERANCE = 0.10  # after the warm-up, re-plan only when the projected end misses the budget by more than this
-SAVE_SECONDS = 0.5  # kept after the cut-off for the checkpoint (the final preview's measured time is kept too)
+SAVE_SECONDS = 1.5  # kept after the cut-off for the checkpoint and the exit (the final preview's time is kept too)
 
 
 @dataclass
@@ -111,7 +111,10 @@ class BudgetPlan:
             return None
         if self.total_steps is not None and step >= self.lock_step:
             projected_end = elapsed + (self.total_steps - step) * self.seconds_per_step()
-            if abs(projected_end - (self.seconds - self.reserve_seconds)) <= self.tolerance * self.seconds:
+            late = projected_end - (self.seconds - self.reserve_seconds)
+            # early by up to `tolerance` of the budget is fine (the run ends a little sooner); late by more than half
+            # the reserve is not (the backstop would cut the run before its learning rate reaches 0)
+            if -self.tolerance * self.seconds <= late <= 0.5 * self.reserve_seconds:
                 return None
             self.replans_after_lock += 1
         self.total_steps = total
