@@ -61,7 +61,7 @@ def test_after_the_warm_up_only_a_real_miss_replans():
     assert plan.update(4, 2.0) == 196  # before the lock: follows the measurement
     # after the lock, at step 100 after 50.5 s: projected end 50.5 + 96·0.5 = 98.5 s, 0.5 s past the planned end
     # (budget less the 2 s reserve), within half the reserve -> the plan stays (a fresh one would say
-    # 100 + ⌊(100 − 50.5 − 2)/0.5⌋ = 195); 5 s early (at 45 s) is within 10 % of the budget -> it stays too
+    # 100 + ⌊(100 − 50.5 − 2)/0.5⌋ = 195); 5 s early (at 45 s) is within 5 % of the budget -> it stays too
     assert plan.update(100, 50.5) is None and plan.update(100, 45.0) is None and plan.total_steps == 196
     # 2 s late (at 52 s) is more than half the reserve: re-planned to 100 + ⌊(100 − 52 − 2)/0.5⌋ = 192
     assert plan.update(100, 52.0) == 192 and plan.replans_after_lock == 1

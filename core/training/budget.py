@@ -31,7 +31,7 @@ from core.checks import check_int, check_number
 MIN_CALIBRATION_STEPS = 3  # timed steps before the first plan
 RESERVE_FRACTION = 0.02  # of the budget, kept for the final preview and the save
 RESERVE_MIN_SECONDS = 1.0
-TOLERANCE = 0.10  # after the warm-up, re-plan only when the projected end misses the budget by more than this
+TOLERANCE = 0.05  # after the warm-up, a projected end this share of the budget early is kept (later re-plans)
 SAVE_SECONDS = 1.5  # kept after the cut-off for the checkpoint and the exit (the final preview's time is kept too)
 
 
