@@ -182,9 +182,9 @@ def ema_decay_at(ema_decay: float, step: int) -> float:
 MNIST_CPU_RECIPE = TrainConfig()
 # The fast CPU recipes (bench/cpu_recipe.py, docs/benchmarks.md "Digits within a lesson"). Each differs from the
 # papers on purpose: x₀-prediction (Ho et al. predict ε), log-normal training noise levels (uniform t in Ho et al.),
-# T = 200 (1000). On an AVX2 CPU, in the same seconds as 750 light steps: ε uniform FD 293, ε min-SNR-5 227, v 196,
-# x₀ 181, x₀ with log-normal levels 156 (n = 256 digits, floor 31.6). total_steps caps a budgeted run and is the
-# length of an unbudgeted one.
+# T = 200 (1000). On an AVX2 CPU, in the same seconds (n = 256 digits, floor 31.6): ε uniform FD 293, ε min-SNR-5 227,
+# v 196, x₀ 181, x₀ with log-normal levels (0.5, 0.8) 128, and with the slim UNet 110. total_steps caps a budgeted run
+# and is the length of an unbudgeted one.
 _FAST = dict(T=200, scale_with_T=True, prediction="x0", noise_levels="lognormal", lognormal_mean=0.5,
              lognormal_std=0.8, lr_schedule="cosine", warmup_steps=100, total_steps=6000)
 MNIST_LIGHT_RECIPE = TrainConfig(model_size="slim", batch_size=32, **_FAST)
