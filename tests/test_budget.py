@@ -208,3 +208,18 @@ def test_process_age_counts_the_interpreters_start():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-300:]
     assert 1.0 <= float(done.stdout) < 60.0
+
+
+def test_the_trainer_reports_a_guarded_steps_summary_one_step_late_and_every_step_once():
+    """With the device guard (CUDA's path, forced here on the CPU) each step's summary arrives with the next one;
+    the Trainer records each at the step it reports and settles the last one before the final preview."""
+    from core.training.step import build_state
+
+    config = toy_config(total_steps=30, preview_every=0)
+    trainer = Trainer(config)
+    trainer.train_state = build_state(trainer.config, device_guard=True)
+    trainer.start()
+    run_to_end(trainer)
+    snapshot = trainer.snapshot()
+    assert snapshot.state == "finished" and snapshot.step == 30 and snapshot.preview.step == 30
+    assert snapshot.loss_steps == list(range(1, 31)) and trainer.train_state.in_flight is None

@@ -38,7 +38,7 @@ from core.training import saving
 from core.training.budget import BudgetPlan
 from core.training.config import TrainConfig, learning_rate_at
 from core.training.stats import LossHistory, Preview, Snapshot, TimestepProfile
-from core.training.step import TrainingFailed, build_state, make_preview, train_step
+from core.training.step import TrainingFailed, build_state, make_preview, queue_step, settle
 
 RATE_WINDOW = 50  # images/s is measured over the last this-many steps
 EARLY_PREVIEW_SECONDS = 15.0  # a segment without a preview draws one after this much training time
@@ -198,6 +198,7 @@ class Trainer:
                     self._make_preview()
                 if self.max_seconds is not None and self._segment_seconds() >= self._cut_off_seconds():
                     self.stop(f"stopped after its time budget of {self.max_seconds:g} s; resume it to train further")
+            self._settle()
             if self._preview is None or self._preview.step != self.step:
                 self._make_preview()  # every end shows the model it ends with
             final_state = "stopped" if self.step < self.config.total_steps else "finished"
@@ -251,18 +252,33 @@ class Trainer:
                 self._device_name, self._label_threads = label, threads
 
     def _step_once(self) -> None:
+        """One update; on CUDA (state.device_guard) its summary arrives one step later, so the host never waits for
+        the device within a step (core/training/step.py queue_step)."""
         started = time.perf_counter()
         with self._model_lock:
-            result = train_step(self.train_state, self.loss_hook)
+            result = queue_step(self.train_state, self.loss_hook)
         if self.budget_plan is not None:
             self.budget_plan.record_step(time.perf_counter() - started)
+        self._record(result)
+
+    def _record(self, result) -> None:
+        """A step's summary into the statistics, at the step it reports (None: nothing reported yet)."""
+        if result is None:
+            return
         with self._lock:
             self._last_loss = result.loss
-            self.history.add(self.step, result.loss)
+            self.history.add(result.step, result.loss)
             self.profile.add(result.t, result.mse)
-            self._rate_window.append((time.monotonic(), self.step))
+            self._rate_window.append((time.monotonic(), result.step))
+
+    def _settle(self) -> None:
+        """Report the step still in flight (CUDA), before the weights are read: previews, saves, the run's end."""
+        with self._model_lock:
+            result = settle(self.train_state)
+        self._record(result)
 
     def _make_preview(self) -> None:
+        self._settle()
         started = time.perf_counter()
         with self._model_lock:
             preview = make_preview(self.train_state)
