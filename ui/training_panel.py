@@ -72,7 +72,7 @@ def fast_recipe_note(budget_seconds: float | None) -> str:
     recipe = fast_recipe_for_this_machine(budget_seconds)
     name = "light (slim UNet, batch 32)" if recipe is MNIST_LIGHT_RECIPE else "standard (tiny UNet, batch 64)"
     if forced_fast_recipe() is not None:
-        return f"CPU recipe: {name}, set by the server ({FAST_RECIPE_ENV})."
+        return f"CPU recipe: {name}, set by the server (`{FAST_RECIPE_ENV}`)."
     if budget_seconds is None:
         return f"CPU recipe for a run of all its steps: {name}."
     speed = light_recipe_speed()
