@@ -216,7 +216,10 @@ def _watch(trainer: Trainer, quiet: bool) -> None:
         print(progress_line(final), file=sys.stderr, flush=True)
 
 
-def main(argv=None) -> int:
+def main(argv=None, started: float | None = None) -> int:
+    """The command; `started` (time.monotonic() clock) is when the budget of --max-seconds began: the process's
+    start when run as `python -m core.train`, this call's otherwise."""
+    started = time.monotonic() if started is None else started
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -235,7 +238,7 @@ def main(argv=None) -> int:
     print(f"training {config.dataset} with a {config.model_size} {trainer.model.config['kind']} "
           f"({trainer.parameters:,} parameters) on {trainer.snapshot().device}, steps {first_step}..{config.total_steps}",
           file=sys.stderr)
-    trainer.budget_head_start = time.monotonic() - STARTED  # a budget is the command's: loading and probing count
+    trainer.budget_head_start = time.monotonic() - started  # a budget is the command's: loading and probing count
     interrupted = False
     try:
         trainer.start() if first_step == 0 else trainer.resume()
@@ -268,4 +271,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(started=STARTED))

@@ -183,19 +183,20 @@ def test_a_head_start_counts_against_the_budget():
     assert trainer.state == "stopped" and trainer.step == 1 and "time budget of 2 s" in trainer.snapshot().message
 
 
-def test_the_command_line_counts_its_own_start_up(monkeypatch, tmp_path, capsys):
+def test_the_command_line_counts_its_own_start_up(tmp_path, capsys):
     from core import train as train_cli
 
-    monkeypatch.setattr(train_cli, "STARTED", train_cli.time.monotonic() - 1000.0)  # as if loading took 1,000 s
     flags = ["--dataset", "two_moons", "--T", "20", "--toy-points", "256", "--steps", "500", "--preview-every", "0",
              "--device", "cpu", "--quiet"]
-    assert train_cli.main([*flags, "--max-seconds", "60", "--out", str(tmp_path / "m.safetensors")]) == 0
+    started = train_cli.time.monotonic() - 1000.0  # as if the process had spent 1,000 s starting up
+    assert train_cli.main([*flags, "--max-seconds", "60", "--out", str(tmp_path / "m.safetensors")], started=started) == 0
     assert "stopped at step 1/500 (stopped after its time budget of 60 s" in capsys.readouterr().out
 
 
 def test_the_backstop_leaves_time_for_the_final_preview_and_the_save():
     plan = BudgetPlan(120.0, first_step=0, lock_step=10)
     assert plan.cut_off_seconds == 120.0 - 1.5  # no preview measured yet: only the save and the exit
+    assert BudgetPlan(2.0, first_step=0, lock_step=0).cut_off_seconds == 2.0 - 0.2  # a tenth of a short budget
     plan.record_preview(2.0)
     assert plan.cut_off_seconds == 120.0 - 2.0 - 1.5
 

@@ -18,9 +18,9 @@ def test_without_a_recipe_the_flags_fill_in_trainconfigs_defaults():
 
 
 def test_the_fast_recipe_is_the_train_pages_cpu_recipe_and_flags_override_it():
-    fast = config_of("--recipe", "fast")
+    fast = config_of("--recipe", "fast")  # no budget: a full run, the standard fast recipe (pick_fast_recipe)
     assert (fast.dataset, fast.T, fast.scale_with_T, fast.lr_schedule, fast.total_steps, fast.batch_size) == \
-        ("mnist", 200, True, "cosine", 1800, 64)
+        ("mnist", 200, True, "cosine", 6000, 64)
     shorter = config_of("--recipe", "fast", "--steps", "50", "--no-scale-with-T")
     assert (shorter.T, shorter.lr_schedule, shorter.total_steps, shorter.scale_with_T) == (200, "cosine", 50, False)
 

@@ -48,14 +48,14 @@ class FakeClock:
 def gate(monkeypatch):
     """While closed, every training step waits (jobs stay 'running' at their current step)."""
     opened = threading.Event()
-    real_step = trainer_module.train_step
+    real_step = trainer_module.queue_step
 
     def gated_step(state, loss_hook=None):
         if not opened.wait(WAIT):
             raise RuntimeError("gate never opened")
         return real_step(state, loss_hook)
 
-    monkeypatch.setattr(trainer_module, "train_step", gated_step)
+    monkeypatch.setattr(trainer_module, "queue_step", gated_step)
     yield opened
     opened.set()
 
@@ -224,8 +224,8 @@ def test_save_now_writes_a_checkpoint_while_the_job_trains(make_registry):
 
 
 def test_nan_ends_the_job_failed_and_keeps_the_last_save(make_registry, monkeypatch):
-    real_step = trainer_module.train_step
-    monkeypatch.setattr(trainer_module, "train_step", lambda state, loss_hook=None: real_step(
+    real_step = trainer_module.queue_step
+    monkeypatch.setattr(trainer_module, "queue_step", lambda state, loss_hook=None: real_step(
         state, lambda k, loss: loss * math.nan if k == 25 else loss))
     registry = make_registry()
     job_id = registry.submit("alice", toy_config())

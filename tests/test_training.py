@@ -453,7 +453,7 @@ def test_thread_policy_changes_the_count_between_steps_never_during_one(monkeypa
     loads = [0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 1.0]  # other runnable tasks seen before steps 0..7
     expected = [2, 2, 1, 1, 1, 2, 2, 1]  # choose_threads(2 cores, load): a free second core is used
     events, clock = [], iter(range(1000))
-    real_step = trainer_module.train_step
+    real_step = trainer_module.queue_step
 
     def step(state, loss_hook=None):
         events.append(("begin", state.step))
@@ -469,7 +469,7 @@ def test_thread_policy_changes_the_count_between_steps_never_during_one(monkeypa
         events.append(("running", k, torch.get_num_threads()))
         return loss
 
-    monkeypatch.setattr(trainer_module, "train_step", step)
+    monkeypatch.setattr(trainer_module, "queue_step", step)
     load_seen = iter(loads)  # the clock advances one interval per update, so every update probes once
     policy = runtime.ThreadPolicy(interval_s=1.0, probe=lambda: next(load_seen), clock=lambda: float(next(clock)),
                                   usable_cores=2, set_threads=set_threads)

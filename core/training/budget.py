@@ -72,7 +72,7 @@ class BudgetPlan:
     def cut_off_seconds(self) -> float:
         """When the budget's backstop stops a segment that overran its plan: early enough for the final preview
         (as long as the last one took) and the save to end within the budget."""
-        return max(0.0, self.seconds - (self.preview_seconds or 0.0) - SAVE_SECONDS)
+        return max(0.0, self.seconds - (self.preview_seconds or 0.0) - min(SAVE_SECONDS, 0.1 * self.seconds))
 
     def seconds_per_step(self) -> float | None:
         """Measured seconds per step, previews spread over the steps between them (None until calibrated)."""
