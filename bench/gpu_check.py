@@ -48,8 +48,8 @@ from core.diffusion.samplers import ddim_sample  # noqa: E402
 from core.diffusion.schedules import make_schedule  # noqa: E402
 from core.nets.build import build_model, model_config_for  # noqa: E402
 from core.runtime import autocast, autocast_dtype, resolve_device  # noqa: E402
+from core.training import run_store, worker  # noqa: E402
 from core.training import step as app_step  # noqa: E402
-from core.training import store, worker  # noqa: E402
 from core.training.config import TrainConfig  # noqa: E402
 
 QUICK_UNET = {"kind": "unet", "in_channels": 1, "out_channels": 1, "image_size": 28, "channels": [8, 16],
@@ -219,11 +219,11 @@ def window_rate(samples: list, start: float, end: float, batch: int) -> float | 
 
 def launch_jobs(args, k: int, root: Path) -> list:
     """k jobs of worker_config in a run store under root, started by the registry's own launcher: (folder, handle)."""
-    run_store, launcher, jobs = store.RunStore(root), worker.ProcessLauncher(), []
+    runs, launcher, jobs = run_store.RunStore(root), worker.ProcessLauncher(), []
     for i in range(k):
-        record = store.JobRecord(job_id=uuid.uuid4().hex[:12], owner_key=store.owner_key(f"gpu-check-{i}"),
-                                 created=time.time(), config=worker_config(args), max_seconds=args.job_seconds)
-        folder = run_store.create(record)
+        record = run_store.JobRecord(job_id=uuid.uuid4().hex[:12], owner_key=run_store.owner_key(f"gpu-check-{i}"),
+                                     created=time.time(), config=worker_config(args), max_seconds=args.job_seconds)
+        folder = runs.create(record)
         jobs.append((folder, launcher.launch(folder, False, None, args.job_seconds, 1, device=args.device)))
     return jobs
 
@@ -244,7 +244,7 @@ def watch_jobs(args, jobs: list, device: torch.device) -> tuple[list, list, int 
         memory = [used_memory_bytes(device)] if device.type == "cuda" else [peak_resident_bytes(h.pid) for _, h in jobs]
         peak = max([m for m in memory + [peak] if m is not None], default=None)
         for index, (folder, handle) in enumerate(jobs):
-            progress = store.read_json(folder / store.PROGRESS) or {}
+            progress = run_store.read_json(folder / run_store.PROGRESS) or {}
             if handle.is_alive() and progress.get("state") == "running" and progress.get("step", 0) > 0:
                 samples[index].append((now, progress["step"], progress["elapsed_seconds"]))
                 running_at[index].add(now)
@@ -259,7 +259,7 @@ def run_workers(args, k: int, device: torch.device) -> dict:
         baseline = used_memory_bytes(device)
         jobs = launch_jobs(args, k, root)
         samples, running_at, peak = watch_jobs(args, jobs, device)
-        finals = [store.read_json(folder / store.PROGRESS) or {} for folder, _ in jobs]
+        finals = [run_store.read_json(folder / run_store.PROGRESS) or {} for folder, _ in jobs]
         failures = [(final.get("error") or f"ended {final.get('state')!r}, exit code {handle.exitcode}")[:300]
                     for (_, handle), final in zip(jobs, finals)
                     if handle.exitcode != 0 or final.get("state") not in ("stopped", "finished")]

@@ -29,9 +29,9 @@ import time
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from core.data.images import png_bytes, upscale  # noqa: E402
-from core.training import store  # noqa: E402
+from core.training import run_store  # noqa: E402
 from core.training.config import TrainConfig  # noqa: E402
-from core.training.jobs import JobRegistry  # noqa: E402
+from core.training.registry import JobRegistry  # noqa: E402
 from ui.training_panel import loss_figure, profile_figure  # noqa: E402
 
 
@@ -55,14 +55,14 @@ def phase(job, seconds: float, panel_open: bool, refresh_cpu: list) -> tuple[flo
     """Run one phase; returns the job's steps per second of training time, and per second of the worker's own
     CPU time, during it (and appends the CPU seconds of each panel refresh to refresh_cpu)."""
     reports, cpu_start = [], worker_cpu_seconds(job.handle.pid)
-    step_start = (store.read_json(job.folder / store.PROGRESS) or {}).get("step", 0)
+    step_start = (run_store.read_json(job.folder / run_store.PROGRESS) or {}).get("step", 0)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if panel_open:
             started = time.process_time()
             panel_refresh(job)
             refresh_cpu.append(time.process_time() - started)
-        progress = store.read_json(job.folder / store.PROGRESS) or {}
+        progress = run_store.read_json(job.folder / run_store.PROGRESS) or {}
         if progress.get("state") == "running" and progress.get("step"):
             report = (progress["step"], progress["elapsed_seconds"])
             if not reports or report != reports[-1]:
@@ -70,7 +70,7 @@ def phase(job, seconds: float, panel_open: bool, refresh_cpu: list) -> tuple[flo
         time.sleep(1.0)
     (s0, e0), (s1, e1) = reports[0], reports[-1]
     cpu = worker_cpu_seconds(job.handle.pid) - cpu_start
-    step_end = (store.read_json(job.folder / store.PROGRESS) or {}).get("step", 0)
+    step_end = (run_store.read_json(job.folder / run_store.PROGRESS) or {}).get("step", 0)
     return (s1 - s0) / (e1 - e0), (step_end - step_start) / cpu
 
 
@@ -84,12 +84,12 @@ def main() -> int:
 
     load_start = os.getloadavg()
     with tempfile.TemporaryDirectory() as root:
-        registry = JobRegistry(run_store=store.RunStore(root))
+        registry = JobRegistry(run_store=run_store.RunStore(root))
         config = TrainConfig(dataset=args.dataset, model_size="tiny", batch_size=args.batch_size, total_steps=10_000_000,
                              preview_every=50, device="cpu")
         job_id = registry.submit("bench", config)
         job = registry.get(job_id)
-        while (store.read_json(job.folder / store.PROGRESS) or {}).get("step", 0) < 5:  # warm up
+        while (run_store.read_json(job.folder / run_store.PROGRESS) or {}).get("step", 0) < 5:  # warm up
             time.sleep(0.5)
         rows, refresh_cpu = [], []
         for pair in range(args.pairs):

@@ -31,7 +31,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch
 
 from bench.report import CPU_CLASSES, cpu_class_env, cpu_flags_summary, cpu_model
-from core.checkpoints.store import load
+from core.checkpoints.files import load
 from core.checks import check_int, check_number
 from core.data.images import make_grid, save_png
 from core.diffusion.samplers import ddim_sample
@@ -70,15 +70,15 @@ def train_as_page_job(args, out_dir: Path) -> tuple[dict, Path]:
     previews and saves included)."""
     from bench.panel_overhead import panel_refresh
     from core.data.datasets import TOY_NAMES
-    from core.training import store
+    from core.training import run_store
     from core.training.config import recipe_for
-    from core.training.jobs import JobRegistry
+    from core.training.registry import JobRegistry
     from ui.training_panel import fast_recipe_for_this_machine
 
     os.environ.update(cpu_class_env(args.cpu_class))  # read by the worker processes the registry starts
     if args.threads_env:
         os.environ["RDL_TORCH_THREADS"] = str(args.threads)
-    registry = JobRegistry(run_store=store.RunStore(out_dir / "runs"), heartbeat_timeout=86_400.0)
+    registry = JobRegistry(run_store=run_store.RunStore(out_dir / "runs"), heartbeat_timeout=86_400.0)
     config = recipe_for(args.dataset, on_gpu=False)
     if args.dataset not in TOY_NAMES:  # the MNIST recipe the page picks for this machine and budget
         config = fast_recipe_for_this_machine(args.max_seconds)

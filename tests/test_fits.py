@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from core.training import fits, store, worker
+from core.training import fits, run_store, worker
 from core.training.config import TrainConfig
-from core.training.jobs import JobRegistry
 from core.training.limits import JobLimits
+from core.training.registry import JobRegistry
 from core.training.step import build_state
 
 CPU = torch.device("cpu")
@@ -58,7 +58,7 @@ def test_check_fits_measures_the_free_memory_when_none_is_given(monkeypatch):
 
 def test_the_registry_refuses_a_batch_that_cannot_fit_before_any_job_exists(tmp_path, monkeypatch):
     monkeypatch.setattr(fits, "available_memory_bytes", lambda device: 2**20)  # 1 MiB free
-    registry = JobRegistry(limits=JobLimits(cpu_slots=1), run_store=store.RunStore(tmp_path / "runs"),
+    registry = JobRegistry(limits=JobLimits(cpu_slots=1), run_store=run_store.RunStore(tmp_path / "runs"),
                            launcher=worker.ThreadLauncher())
     try:
         with pytest.raises(ValueError, match="batch size 512 would need about"):

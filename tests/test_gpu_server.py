@@ -12,10 +12,10 @@ from streamlit.testing.v1 import AppTest
 
 from core import runtime
 from core.training import config as training_config
-from core.training import fits, store
+from core.training import fits, run_store
 from core.training.config import TrainConfig
-from core.training.jobs import JobRegistry
 from core.training.limits import JobLimits
+from core.training.registry import JobRegistry
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -56,7 +56,7 @@ def test_server_paths_know_the_gpu_without_asking_torch(gpu_server, tmp_path):
     assert fits.available_memory_bytes(torch.device("cuda")) == GPU.free_bytes
     assert fits.available_memory_bytes(torch.device("cuda", 1)) is None  # no such GPU: unknown, nothing refused
     launcher = Launcher()
-    registry = JobRegistry(limits=JobLimits(cpu_slots=1), run_store=store.RunStore(tmp_path / "runs"), launcher=launcher)
+    registry = JobRegistry(limits=JobLimits(cpu_slots=1), run_store=run_store.RunStore(tmp_path / "runs"), launcher=launcher)
     job = registry.get(registry.submit("alice", config))
     assert launcher.devices == ["cuda"] and job.device == "cuda" and job.devices == ("cuda", "cpu")
 
@@ -97,7 +97,7 @@ def forbidden(*args, **kwargs):
 for name in {queries!r}:
     setattr(torch.cuda, name, forbidden)
 import app_modules
-""".replace("import app_modules", "import ui.session, ui.sidebar, ui.catalog, ui.training_panel, core.training.jobs\n"
+""".replace("import app_modules", "import ui.session, ui.sidebar, ui.catalog, ui.training_panel, core.training.registry\n"
             "print(torch.cuda.is_initialized())")
 
 

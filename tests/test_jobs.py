@@ -1,4 +1,4 @@
-"""Tests for the job registry (core/training/jobs.py), its limits (limits.py), the run store (store.py) and the
+"""Tests for the job registry (core/training/registry.py), its limits (limits.py), the run store (run_store.py) and the
 worker protocol (worker.py).
 
 Most tests run the real worker code in threads of this process (worker.ThreadLauncher: same files, same
@@ -19,11 +19,11 @@ import pytest
 import torch
 
 from core import checkpoints, runtime
-from core.training import fits, store, worker
+from core.training import fits, run_store, worker
 from core.training import trainer as trainer_module
 from core.training.config import TrainConfig
-from core.training.jobs import JobRefused, JobRegistry
 from core.training.limits import JobLimits, cpu_slots_for, estimate_device_starts, estimate_starts
+from core.training.registry import JobRefused, JobRegistry
 from core.training.trainer import Trainer
 
 WAIT = 90.0
@@ -65,9 +65,9 @@ def make_registry(tmp_path):
     """Registries on a run store in tmp_path, thread workers; every job is stopped and waited for at the end."""
     made = []
 
-    def make(limits=None, launcher=None, run_store=None, **options):
+    def make(limits=None, launcher=None, store=None, **options):
         registry = JobRegistry(limits=limits or JobLimits(cpu_slots=1),
-                               run_store=run_store or store.RunStore(tmp_path / "runs"),
+                               run_store=store or run_store.RunStore(tmp_path / "runs"),
                                launcher=launcher or worker.ThreadLauncher(), **options)
         made.append(registry)
         return registry
@@ -189,7 +189,7 @@ def test_stop_resume_continue_bit_identically_and_discard(make_registry, gate):
     job = registry.get(job_id)
     registry.stop(job_id)
     assert job.state == "stopping"
-    wait_until(lambda: not (job.folder / store.STOP_REQUEST).exists(), "the worker to take the stop request")
+    wait_until(lambda: not (job.folder / run_store.STOP_REQUEST).exists(), "the worker to take the stop request")
     gate.set()
     assert registry.wait(job_id, WAIT) == "stopped"
     stopped = job.snapshot()
@@ -272,15 +272,15 @@ def test_run_store_survives_a_restart_and_cleans_up(make_registry, tmp_path):
 
     clock = FakeClock()
     clock.now = time.time() + 8 * 86400  # a week and a day later: both are past their age limit
-    aged = store.RunStore(tmp_path / "runs", clock=clock)
+    aged = run_store.RunStore(tmp_path / "runs", clock=clock)
     assert aged.cleanup(protected={done}) == [interrupted]
-    small = store.RunStore(tmp_path / "runs", max_bytes=1)
+    small = run_store.RunStore(tmp_path / "runs", max_bytes=1)
     assert small.cleanup() == [done] and small.scan() == []
 
 
 def test_poll_lets_the_run_store_delete_old_jobs_every_ten_minutes(make_registry, tmp_path):
     clock = FakeClock()
-    registry = make_registry(run_store=store.RunStore(tmp_path / "runs", max_age_seconds=3600), clock=clock)
+    registry = make_registry(store=run_store.RunStore(tmp_path / "runs", max_age_seconds=3600), clock=clock)
     job_id = registry.submit("alice", toy_config(total_steps=3))
     assert registry.wait(job_id, WAIT) == "finished"
     folder = registry.get(job_id).folder
@@ -330,14 +330,14 @@ def test_sigterm_stops_a_worker_gracefully_and_it_saves(make_registry):
 
 SERVER = """
 import os, sys, time
-from core.training import store
-from core.training.jobs import JobRegistry
+from core.training import run_store
+from core.training.registry import JobRegistry
 from core.training.limits import JobLimits
 from core.training.config import TrainConfig
-registry = JobRegistry(limits=JobLimits(cpu_slots=1), run_store=store.RunStore(sys.argv[1]))
+registry = JobRegistry(limits=JobLimits(cpu_slots=1), run_store=run_store.RunStore(sys.argv[1]))
 job = registry.get(registry.submit("alice", TrainConfig(dataset="two_moons", model_size="tiny", T=50, batch_size=16,
     total_steps=10_000_000, preview_every=0, toy_points=256, device="cpu")))
-while (store.read_json(job.folder / store.PROGRESS) or {}).get("step", 0) < 10:
+while (run_store.read_json(job.folder / run_store.PROGRESS) or {}).get("step", 0) < 10:
     time.sleep(0.05)
 os._exit(0)  # the server dies without stopping its job
 """
@@ -349,7 +349,7 @@ def test_a_server_that_dies_loses_nothing(tmp_path, make_registry):
                    env={**os.environ, "PYTHONPATH": str(worker.ROOT)})
     folder = next(runs.glob("*/*"))
     # the orphaned worker notices that its server is gone, stops and saves
-    wait_until(lambda: (store.read_json(folder / store.PROGRESS) or {}).get("state") == "stopped", "the orphan to stop")
+    wait_until(lambda: (run_store.read_json(folder / run_store.PROGRESS) or {}).get("state") == "stopped", "the orphan to stop")
     restarted = make_registry()
     (job,) = restarted.jobs_for("alice")
     snapshot = job.snapshot()
@@ -396,9 +396,9 @@ class FakeHandle:
         self.folder, self.alive = folder, True
 
     def is_alive(self):
-        if self.alive and (self.folder / store.STOP_REQUEST).exists():
-            store.write_json_atomically(self.folder / store.PROGRESS, {
-                **store.read_json(self.folder / store.PROGRESS), "state": "stopped"})
+        if self.alive and (self.folder / run_store.STOP_REQUEST).exists():
+            run_store.write_json_atomically(self.folder / run_store.PROGRESS, {
+                **run_store.read_json(self.folder / run_store.PROGRESS), "state": "stopped"})
             self.alive = False
         return self.alive
 
@@ -517,13 +517,13 @@ def test_the_worker_trains_on_the_device_it_was_given(tmp_path, monkeypatch):
     assert worker.main([str(tmp_path), "--device", "cpu"]) == 0 and seen["device"] == "cpu"
 
     # an "auto" job told to train on CUDA builds its model there (on this machine without a GPU: a visible failure)
-    run_store = store.RunStore(tmp_path / "runs")
-    record = store.JobRecord(job_id="0123456789ab", owner_key=store.owner_key("alice"), created=0.0,
-                             config=toy_config(device="auto"))
-    folder = run_store.create(record)
+    runs = run_store.RunStore(tmp_path / "runs")
+    record = run_store.JobRecord(job_id="0123456789ab", owner_key=run_store.owner_key("alice"), created=0.0,
+                                 config=toy_config(device="auto"))
+    folder = runs.create(record)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert real_run(str(folder), resume=False, device="cuda") == 1
-    assert "device='cuda' is not available" in store.read_json(folder / store.PROGRESS)["error"]
+    assert "device='cuda' is not available" in run_store.read_json(folder / run_store.PROGRESS)["error"]
     assert real_run(str(folder), resume=False, device="cpu", total_steps=2) == 0
-    progress = store.read_json(folder / store.PROGRESS)
+    progress = run_store.read_json(folder / run_store.PROGRESS)
     assert progress["state"] == "finished" and progress["config"]["device"] == "cpu"

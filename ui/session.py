@@ -23,7 +23,7 @@ import torch
 
 from core import runtime
 from core.checks import check_number
-from core.training.jobs import JobRegistry
+from core.training.registry import JobRegistry
 
 ROOT = Path(__file__).resolve().parent.parent
 OWNER_COOKIE = "rdl_owner"
@@ -87,7 +87,7 @@ def heartbeat_timeout() -> float:
 @st.cache_resource
 def get_registry() -> JobRegistry:
     """One registry for the whole server process: all sessions share the devices through it. Its limits and run
-    store come from environment variables (core.training.limits, core.training.store, RDL_HEARTBEAT_TIMEOUT); a
+    store come from environment variables (core.training.limits, core.training.run_store, RDL_HEARTBEAT_TIMEOUT); a
     monitor thread starts queued jobs as slots free up."""
     return JobRegistry(monitor_interval=1.0, heartbeat_timeout=heartbeat_timeout())
 

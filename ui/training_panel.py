@@ -1,6 +1,6 @@
 """The live training panel (progress, speed, loss curve, per-timestep loss, previews) and the job buttons.
 
-Shared by the Train page and the 2-D playground. Jobs train in worker processes (core.training.jobs); the
+Shared by the Train page and the 2-D playground. Jobs train in worker processes (core.training.registry); the
 panel only reads the small progress files they publish, in a fragment that reruns on a timer, so an open
 panel costs the training nothing measurable (bench/panel_overhead.py) and the rest of the page stays put.
 Jobs live in the process-wide registry (ui.session.get_registry) and on disk, so switching pages, reloading
@@ -28,8 +28,8 @@ from core.training.config import (
     TrainConfig,
     pick_fast_recipe,
 )
-from core.training.jobs import JobRefused
 from core.training.limits import JobLimits
+from core.training.registry import JobRefused
 from core.training.stats import ACTIVE_STATES
 from ui import session
 from ui.figures import chart

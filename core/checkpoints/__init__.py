@@ -23,7 +23,7 @@ The "rdl" document:
     has_raw, has_optimizer   bool
 
 API: save(...) writes atomically; load(path) / load_bytes(data) -> (EMA model in eval mode, diffusion,
-metadata); load_for_resume(path) -> ResumeState (adds raw weights and optimizer state); read_metadata(path)
+metadata); load_for_resume(path) -> CheckpointContents (adds raw weights and optimizer state); read_metadata(path)
 reads only the header.
 
 The info keys of the document (model, diffusion, data, training, steps, ...) are one `CheckpointInfo`
@@ -44,8 +44,8 @@ a finite weight of 3e38 passes every other check). Files are never unpickled; ev
 `CheckpointError` (a ValueError) with a one-line message.
 """
 
+from core.checkpoints.files import CheckpointContents, load, load_bytes, load_for_resume, read_metadata, save
 from core.checkpoints.info import CheckpointInfo, DataInfo, parse_json
-from core.checkpoints.store import ResumeState, load, load_bytes, load_for_resume, read_metadata, save
 from core.checkpoints.validate import (
     DOCUMENT_KEYS,
     FORMAT_VERSION,
@@ -67,6 +67,6 @@ __all__ = [
     "DOCUMENT_KEYS", "FORMAT_VERSION", "MAX_CHECKPOINT_BYTES", "MAX_HEADER_BYTES", "MAX_SAMPLING_BYTES", "MAX_TENSORS",
     "MAX_UPLOAD_BYTES", "METADATA_KEY", "OPTIMIZER_KEY", "PROBE_BATCH", "PROBE_FLOPS",
     "SAMPLING_BATCH", "TRAINING_INFO_KEYS",
-    "CheckpointError", "CheckpointInfo", "DataInfo", "ResumeState", "load", "load_bytes", "load_for_resume",
+    "CheckpointError", "CheckpointInfo", "DataInfo", "CheckpointContents", "load", "load_bytes", "load_for_resume",
     "parse_json", "read_metadata", "save",
 ]

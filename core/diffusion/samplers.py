@@ -65,7 +65,7 @@ class Trajectory:
             getattr(self, name).append(value.detach().float().cpu().contiguous())
 
 
-def _record_every(record) -> int:
+def _stride_of_record_option(record) -> int:
     """record=False -> 0 (nothing), True -> every step, an integer k -> every k-th step."""
     if record is False or record is None:
         return 0
@@ -128,7 +128,7 @@ def ddpm_sample(model, diffusion: GaussianDiffusion, shape, steps: int | None = 
     steps = diffusion.T if steps is None else steps
     kept = timesteps(diffusion.T, steps, spacing).flip(0)  # ascending: index i of the respaced process
     process = diffusion if len(kept) == diffusion.T else diffusion.respaced(kept)
-    every = _record_every(record)
+    every = _stride_of_record_option(record)
     device = _device_for(generator, device)
     channels_last = uses_channels_last(shape, device)
     trajectory = Trajectory() if every else None
@@ -204,7 +204,7 @@ def ddim_sample(model, diffusion: GaussianDiffusion, shape, steps: int, eta: flo
     alpha_bar_prev = torch.cat([alpha_bars[visited[1:]], torch.ones(1, dtype=torch.float64)])  # ᾱ = 1 after the last step
     coef_x0, coef_eps, sigma = (c.tolist() for c in ddim_coefficients(alpha_bar, alpha_bar_prev, eta))
     visited = visited.tolist()
-    every = _record_every(record)
+    every = _stride_of_record_option(record)
     device = _device_for(generator, device)
     channels_last = uses_channels_last(shape, device)
     trajectory = Trajectory() if every else None

@@ -1,5 +1,5 @@
 """One training job as the server sees it: its folder in the run store, its worker handle while it trains, and
-its progress as the worker last published it (core.training.worker). The registry (jobs.py) decides when and on
+its progress as the worker last published it (core.training.worker). The registry (registry.py) decides when and on
 which device it runs (core.runtime.job_devices: nothing here initialises CUDA).
 """
 
@@ -9,14 +9,14 @@ import signal
 import threading
 
 from core import runtime
-from core.training import store
+from core.training import run_store
 from core.training.stats import ENDED_STATES, Preview, Snapshot, blank_progress
 
 
 class Job:
     """One job: its record and folder on disk, and (while it trains) its worker handle."""
 
-    def __init__(self, record: store.JobRecord, folder, registry=None):
+    def __init__(self, record: run_store.JobRecord, folder, registry=None):
         self.record, self.folder, self.registry = record, folder, registry
         self.job_id, self.owner_key, self.config = record.job_id, record.owner_key, record.config
         self.data_kind = self.config.data_kind
@@ -34,22 +34,22 @@ class Job:
 
     @property
     def checkpoint(self):
-        return self.folder / store.CHECKPOINT
+        return self.folder / run_store.CHECKPOINT
 
     def progress(self) -> dict:
         """progress.json as last written (parsed again only when the file changed)."""
-        path = self.folder / store.PROGRESS
+        path = self.folder / run_store.PROGRESS
         try:
             stat = path.stat()
             stamp = (stat.st_mtime_ns, stat.st_size)
         except OSError:
             return {}
         if stamp != self._progress[0]:
-            self._progress = (stamp, store.read_json(path) or self._progress[1] or {})
+            self._progress = (stamp, run_store.read_json(path) or self._progress[1] or {})
         return self._progress[1]
 
     def preview(self) -> Preview | None:
-        path = self.folder / store.PREVIEW
+        path = self.folder / run_store.PREVIEW
         try:
             stat = path.stat()
             stamp = (stat.st_mtime_ns, stat.st_size)
@@ -61,7 +61,7 @@ class Job:
 
     def write_progress(self, **changes) -> None:
         """Change the state recorded in progress.json (only while no worker is writing it)."""
-        store.write_json_atomically(self.folder / store.PROGRESS, {**blank_progress(self.config), **self.progress(), **changes})
+        run_store.write_json_atomically(self.folder / run_store.PROGRESS, {**blank_progress(self.config), **self.progress(), **changes})
 
     @property
     def state(self) -> str:

@@ -2,7 +2,7 @@
 
 Only plain values cross into the worker (the job folder's path, ints and floats); it reads its TrainConfig
 from the folder's job.json, which the server wrote, and unpickles nothing. It trains with a Trainer and
-talks back through files in the folder (core.training.store), which cost it nothing measurable:
+talks back through files in the folder (core.training.run_store), which cost it nothing measurable:
 
 * progress.json: the Trainer's Snapshot as JSON (loss curve, per-t profile, state, step, rate), rewritten
   atomically every PUBLISH_SECONDS, plus `saved_step` (the step checkpoint.safetensors holds);
@@ -34,7 +34,7 @@ from pathlib import Path
 
 from core import checkpoints, runtime
 from core.checks import check_int, check_number
-from core.training import store
+from core.training import run_store
 from core.training.stats import Snapshot
 from core.training.trainer import Trainer
 
@@ -59,14 +59,14 @@ def checkpoint_seconds(env=None) -> float:
 def publish(folder: Path, snapshot: Snapshot, saved_step: int | None, last_preview_step: int | None) -> int | None:
     """Write progress.json (and preview.npz when the preview is new); returns the preview step written."""
     if snapshot.preview is not None and snapshot.preview.step != last_preview_step:
-        tmp = folder / f".{store.PREVIEW}.tmp"
+        tmp = folder / f".{run_store.PREVIEW}.tmp"
         tmp.write_bytes(snapshot.preview.to_npz())
-        os.replace(tmp, folder / store.PREVIEW)
+        os.replace(tmp, folder / run_store.PREVIEW)
         last_preview_step = snapshot.preview.step
     data = snapshot.to_json()
     data["saved_step"] = saved_step
-    data["checkpoint"] = str(folder / store.CHECKPOINT) if saved_step is not None else None
-    store.write_json_atomically(folder / store.PROGRESS, data)
+    data["checkpoint"] = str(folder / run_store.CHECKPOINT) if saved_step is not None else None
+    run_store.write_json_atomically(folder / run_store.PROGRESS, data)
     return last_preview_step
 
 
@@ -98,11 +98,11 @@ def run(job_dir: str, resume: bool, total_steps: int | None = None, max_seconds:
     import torch
 
     folder = Path(job_dir)
-    checkpoint = folder / store.CHECKPOINT
+    checkpoint = folder / run_store.CHECKPOINT
     every = checkpoint_seconds() if checkpoint_every is None else checkpoint_every
     saved_step = None
     try:
-        record = store.JobRecord.from_json(store.read_json(folder / store.JOB_RECORD) or {})
+        record = run_store.JobRecord.from_json(run_store.read_json(folder / run_store.JOB_RECORD) or {})
         if parent_pid is not None:
             torch.set_num_threads(threads)
         if device is not None and device not in ("cpu", "cuda"):
@@ -123,8 +123,8 @@ def run(job_dir: str, resume: bool, total_steps: int | None = None, max_seconds:
         trainer.start() if trainer.step == 0 else trainer.resume()
     except Exception as error:  # anything that prevents a start ends the job visibly, with the reason
         failed = {"state": "failed", "error": f"the job could not start: {type(error).__name__}: {error}"}
-        previous = store.read_json(folder / store.PROGRESS) or {}
-        store.write_json_atomically(folder / store.PROGRESS, {**previous, **failed})
+        previous = run_store.read_json(folder / run_store.PROGRESS) or {}
+        run_store.write_json_atomically(folder / run_store.PROGRESS, {**previous, **failed})
         return 1
 
     def save() -> int:
@@ -136,15 +136,15 @@ def run(job_dir: str, resume: bool, total_steps: int | None = None, max_seconds:
     while trainer.state in ("running", "stopping"):
         trainer.join(POLL_SECONDS)
         now = time.monotonic()
-        if (folder / store.STOP_REQUEST).exists():
-            reason = (folder / store.STOP_REQUEST).read_text(errors="replace")[:500].strip()
+        if (folder / run_store.STOP_REQUEST).exists():
+            reason = (folder / run_store.STOP_REQUEST).read_text(errors="replace")[:500].strip()
             trainer.stop(reason or None)
-            (folder / store.STOP_REQUEST).unlink(missing_ok=True)
+            (folder / run_store.STOP_REQUEST).unlink(missing_ok=True)
         elif parent_pid is not None and os.getppid() != parent_pid:
             trainer.stop("stopped because the server stopped; resume it to continue")
-        if (folder / store.SAVE_REQUEST).exists() or now - last_save >= every:
+        if (folder / run_store.SAVE_REQUEST).exists() or now - last_save >= every:
             saved_step = save()
-            (folder / store.SAVE_REQUEST).unlink(missing_ok=True)
+            (folder / run_store.SAVE_REQUEST).unlink(missing_ok=True)
             last_save = now
         if now - last_publish >= PUBLISH_SECONDS:
             preview_step = publish(folder, trainer.snapshot(), saved_step, preview_step)
@@ -170,7 +170,7 @@ def main(argv=None) -> int:
     parser.add_argument("--parent-pid", type=int, default=None)
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None)
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda signum, frame: (Path(args.job_dir) / store.STOP_REQUEST).touch())
+    signal.signal(signal.SIGTERM, lambda signum, frame: (Path(args.job_dir) / run_store.STOP_REQUEST).touch())
     threads = check_int("threads", args.threads, 1, 1024)
     return run(args.job_dir, args.resume, args.total_steps, args.max_seconds, threads, args.parent_pid,
                thread_policy=thread_policy_for(threads), device=args.device)

@@ -13,7 +13,7 @@ Policy (the numbers are core.training.limits.JobLimits, set by environment varia
 * Requests are refused with `JobRefused` (a ValueError whose message says why and what to do) when the
   session already has its running + queued jobs, when the whole server has `max_active` jobs running or
   waiting, or when the session keeps `models_per_session` trained models (discard one first).
-* Nothing is lost: every job lives in a folder of the run store (core.training.store), the worker saves
+* Nothing is lost: every job lives in a folder of the run store (core.training.run_store), the worker saves
   its checkpoint periodically, on stop and at the end; the registry rescans the store on start, so jobs
   survive a server restart (as "stopped", resumable) and are offered to their owner again.
 * A worker that dies (killed, out of memory) leaves its job "crashed", with the last checkpoint usable and
@@ -31,7 +31,7 @@ import time
 import uuid
 
 from core.checks import check_number
-from core.training import store, worker
+from core.training import run_store, worker
 from core.training.config import TrainConfig
 from core.training.fits import check_fits
 from core.training.job import Job
@@ -48,12 +48,12 @@ class JobRefused(ValueError):
 class JobRegistry:
     """See the module docstring. `launcher` starts workers (default: processes); `run_store` keeps the folders."""
 
-    def __init__(self, limits: JobLimits | None = None, run_store: store.RunStore | None = None,
+    def __init__(self, limits: JobLimits | None = None, run_store: run_store.RunStore | None = None,
                  launcher=None, heartbeat_timeout: float = 180.0, clock=time.monotonic,
                  monitor_interval: float | None = None):
         check_number("heartbeat_timeout", heartbeat_timeout, 0.0, open_low=True)
         self.limits = JobLimits.from_env() if limits is None else limits
-        self.store = store.RunStore.from_env() if run_store is None else run_store
+        self.store = run_store.RunStore.from_env() if run_store is None else run_store
         self.launcher = worker.ProcessLauncher() if launcher is None else launcher
         self.heartbeat_timeout = float(heartbeat_timeout)
         self.clock = clock
@@ -95,7 +95,7 @@ class JobRegistry:
                                  f"discard one before training another")
             self._check_may_queue(key)
             self._cleanup()
-            record = store.JobRecord(job_id=uuid.uuid4().hex[:12], owner_key=key, created=time.time(),
+            record = run_store.JobRecord(job_id=uuid.uuid4().hex[:12], owner_key=key, created=time.time(),
                                      config=config.validate(), max_seconds=max_seconds)
             job = Job(record, self.store.create(record), self)
             job.devices = devices
@@ -123,14 +123,14 @@ class JobRegistry:
                 job.write_progress(state="stopped", message=message)
             elif job.handle is not None and job.handle.is_alive() and not job.stop_requested:
                 job.stop_requested = True
-                (job.folder / store.STOP_REQUEST).write_text(message or "")  # the worker shows it as the reason
+                (job.folder / run_store.STOP_REQUEST).write_text(message or "")  # the worker shows it as the reason
 
     def request_save(self, job_id: str) -> None:
         """Ask a running job's worker to save its checkpoint now (it does so within a fraction of a second)."""
         with self._lock:
             job = self._require(job_id)
             if job.handle is not None and job.handle.is_alive():
-                (job.folder / store.SAVE_REQUEST).touch()
+                (job.folder / run_store.SAVE_REQUEST).touch()
 
     def resume(self, job_id: str, total_steps: int | None = None, max_seconds: float | None = None) -> None:
         """Continue a stopped, crashed or finished job (the latter with a larger total_steps) now, or queue it.
@@ -302,7 +302,7 @@ class JobRegistry:
             job.queued_since = job.launch_args = None
             job.stop_requested = False
             job.budget, job.launched_at = max_seconds, self.clock()
-            for request in (store.STOP_REQUEST, store.SAVE_REQUEST):
+            for request in (run_store.STOP_REQUEST, run_store.SAVE_REQUEST):
                 (job.folder / request).unlink(missing_ok=True)
             job.device = device
             job.write_progress(state="running", error=None, message="starting a training process…",
@@ -337,4 +337,4 @@ class JobRegistry:
 def _owner_key(owner) -> str:
     if not isinstance(owner, str) or not owner:
         raise ValueError(f"owner must be a non-empty session id string, got {owner!r}")
-    return store.owner_key(owner)
+    return run_store.owner_key(owner)

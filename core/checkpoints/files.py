@@ -41,7 +41,7 @@ from core.nets.build import build_model
 
 
 @dataclass
-class ResumeState:
+class CheckpointContents:
     """Everything needed to continue training. Tensors in raw_state / optimizer_state are on the CPU
     (torch.optim.Optimizer.load_state_dict moves state to the parameters' device itself)."""
 
@@ -179,7 +179,7 @@ def load_bytes(data: bytes, name: str = "upload", device="cpu", max_bytes: int =
     return state.model, state.diffusion, state.metadata
 
 
-def load_for_resume(path, device="cpu", max_bytes: int = MAX_CHECKPOINT_BYTES) -> ResumeState:
+def load_for_resume(path, device="cpu", max_bytes: int = MAX_CHECKPOINT_BYTES) -> CheckpointContents:
     """The EMA model as in load(), plus the raw weights and optimizer state if the file has them."""
     path = Path(path)
     device = _checked_device(device)
@@ -220,7 +220,7 @@ def _checked_bytes(data, max_bytes: int, name: str) -> bytes:
     return bytes(data)
 
 
-def _parse(data: bytes, name: str, device: torch.device) -> ResumeState:
+def _parse(data: bytes, name: str, device: torch.device) -> CheckpointContents:
     header_len = _header_length(data[:8], len(data), name)
     metadata, _ = _parse_header(data[8:8 + header_len], name)
     doc = _document(metadata, name)
@@ -248,6 +248,6 @@ def _parse(data: bytes, name: str, device: torch.device) -> ResumeState:
     model = build_model(doc["model"])  # within every bound, and the same shapes as the weights in the file
     model.load_state_dict(ema, strict=True)
     _probe(model.eval(), net_config, diffusion.T, name)
-    return ResumeState(model.to(device), diffusion, doc, raw, optimizer_state)
+    return CheckpointContents(model.to(device), diffusion, doc, raw, optimizer_state)
 
 
