@@ -105,7 +105,9 @@ def test_usable_cores_read_the_cgroup_quota(tmp_path, files, expected):
 def test_limits_from_the_environment():
     limits = JobLimits.from_env({}, usable_cores=8)
     assert limits.cpu_slots == cpu_slots_for(8) == 7 and limits.threads_per_job == 1
-    assert limits.running_per_session == 1 and limits.queued_per_session == 1 and limits.max_active == 28
+    assert limits.running_per_session == 1 and limits.queued_per_session == 1 and limits.max_active == 56
+    two_cores = JobLimits.from_env({}, usable_cores=2)  # a class on a 2-core server: one slot, the rest queue
+    assert two_cores.cpu_slots == 1 and two_cores.max_active == 32
     assert JobLimits.from_env({}, usable_cores=1.5).cpu_slots == 1  # a fractional quota still runs one job
     custom = JobLimits.from_env({"RDL_CPU_JOBS": "2", "RDL_GPU_JOBS": "3", "RDL_MAX_JOBS": "5",
                                  "RDL_QUEUED_PER_SESSION": "0"}, usable_cores=8)
@@ -146,10 +148,11 @@ def test_fairness_queue_position_and_refusals(make_registry, gate):
 
     registry.stop(a1)
     gate.set()
-    wait_until(lambda: registry.get(a1).state == "stopped", "alice's first job to stop")
+    wait_until(lambda: registry.get(a1).snapshot().state == "stopped", "alice's first job to stop")
     registry.poll()
     assert registry.get(a2).state == "running" and registry.get(carol).state == "queued"
     wait_until(lambda: all(registry.get(j).snapshot().images_per_second > 0 for j in (a2, b1)), "measured rates")
+    registry.poll()  # (the monitor thread's work: the queue's estimates follow the measured rates)
     etas = [registry.get(j).snapshot().eta_seconds for j in (a2, b1)]
     starts = registry.get(carol).snapshot().starts_in_seconds  # when the first of the two running jobs ends
     assert starts is not None and 0.5 * min(etas) < starts < 2 * min(etas)
@@ -162,6 +165,7 @@ def test_queue_eta_from_the_measured_rate_and_the_time_budget(make_registry, gat
     gate.set()
     wait_until(lambda: registry.get(first).snapshot().step > 0, "the first job to train")
     wait_until(lambda: registry.get(first).snapshot().images_per_second > 0, "its rate")
+    registry.poll()
     waiting = registry.get(second).snapshot()
     assert waiting.queue_position == 1 and 0 < waiting.starts_in_seconds <= 30.0  # bounded by the first's budget
 
@@ -302,7 +306,7 @@ def test_a_killed_worker_ends_crashed_with_its_last_checkpoint_usable(tmp_path, 
     job = registry.get(job_id)
     wait_until(lambda: (job.snapshot().saved_step or 0) > 0, "the worker's first checkpoint")
     os.kill(job.handle.pid, signal.SIGKILL)
-    wait_until(lambda: job.state not in ("running", "stopping"), "the worker to die")
+    wait_until(lambda: job.snapshot().state not in ("running", "stopping"), "the worker to die")
     snapshot = job.snapshot()
     assert snapshot.state == "crashed" and "SIGKILL" in snapshot.error and "resume" in snapshot.error
     model, diffusion, metadata = checkpoints.load(job.checkpoint)  # the last save is whole and loads
@@ -310,7 +314,7 @@ def test_a_killed_worker_ends_crashed_with_its_last_checkpoint_usable(tmp_path, 
     assert saved > 0 and torch.isfinite(model(torch.zeros(2, 2), torch.zeros(2, dtype=torch.long))).all()
 
     registry.resume(job_id)  # continues from the checkpoint, in a new process
-    wait_until(lambda: job.snapshot().step > saved and job.state == "running", "the resumed worker")
+    wait_until(lambda: job.snapshot().step > saved and job.snapshot().state == "running", "the resumed worker")
     registry.stop(job_id)
     assert registry.wait(job_id, WAIT) == "stopped"
     final = job.snapshot()

@@ -10,7 +10,8 @@ A classroom server sets them with environment variables (README, "Running a clas
                             either device when it is launched, the GPU's first.
     RDL_JOBS_PER_SESSION    jobs one browser session may have training at once (default 1)
     RDL_QUEUED_PER_SESSION  jobs one session may have waiting for a slot (default 1)
-    RDL_MAX_JOBS            jobs running or waiting on the whole server (default 4 per slot, at least 8)
+    RDL_MAX_JOBS            jobs running or waiting on the whole server (default 8 per slot, at least 32:
+                            a class queues, each job told its position and ETA, instead of being refused)
     RDL_MODELS_PER_SESSION  trained models one session keeps (default 4; discard one to train another)
 
 `estimate_starts` (one device) and `estimate_device_starts` turn measured job durations into an honest queue ETA.
@@ -29,8 +30,8 @@ ENV = {"cpu_slots": "RDL_CPU_JOBS", "cuda_slots": "RDL_GPU_JOBS", "running_per_s
        "queued_per_session": "RDL_QUEUED_PER_SESSION", "max_active": "RDL_MAX_JOBS",
        "models_per_session": "RDL_MODELS_PER_SESSION"}
 DEFAULT_GPU_JOBS = 2
-ACTIVE_PER_SLOT = 4  # default server-wide cap: this many running-or-waiting jobs per slot
-MIN_MAX_ACTIVE = 8
+ACTIVE_PER_SLOT = 8  # default server-wide cap: this many running-or-waiting jobs per slot
+MIN_MAX_ACTIVE = 32  # but at least a class: the rest wait in the queue (with their position and ETA), never refused
 
 
 def cpu_slots_for(usable_cores: float) -> int:
@@ -93,29 +94,43 @@ def estimate_starts(slots: int, running_left: list, queued_durations: list) -> l
                                   [(("device",), {"device": duration}) for duration in queued_durations])
 
 
-def estimate_device_starts(slots: dict, running_left: dict, queued: list) -> list:
+def estimate_device_starts(slots: dict, running_left: dict, queued: list, running_owners: dict | None = None,
+                           queued_owners: list | None = None, per_owner: int | None = None) -> list:
     """`estimate_starts` for several devices, as the registry hands out slots: whenever a slot frees, the queued
-    jobs are scanned oldest first and each takes a free slot on the first of its devices that has one.
+    jobs are scanned oldest first and each takes a free slot on the first of its devices that has one, unless its
+    owner already has `per_owner` jobs training (then it waits and later jobs go first, as the registry does).
 
     slots: device -> slot count; running_left: device -> seconds each running job there still needs (None =
     unknown); queued: (devices, durations) per queued job, oldest first, with its devices preferred first and
-    its estimated run time on each (device -> seconds or None). A slot held by a job of unknown length never frees.
+    its estimated run time on each (device -> seconds or None). running_owners (device -> the owner of each running
+    job, in running_left's order) and queued_owners (one per queued job) are needed only with per_owner. A slot held
+    by a job of unknown length never frees.
     """
-    free_at = {}  # device -> when each of its slots frees, earliest first
+    if per_owner is not None:
+        check_int("per_owner", per_owner, 1)
+    slot_ends = {}  # device -> [end time, owner] of each slot (free: end 0)
     for device, count in slots.items():
         check_int("slots", count, 1)
-        ends = [math.inf if left is None else float(left) for left in running_left.get(device, [])]
-        free_at[device] = sorted([0.0] * max(0, count - len(ends)) + ends)[-count:]
+        owners = (running_owners or {}).get(device) or [None] * len(running_left.get(device, []))
+        ends = [[math.inf if left is None else float(left), owner]
+                for left, owner in zip(running_left.get(device, []), owners, strict=True)]
+        ends = [[0.0, None]] * max(0, count - len(ends)) + ends
+        slot_ends[device] = [list(item) for item in sorted(ends, key=lambda item: item[0])[-count:]]
+    owners = queued_owners or [None] * len(queued)
     starts, waiting, now = [None] * len(queued), list(range(len(queued))), 0.0
     while waiting and not math.isinf(now):
         for index in list(waiting):
             devices, durations = queued[index]
-            device = next((d for d in devices if free_at[d][0] <= now), None)
+            owner = owners[index]
+            if per_owner is not None and owner is not None and sum(
+                    1 for ends in slot_ends.values() for end, who in ends if who == owner and end > now) >= per_owner:
+                continue
+            device = next((d for d in devices if min(end for end, _ in slot_ends[d]) <= now), None)
             if device is not None:
+                slot = min(slot_ends[device], key=lambda item: item[0])
                 duration = durations.get(device)
-                free_at[device][0] = math.inf if duration is None else now + duration
-                free_at[device].sort()
+                slot[0], slot[1] = (math.inf if duration is None else now + duration), owner
                 starts[index] = now
                 waiting.remove(index)
-        now = min((t for times in free_at.values() for t in times if t > now), default=math.inf)
+        now = min((end for ends in slot_ends.values() for end, _ in ends if end > now), default=math.inf)
     return starts

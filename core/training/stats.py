@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
 
 import numpy as np
 import torch
@@ -19,8 +20,40 @@ from core.checks import check_int
 LOSS_HISTORY_POINTS = 500  # the loss curve is averaged down so it never holds more points than this
 PROFILE_BINS = 20  # per-timestep loss profile: t is split into this many equal bins
 PROFILE_WINDOW = 512  # examples per bin after which the profile average becomes exponential
-ACTIVE_STATES = ("queued", "running", "stopping")
-ENDED_STATES = ("stopped", "finished", "failed", "crashed")
+
+
+class JobState(StrEnum):
+    """Where a run (a Trainer) or a server job (core.training.job.Job) stands. A str, so progress files stay plain
+    JSON text ("running") and records written before this type load unchanged. The Trainer goes
+    IDLE → RUNNING → (STOPPING →) STOPPED | FINISHED | FAILED; a server job adds QUEUED before RUNNING and CRASHED
+    (its worker process ended without saying how); Job.TRANSITIONS lists the moves a job may make."""
+
+    IDLE = "idle"
+    QUEUED = "queued"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FINISHED = "finished"
+    FAILED = "failed"
+    CRASHED = "crashed"
+
+    @property
+    def active(self) -> bool:
+        """Waiting for or holding a training slot."""
+        return self in ACTIVE_STATES
+
+    @property
+    def ended(self) -> bool:
+        return self in ENDED_STATES
+
+    @property
+    def resumable(self) -> bool:
+        """May be continued by a resume (a failed run is not: its last step was not finite)."""
+        return self in (JobState.STOPPED, JobState.FINISHED, JobState.CRASHED)
+
+
+ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING, JobState.STOPPING)
+ENDED_STATES = (JobState.STOPPED, JobState.FINISHED, JobState.FAILED, JobState.CRASHED)
 
 
 class LossHistory:
@@ -157,7 +190,7 @@ class Snapshot:
     the queue position, the checkpoint that holds the job's weights on disk and until when it is kept.
     """
 
-    state: str
+    state: JobState
     error: str | None
     message: str | None  # why it stopped, when stopped by someone other than the user
     step: int
@@ -185,6 +218,9 @@ class Snapshot:
     saved_step: int | None = None  # the step that checkpoint holds
     kept_until: float | None = None  # time.time() after which the server may delete the checkpoint
 
+    def __post_init__(self):
+        object.__setattr__(self, "state", JobState(self.state))  # ValueError for a state that is not one
+
     def to_json(self) -> dict:
         """Every field but the preview (which travels as .npz, see Preview.to_npz), JSON-safe."""
         data = asdict(self)
@@ -211,7 +247,7 @@ class Snapshot:
 def blank_progress(config) -> dict:
     """The progress (Snapshot.to_json form) of a job of this TrainConfig before its worker has reported anything."""
     profile = TimestepProfile(config.T)
-    return {"state": "stopped", "error": None, "message": None, "step": 0, "total_steps": config.total_steps,
+    return {"state": JobState.STOPPED, "error": None, "message": None, "step": 0, "total_steps": config.total_steps,
             "loss_steps": [], "loss_history": [], "loss_bucket": 1, "last_loss": None,
             "profile_edges": profile.bin_edges(), "profile": [None] * profile.bins, "profile_counts": [0] * profile.bins,
             "images_per_second": 0.0, "eta_seconds": None, "elapsed_seconds": 0.0, "learning_rate": config.learning_rate,
