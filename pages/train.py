@@ -3,6 +3,7 @@ switches, reloads and server restarts. Every setting persists and travels as a l
 dataset picks the recipe the other settings start from (core.training.config.recipe_for)."""
 
 import os
+import time
 
 import streamlit as st
 
@@ -42,6 +43,7 @@ BUDGET_LABELS = {"steps": "all the steps", "minutes": "at most N minutes"}
 # A budget plans the run to fit (core/training/budget.py): the default, since a lesson has a clock.
 DEFAULT_BUDGET, DEFAULT_MINUTES = "minutes", 5
 SEED_MAX = 2**31 - 1
+EVICTIONS_SHOWN, EVICTIONS_SHOWN_SECONDS = 3, 7 * 86400  # the run store's latest removals of this session's models
 # widget key -> the TrainConfig field it sets (the recipe's value is its default)
 RECIPE_KEYS = {
     "train_size": "model_size", "train_prediction": "prediction", "train_variance": "variance",
@@ -315,7 +317,11 @@ def intro() -> None:
 
 def jobs_section() -> None:
     st.subheader("Your jobs")
-    jobs = session.get_registry().jobs_for(session.session_id())
+    registry = session.get_registry()
+    jobs = registry.jobs_for(session.session_id())
+    for eviction in registry.evictions_for(session.session_id())[-EVICTIONS_SHOWN:]:  # the server's cleanup: say so
+        if time.time() - eviction.removed_at < EVICTIONS_SHOWN_SECONDS:
+            st.warning(eviction.message())
     if not jobs:
         st.caption("No job yet. Choose settings above and press **Start training**.")
     for index, job in enumerate(reversed(jobs)):

@@ -156,6 +156,7 @@ def load_model(key: str) -> LoadedModel:
     elif source == "trained":
         label, job_id = trained_models()[key]
         model, diffusion, metadata = _export_trained(job_id)
+        get_registry().mark_used(session_id(), job_id)  # the run store's cleanup keeps a model in use
     else:
         raise KeyError(key)
     return LoadedModel(key=key, label=label, model=model, diffusion=diffusion, metadata=metadata)

@@ -144,6 +144,21 @@ class Eviction:
     def to_json(self) -> dict:
         return dict(self.__dict__)
 
+    def message(self) -> str:
+        """What its owner is told, e.g. "Your model mnist · small (step 1,200) was removed at 14:05 to free space
+        (server limit 2048 MB)." (the server's local time; the date too when it was not today)."""
+        when = time.localtime(self.removed_at)
+        at = time.strftime("%H:%M" if when[:3] == time.localtime()[:3] else "%Y-%m-%d %H:%M", when)
+        model = f"{self.dataset} · {self.model_size}" + (f" (step {self.saved_step:,})" if self.saved_step else "")
+        if self.reason == "space":
+            why = f"to free space (server limit {self.limit_bytes / 2**20:.4g} MB)"
+        else:
+            why = f"because it was unchanged and unused for {self.max_age_seconds / 86400:.3g} days (server limit)"
+        text = f"Your model {model} was removed at {at} {why}."
+        if self.resumable:
+            text += " It had not reached its last step; it could have been resumed."
+        return text
+
     @classmethod
     def from_json(cls, data: dict) -> Eviction:
         if not isinstance(data, dict) or data.get("reason") not in ("space", "age") or not JOB_ID.match(str(data.get("job_id"))):
