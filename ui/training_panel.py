@@ -30,15 +30,15 @@ from core.training.config import (
 )
 from core.training.limits import JobLimits
 from core.training.registry import JobRefused
-from core.training.stats import ACTIVE_STATES
+from core.training.stats import ACTIVE_STATES, JobState
 from ui import session
 from ui.figures import chart
 
 REFRESH_SECONDS = 1.0
 STATE_LABELS = {
-    "idle": "not started", "queued": "queued: waiting for a free slot", "running": "running",
-    "stopping": "stopping…", "stopped": "stopped", "finished": "finished", "failed": "failed",
-    "crashed": "crashed",
+    JobState.IDLE: "not started", JobState.QUEUED: "queued: waiting for a free slot", JobState.RUNNING: "running",
+    JobState.STOPPING: "stopping…", JobState.STOPPED: "stopped", JobState.FINISHED: "finished",
+    JobState.FAILED: "failed", JobState.CRASHED: "crashed",
 }
 
 
@@ -155,13 +155,13 @@ def job_buttons(job) -> None:
     registry = session.get_registry()
     columns = st.columns(4)
     if snapshot.state in ACTIVE_STATES:
-        if columns[0].button("Stop", key=f"stop_{job.job_id}", disabled=snapshot.state == "stopping",
+        if columns[0].button("Stop", key=f"stop_{job.job_id}", disabled=snapshot.state == JobState.STOPPING,
                              help="Stops after the current step and saves; nothing is lost."):
             registry.stop(job.job_id)
             st.rerun()
-    elif snapshot.state in ("stopped", "finished", "crashed"):
+    elif snapshot.state.resumable:
         start = snapshot.saved_step or 0
-        suggested = snapshot.total_steps * 2 if snapshot.state == "finished" else max(snapshot.total_steps, start + 1)
+        suggested = snapshot.total_steps * 2 if snapshot.state == JobState.FINISHED else max(snapshot.total_steps, start + 1)
         more = columns[0].number_input("Total steps", min_value=start + 1, value=suggested, step=100,
                                        key=f"more_{job.job_id}", help="Resume continues to this step count.")
         if columns[1].button("Resume", key=f"resume_{job.job_id}",
@@ -174,7 +174,7 @@ def job_buttons(job) -> None:
     refused = st.session_state.pop(f"refused_{job.job_id}", None)
     if refused:
         st.warning(refused)
-    if snapshot.state == "running" and columns[2].button("Save now", key=f"save_{job.job_id}",
+    if snapshot.state == JobState.RUNNING and columns[2].button("Save now", key=f"save_{job.job_id}",
                                                          help="Writes the checkpoint now (it is also saved every "
                                                               "minute, on stop and at the end)."):
         registry.request_save(job.job_id)
@@ -184,7 +184,7 @@ def job_buttons(job) -> None:
             file_name=f"{job.config.dataset}-{job.config.model_size}-step{snapshot.saved_step or 0}.safetensors",
             mime="application/octet-stream", key=f"download_{job.job_id}",
             help="The last saved checkpoint: upload it again later, or sample from it with `python -m core.sample`.")
-    if snapshot.state not in ("running", "stopping"):
+    if snapshot.state not in (JobState.RUNNING, JobState.STOPPING):
         if columns[3].button("Discard", key=f"discard_{job.job_id}", help="Deletes this job and its checkpoint."):
             registry.discard(job.job_id)
             st.rerun()
@@ -202,11 +202,11 @@ def where_saved(snapshot) -> str | None:
 
 def status_line(snapshot) -> str:
     text = f"{STATE_LABELS.get(snapshot.state, snapshot.state)} · step {snapshot.step:,} / {snapshot.total_steps:,}"
-    if snapshot.state == "queued":
+    if snapshot.state == JobState.QUEUED:
         wait = ("unknown until a job of this size has run" if snapshot.starts_in_seconds is None
                 else f"≈ {format_seconds(snapshot.starts_in_seconds)}")
         return f"{text} · position {snapshot.queue_position} in the queue · starts in {wait}"
-    if snapshot.budget_seconds is not None and snapshot.state in ("running", "stopping"):
+    if snapshot.budget_seconds is not None and snapshot.state in (JobState.RUNNING, JobState.STOPPING):
         return f"{text} · {format_seconds(snapshot.eta_seconds)} left of the {format_budget(snapshot.budget_seconds)} budget"
     return f"{text} · ETA {format_seconds(snapshot.eta_seconds)}"
 
@@ -226,9 +226,9 @@ def progress_panel(job, floor_fn=None) -> None:
         st.session_state[f"last_state_{job.job_id}"] = snapshot.state
         fraction = min(1.0, snapshot.step / max(1, snapshot.total_steps))
         st.progress(fraction, text=status_line(snapshot))
-        if snapshot.state in ("failed", "crashed"):
+        if snapshot.state in (JobState.FAILED, JobState.CRASHED):
             st.error(f"Training {snapshot.state}: {snapshot.error}")
-        elif snapshot.state == "queued":
+        elif snapshot.state == JobState.QUEUED:
             st.info("Every slot for training is taken; this job starts by itself when one frees up.")
         elif snapshot.message:
             st.info(snapshot.message)

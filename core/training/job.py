@@ -227,7 +227,12 @@ class Job:
             self.write_progress(state=JobState.RUNNING, error=None, message="starting a training process…",
                                 **({"total_steps": entry.total_steps} if entry.total_steps else {}))
             self._drop_queue_entry()
-            self._handle = start_worker(self, device, entry)
+            try:
+                self._handle = start_worker(self, device, entry)
+            except Exception as error:  # (e.g. no process can be started now) the job ends visibly, resumable
+                self._move(JobState.CRASHED)
+                self.write_progress(state=JobState.CRASHED, error=f"the training process could not be started "
+                                    f"({type(error).__name__}: {error}); resume to try again")
 
     def request_stop(self, message: str | None = None) -> None:
         """Running → stopping: the worker finishes its step, saves and exits (the message is shown as the reason)."""

@@ -26,7 +26,7 @@ class JobState(StrEnum):
     """Where a run (a Trainer) or a server job (core.training.job.Job) stands. A str, so progress files stay plain
     JSON text ("running") and records written before this type load unchanged. The Trainer goes
     IDLE → RUNNING → (STOPPING →) STOPPED | FINISHED | FAILED; a server job adds QUEUED before RUNNING and CRASHED
-    (its worker process ended without saying how); Job.TRANSITIONS lists the moves a job may make."""
+    (its worker process ended without saying how); core.training.job.TRANSITIONS lists the moves a job may make."""
 
     IDLE = "idle"
     QUEUED = "queued"
