@@ -332,3 +332,24 @@ def test_a_bad_fast_recipe_setting_is_said_in_one_line(monkeypatch):
     at = _train_page()
     assert any("Server setting: RDL_FAST_RECIPE='fastest' is not allowed" in e.value for e in at.error)
     assert not at.exception
+
+
+def test_a_model_the_server_removed_is_named_to_its_owner(run_store):
+    """The run store's cleanup removed this session's model (server limit reached): the page says which, when, why."""
+    from core.training import run_store as runs
+    from core.training.config import TrainConfig
+    from ui import session
+
+    at = _train_page()
+    registry = session.get_registry()
+    record = runs.JobRecord(job_id="0123456789ab", owner_key=runs.owner_key(at.session_state["session_id"]),
+                            created=time.time(), config=TrainConfig(dataset="two_moons", model_size="tiny"))
+    folder = registry.store.create(record)
+    runs.write_json_atomically(folder / runs.PROGRESS, {"state": "stopped", "saved_step": 1200})
+    registry.store.max_bytes = 1
+    assert registry.store.cleanup() == ["0123456789ab"]
+    at.run()
+    assert not at.exception, at.exception
+    (warning,) = [w.value for w in at.warning if "Your model" in w.value]
+    assert warning.startswith("Your model two_moons · tiny (step 1,200) was removed at ")
+    assert "to free space (server limit 9.537e-07 MB)" in warning and "could have been resumed" in warning
