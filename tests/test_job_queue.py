@@ -12,6 +12,7 @@ from core.training.job import Job, JobStateError
 from core.training.limits import JobLimits, estimate_device_starts
 from core.training.stats import JobState, Snapshot, blank_progress
 from tests.test_jobs import FakeClock, RecordingLauncher, make_registry, toy_config  # noqa: F401 (a fixture)
+from ui.training_panel import status_line
 
 BIG = dict(total_steps=100_000)
 
@@ -92,6 +93,7 @@ def test_a_class_of_ten_on_a_two_core_server_all_train_or_queue_with_a_position(
     assert [s.queue_position for s in snapshots[1:]] == list(range(1, 10))
     # each job's budget bounds its run, so every wait is known: the n-th waits n budgets, less what has run
     assert [s.starts_in_seconds for s in snapshots[1:]] == pytest.approx([300.0 * n for n in range(1, 10)], abs=1.0)
+    assert "position 9 in the queue · starts in ≈ 4" in status_line(snapshots[-1])  # what the 10th student reads
 
 
 def test_etas_follow_the_position_and_match_the_starts(make_registry):  # noqa: F811 (the fixture imported above)

@@ -35,7 +35,7 @@ from pathlib import Path
 from core import checkpoints, runtime
 from core.checks import check_int, check_number
 from core.training import run_store
-from core.training.stats import Snapshot
+from core.training.stats import JobState, Snapshot
 from core.training.trainer import Trainer
 
 # a job's time budget counts the worker's start (interpreter, imports, data, model) too
@@ -122,7 +122,7 @@ def run(job_dir: str, resume: bool, total_steps: int | None = None, max_seconds:
         prepare_device(trainer.device)
         trainer.start() if trainer.step == 0 else trainer.resume()
     except Exception as error:  # anything that prevents a start ends the job visibly, with the reason
-        failed = {"state": "failed", "error": f"the job could not start: {type(error).__name__}: {error}"}
+        failed = {"state": JobState.FAILED, "error": f"the job could not start: {type(error).__name__}: {error}"}
         previous = run_store.read_json(folder / run_store.PROGRESS) or {}
         run_store.write_json_atomically(folder / run_store.PROGRESS, {**previous, **failed})
         return 1
@@ -133,7 +133,7 @@ def run(job_dir: str, resume: bool, total_steps: int | None = None, max_seconds:
 
     last_publish = last_save = time.monotonic()
     preview_step = publish(folder, trainer.snapshot(), saved_step, None)
-    while trainer.state in ("running", "stopping"):
+    while trainer.state in (JobState.RUNNING, JobState.STOPPING):
         trainer.join(POLL_SECONDS)
         now = time.monotonic()
         if (folder / run_store.STOP_REQUEST).exists():
@@ -151,7 +151,7 @@ def run(job_dir: str, resume: bool, total_steps: int | None = None, max_seconds:
             last_publish = now
     trainer.join()
     final = trainer.snapshot()
-    if final.state in ("stopped", "finished") and final.step != saved_step:
+    if final.state in (JobState.STOPPED, JobState.FINISHED) and final.step != saved_step:
         saved_step = save()
     publish(folder, trainer.snapshot(), saved_step, preview_step)
     return 0
