@@ -148,3 +148,20 @@ def test_a_restart_keeps_the_queue_in_its_order(make_registry, tmp_path):  # noq
     restarted.stop(ids[3])  # stopping a queued job takes it out for good: a restart does not queue it again
     again = make_registry(JobLimits(cpu_slots=1), launcher=RecordingLauncher())
     assert again.get(ids[3]).state == "stopped"
+
+
+def test_a_restart_with_a_tiny_cap_keeps_the_queue_and_tells_whom_it_removed(make_registry, tmp_path):  # noqa: F811
+    launcher = RecordingLauncher()
+    registry = make_registry(JobLimits(cpu_slots=1), launcher=launcher)
+    training = registry.submit("ann", toy_config(**BIG), max_seconds=60.0)
+    waiting = registry.submit("ben", toy_config(**BIG), max_seconds=60.0)
+    registry.get(training).write_progress(saved_step=12)
+    launcher.handles[training].alive = False  # the server dies, its worker with it (the record still says running)
+
+    relaunched = RecordingLauncher()  # restarted with RDL_RUNS_MAX_MB far below what the two folders hold
+    restarted = make_registry(JobLimits(cpu_slots=1), launcher=relaunched,
+                              store=run_store.RunStore(tmp_path / "runs", max_bytes=1))
+    assert restarted.get(training) is None and restarted.jobs_for("ann") == []  # ann's job was stopped by the restart
+    (told,) = restarted.evictions_for("ann")  # ... and then removed for space: ann is told, it was resumable
+    assert told.job_id == training and told.resumable and "could have been resumed" in told.message()
+    assert relaunched.launches[0][0] == waiting and restarted.evictions_for("ben") == []  # a queued job is kept
