@@ -77,3 +77,22 @@ def _interval(low, high, open_low, open_high) -> str:
     if low is None:
         return f" {'<' if open_high else '<='} {high}"
     return f" in {'(' if open_low else '['}{low}, {high}{')' if open_high else ']'}"
+
+
+class NonFiniteOutputError(ValueError):
+    """A network's output holds NaN or infinity (its weights overflow at some input or timestep): pages show the
+    message as one line, like every other ValueError of a check."""
+
+
+def check_finite_output(name: str, value: torch.Tensor, t=None) -> torch.Tensor:
+    """`value` (a batch of outputs) unchanged when every entry is finite, else NonFiniteOutputError naming the first
+    timestep whose row is not finite (`t`: the batch's timesteps, a tensor of one per row, or None)."""
+    finite = torch.isfinite(value)
+    if bool(finite.all()):
+        return value
+    where = ""
+    if isinstance(t, torch.Tensor) and t.ndim == 1 and value.ndim >= 1 and len(t) == value.shape[0]:
+        bad = torch.unique(t[~finite.reshape(len(t), -1).all(dim=1)])
+        where = f" at timestep index {int(bad[0])}" + (f" (and {len(bad) - 1} more in this batch)" if len(bad) > 1 else "")
+    raise NonFiniteOutputError(f"{name} is not finite (NaN or infinite){where}: its weights overflow there, so this "
+                               f"model cannot be used for this; choose another model")

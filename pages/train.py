@@ -8,6 +8,7 @@ import time
 import streamlit as st
 
 from core import runtime
+from core.checkpoints.validate import check_model_schedule
 from core.data.datasets import TOY_NAMES
 from core.diffusion.gaussian_diffusion import PREDICTIONS, VARIANCES
 from core.diffusion.schedules import SCHEDULE_KINDS, make_schedule
@@ -256,8 +257,8 @@ def settings_section() -> dict:
 def schedule_of(settings: dict):
     """The noise schedule of the settings, or None after a clear error for an impossible one (then no Start)."""
     try:
-        return make_schedule(settings["schedule"], settings["T"], settings["beta_start"], settings["beta_end"],
-                             settings["scale_with_T"])
+        return check_model_schedule(make_schedule(settings["schedule"], settings["T"], settings["beta_start"],
+                                                  settings["beta_end"], settings["scale_with_T"]))
     except ValueError as error:
         st.error(f"This schedule is not valid: {error}")
         return None

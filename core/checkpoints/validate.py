@@ -41,6 +41,68 @@ class CheckpointError(ValueError):
     """A checkpoint file is unreadable, inconsistent or unsafe."""
 
 
+# Where every derived array of a model's schedule must lie, read in float32 as the samplers compute (Ho et al. eqs. 4,
+# 6-7: α_t = 1 − β_t, ᾱ_t = Π α_s, β̃_t = (1 − ᾱ_{t−1})/(1 − ᾱ_t)·β_t, μ̃_t = coef_x0·x_0 + coef_xt·x_t, whose two
+# weights lie in [0, 1]). None: no bound on that side beyond finiteness. numerical_problem's bounds imply all of these
+# (tests/test_hostile_schedules.py); this is the direct check of the numbers a sampler will index.
+_UNIT = (0.0, 1.0)
+SCHEDULE_ARRAY_RANGES = {
+    "betas": _UNIT, "alphas": _UNIT, "alpha_bars": _UNIT, "alpha_bars_prev": _UNIT, "posterior_variance": _UNIT,
+    "posterior_log_variance_clipped": (None, 0.0), "posterior_mean_coef_x0": _UNIT, "posterior_mean_coef_xt": _UNIT,
+    "snr": (0.0, None), "sqrt_alpha_bars": _UNIT, "sqrt_one_minus_alpha_bars": _UNIT, "sqrt_recip_alpha_bars": (1.0, None),
+    "sqrt_recip_alpha_bars_minus_one": (0.0, None), "log_betas": (None, 0.0),
+}
+RANGE_TOLERANCE = 1e-4  # float rounding at the ends of [0, 1] (the posterior weights hold to 4 digits at the edges)
+
+
+def schedule_arrays(diffusion: GaussianDiffusion) -> dict:
+    """Every derived array of the diffusion's schedule and of the diffusion itself (what samplers and losses index)."""
+    schedule = diffusion.schedule
+    arrays = {name: getattr(schedule, name) for name in ("betas", "alphas", "alpha_bars", "alpha_bars_prev",
+                                                         "posterior_variance", "posterior_log_variance_clipped",
+                                                         "posterior_mean_coef_x0", "posterior_mean_coef_xt", "snr")}
+    arrays.update(diffusion._arrays)
+    return arrays
+
+
+def array_problem(arrays: dict) -> str | None:
+    """The first array (in SCHEDULE_ARRAY_RANGES) not finite in float32 or outside its range, in one line, or None."""
+    for name, (low, high) in SCHEDULE_ARRAY_RANGES.items():
+        if name not in arrays:
+            continue
+        values = arrays[name].to(torch.float32)
+        finite = torch.isfinite(values)
+        outside = ~finite
+        if low is not None:
+            outside |= values < low - RANGE_TOLERANCE
+        if high is not None:
+            outside |= values > high + RANGE_TOLERANCE
+        if bool(outside.any()):
+            i = int(torch.nonzero(outside)[0])
+            allowed = f"in [{low:g}, {high:g}]" if low is not None and high is not None else \
+                (f">= {low:g}" if low is not None else f"<= {high:g}")
+            what = "finite" if low is None and high is None else f"finite and {allowed}"
+            return f"{name}[{i}]={float(values[i]):.3g} (t={i + 1}) in float32, where it must be {what}"
+    return None
+
+
+def schedule_problem(diffusion: GaussianDiffusion) -> str | None:
+    """Why a model with this diffusion would meet NaN, infinity or meaningless numbers (one line), or None: the
+    schedule's bounds (core.diffusion.schedules.numerical_problem), then every derived array (array_problem)."""
+    return numerical_problem(diffusion.schedule) or array_problem(schedule_arrays(diffusion))
+
+
+def check_model_schedule(schedule):
+    """A schedule (NoiseSchedule or GaussianDiffusion) a model may be trained or sampled with: raises ValueError with one
+    line when schedule_problem finds one, else returns it. The one check for an uploaded checkpoint (_configs) and the
+    Train page's own options, so training never makes a model that no upload would accept."""
+    diffusion = schedule if isinstance(schedule, GaussianDiffusion) else GaussianDiffusion(schedule)
+    problem = schedule_problem(diffusion)
+    if problem:
+        raise ValueError(f"the schedule's {problem}")
+    return schedule
+
+
 def _channels_problem(model_config: dict, diffusion: GaussianDiffusion) -> str | None:
     """The network must output diffusion.out_channels(data channels): twice as many for learned variances."""
     data_channels = model_config.get("in_channels", model_config.get("data_dim"))
@@ -124,9 +186,10 @@ def _configs(doc: dict, name: str):
         diffusion = GaussianDiffusion.from_config(doc["diffusion"])
     except (ValueError, TypeError, KeyError) as e:
         raise CheckpointError(f"{name}: invalid diffusion config in checkpoint ({str(e)[:300]})") from None
-    problem = numerical_problem(diffusion.schedule)
-    if problem:
-        raise CheckpointError(f"{name}: invalid diffusion config in checkpoint (the schedule's {problem})")
+    try:
+        check_model_schedule(diffusion)
+    except ValueError as e:
+        raise CheckpointError(f"{name}: invalid diffusion config in checkpoint ({e})") from None
     problem = _channels_problem(doc["model"], diffusion)
     if problem:
         raise CheckpointError(f"{name}: model and diffusion configs do not fit together: {problem}")

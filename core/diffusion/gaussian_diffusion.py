@@ -21,7 +21,7 @@ from typing import Literal, get_args
 
 import torch
 
-from core.checks import check_choice, check_int
+from core.checks import check_choice, check_finite_output, check_int
 from core.diffusion.losses import discretized_gaussian_log_likelihood, mean_over_data_dims, normal_kl
 from core.diffusion.schedules import NoiseSchedule, schedule_from_config
 
@@ -187,7 +187,9 @@ class GaussianDiffusion:
     def predictions(self, model_output, x_t, t, clip_x0: bool = False):
         """(x̂_0, ε̂) from a model output (variance channels dropped), whatever the model predicts. clip_x0
         clamps x̂_0 to [-1, 1] and recomputes ε̂ from it, so the pair still reproduces x_t. Every sampler and
-        page converts model outputs here."""
+        page converts model outputs here, so a network's output that is not finite stops here (NonFiniteOutputError,
+        one line for the page) instead of turning into NaN pictures or a traceback further on."""
+        check_finite_output("the network's output", model_output, t)
         prediction, _ = self.split_model_output(model_output, x_t)
         pred_x0, pred_eps = self.pred_x0_eps(prediction, x_t, t)
         if clip_x0:
