@@ -54,3 +54,18 @@ def test_check_choice_bool_and_generator():
         check_generator("generator", 3, optional=True)
     with pytest.raises(ValueError, match="must be a torch.Generator, got NoneType"):
         check_generator("generator", None)
+
+
+def test_check_finite_output_passes_finite_outputs_and_names_the_first_bad_timestep():
+    from core.checks import NonFiniteOutputError, check_finite_output
+
+    output = torch.zeros(3, 2, 4)
+    assert check_finite_output("out", output, torch.tensor([1, 2, 3])) is output
+    output[2, 1, 3] = math.inf
+    output[1, 0, 0] = math.nan
+    with pytest.raises(NonFiniteOutputError, match=r"^out is not finite \(NaN or infinite\) at timestep index 7 "
+                                                   r"\(and 1 more in this batch\): its weights overflow there"):
+        check_finite_output("out", output, torch.tensor([4, 9, 7]))  # rows 1 and 2 are bad: t = 9 and 7, the least first
+    with pytest.raises(ValueError, match=r"^out is not finite \(NaN or infinite\): "):  # no per-row timesteps given
+        check_finite_output("out", output, 5)
+    assert issubclass(NonFiniteOutputError, ValueError)  # pages already turn every ValueError of a check into one line

@@ -18,7 +18,15 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from core import checkpoints as ck
-from core.checkpoints.validate import PROBE_BATCH, PROBE_FLOPS, forward_flops, probe_timesteps
+from core.checkpoints.validate import (
+    PROBE_BATCH,
+    PROBE_FLOPS,
+    array_problem,
+    check_model_schedule,
+    forward_flops,
+    probe_timesteps,
+    schedule_arrays,
+)
 from core.diffusion.gaussian_diffusion import PREDICTIONS, GaussianDiffusion
 from core.diffusion.samplers import ddim_sample, ddpm_sample
 from core.diffusion.schedules import MAX_T, MIN_ALPHA_BAR, MIN_BETA, NoiseSchedule, make_schedule, numerical_problem
@@ -196,3 +204,89 @@ def test_the_shipped_checkpoints_pass_the_probe_at_every_probed_timestep(name):
     timesteps = probe_timesteps(net_config, diffusion.T)
     assert len(timesteps) == (1000 if net_config.kind == "mlp" else 71)
     assert numerical_problem(diffusion.schedule) is None
+
+
+# ------------------------------------------------------------------------------------- check_model_schedule
+@pytest.mark.parametrize("name", list(EDGES))
+def test_check_model_schedule_accepts_the_edges(name):
+    schedule = EDGES[name]()
+    assert check_model_schedule(schedule) is schedule
+    assert array_problem(schedule_arrays(GaussianDiffusion(schedule))) is None
+
+
+def test_check_model_schedule_refuses_what_numerical_problem_refuses_in_the_same_words():
+    for schedule in (make_schedule("linear", 20, 1e-300, 0.02), make_schedule("linear", 1000, 1e-4, 0.999)):
+        with pytest.raises(ValueError) as raised:
+            check_model_schedule(GaussianDiffusion(schedule))
+        assert str(raised.value) == f"the schedule's {numerical_problem(schedule)}"
+
+
+@pytest.mark.parametrize("name, index, value, words", [
+    ("posterior_mean_coef_x0", 5, math.inf,
+     r"^posterior_mean_coef_x0\[5\]=inf \(t=6\) in float32, where it must be finite and in \[0, 1\]"),
+    ("posterior_variance", 0, math.nan, r"^posterior_variance\[0\]=nan \(t=1\)"),
+    ("sqrt_recip_alpha_bars", 9, 1e39, r"^sqrt_recip_alpha_bars\[9\]=inf \(t=10\) in float32, where it must be finite and >= 1$"),
+    ("posterior_mean_coef_xt", 3, 1.5, r"^posterior_mean_coef_xt\[3\]=1\.5 \(t=4\) .* in \[0, 1\]$"),
+    ("alpha_bars", 2, -1e-3, r"^alpha_bars\[2\]=-0\.001 \(t=3\)"),
+    ("log_betas", 7, 0.5, r"^log_betas\[7\]=0\.5 \(t=8\) in float32, where it must be finite and <= 0$"),
+])
+def test_array_problem_names_the_first_array_a_sampler_would_misread(name, index, value, words):
+    """The direct check behind numerical_problem's bounds: one entry of one array changed by hand (1e39 overflows
+    float32, the precision the samplers use); the untouched arrays pass."""
+    arrays = {k: v.clone() for k, v in schedule_arrays(GaussianDiffusion(make_schedule("linear", 20))).items()}
+    assert array_problem(arrays) is None
+    arrays[name][index] = value
+    problem = array_problem(arrays)
+    assert problem is not None and re.search(words, problem), problem
+
+
+def test_the_train_page_refuses_a_schedule_no_upload_would_accept():
+    """T = 4,000 with β from 0.5 to 0.999 unscaled: ᾱ_T underflows to 0. The Train page says why in one line and
+    offers no Start, instead of training a model that its own upload check would refuse."""
+    from helpers import APP
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page("pages/train.py").run()
+    labelled = {w.label: w for w in [*at.number_input, *at.checkbox]}
+    labelled["Scale β range with T (× 1000/T)"].uncheck()
+    labelled["T (diffusion steps)"].set_value(4000)
+    labelled["β start"].set_value(0.5)
+    labelled["β end"].set_value(0.999)
+    at.run()
+    assert not at.exception, at.exception
+    (error,) = [e.value for e in at.error if "This schedule is not valid" in e.value]
+    assert error.startswith("This schedule is not valid: the schedule's ᾱ_T=0 is below 1e-30") and "\n" not in error
+    assert next(b for b in at.button if b.key == "train_start").disabled
+
+
+# ---------------------------------------------------------------------------- a network infinite at some timesteps
+class InfiniteBelow:
+    """A stand-in network: output 0 at timesteps >= `first_finite`, infinite below; counts its calls (the work)."""
+
+    def __init__(self, first_finite: int):
+        self.first_finite, self.calls = first_finite, 0
+
+    def __call__(self, x, t):
+        self.calls += 1
+        bad = (t < self.first_finite).reshape(-1, *([1] * (x.ndim - 1)))
+        return torch.where(bad, torch.full_like(x, math.inf), torch.zeros_like(x))
+
+
+@pytest.mark.parametrize("method", ["ddpm", "ddim"])
+def test_a_network_infinite_at_some_timesteps_stops_the_sampler_at_the_first_such_step(method):
+    """T = 100, infinite below t = 40: the sampler runs the 60 finite steps (t = 99..40), calls the network once more
+    at t = 39 and stops there with one line, instead of carrying NaN into pictures (issue #21: a traceback on Sample)."""
+    from core.checks import NonFiniteOutputError
+
+    diffusion = GaussianDiffusion(make_schedule("linear", 100))
+    network = InfiniteBelow(40)
+    generator = torch.Generator().manual_seed(0)
+    with pytest.raises(NonFiniteOutputError, match=r"^the network's output is not finite \(NaN or infinite\) at "
+                                                   r"timestep index 39: its weights overflow there"):
+        if method == "ddpm":
+            ddpm_sample(network, diffusion, (3, 2), generator=generator)
+        else:
+            ddim_sample(network, diffusion, (3, 2), steps=100, generator=generator)
+    assert network.calls == 61
