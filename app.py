@@ -6,6 +6,7 @@ ui.navigation.require_app_shell(), so a deep link on a fresh server also runs th
 
 import streamlit as st
 
+from core.checks import NonFiniteOutputError
 from core.runtime import configure_cpu_threads
 from ui.layout import compact
 from ui.navigation import HOME, available_pages
@@ -26,4 +27,7 @@ compact()  # the projector layout (ui/layout.py), on every page
 remember_browser()  # who this browser is: a cookie, never the URL (ui/session.py)
 render_sidebar()
 render_job_status()
-navigation.run()
+try:
+    navigation.run()
+except NonFiniteOutputError as error:  # a network that overflows at some timesteps (issue #21): one line, not a traceback
+    st.error(str(error))

@@ -142,3 +142,32 @@ def test_the_hostile_upload_files_are_otherwise_valid():
         model, diffusion, metadata = ck.load_bytes(data)
         assert not model.training and torch.isfinite(model(torch.zeros(2, *ck.CheckpointInfo.from_document(
             metadata).data_shape), torch.tensor([0, diffusion.T - 1]))).all()
+
+
+# ------------------------------------------------------------------------------------------------ item 3, the guard
+PAGES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "pages").glob("*.py"))
+
+
+def overflowing(data: bytes):
+    """(model, diffusion, metadata) of a valid file whose network is then made infinite wherever sin(t) > 0, as a model
+    that passed an older probe (or a probe that visits only some timesteps of a costly UNet) reaches the pages."""
+    model, diffusion, metadata = ck.load_bytes(data)
+    with torch.no_grad():
+        hostile.infinite_when_sin_t_is_positive(model)
+    return model, diffusion, metadata
+
+
+@pytest.mark.parametrize("kind", ["image", "points"])
+def test_every_page_given_a_network_infinite_at_some_timesteps_shows_a_message_not_a_traceback(monkeypatch, checkpoint_dir,
+                                                                                            kind):
+    data = image_file(T=1000) if kind == "image" else hostile.good_file(T=1000)
+    upload = {"uploaded:00000000000000ff": {"label": "overflowing (uploaded)", "bytes": 1, "loaded": overflowing(data)}}
+    at = app_with(monkeypatch, checkpoint_dir, {"uploaded_models": upload, "active_model_key": "uploaded:00000000000000ff"})
+    messages = []
+    for page in PAGES:
+        at.switch_page(page).run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+        messages += [(page, e.value) for e in at.error if "is not finite (NaN or infinite)" in e.value]
+    assert any(page == "pages/sample.py" for page, _ in messages), messages  # the first sampling step already overflows
+    for _, message in messages:
+        assert "\n" not in message and "weights overflow there" in message

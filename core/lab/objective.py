@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from core.checks import check_generator, check_int
+from core.checks import check_finite_output, check_generator, check_int
 from core.diffusion.gaussian_diffusion import HYBRID_VB_WEIGHT, GaussianDiffusion
 from core.diffusion.schedules import NoiseSchedule
 
@@ -50,7 +50,7 @@ def algorithm1_step(model, diffusion: GaussianDiffusion, x0: torch.Tensor, gener
     noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
     # 5. form x_t, predict, compare with the target
     x_t = diffusion.q_sample(x0, t, noise)
-    prediction, _ = diffusion.split_model_output(model(x_t, t), x_t)
+    prediction, _ = diffusion.split_model_output(check_finite_output("the network's output", model(x_t, t), t), x_t)
     target = diffusion.training_target(x0, noise, t)
     loss = ((target - prediction) ** 2).reshape(x0.shape[0], -1).mean(1)
     pred_x0, _ = diffusion.pred_x0_eps(prediction, x_t, t)
@@ -113,7 +113,7 @@ def bound_terms(model, diffusion: GaussianDiffusion, x0: torch.Tensor, generator
         x0_rep = x0.repeat(len(ts), *([1] * (x0.ndim - 1)))
         noise = torch.randn(x0_rep.shape, generator=generator, dtype=x0.dtype)
         x_t = diffusion.q_sample(x0_rep, t, noise)
-        terms = diffusion.elbo_term(model(x_t, t), x0_rep, x_t, t)
+        terms = diffusion.elbo_term(check_finite_output("the network's output", model(x_t, t), t), x0_rep, x_t, t)
         per_t[:, start:start + len(ts)] = terms.reshape(len(ts), n).T.double()
         if progress is not None:
             progress(min(start + batch_timesteps, T), T)
