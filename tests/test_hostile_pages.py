@@ -10,6 +10,7 @@ their memory and work bounds: tests/test_hostile_files.py.
 
 from __future__ import annotations
 
+import re
 import time
 import tomllib
 from pathlib import Path
@@ -171,3 +172,65 @@ def test_every_page_given_a_network_infinite_at_some_timesteps_shows_a_message_n
     assert any(page == "pages/sample.py" for page, _ in messages), messages  # the first sampling step already overflows
     for _, message in messages:
         assert "\n" not in message and "weights overflow there" in message
+
+
+# ------------------------------------------------------------------------------------------------ item 8, the sidebar
+@pytest.fixture
+def fresh_registry(tmp_path, monkeypatch):
+    """A registry on a run store in tmp_path (the registry is process-wide: st.cache_resource)."""
+    from ui import session
+
+    monkeypatch.setenv("RDL_RUNS_DIR", str(tmp_path / "runs"))
+    session.get_registry.clear()
+    yield session.get_registry
+    session.get_registry().close(stop_jobs_within=60)
+    session.get_registry.clear()
+
+
+def _vanished_warnings(at) -> list:
+    """The sidebar's notices of a vanished model, as the student reads them (the Markdown escapes dropped)."""
+    return [w.value.replace("\\", "") for w in at.sidebar.warning if "Now showing" in w.value]
+
+
+def test_a_trained_model_the_server_removed_is_named_in_the_sidebar_until_another_is_picked(monkeypatch, checkpoint_dir,
+                                                                                              fresh_registry):
+    """The sidebar showed this session's trained model; the run store's cleanup removed it (server limit). The next run
+    tells its owner what was removed, when and why, and what is shown instead, on every page, until they pick a model."""
+    from core.training import run_store as runs
+    from core.training.config import TrainConfig
+
+    at = app_with(monkeypatch, checkpoint_dir)
+    registry = fresh_registry()
+    record = runs.JobRecord(job_id="0123456789ab", owner_key=runs.owner_key(at.session_state["session_id"]),
+                            created=time.time(), config=TrainConfig(dataset="two_moons", model_size="tiny"))
+    runs.write_json_atomically(registry.store.create(record) / runs.PROGRESS, {"state": "stopped", "saved_step": 1200})
+    registry.store.max_bytes = 1
+    assert registry.store.cleanup() == ["0123456789ab"]
+    shown = ("trained:0123456789ab", "two_moons · step 1200 · eps/fixed_large (trained here)")
+    at.session_state["active_model_key"], at.session_state["sidebar_shown_model"] = shown[0], shown
+    at.run()
+    assert not at.exception, at.exception
+    (warning,) = _vanished_warnings(at)
+    assert re.fullmatch(r"Your model two_moons · tiny \(step 1,200\) was removed at \d\d:\d\d to free space \(server limit "
+                        r"9\.537e-07 MB\)\. It had not reached its last step; it could have been resumed\. Now showing "
+                        r"mnist_eps \(shipped\) instead\.", warning), warning
+    assert at.session_state["active_model_key"] == "shipped:mnist_eps"
+    at.switch_page("pages/sample.py").run()
+    assert not at.exception and len(_vanished_warnings(at)) == 1  # still said on the next page
+    at.sidebar.selectbox[0].set_value("shipped:moons_eps").run()
+    assert not at.exception and not _vanished_warnings(at)  # the owner picked another model: said enough
+
+
+def test_a_model_whose_file_was_removed_is_named_not_silently_replaced(monkeypatch, tmp_path, checkpoint_dir, fresh_registry):
+    import shutil
+
+    folder = tmp_path / "shipped"
+    shutil.copytree(checkpoint_dir, folder)
+    at = app_with(monkeypatch, folder, {"active_model_key": "shipped:moons_eps"})
+    assert at.session_state["sidebar_shown_model"] == ("shipped:moons_eps", "moons_eps (shipped)")
+    assert not _vanished_warnings(at)
+    (folder / "moons_eps.safetensors").unlink()
+    at.run()
+    assert not at.exception, at.exception
+    assert _vanished_warnings(at) == ["Your model moons_eps (shipped) is no longer available on the server (its file was "
+                                      "removed). Now showing mnist_eps (shipped) instead."]

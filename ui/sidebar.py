@@ -7,6 +7,9 @@ import streamlit as st
 from ui import catalog, session, settings, training_panel
 from ui.text import escape_markdown, safe_name
 
+SHOWN_MODEL = "sidebar_shown_model"  # (key, label) of the model the picker showed on the last run
+VANISHED_NOTICE = "sidebar_vanished_model"  # (what was removed and why, the key shown instead)
+
 
 def render_sidebar() -> None:
     with st.sidebar:
@@ -16,11 +19,14 @@ def render_sidebar() -> None:
             st.warning("No model yet: train one on the Train page or upload a checkpoint.")
         else:
             settings.restore_model(catalog.shipped_models())  # a link's model, before any page reads it
+            note_vanished_model(models)
             keys = list(models)
             current = catalog.active_model_key()
             st.session_state.active_model_key = st.selectbox(
                 "Active model", keys, index=keys.index(current) if current in keys else 0,
                 format_func=models.get, help="Shipped checkpoints, models trained in this session, and uploads.")
+            vanished_model_notice()
+            st.session_state[SHOWN_MODEL] = (st.session_state.active_model_key, models[st.session_state.active_model_key])
             settings.model_notice()
             settings.sync_model_url()
         render_upload()
@@ -34,6 +40,35 @@ def render_sidebar() -> None:
             with st.expander("Model settings", expanded=False):
                 for name, value in catalog.model_summary(loaded).items():
                     st.markdown(f"**{name}**: {escape_markdown(value)}")
+
+
+def note_vanished_model(models: dict) -> None:
+    """Before the picker: the model this sidebar showed last (still the session's choice) is no longer available, e.g.
+    the run store's cleanup removed a trained model, or a shipped file was taken off the server. Its owner is told
+    what was removed and why (the run store's own words when it removed it: core.training.run_store.Eviction), and
+    which model is shown instead, until they pick another; never a silent switch (issue #21, item 8)."""
+    shown = st.session_state.get(SHOWN_MODEL)
+    if not shown or shown[0] in models or st.session_state.get("active_model_key") != shown[0]:
+        return
+    key, label = shown
+    source, _, job_id = key.partition(":")
+    evictions = [e for e in session.get_registry().evictions_for(session.session_id()) if e.job_id == job_id] \
+        if source == "trained" else []
+    if evictions:
+        why = evictions[-1].message()
+    else:
+        why = f"Your model {label} is no longer available on the server (its file was removed)."
+    replacement = catalog.active_model_key()
+    st.session_state[VANISHED_NOTICE] = (f"{why} Now showing {models.get(replacement, replacement)} instead.", replacement)
+
+
+def vanished_model_notice() -> None:
+    """The note_vanished_model message, shown while the model that replaced it stays selected."""
+    notice = st.session_state.get(VANISHED_NOTICE)
+    if notice and notice[1] != st.session_state.get("active_model_key"):
+        st.session_state.pop(VANISHED_NOTICE)
+    elif notice:
+        st.warning(escape_markdown(notice[0], limit=600), icon=":material/delete_forever:")
 
 
 def render_upload() -> None:
@@ -53,6 +88,7 @@ def render_upload() -> None:
     if st.session_state.get("uploaded_models"):
         if st.button("Remove uploaded models", key="remove_uploads", help="Frees the memory they use on the server."):
             catalog.remove_uploads()
+            st.session_state.pop(SHOWN_MODEL, None)  # removed by its owner: nothing to tell
             st.session_state.upload_error = None
             st.rerun()
 
