@@ -14,6 +14,7 @@ import streamlit as st
 import torch
 
 from core.data.datasets import load_dataset
+from core.lab.objective import digits_problem
 from core.lab.variances import (
     beta_ratio,
     beta_ratio_reach,
@@ -233,6 +234,9 @@ def main() -> None:
         return
     if not loaded.is_image_model:
         st.info(f"The active model (`{loaded.label}`) works on 2-D points; choose an MNIST model in the sidebar.")
+        return
+    if digits_problem(loaded.data_shape):  # another image shape: no digits to run it on
+        st.info(digits_problem(loaded.data_shape))
         return
     page = page_settings(loaded.diffusion.T)
     page.restore()

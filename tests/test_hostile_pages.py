@@ -234,3 +234,23 @@ def test_a_model_whose_file_was_removed_is_named_not_silently_replaced(monkeypat
     assert not at.exception, at.exception
     assert _vanished_warnings(at) == ["Your model moons_eps (shipped) is no longer available on the server (its file was "
                                       "removed). Now showing mnist_eps (shipped) instead."]
+
+
+# ------------------------------------------------------------------------------------------------ item 5, no dataset
+@pytest.mark.parametrize("config, shape", [(hostile.UNET, (1, 8, 8)), (hostile.UNET_3X32, (3, 32, 32))], ids=["1x8x8", "3x32x32"])
+def test_pages_that_run_on_digits_say_so_for_an_image_model_of_another_shape(monkeypatch, checkpoint_dir, config, shape):
+    """A valid upload that names no dataset, on images that are not 28 x 28 digits: the Training objective and "v,
+    variances and DDIM" pages (which run the model on held-out MNIST digits) say why in one line, no shape error; the
+    other pages work with it."""
+    at = app_with(monkeypatch, checkpoint_dir)
+    at.sidebar.file_uploader[0].set_value(("other.safetensors", hostile.good_file(config, shape, None), "application/octet-stream"))
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["active_model_key"].startswith("uploaded:")
+    side = "x".join(map(str, shape))
+    for page in PAGES:  # every page, not only the two that used to fail
+        at.switch_page(page).run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+        if page in ("pages/objective.py", "pages/variances.py"):
+            (notice,) = [i.value for i in at.info if "MNIST digits" in i.value]
+            assert f"takes {side} images" in notice and "choose an MNIST model in the sidebar" in notice, notice
