@@ -146,3 +146,27 @@ def test_a_hostile_upload_is_refused_and_its_text_never_renders(app, tmp_path, b
         assert error.locator(tag).count() == 0, f"{tag} rendered from file text: {error.inner_html()}"
     assert app.page.locator('[data-testid="stException"]').count() == 0  # a message, never a traceback
     app.screenshot("hostile-upload-refused")
+
+
+def test_an_upload_whose_network_is_infinite_at_half_its_timesteps_shows_a_message(app, tmp_path):
+    """Issue 21, item 3: a 2-D model whose output overflows wherever sin(t) > 0 (499 of its 1,000 timesteps, none of the
+    4 an older probe tried) is refused in the sidebar with one line naming how many timesteps failed; Sample then works
+    with the shipped model, with no traceback anywhere."""
+    from playwright.sync_api import expect
+    from test_hostile_files import timestep_bomb
+
+    app.open("sample")
+    bomb = tmp_path / "overflowing.safetensors"
+    bomb.write_bytes(timestep_bomb())
+    app.page.locator(f'{SIDEBAR} input[type="file"]').set_input_files(str(bomb))
+    app.wait_idle()
+    error = app.page.locator(f'{SIDEBAR} [data-testid="stAlertContentError"]')
+    expect(error).to_contain_text("is not a usable checkpoint", timeout=60_000)
+    text = error.inner_text().replace("\\", "")
+    assert "output on a probe batch is not finite (NaN or infinite) at 499 of the 1000 timesteps probed" in text, text
+    assert "\n" not in text.strip()
+    assert app.page.locator('[data-testid="stException"]').count() == 0  # a message, never a traceback
+    app.screenshot("hostile-upload-infinite-network")
+    app.open("sample")  # the page itself, with the model the sidebar kept
+    app.wait_idle()
+    app.assert_no_errors()
