@@ -19,7 +19,8 @@ from core.data.datasets import load_dataset
 from core.data.images import to_uint8
 from core.diffusion.gaussian_diffusion import HYBRID_VB_WEIGHT
 from core.diffusion.losses import normal_kl
-from core.lab.objective import LN2, algorithm1_step, bound_terms, digits_problem, elbo_eps_weights, hybrid_weight_in_bits
+from core.lab.objective import LN2, algorithm1_step, bound_terms, elbo_eps_weights, hybrid_weight_in_bits
+from core.lab.variances import digits_problem
 from ui import catalog, layout, runs
 from ui.code import show_code
 from ui.figures import COLORS, chart, picture_row
@@ -46,12 +47,12 @@ def picture(x: torch.Tensor, low: float, high: float) -> np.ndarray:
 
 def image_model() -> catalog.LoadedModel | None:
     loaded = catalog.require_active_model()
+    if loaded is not None and loaded.is_image_model and digits_problem(loaded.data_shape):  # no digits of its shape
+        st.info(digits_problem(loaded.data_shape))
+        return None
     if loaded is not None and not loaded.is_image_model:
         st.info(f"The active model ({loaded.label}) works on 2-D points; choose an MNIST model in the sidebar to "
                 "run Algorithm 1 on a digit.")
-        return None
-    if loaded is not None and digits_problem(loaded.data_shape):  # another image shape: no digits to run it on
-        st.info(digits_problem(loaded.data_shape))
         return None
     return loaded
 

@@ -14,11 +14,11 @@ import streamlit as st
 import torch
 
 from core.data.datasets import load_dataset
-from core.lab.objective import digits_problem
 from core.lab.variances import (
     beta_ratio,
     beta_ratio_reach,
     ddim_sigma_squared,
+    digits_problem,
     learned_variance_outputs,
     optimal_variance,
     prediction_errors,

@@ -21,20 +21,6 @@ from core.diffusion.gaussian_diffusion import HYBRID_VB_WEIGHT, GaussianDiffusio
 from core.diffusion.schedules import NoiseSchedule
 
 LN2 = math.log(2.0)
-DIGIT_SHAPE = (1, 28, 28)  # the held-out MNIST digits the Training objective and "v, variances and DDIM" pages use
-
-
-def digits_problem(data_shape) -> str | None:
-    """Why a model cannot be run on the pages' clean examples, the held-out MNIST digits (one line), or None when it
-    takes 1x28x28 images. A model of another shape (an upload that names no dataset, or another image dataset) would
-    otherwise meet a digit of the wrong shape inside the network."""
-    shape = tuple(data_shape)
-    if shape == DIGIT_SHAPE:
-        return None
-    what = f"{'x'.join(map(str, shape))} images" if len(shape) == 3 else f"{shape[0]}-D points" if len(shape) == 1 \
-        else f"data of shape {list(shape)}"
-    return (f"This page runs the model on held-out MNIST digits (1x28x28), and the active model takes {what}; "
-            f"choose an MNIST model in the sidebar.")
 
 
 @dataclass(frozen=True)
