@@ -384,3 +384,21 @@ def test_a_surrogate_shown_anyway_is_written_as_its_escape():
     shown.encode("utf-8")  # what Streamlit does with every string it sends
     assert shown == "size \\\\ud800 \\*\\*x\\*\\*"
     assert encodable("a\udcffb") == "a\\udcffb" and encodable("ünï \U0001f600") == "ünï \U0001f600"
+
+
+@pytest.mark.parametrize("config, shape", [(MLP, (2,)), (UNET, (1, 8, 8))], ids=["mlp", "unet"])
+def test_the_probe_that_finds_the_timestep_bomb_does_the_work_its_budget_allows(config, shape):
+    """Issue #21, item 3, its work counted in FLOPs (torch's own counter, not a clock): refusing the network infinite at
+    499 of 1,000 timesteps costs exactly one forward pass per probed timestep, and never more than PROBE_FLOPS."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from core.checkpoints.validate import forward_flops, probe_timesteps
+    from core.nets.config import config_from_dict
+
+    data = timestep_bomb(config, shape, None)
+    net_config = config_from_dict(config)
+    probed = len(probe_timesteps(net_config, 1000))
+    with FlopCounterMode(display=False) as counter, pytest.raises(CheckpointError, match=rf"of the {probed} timesteps probed"):
+        ck.load_bytes(data, name="hostile.safetensors")
+    assert counter.get_total_flops() == probed * forward_flops(net_config)
+    assert counter.get_total_flops() <= max(ck.PROBE_FLOPS, ck.PROBE_BATCH * forward_flops(net_config))
