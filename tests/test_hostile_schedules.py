@@ -290,3 +290,13 @@ def test_a_network_infinite_at_some_timesteps_stops_the_sampler_at_the_first_suc
         else:
             ddim_sample(network, diffusion, (3, 2), steps=100, generator=generator)
     assert network.calls == 61
+
+
+def test_a_training_config_refuses_a_schedule_no_upload_would_accept():
+    """The same check where training starts (core.training.config.build_diffusion: the Train page's Start and
+    `python -m core.train`), so no run can save a checkpoint that load() would then refuse."""
+    from core.training.config import TrainConfig
+
+    with pytest.raises(ValueError, match=r"^the schedule's ᾱ_T=0 is below 1e-30"):
+        TrainConfig(dataset="two_moons", T=1000, beta_end=0.999)
+    assert TrainConfig(dataset="two_moons", T=1000, beta_end=0.02).T == 1000

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields, replace
 
+from core.checkpoints.validate import check_model_schedule
 from core.checks import check_bool, check_choice, check_int, check_number
 from core.data.datasets import DATASET_NAMES, TOY_NAMES
 from core.diffusion.gaussian_diffusion import PREDICTIONS, VARIANCES, GaussianDiffusion
@@ -147,9 +148,10 @@ class TrainConfig:
 
 
 def build_diffusion(config: TrainConfig) -> GaussianDiffusion:
-    """The GaussianDiffusion a config describes (make_schedule raises on impossible combinations)."""
+    """The GaussianDiffusion a config describes (make_schedule raises on impossible combinations, check_model_schedule on
+    a schedule whose numbers a trained model could not be loaded or sampled with)."""
     schedule = make_schedule(config.schedule, config.T, config.beta_start, config.beta_end, config.scale_with_T)
-    return GaussianDiffusion(schedule, config.prediction, config.variance)
+    return check_model_schedule(GaussianDiffusion(schedule, config.prediction, config.variance))
 
 
 def timestep_probabilities(config: TrainConfig, diffusion: GaussianDiffusion):
