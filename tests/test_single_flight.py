@@ -1,0 +1,143 @@
+"""ui.runs.ResultCache computes each key once while simultaneous callers wait (issue 18 item 7, issue 21 item 1)."""
+
+import threading
+import time
+
+import pytest
+
+from ui.runs import ResultCache, progress_text
+
+CALLERS = 12
+
+
+def burst(cache, key, compute, callers=CALLERS, waiting=None):
+    """`callers` threads released together, each asking the cache for `key`; [(value or None, error or None)]."""
+    barrier = threading.Barrier(callers)
+    out = [None] * callers
+
+    def ask(i):
+        barrier.wait()
+        try:
+            out[i] = (cache.get_or_compute(key, compute, waiting=waiting), None)
+        except Exception as error:  # noqa: BLE001 - the test inspects what each caller got
+            out[i] = (None, error)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(callers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads)
+    return out
+
+
+def slow_counter(calls, seconds=0.3, result=None, error=None):
+    """A computation that counts its calls, reports 3 steps and takes `seconds` (so every caller arrives first)."""
+    lock = threading.Lock()
+
+    def compute(progress):
+        with lock:
+            calls.append(threading.get_ident())
+        for i in range(1, 4):
+            time.sleep(seconds / 3)
+            progress(i, 3)
+        if error is not None:
+            raise error
+        return result if result is not None else object()
+    return compute
+
+
+def test_simultaneous_misses_compute_once_and_share_the_object():
+    cache, calls = ResultCache(4), []
+    out = burst(cache, ("sample", 1), slow_counter(calls))
+    assert len(calls) == 1
+    values = [value for value, error in out]
+    assert all(error is None for _, error in out)
+    assert all(value is values[0] for value in values) and values[0] is not None
+    assert cache.get(("sample", 1)) is values[0] and not cache.in_flight(("sample", 1))
+    # a later caller gets the cached object without computing
+    assert cache.get_or_compute(("sample", 1), slow_counter(calls)) is values[0] and len(calls) == 1
+
+
+def test_waiters_see_the_computing_callers_progress():
+    cache, calls, seen, lock = ResultCache(4), [], [], threading.Lock()
+
+    def waiting(i, n, seconds):
+        with lock:
+            seen.append((i, n, seconds))
+
+    burst(cache, "k", slow_counter(calls, seconds=0.9), callers=3, waiting=waiting)
+    assert len(calls) == 1
+    assert seen and all(n in (0, 3) and 0 <= i <= 3 and seconds >= 0 for i, n, seconds in seen)
+    assert any(n == 3 and i >= 1 for i, n, _ in seen)  # the owner's steps reached the waiters
+
+
+def test_an_error_reaches_every_waiter_and_is_not_cached():
+    cache, calls = ResultCache(4), []
+    out = burst(cache, "bad", slow_counter(calls, error=ValueError("bad model output")))
+    assert len(calls) == 1
+    assert all(value is None and isinstance(error, ValueError) and str(error) == "bad model output" for value, error in out)
+    assert cache.get("bad") is None and not cache.in_flight("bad")
+    value = cache.get_or_compute("bad", slow_counter(calls, seconds=0.0, result="fixed"))
+    assert value == "fixed" and len(calls) == 2
+
+
+class Stopped(BaseException):
+    """Like Streamlit's StopException: a script stopped by its own session (Cancel)."""
+
+
+def test_a_stopped_computation_is_taken_over_by_a_waiter():
+    cache, calls, lock = ResultCache(4), [], threading.Lock()
+    first = threading.Event()
+
+    def compute(progress):
+        with lock:
+            calls.append(1)
+            number = len(calls)
+        time.sleep(0.3)
+        if number == 1:
+            first.set()
+            raise Stopped()
+        return "second"
+
+    results, errors = [], []
+
+    def ask():
+        try:
+            results.append(cache.get_or_compute("k", compute))
+        except Stopped:
+            errors.append("stopped")
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == ["stopped"] and results == ["second"] * 3 and len(calls) == 2
+
+
+def test_different_keys_do_not_wait_for_each_other_and_memory_stays_bounded():
+    cache, calls = ResultCache(3), []
+    together = threading.Barrier(6, timeout=20)  # broken (an error) if one key waited for another to finish
+
+    def compute(progress):
+        calls.append(1)
+        together.wait()
+        return object()
+
+    threads = [threading.Thread(target=cache.get_or_compute, args=(key, compute)) for key in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(calls) == 6 and not together.broken
+    assert len(cache._items) == 3 and not cache._flights
+
+
+@pytest.mark.parametrize("i, n, seconds, expected", [
+    (0, 100, 0.5, "run: starting… 0.5 s"),
+    (25, 100, 10.0, "run: step 25 of 100, about 30 s left (10.0 s so far)"),  # 10 s / 25 steps · 75 steps
+    (100, 100, 40.0, "run: step 100 of 100, about 0 s left (40.0 s so far)"),
+])
+def test_progress_text_extrapolates_the_time_left(i, n, seconds, expected):
+    assert progress_text("run", i, n, seconds) == expected
