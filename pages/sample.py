@@ -13,6 +13,7 @@ import numpy as np
 import streamlit as st
 import torch
 
+from core.checkpoints import cost
 from core.data.datasets import TOY_NAMES, load_dataset
 from core.data.images import make_grid
 from core.diffusion.samplers import SPACINGS
@@ -33,6 +34,8 @@ TRAJECTORY_SAMPLES = warm.TRAJECTORY_SAMPLES  # samples followed in the trajecto
 POINT_RANGE = (-1.6, 1.6)
 SEED_MAX = 2**31 - 1
 GRID_COLUMNS = 8
+ASK_SECONDS = 10.0  # a run estimated longer than this waits for "Run anyway" (core/checkpoints/cost.py)
+MAX_RUN_SECONDS = 600.0  # a run estimated longer than this is refused: fewer steps or samples (its cap is named)
 PRESETS = [
     Preset("β vs β̃ at 10 steps: σ² = β", {"sample_method": "ddpm", "sample_steps": 10, "sample_variance": "fixed_large"},
            "DDPM with only 10 steps and the large variance: noisy digits. Compare with the next preset."),
@@ -123,6 +126,32 @@ def run_sampling(loaded: catalog.LoadedModel, settings: sampling.SamplerSettings
     key, label, work = warm.sample_job(loaded, settings, n, seed)
     (samples, trajectory), seconds = runs.cached_run(key, label, work, "sample_cancel")
     return samples, trajectory, seconds
+
+
+def run_allowed(loaded: catalog.LoadedModel, settings: sampling.SamplerSettings, n: int) -> bool:
+    """Whether a run that is not in the cache may start now, from its estimated cost (core.checkpoints.cost): at
+    most ASK_SECONDS starts at once; longer runs wait for "Run anyway"; runs over MAX_RUN_SECONDS are refused with the
+    step count that fits (an uploaded network may cost far more per call than the shipped one: issue 21 item 7)."""
+    rate = cost.flops_per_second()
+    seconds = cost.sampling_seconds(loaded.model, n, settings.steps, rate)
+    if seconds is None or seconds <= ASK_SECONDS:
+        return True
+    per_sample = cost.call_flops(loaded.model, 1) / 1e9
+    why = (f"{settings.steps} calls of a network that costs {per_sample:.2f} GFLOP per sample, on {n} samples; "
+           f"this server computes about {rate / 1e9:.0f} GFLOP/s")
+    cap = cost.max_calls(loaded.model, n, MAX_RUN_SECONDS, rate)
+    if settings.steps > cap:
+        st.error(f"This run would take about {seconds / 60:.0f} minutes ({why}): more than the {MAX_RUN_SECONDS / 60:.0f} "
+                 f"minutes a page runs at once. With this model and {n} samples, use at most {cap} steps (or fewer "
+                 f"samples), or sample on your own machine with the command-line tool.")
+        return False
+    notice = st.empty()
+    with notice.container():
+        st.warning(f"This run is estimated at about {seconds:.0f} s ({why}).", icon=":material/hourglass_top:")
+        go = st.button("Run anyway", key="sample_run_anyway", icon=":material/play_arrow:")
+    if go:
+        notice.empty()
+    return go
 
 
 # ------------------------------------------------------------------------------------------ results
@@ -393,7 +422,11 @@ def first_result(loaded: catalog.LoadedModel, page: PageSettings):
         try:
             sampling.check_settings(settings, loaded.diffusion)
             first_visit = not st.session_state.get("sample_started")
-            if pressed or first_visit or runs.result_cache().get(key) is not None:
+            cache = runs.result_cache()
+            known = cache.get(key) is not None or cache.in_flight(key)  # computed, or being computed for another visitor
+            if pressed or first_visit or known or st.session_state.get("sample_run_anyway"):
+                if not known and not run_allowed(loaded, settings, n):
+                    return settings, n, seed, None
                 st.session_state["sample_started"] = True
                 samples, trajectory, seconds = run_sampling(loaded, settings, n, seed)
             else:

@@ -50,7 +50,7 @@ def test_warm_up_computes_the_sample_pages_first_view(monkeypatch, checkpoint_di
     monkeypatch.setattr(ui.catalog, "CHECKPOINT_DIR", checkpoint_dir)
     cache, calls = fresh_cache(), counting_sampler(monkeypatch)
     done = warm.warm_up()
-    assert done[0] == "import pandas" and done[1].startswith("Sample: DDIM η=0")
+    assert done[:2] == ["import pandas", "measure FLOP/s"] and done[2].startswith("Sample: DDIM η=0")
     assert len(calls) == 1 and calls[0][1] == (16, 1, 28, 28) and calls[0][2] == 0
     (warmed, _), _ = next(value for key, value in cache._items.items() if key[0] == "sample")
 

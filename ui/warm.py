@@ -5,7 +5,8 @@ would wait for the same default sampling run (issue 18 item 7). `start()` (calle
 acting on the first) starts one background thread that
 
 1. imports the heavy modules the pages import lazily (pandas: ~3 s on a busy 2-core machine), and
-2. computes the Sample page's default run (the default model, DDIM with the page's default settings, seed 0)
+2. measures this machine's FLOP/s once, for the Sample page's cost estimates (core/checkpoints/cost.py), and
+3. computes the Sample page's default run (the default model, DDIM with the page's default settings, seed 0)
    into the server-wide result cache (ui/runs.py) under the very key the page asks for.
 
 Sessions arriving while it runs find that run in flight and wait for it (single flight, ui/runs.py) instead of
@@ -22,6 +23,7 @@ import os
 import threading
 import time
 
+from core.checkpoints import cost
 from core.lab import sampling
 from ui import runs
 from ui.labels import sampler_label
@@ -87,6 +89,8 @@ def warm_up() -> list[str]:
     for name in HEAVY_MODULES:
         importlib.import_module(name)
         done.append(f"import {name}")
+    cost.flops_per_second()  # the Sample page's cost estimate measures this machine once (core/checkpoints/cost.py)
+    done.append("measure FLOP/s")
     try:
         job = default_sample_job()
         if job is not None:
