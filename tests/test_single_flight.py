@@ -141,3 +141,82 @@ def test_different_keys_do_not_wait_for_each_other_and_memory_stays_bounded():
 ])
 def test_progress_text_extrapolates_the_time_left(i, n, seconds, expected):
     assert progress_text("run", i, n, seconds) == expected
+
+
+# ------------------------------------------------------------------ the live training panel's shared view (issue 21 item 2)
+class FakeJob:
+    """A job as the panel sees it: an id, a folder with the worker's progress file, and snapshot() (counted)."""
+
+    def __init__(self, folder, job_id="job1"):
+        from core.training import run_store
+
+        self.job_id, self.folder, self.calls, self.step = job_id, folder, 0, 10
+        self.progress = folder / run_store.PROGRESS
+        self.progress.write_text("{}")
+
+    def snapshot(self):
+        from types import SimpleNamespace
+
+        self.calls += 1
+        time.sleep(0.05)  # a file read: long enough for every waiting panel to arrive meanwhile
+        return SimpleNamespace(state="running", step=self.step, queue_position=None, starts_in_seconds=None,
+                               checkpoint=None, saved_step=None, loss_steps=[1, 2], loss_history=[1.0, 0.5],
+                               profile_edges=[0, 5, 10], profile=[0.4, 0.2], preview=None)
+
+
+def test_panels_of_one_job_share_one_read_per_interval(tmp_path):
+    import os
+
+    from ui.training_panel import PanelViews
+
+    now = [100.0]
+    views, job = PanelViews(interval=1.0, clock=lambda: now[0]), FakeJob(tmp_path)
+    barrier, seen = threading.Barrier(20), []
+
+    def panel():
+        barrier.wait()
+        seen.append(views.get(job))
+
+    threads = [threading.Thread(target=panel) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert job.calls == 1 and views.reads == 1 and views.builds == 1 and len(seen) == 20
+    assert all(view is seen[0] for view in seen)
+
+    now[0] += 0.5  # within the interval: no read at all
+    assert views.get(job) is seen[0] and job.calls == 1
+    now[0] += 1.0  # a new interval, nothing new from the worker: the snapshot is read again, the figures kept
+    view = views.get(job)
+    assert job.calls == 2 and views.builds == 1 and view.loss is seen[0].loss
+    job.step = 11
+    stat = job.progress.stat()
+    os.utime(job.progress, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # the worker published a new step
+    now[0] += 1.0
+    view = views.get(job)
+    assert job.calls == 3 and views.builds == 2 and view.loss is not seen[0].loss and view.snapshot.step == 11
+
+
+def test_a_stale_view_is_dropped_when_the_page_read_another_state(tmp_path):
+    from ui.training_panel import PanelViews
+
+    views, job = PanelViews(interval=60.0, clock=lambda: 0.0), FakeJob(tmp_path)
+    views.get(job)
+    views.forget_unless(job, "running")
+    views.get(job)
+    assert job.calls == 1  # same state: kept
+    views.forget_unless(job, "stopping")
+    views.get(job)
+    assert job.calls == 2
+
+
+def test_panel_views_keep_at_most_their_entries(tmp_path):
+    from ui.training_panel import PanelViews
+
+    views = PanelViews(interval=60.0, entries=3)
+    for i in range(5):
+        folder = tmp_path / str(i)
+        folder.mkdir()
+        views.get(FakeJob(folder, job_id=f"job{i}"))
+    assert len(views._views) == 3 and len(views._key_locks) == 3
