@@ -4,6 +4,7 @@ whoever asks first, and sessions arriving together share it (issue 18 item 7, is
 import threading
 import time
 
+import pytest
 from helpers import APP, open_page
 from streamlit.testing.v1 import AppTest
 
@@ -79,4 +80,25 @@ def test_two_simultaneous_sessions_compute_the_first_view_once(monkeypatch, chec
     assert len(calls) == 1, calls
     for at in sessions:
         assert not at.exception and not at.error
+        assert any("sampled in" in caption.value for caption in at.caption)
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_the_progress_box_is_removed_after_success_and_after_an_error(monkeypatch, checkpoint_dir, fails):
+    from core.lab import sampling
+
+    fresh_cache()
+    if fails:
+        def refuse(model, diffusion, settings, shape, seed, record=False, progress=None):
+            progress(1, settings.steps)  # the box has drawn a step before the error
+            raise ValueError("the network's output is not finite at t=3")
+
+        monkeypatch.setattr(sampling, "run_sampler", refuse)
+    at = open_page(monkeypatch, checkpoint_dir, PAGE)
+    assert not at.exception
+    assert not at.get("progress")
+    assert not [button for button in at.button if button.key == "sample_cancel"]
+    if fails:
+        assert any("not finite at t=3" in error.value for error in at.error)
+    else:
         assert any("sampled in" in caption.value for caption in at.caption)
