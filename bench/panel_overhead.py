@@ -18,10 +18,11 @@ what an open panel can take from the machine.
 --watchers N,M,...: what N open panels watching the one training job cost the web server (issue 21 item 2). For each
 N, a phase of --phase-seconds in which N threads of this process (standing for N browser sessions, their refreshes
 spread evenly over the interval) each do, every ui.training_panel.REFRESH_SECONDS, the server side of one refresh:
-the heartbeat, the job's view, and the figures' serialisation as st.plotly_chart does it (typeset, honest axes,
-plotly.io.to_json). Two ways, alternating per N: "shared" takes the view from one ui.training_panel.PanelViews (read
-once per interval for all panels, as the app does now) and "per-panel" reads the snapshot and builds the figures and
-preview in every panel (as the app did before). Reported: this process's CPU seconds per wall second (all its
+the heartbeat, the job's view, and the figures' serialisation as ui.figures.chart does it (typeset with honest
+axes unless the figure is already prepared, then plotly.io.to_json as st.plotly_chart does). Two ways,
+alternating per N: "shared" takes the view from one ui.training_panel.PanelViews (read once per interval for all
+panels, as the app does now) and "per-panel" reads the snapshot and builds the figures and preview in every panel
+(as the app did before). Reported: this process's CPU seconds per wall second (all its
 threads; the worker is another process) minus an idle phase's, per N and way. Streamlit's own per-rerun work
 (script context, protobuf, websocket) is not included: it is the same for both ways.
 """
@@ -45,7 +46,7 @@ from core.data.images import png_bytes, upscale  # noqa: E402
 from core.training import run_store  # noqa: E402
 from core.training.config import TrainConfig  # noqa: E402
 from core.training.registry import JobRegistry  # noqa: E402
-from ui.figures import honest_axes, typeset_figure  # noqa: E402
+from ui.figures import prepared  # noqa: E402
 from ui.training_panel import REFRESH_SECONDS, PanelViews, loss_figure, preview_picture, profile_figure  # noqa: E402
 
 
@@ -89,11 +90,12 @@ def phase(job, seconds: float, panel_open: bool, refresh_cpu: list) -> tuple[flo
 
 
 def draw(figures) -> None:
-    """The server side of st.plotly_chart for each figure (chart(): typeset, honest axes, then Plotly's JSON)."""
+    """The server side of chart() for each figure: typeset with honest axes unless already prepared (ui.figures),
+    then Plotly's JSON as st.plotly_chart makes it."""
     import plotly.io
 
     for fig in figures:
-        plotly.io.to_json(honest_axes(typeset_figure(fig)), validate=False)
+        plotly.io.to_json(fig if getattr(fig, "_rdl_prepared", False) else prepared(fig), validate=False)
 
 
 def watchers_phase(registry, job, watchers: int, seconds: float, shared: bool) -> float:

@@ -37,7 +37,7 @@ from core.training.limits import JobLimits
 from core.training.registry import JobRefused
 from core.training.stats import ACTIVE_STATES, JobState
 from ui import session
-from ui.figures import chart, honest_axes, typeset_figure
+from ui.figures import chart, prepared
 
 REFRESH_SECONDS = 1.0
 QUEUED_REFRESH_SECONDS = 5.0  # a waiting job changes only when the queue moves: its panel refreshes less often
@@ -151,7 +151,7 @@ def preview_picture(preview):
     fig.update_layout(title=f"EMA samples after {preview.step} steps", height=320,
                       margin=dict(l=10, r=10, t=40, b=10), yaxis_scaleanchor="x",
                       xaxis_range=[-1.6, 1.6], yaxis_range=[-1.6, 1.6])  # the toys live in [-1, 1]²
-    return honest_axes(typeset_figure(fig))  # shared by every panel of the job: typeset before anyone draws it
+    return prepared(fig)  # shared by every panel of the job: typeset before anyone draws it
 
 
 def preview_view(preview, picture=None):
@@ -248,9 +248,9 @@ class PanelViews:
                 view = PanelView(snapshot, old.view.loss, old.view.profile, old.view.preview)
             else:
                 floor = floor_fn(snapshot) if floor_fn is not None else None
-                # typeset once here: chart() typesets again in every session, which then writes the same values
-                view = PanelView(snapshot, honest_axes(typeset_figure(loss_figure(snapshot))),
-                                 honest_axes(typeset_figure(profile_figure(snapshot, floor))), preview_picture(snapshot.preview))
+                # typeset once here (prepared): every session's chart() then only serialises them
+                view = PanelView(snapshot, prepared(loss_figure(snapshot)), prepared(profile_figure(snapshot, floor)),
+                                 preview_picture(snapshot.preview))
             with self._lock:
                 self.reads += 1
                 self.builds += view.loss is not (old.view.loss if old is not None else None)
