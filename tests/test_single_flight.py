@@ -31,13 +31,32 @@ def burst(cache, key, compute, callers=CALLERS, waiting=None):
     return out
 
 
-def slow_counter(calls, seconds=0.3, result=None, error=None):
-    """A computation that counts its calls, reports 3 steps and takes `seconds` (so every caller arrives first)."""
+class Arrivals:
+    """A `waiting` callback that records which threads are waiting; `wait(k)` blocks until k of them are."""
+
+    def __init__(self):
+        self.threads, self.changed = set(), threading.Condition()
+
+    def __call__(self, i, n, seconds):
+        with self.changed:
+            self.threads.add(threading.get_ident())
+            self.changed.notify_all()
+
+    def wait(self, count: int) -> None:
+        with self.changed:
+            assert self.changed.wait_for(lambda: len(self.threads) >= count, timeout=20)
+
+
+def slow_counter(calls, seconds=0.3, result=None, error=None, arrivals=None, callers=CALLERS):
+    """A computation that counts its calls, reports 3 steps and takes `seconds`; with `arrivals`, it first waits until
+    every other caller is waiting for it (so no caller can come after it has ended, however busy the machine)."""
     lock = threading.Lock()
 
     def compute(progress):
         with lock:
             calls.append(threading.get_ident())
+        if arrivals is not None:
+            arrivals.wait(callers - 1)
         for i in range(1, 4):
             time.sleep(seconds / 3)
             progress(i, 3)
@@ -48,8 +67,8 @@ def slow_counter(calls, seconds=0.3, result=None, error=None):
 
 
 def test_simultaneous_misses_compute_once_and_share_the_object():
-    cache, calls = ResultCache(4), []
-    out = burst(cache, ("sample", 1), slow_counter(calls))
+    cache, calls, arrivals = ResultCache(4), [], Arrivals()
+    out = burst(cache, ("sample", 1), slow_counter(calls, arrivals=arrivals), waiting=arrivals)
     assert len(calls) == 1
     values = [value for value, error in out]
     assert all(error is None for _, error in out)
@@ -61,20 +80,30 @@ def test_simultaneous_misses_compute_once_and_share_the_object():
 
 def test_waiters_see_the_computing_callers_progress():
     cache, calls, seen, lock = ResultCache(4), [], [], threading.Lock()
+    step_seen = threading.Event()
 
     def waiting(i, n, seconds):
         with lock:
             seen.append((i, n, seconds))
+        if i >= 1:
+            step_seen.set()
 
-    burst(cache, "k", slow_counter(calls, seconds=0.9), callers=3, waiting=waiting)
-    assert len(calls) == 1
+    def compute(progress):
+        calls.append(1)
+        progress(1, 3)
+        assert step_seen.wait(20)  # the computation goes on once a waiter has shown its first step
+        progress(3, 3)
+        return "done"
+
+    out = burst(cache, "k", compute, callers=3, waiting=waiting)
+    assert len(calls) == 1 and [value for value, _ in out] == ["done"] * 3
     assert seen and all(n in (0, 3) and 0 <= i <= 3 and seconds >= 0 for i, n, seconds in seen)
-    assert any(n == 3 and i >= 1 for i, n, _ in seen)  # the owner's steps reached the waiters
+    assert (1, 3) in [(i, n) for i, n, _ in seen]  # the owner's step reached the waiters
 
 
 def test_an_error_reaches_every_waiter_and_is_not_cached():
-    cache, calls = ResultCache(4), []
-    out = burst(cache, "bad", slow_counter(calls, error=ValueError("bad model output")))
+    cache, calls, arrivals = ResultCache(4), [], Arrivals()
+    out = burst(cache, "bad", slow_counter(calls, error=ValueError("bad model output"), arrivals=arrivals), waiting=arrivals)
     assert len(calls) == 1
     assert all(value is None and isinstance(error, ValueError) and str(error) == "bad model output" for value, error in out)
     assert cache.get("bad") is None and not cache.in_flight("bad")
