@@ -44,6 +44,18 @@ def test_the_suite_runs_without_warm_up(monkeypatch):
         assert warm.enabled() is on
 
 
+def test_the_warm_up_starts_once_per_server(monkeypatch):
+    from ui import warm
+
+    ran, done = [], threading.Event()
+    monkeypatch.setattr(warm, "warm_up", lambda: (ran.append(threading.current_thread().name), done.set()))
+    monkeypatch.setattr(warm, "_started", threading.Event())
+    monkeypatch.setenv(warm.WARM_ENV, "1")
+    started = [warm.start() for _ in range(5)]
+    assert started == [True, False, False, False, False]
+    assert done.wait(20) and ran == ["rdl-warm-up"]
+
+
 def test_warm_up_computes_the_sample_pages_first_view(monkeypatch, checkpoint_dir):
     import ui.catalog
     from ui import warm
@@ -51,7 +63,7 @@ def test_warm_up_computes_the_sample_pages_first_view(monkeypatch, checkpoint_di
     monkeypatch.setattr(ui.catalog, "CHECKPOINT_DIR", checkpoint_dir)
     cache, calls = fresh_cache(), counting_sampler(monkeypatch)
     done = warm.warm_up()
-    assert done[:2] == ["import pandas", "measure FLOP/s"] and done[2].startswith("Sample: DDIM η=0")
+    assert done[0].startswith("Sample: DDIM η=0") and done[1:] == ["measure FLOP/s", "import pandas"]
     assert len(calls) == 1 and calls[0][1] == (16, 1, 28, 28) and calls[0][2] == 0
     (warmed, _), _ = next(value for key, value in cache._items.items() if key[0] == "sample")
 

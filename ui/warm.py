@@ -4,10 +4,11 @@ A fresh server has nothing in its caches: when a class opens the Sample page at 
 would wait for the same default sampling run (issue 18 item 7). `start()` (called by app.py on every visit,
 acting on the first) starts one background thread that
 
-1. imports the heavy modules the pages import lazily (pandas: ~3 s on a busy 2-core machine), and
-2. measures this machine's FLOP/s once, for the Sample page's cost estimates (core/checkpoints/cost.py), and
-3. computes the Sample page's default run (the default model, DDIM with the page's default settings, seed 0)
-   into the server-wide result cache (ui/runs.py) under the very key the page asks for.
+1. computes the Sample page's default run (the default model, DDIM with the page's default settings, seed 0)
+   into the server-wide result cache (ui/runs.py) under the very key the page asks for, first, so that the
+   sessions of a class find it already in flight;
+2. measures this machine's FLOP/s once, for the Sample page's cost estimates (core/checkpoints/cost.py); and
+3. imports the heavy modules the pages import lazily (pandas: ~3 s on a busy 2-core machine).
 
 Sessions arriving while it runs find that run in flight and wait for it (single flight, ui/runs.py) instead of
 starting their own. The page's first view and this warm-up build their run with the same functions
@@ -39,7 +40,6 @@ MAX_RECORDS = 60  # trajectory entries kept, whatever the number of steps (memor
 _log = logging.getLogger(__name__)
 _started = threading.Event()
 _start_lock = threading.Lock()
-_thread: threading.Thread | None = None
 
 
 def enabled() -> bool:
@@ -83,14 +83,10 @@ def default_sample_job() -> tuple | None:
 
 
 def warm_up() -> list[str]:
-    """Import the heavy modules and compute the default views into the result cache; the names of what was done.
-    A failure is logged and skipped: the pages then compute (and report) it themselves."""
+    """Compute the default views into the result cache first (so the first sessions find them in flight), then measure
+    this machine's FLOP/s and import the heavy modules; the names of what was done. A failure of the views is logged
+    and skipped: the pages then compute (and report) it themselves."""
     done = []
-    for name in HEAVY_MODULES:
-        importlib.import_module(name)
-        done.append(f"import {name}")
-    cost.flops_per_second()  # the Sample page's cost estimate measures this machine once (core/checkpoints/cost.py)
-    done.append("measure FLOP/s")
     try:
         job = default_sample_job()
         if job is not None:
@@ -105,26 +101,21 @@ def warm_up() -> list[str]:
             done.append(f"Sample: {label}")
     except Exception:  # noqa: BLE001 - a warm-up must never take the server down
         _log.exception("warm-up of the Sample page's default run failed")
+    cost.flops_per_second()  # the Sample page's cost estimate measures this machine once (core/checkpoints/cost.py)
+    done.append("measure FLOP/s")
+    for name in HEAVY_MODULES:
+        importlib.import_module(name)
+        done.append(f"import {name}")
     return done
 
 
 def start() -> bool:
     """Start the warm-up thread once per server process (no-op afterwards, or when $RDL_WARM=0); True if it started now."""
-    global _thread
     if _started.is_set() or not enabled():
         return False
     with _start_lock:
         if _started.is_set():
             return False
-        _thread = threading.Thread(target=warm_up, name="rdl-warm-up", daemon=True)
-        _thread.start()
+        threading.Thread(target=warm_up, name="rdl-warm-up", daemon=True).start()
         _started.set()
         return True
-
-
-def wait(timeout: float | None = None) -> bool:
-    """Wait for the warm-up thread (tests, benchmarks); True when it has finished or never started."""
-    if _thread is not None:
-        _thread.join(timeout)
-        return not _thread.is_alive()
-    return True
