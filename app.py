@@ -12,6 +12,7 @@ from ui.layout import compact
 from ui.navigation import HOME, available_pages
 from ui.session import remember_browser
 from ui.sidebar import render_job_status, render_sidebar
+from ui.warm import start as start_warm_up
 
 st.set_page_config(page_title="Reverse Diffusion Lab", page_icon="🌀", layout="wide")
 try:
@@ -19,6 +20,8 @@ try:
 except ValueError as error:  # $RDL_TORCH_THREADS set wrongly by whoever runs the server: say so, on every page
     st.error(f"Server setting: {error}")
     st.stop()
+
+start_warm_up()  # the first visit starts computing the heavy pages' default views, once per server (ui/warm.py)
 
 navigation = st.navigation([
     st.Page(page.file, title=page.title, icon=page.icon, default=(page.file == HOME)) for page in available_pages()

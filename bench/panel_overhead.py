@@ -2,6 +2,7 @@
 not, alternating, in one run.
 
     python bench/panel_overhead.py [--phase-seconds 10] [--pairs 6] [--dataset mnist] [--batch-size 32]
+    python bench/panel_overhead.py --watchers 1,5,10,20 [--phase-seconds 20] [--json docs/results/panel_watchers.json]
 
 One job (the tiny UNet on MNIST by default) trains in a worker process started by the app's JobRegistry, with
 the slot and thread settings the app would use on this machine. The run alternates "closed" phases (nothing
@@ -13,6 +14,17 @@ progress file: Δstep / Δ(training seconds) between the first and last report i
 second of the worker's own CPU time (/proc: insensitive to how much CPU other processes take, it shows whether
 the panel slows the worker's steps themselves). The CPU time of each panel refresh is measured too: it bounds
 what an open panel can take from the machine.
+
+--watchers N,M,...: what N open panels watching the one training job cost the web server (issue 21 item 2). For each
+N, a phase of --phase-seconds in which N threads of this process (standing for N browser sessions, their refreshes
+spread evenly over the interval) each do, every ui.training_panel.REFRESH_SECONDS, the server side of one refresh:
+the heartbeat, the job's view, and the figures' serialisation as ui.figures.chart does it (typeset with honest
+axes unless the figure is already prepared, then plotly.io.to_json as st.plotly_chart does). Two ways,
+alternating per N: "shared" takes the view from one ui.training_panel.PanelViews (read once per interval for all
+panels, as the app does now) and "per-panel" reads the snapshot and builds the figures and preview in every panel
+(as the app did before). Reported: this process's CPU seconds per wall second (all its
+threads; the worker is another process) minus an idle phase's, per N and way. Streamlit's own per-rerun work
+(script context, protobuf, websocket) is not included: it is the same for both ways.
 """
 
 from __future__ import annotations
@@ -24,15 +36,18 @@ import platform
 import statistics
 import sys
 import tempfile
+import threading
 import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from bench.report import cpu_flags_summary, write_json  # noqa: E402
 from core.data.images import png_bytes, upscale  # noqa: E402
 from core.training import run_store  # noqa: E402
 from core.training.config import TrainConfig  # noqa: E402
 from core.training.registry import JobRegistry  # noqa: E402
-from ui.training_panel import loss_figure, profile_figure  # noqa: E402
+from ui.figures import prepared  # noqa: E402
+from ui.training_panel import REFRESH_SECONDS, PanelViews, loss_figure, preview_picture, profile_figure  # noqa: E402
 
 
 def panel_refresh(job) -> None:
@@ -74,13 +89,87 @@ def phase(job, seconds: float, panel_open: bool, refresh_cpu: list) -> tuple[flo
     return (s1 - s0) / (e1 - e0), (step_end - step_start) / cpu
 
 
+def draw(figures) -> None:
+    """The server side of chart() for each figure: typeset with honest axes unless already prepared (ui.figures),
+    then Plotly's JSON as st.plotly_chart makes it."""
+    import plotly.io
+
+    for fig in figures:
+        plotly.io.to_json(fig if getattr(fig, "_rdl_prepared", False) else prepared(fig), validate=False)
+
+
+def watchers_phase(registry, job, watchers: int, seconds: float, shared: bool) -> float:
+    """CPU seconds of this process per wall second while `watchers` panels refresh the job (0: idle)."""
+    views, stop = PanelViews(), threading.Event()
+
+    def panel(offset: float) -> None:
+        stop.wait(offset)
+        while not stop.is_set():
+            started = time.monotonic()
+            registry.heartbeat("bench")
+            if shared:
+                view = views.get(job)
+                draw((view.loss, view.profile))
+            else:
+                snapshot = job.snapshot()
+                draw((loss_figure(snapshot), profile_figure(snapshot)))
+                preview_picture(snapshot.preview)
+            stop.wait(max(0.0, REFRESH_SECONDS - (time.monotonic() - started)))
+
+    threads = [threading.Thread(target=panel, args=(REFRESH_SECONDS * i / max(watchers, 1),)) for i in range(watchers)]
+    cpu, wall = time.process_time(), time.monotonic()
+    for thread in threads:
+        thread.start()
+    stop.wait(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    return (time.process_time() - cpu) / (time.monotonic() - wall)
+
+
+def watchers_mode(args) -> int:
+    counts = [int(n) for n in args.watchers.split(",")]
+    if not counts or any(not 1 <= n <= 200 for n in counts):
+        raise SystemExit("--watchers takes panel counts between 1 and 200, e.g. 1,5,10,20")
+    load_start = os.getloadavg()
+    with tempfile.TemporaryDirectory() as root:
+        registry = JobRegistry(run_store=run_store.RunStore(root))
+        config = TrainConfig(dataset=args.dataset, model_size="tiny", batch_size=args.batch_size, total_steps=10_000_000,
+                             preview_every=50, device="cpu")
+        job = registry.get(registry.submit("bench", config))
+        while (run_store.read_json(job.folder / run_store.PROGRESS) or {}).get("step", 0) < 5:  # warm up
+            time.sleep(0.5)
+        watchers_phase(registry, job, max(counts), 3.0, False)  # untimed: imports and first figures
+        idle = watchers_phase(registry, job, 0, args.phase_seconds, True)
+        rows = []
+        for n in counts:
+            for shared in (True, False):
+                busy = watchers_phase(registry, job, n, args.phase_seconds, shared)
+                rows.append({"watchers": n, "way": "shared" if shared else "per-panel", "cpu_s_per_s": busy - idle})
+                print(f"{n:3d} panels, {rows[-1]['way']:9s}: {busy - idle:.3f} CPU-s/s", flush=True)
+        registry.close(stop_jobs_within=120)
+    summary = {"benchmark": "panel_watchers", "command": "python bench/panel_overhead.py " + " ".join(sys.argv[1:]),
+               "dataset": args.dataset, "batch_size": args.batch_size, "phase_seconds": args.phase_seconds,
+               "refresh_seconds": REFRESH_SECONDS, "idle_cpu_s_per_s": idle, "rows": rows, "loadavg_start": load_start,
+               "loadavg_end": os.getloadavg(), "cpu": platform.processor() or platform.machine(),
+               "cpu_flags": cpu_flags_summary(), "cpu_cores": os.cpu_count()}
+    print(json.dumps(summary, indent=2))
+    if args.json:
+        write_json(args.json, summary)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--phase-seconds", type=float, default=10.0)
     parser.add_argument("--pairs", type=int, default=6)
     parser.add_argument("--dataset", default="mnist")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--watchers", help="panel counts, e.g. 1,5,10,20: the web server's cost of N open panels")
+    parser.add_argument("--json", help="with --watchers: write the results here")
     args = parser.parse_args()
+    if args.watchers:
+        return watchers_mode(args)
 
     load_start = os.getloadavg()
     with tempfile.TemporaryDirectory() as root:

@@ -13,11 +13,12 @@ import numpy as np
 import streamlit as st
 import torch
 
+from core.checkpoints import cost
 from core.data.datasets import TOY_NAMES, load_dataset
 from core.data.images import make_grid
 from core.diffusion.samplers import SPACINGS
 from core.lab import sampling
-from ui import catalog, exports, figures, layout, runs, session
+from ui import catalog, exports, figures, layout, runs, session, warm
 from ui.figures import chart
 from ui.labels import VARIANCE_LABELS, sampler_label
 from ui.navigation import require_app_shell
@@ -29,11 +30,12 @@ require_app_shell()  # a deep link on a fresh server must still get the sidebar 
 SPACING_HELP = ("leading: 0, k, 2k, … (DDIM paper); trailing: starts exactly at t = T; "
                 "linspace: both ends included.")
 METHODS = ("ddim", "ddpm")
-TRAJECTORY_SAMPLES = 4  # samples followed in the trajectory scrubber
-MAX_RECORDS = 60  # trajectory entries kept, whatever the number of steps (memory stays bounded)
+TRAJECTORY_SAMPLES = warm.TRAJECTORY_SAMPLES  # samples followed in the trajectory scrubber
 POINT_RANGE = (-1.6, 1.6)
 SEED_MAX = 2**31 - 1
 GRID_COLUMNS = 8
+ASK_SECONDS = 10.0  # a run estimated longer than this waits for "Run anyway" (core/checkpoints/cost.py)
+MAX_RUN_SECONDS = 600.0  # a run estimated longer than this is refused: fewer steps or samples (its cap is named)
 PRESETS = [
     Preset("β vs β̃ at 10 steps: σ² = β", {"sample_method": "ddpm", "sample_steps": 10, "sample_variance": "fixed_large"},
            "DDPM with only 10 steps and the large variance: noisy digits. Compare with the next preset."),
@@ -58,17 +60,18 @@ def compare_options(T: int) -> list[int]:
 def page_settings(loaded: catalog.LoadedModel) -> PageSettings:
     """What a link can carry on this page, with the active model's ranges (steps 1..T, its variances)."""
     T = loaded.diffusion.T
-    size = Setting("sample_n", 16, "int", 1, 64) if loaded.is_image_model else Setting("sample_points", 1000, "int", 100, 4000)
+    first, n, seed = warm.sample_defaults(loaded)  # the first view, as the warm-up computes it
+    size = Setting("sample_n", n, "int", 1, 64) if loaded.is_image_model else Setting("sample_points", n, "int", 100, 4000)
     presets = [p for p in PRESETS if p.values.get("sample_steps", 1) <= T]
     return PageSettings("sample", [
-        Setting("sample_method", "ddim", "choice", choices=METHODS),
-        Setting("sample_variance", loaded.diffusion.variance, "choice", choices=tuple(variance_options(loaded))),
-        Setting("sample_eta", 0.0, "float", 0.0, 1.0),
-        Setting("sample_steps", min(T, 50), "int", 1, T),
-        Setting("sample_spacing", "leading", "choice", choices=SPACINGS),
-        Setting("sample_clip", loaded.is_image_model, "bool"),
+        Setting("sample_method", first.method, "choice", choices=METHODS),
+        Setting("sample_variance", first.variance, "choice", choices=tuple(variance_options(loaded))),
+        Setting("sample_eta", first.eta, "float", 0.0, 1.0),
+        Setting("sample_steps", first.steps, "int", 1, T),
+        Setting("sample_spacing", first.spacing, "choice", choices=SPACINGS),
+        Setting("sample_clip", first.clip_x0, "bool"),
         size,
-        Setting("sample_seed", 0, "int", 0, SEED_MAX),
+        Setting("sample_seed", seed, "int", 0, SEED_MAX),
         Setting("compare_counts", [s for s in (10, 50, 100, T) if s <= T], "ints", choices=tuple(compare_options(T))),
         Setting("compare_both", True, "bool"),
         *quality_settings("sample"),
@@ -114,22 +117,41 @@ def sampler_settings(loaded: catalog.LoadedModel, page: PageSettings) -> tuple[s
 
 # ------------------------------------------------------------------------------------------ running
 def sampling_key(loaded: catalog.LoadedModel, settings: sampling.SamplerSettings, n: int, seed: int) -> tuple:
-    return ("sample", loaded.token, settings, n, seed)
+    return warm.sample_key(loaded, settings, n, seed)
 
 
 def run_sampling(loaded: catalog.LoadedModel, settings: sampling.SamplerSettings, n: int, seed: int):
-    """(samples, trajectory, seconds) for these settings, from the cache or computed under a progress bar."""
-    def work(progress):
-        record = sampling.record_every(settings.steps, MAX_RECORDS)
-        samples, trajectory = sampling.run_sampler(loaded.model, loaded.diffusion, settings, (n, *loaded.data_shape),
-                                                  seed, record=record, progress=progress)
-        if loaded.is_image_model:  # only the first few are shown along the way: keep the cache small
-            trajectory = sampling.keep_first(trajectory, TRAJECTORY_SAMPLES)
-        return samples, trajectory
-
-    (samples, trajectory), seconds = runs.cached_run(sampling_key(loaded, settings, n, seed), sampler_label(settings),
-                                                        work, "sample_cancel")
+    """(samples, trajectory, seconds) for these settings, from the cache or computed under a progress bar (once per
+    server: the warm-up (ui/warm.py) or another session may already be computing it; then this one waits)."""
+    key, label, work = warm.sample_job(loaded, settings, n, seed)
+    (samples, trajectory), seconds = runs.cached_run(key, label, work, "sample_cancel")
     return samples, trajectory, seconds
+
+
+def run_allowed(loaded: catalog.LoadedModel, settings: sampling.SamplerSettings, n: int) -> bool:
+    """Whether a run that is not in the cache may start now, from its estimated cost (core.checkpoints.cost): at
+    most ASK_SECONDS starts at once; longer runs wait for "Run anyway"; runs over MAX_RUN_SECONDS are refused with the
+    step count that fits (an uploaded network may cost far more per call than the shipped one: issue 21 item 7)."""
+    rate = cost.flops_per_second()
+    seconds = cost.sampling_seconds(loaded.model, n, settings.steps, rate)
+    if seconds is None or seconds <= ASK_SECONDS:
+        return True
+    per_sample = cost.call_flops(loaded.model, 1) / 1e9
+    why = (f"{settings.steps} calls of a network that costs {per_sample:.2f} GFLOP per sample, on {n} samples; "
+           f"this server computes about {rate / 1e9:.0f} GFLOP/s")
+    cap = cost.max_calls(loaded.model, n, MAX_RUN_SECONDS, rate)
+    if settings.steps > cap:
+        st.error(f"This run would take about {seconds / 60:.0f} minutes ({why}): more than the {MAX_RUN_SECONDS / 60:.0f} "
+                 f"minutes a page runs at once. With this model and {n} samples, use at most {cap} steps (or fewer "
+                 f"samples), or sample on your own machine with the command-line tool.")
+        return False
+    notice = st.empty()
+    with notice.container():
+        st.warning(f"This run is estimated at about {seconds:.0f} s ({why}).", icon=":material/hourglass_top:")
+        go = st.button("Run anyway", key="sample_run_anyway", icon=":material/play_arrow:")
+    if go:
+        notice.empty()
+    return go
 
 
 # ------------------------------------------------------------------------------------------ results
@@ -400,7 +422,11 @@ def first_result(loaded: catalog.LoadedModel, page: PageSettings):
         try:
             sampling.check_settings(settings, loaded.diffusion)
             first_visit = not st.session_state.get("sample_started")
-            if pressed or first_visit or runs.result_cache().get(key) is not None:
+            cache = runs.result_cache()
+            known = cache.get(key) is not None or cache.in_flight(key)  # computed, or being computed for another visitor
+            if pressed or first_visit or known or st.session_state.get("sample_run_anyway"):
+                if not known and not run_allowed(loaded, settings, n):
+                    return settings, n, seed, None
                 st.session_state["sample_started"] = True
                 samples, trajectory, seconds = run_sampling(loaded, settings, n, seed)
             else:

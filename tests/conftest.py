@@ -17,6 +17,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("RDL_FAST_RECIPE", "light")
 # Training jobs of page tests keep their folders in a temporary run store, not in the repository's runs/.
 os.environ.setdefault("RDL_RUNS_DIR", tempfile.mkdtemp(prefix="rdl-runs-"))
+# No warm-up thread (ui/warm.py): every test computes what it checks, so the suite is deterministic; tests/test_warm.py
+# runs the warm-up itself.
+os.environ["RDL_WARM"] = "0"
 
 import torch  # noqa: E402
 

@@ -118,12 +118,20 @@ def typeset_figure(fig: go.Figure) -> go.Figure:
     return fig
 
 
+def prepared(fig: go.Figure) -> go.Figure:
+    """`fig` typeset with honest axes once, and marked so that chart() does not do it again (a figure drawn by many
+    sessions, such as the live training panel's shared view, is then never changed while another draws it)."""
+    fig = honest_axes(typeset_figure(fig))
+    fig._rdl_prepared = True
+    return fig
+
+
 def chart(fig: go.Figure, key: str, where=None) -> None:
     """Show a figure the way every chart of the app is shown: scripts typeset, honest axes. `where` is a
     Streamlit container or column (default: the page)."""
     import streamlit as st  # only here: the builders above stay usable without Streamlit
 
-    (where or st).plotly_chart(honest_axes(typeset_figure(fig)), key=key)
+    (where or st).plotly_chart(fig if getattr(fig, "_rdl_prepared", False) else prepared(fig), key=key)
 
 
 def side_by_side(pictures: list, gap: int = 4) -> np.ndarray:

@@ -3,7 +3,6 @@ a run, and quality versus steps measured on demand. Every number comes from core
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from core.lab.variances import MAX_QUALITY_SAMPLES, SAMPLER_LABELS, SAMPLERS, ddim_step_table, quality_run
@@ -23,6 +22,8 @@ def ddim_update_panel(schedule, steps: int, eta: float, spacing: str = "leading"
         st.latex(DDIM_LATEX)
     st.caption("Song, Meng & Ermon 2021, eqs. 12 and 16. η = 0: deterministic (no fresh noise, ε̂ kept); η = 1: σ² is "
                "the β̃ of each jump, i.e. DDPM with σ² = β̃ on the visited steps.")
+    import pandas as pd  # imported when first needed (ui/warm.py imports it in the background): ~3 s on a busy server
+
     table = ddim_step_table(schedule, steps, eta, spacing)
     shown = table if len(table) <= 2 * rows else table[:rows] + table[-rows:]
     st.table(pd.DataFrame([{"t → tₚᵣₑᵥ": f"{r['t']} → {r['t_prev']}", "ᾱₜ": f"{r['alpha_bar']:.4f}",
@@ -69,6 +70,8 @@ def quality_vs_steps_panel(loaded, prefix: str) -> None:
         st.info("Press the button: every run samples from the same seed (x̂₀ clipped), and FD and IS are computed with "
                 "the shipped MNIST classifier against the 500 held-out digits.")
         return
+    import pandas as pd
+
     st.table(pd.DataFrame([{"sampler": r["sampler"], "steps": r["steps"], "FD": f"{r['fd']:.1f}",
                             "IS": f"{r['inception_score']:.2f}", "seconds": f"{r['seconds']:.2f}", "n": r["n"]}
                            for r, _ in found]))

@@ -3,6 +3,8 @@
 Shared by the Train page and the 2-D playground. Jobs train in worker processes (core.training.registry); the
 panel only reads the small progress files they publish, in a fragment that reruns on a timer, so an open
 panel costs the training nothing measurable (bench/panel_overhead.py) and the rest of the page stays put.
+The files are read, and the figures and preview built, once per refresh interval per job for the whole server
+(`PanelViews`), however many browsers watch the job: each open panel only draws that shared view.
 Jobs live in the process-wide registry (ui.session.get_registry) and on disk, so switching pages, reloading
 the tab or restarting the server never loses them.
 """
@@ -11,7 +13,10 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
+from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +24,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.data.images import png_bytes, upscale
-from core.training import probe
+from core.training import probe, run_store
 from core.training.budget import format_budget
 from core.training.config import (
     LIGHT_TO_STANDARD_STEPS,
@@ -32,9 +37,11 @@ from core.training.limits import JobLimits
 from core.training.registry import JobRefused
 from core.training.stats import ACTIVE_STATES, JobState
 from ui import session
-from ui.figures import chart
+from ui.figures import chart, prepared
 
 REFRESH_SECONDS = 1.0
+QUEUED_REFRESH_SECONDS = 5.0  # a waiting job changes only when the queue moves: its panel refreshes less often
+VIEW_ENTRIES = 256  # jobs whose shared panel view the server keeps (a view is a few hundred kB at most)
 STATE_LABELS = {
     JobState.IDLE: "not started", JobState.QUEUED: "queued: waiting for a free slot", JobState.RUNNING: "running",
     JobState.STOPPING: "stopping…", JobState.STOPPED: "stopped", JobState.FINISHED: "finished",
@@ -133,20 +140,131 @@ def profile_figure(snapshot, floor=None) -> go.Figure:
     return fig
 
 
-def preview_view(preview):
+def preview_picture(preview):
+    """What the panel shows of a preview: PNG bytes of an image grid, a figure of 2-D points, or None."""
+    if preview is None:
+        return None
+    if preview.kind == "image" and preview.grid is not None:
+        return png_bytes(upscale(np.asarray(preview.grid), 2))
+    points = preview.samples.numpy()
+    fig = go.Figure(go.Scattergl(x=points[:, 0], y=points[:, 1], mode="markers", marker=dict(size=3)))
+    fig.update_layout(title=f"EMA samples after {preview.step} steps", height=320,
+                      margin=dict(l=10, r=10, t=40, b=10), yaxis_scaleanchor="x",
+                      xaxis_range=[-1.6, 1.6], yaxis_range=[-1.6, 1.6])  # the toys live in [-1, 1]²
+    return prepared(fig)  # shared by every panel of the job: typeset before anyone draws it
+
+
+def preview_view(preview, picture=None):
+    """Draw a preview; `picture` is its preview_picture, built here when not given (the shared view builds it once)."""
     if preview is None:
         st.caption("Preview samples appear here after the first preview step.")
         return
-    if preview.kind == "image" and preview.grid is not None:
-        grid = np.asarray(preview.grid)
-        st.image(png_bytes(upscale(grid, 2)), caption=f"EMA samples after {preview.step} steps (DDIM, fixed seed)")
+    picture = preview_picture(preview) if picture is None else picture
+    if isinstance(picture, bytes):
+        st.image(picture, caption=f"EMA samples after {preview.step} steps (DDIM, fixed seed)")
     else:
-        points = preview.samples.numpy()
-        fig = go.Figure(go.Scattergl(x=points[:, 0], y=points[:, 1], mode="markers", marker=dict(size=3)))
-        fig.update_layout(title=f"EMA samples after {preview.step} steps", height=320,
-                          margin=dict(l=10, r=10, t=40, b=10), yaxis_scaleanchor="x",
-                          xaxis_range=[-1.6, 1.6], yaxis_range=[-1.6, 1.6])  # the toys live in [-1, 1]²
-        chart(fig, key="preview_points")
+        chart(picture, key="preview_points")
+
+
+@dataclass(frozen=True)
+class PanelView:
+    """What every open panel of one job draws: the job's snapshot, its figures and preview, built once."""
+
+    snapshot: object
+    loss: go.Figure
+    profile: go.Figure
+    preview: object  # preview_picture of snapshot.preview
+
+
+@dataclass
+class _ViewEntry:
+    read_at: float
+    stamp: tuple
+    view: PanelView
+
+
+class PanelViews:
+    """The live panels' views, shared by every session of the server (issue 21 item 2).
+
+    `get(job, floor_fn)` returns the view read at most `interval` seconds ago; otherwise one caller reads the
+    job's snapshot again while the others asking for the same job wait for it (a lock per job), and the figures
+    and preview are rebuilt only when the worker's files changed (the stamp: the progress and preview files'
+    modification times and sizes, with the job's state, step and queue place). So a refresh costs the files'
+    reading and the figures' building once per interval per job, whatever the number of watchers. The LRU keeps
+    at most `entries` jobs. `reads` and `builds` count the snapshots read and the views built (tests, benchmarks).
+    """
+
+    def __init__(self, interval: float = REFRESH_SECONDS, entries: int = VIEW_ENTRIES, clock=time.monotonic):
+        self.interval, self.entries, self.clock = interval, entries, clock
+        self._views: OrderedDict = OrderedDict()
+        self._key_locks: dict = {}
+        self._lock = threading.Lock()
+        self.reads = self.builds = 0
+
+    def _fresh(self, key):
+        entry = self._views.get(key)
+        if entry is not None and self.clock() - entry.read_at < self.interval:
+            self._views.move_to_end(key)
+            return entry
+        return None
+
+    @staticmethod
+    def _stamp(job, snapshot) -> tuple:
+        files = []
+        for name in (run_store.PROGRESS, run_store.PREVIEW):
+            try:
+                stat = (job.folder / name).stat()
+                files.append((stat.st_mtime_ns, stat.st_size))
+            except OSError:
+                files.append(None)
+        return (*files, str(snapshot.state), snapshot.step, snapshot.queue_position, snapshot.starts_in_seconds,
+                snapshot.checkpoint, snapshot.saved_step)
+
+    def forget_unless(self, job, state, floor_fn=None) -> None:
+        """Drop the job's view if it shows another state than `state` (what a full page run just read: after a
+        click on Stop or Resume the panel shows the new state at once, not up to an interval later)."""
+        with self._lock:
+            entry = self._views.get((job.job_id, getattr(floor_fn, "__qualname__", None)))
+            if entry is not None and entry.view.snapshot.state != state:
+                entry.read_at = -math.inf
+
+    def get(self, job, floor_fn=None) -> PanelView:
+        key = (job.job_id, getattr(floor_fn, "__qualname__", None))
+        with self._lock:
+            entry = self._fresh(key)
+            if entry is not None:
+                return entry.view
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                entry = self._fresh(key)  # built by another session while this one waited
+                if entry is not None:
+                    return entry.view
+                old = self._views.get(key)
+            read_at = self.clock()
+            snapshot = job.snapshot()
+            stamp = self._stamp(job, snapshot)
+            if old is not None and old.stamp == stamp:  # nothing new from the worker: keep the figures
+                view = PanelView(snapshot, old.view.loss, old.view.profile, old.view.preview)
+            else:
+                floor = floor_fn(snapshot) if floor_fn is not None else None
+                # typeset once here (prepared): every session's chart() then only serialises them
+                view = PanelView(snapshot, prepared(loss_figure(snapshot)), prepared(profile_figure(snapshot, floor)),
+                                 preview_picture(snapshot.preview))
+            with self._lock:
+                self.reads += 1
+                self.builds += view.loss is not (old.view.loss if old is not None else None)
+                self._views[key] = _ViewEntry(read_at, stamp, view)
+                self._views.move_to_end(key)
+                while len(self._views) > self.entries:
+                    evicted, _ = self._views.popitem(last=False)
+                    self._key_locks.pop(evicted, None)
+            return view
+
+
+@st.cache_resource(show_spinner=False)
+def panel_views() -> PanelViews:
+    return PanelViews()
 
 
 def job_buttons(job) -> None:
@@ -212,18 +330,24 @@ def status_line(snapshot) -> str:
 
 
 def progress_panel(job, floor_fn=None) -> None:
-    """Progress bar, numbers, curves and previews of one job; reruns itself every second while it trains."""
+    """Progress bar, numbers, curves and previews of one job; reruns itself every second while it trains (every
+    QUEUED_REFRESH_SECONDS while it waits), drawing the server's shared view of the job (PanelViews)."""
 
-    active = job.snapshot().state in ACTIVE_STATES
+    state = job.snapshot().state
+    refresh = None if state not in ACTIVE_STATES else QUEUED_REFRESH_SECONDS if state == JobState.QUEUED else REFRESH_SECONDS
+    panel_views().forget_unless(job, state, floor_fn)
 
-    @st.fragment(run_every=REFRESH_SECONDS if active else None)
+    @st.fragment(run_every=refresh)
     def live():
         session.get_registry().heartbeat(session.session_id())
-        snapshot = job.snapshot()
-        if st.session_state.get(f"last_state_{job.job_id}") in ACTIVE_STATES and snapshot.state not in ACTIVE_STATES:
-            st.session_state[f"last_state_{job.job_id}"] = snapshot.state
-            st.rerun()  # a full rerun so the sidebar offers the finished model everywhere
+        view = panel_views().get(job, floor_fn)  # read once per interval for every panel of the server
+        snapshot = view.snapshot
+        last = st.session_state.get(f"last_state_{job.job_id}")
         st.session_state[f"last_state_{job.job_id}"] = snapshot.state
+        if last in ACTIVE_STATES and snapshot.state not in ACTIVE_STATES:
+            st.rerun()  # a full rerun so the sidebar offers the finished model everywhere
+        if last == JobState.QUEUED and snapshot.state != JobState.QUEUED:
+            st.rerun()  # a full rerun: the panel of a started job refreshes every second, not every five
         fraction = min(1.0, snapshot.step / max(1, snapshot.total_steps))
         st.progress(fraction, text=status_line(snapshot))
         if snapshot.state in (JobState.FAILED, JobState.CRASHED):
@@ -246,11 +370,10 @@ def progress_panel(job, floor_fn=None) -> None:
         st.caption(f"Device: {snapshot.device}")
         left, middle, right = st.columns(3)
         with left:
-            chart(loss_figure(snapshot), key=f"loss_{job.job_id}")
+            chart(view.loss, key=f"loss_{job.job_id}")
         with middle:
-            floor = floor_fn(snapshot) if floor_fn is not None else None
-            chart(profile_figure(snapshot, floor), key=f"profile_{job.job_id}")
+            chart(view.profile, key=f"profile_{job.job_id}")
         with right:
-            preview_view(snapshot.preview)
+            preview_view(snapshot.preview, view.preview)
 
     live()

@@ -1,0 +1,121 @@
+"""Warm-up: the default views of the heavy pages computed once per server, before the first class arrives.
+
+A fresh server has nothing in its caches: when a class opens the Sample page at the same moment, every session
+would wait for the same default sampling run (issue 18 item 7). `start()` (called by app.py on every visit,
+acting on the first) starts one background thread that
+
+1. computes the Sample page's default run (the default model, DDIM with the page's default settings, seed 0)
+   into the server-wide result cache (ui/runs.py) under the very key the page asks for, first, so that the
+   sessions of a class find it already in flight;
+2. measures this machine's FLOP/s once, for the Sample page's cost estimates (core/checkpoints/cost.py); and
+3. imports the heavy modules the pages import lazily (pandas: ~3 s on a busy 2-core machine).
+
+Sessions arriving while it runs find that run in flight and wait for it (single flight, ui/runs.py) instead of
+starting their own. The page's first view and this warm-up build their run with the same functions
+(`sample_defaults`, `sample_job`), so the keys match by construction. $RDL_WARM=0 turns the warm-up off (the test
+suite does, so that every test computes what it checks); any other value, or none, leaves it on.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import threading
+import time
+
+from core.checkpoints import cost
+from core.lab import sampling
+from ui import runs
+from ui.labels import sampler_label
+
+WARM_ENV = "RDL_WARM"
+HEAVY_MODULES = ("pandas",)  # imported on the warm-up thread, so no visitor waits for them
+SAMPLE_SEED = 0
+SAMPLE_IMAGES = 16  # the Sample page's default number of samples for an image model
+SAMPLE_POINTS = 1000  # ... and of points for a 2-D model
+TRAJECTORY_SAMPLES = 4  # samples followed in the Sample page's trajectory scrubber
+MAX_RECORDS = 60  # trajectory entries kept, whatever the number of steps (memory stays bounded)
+
+_log = logging.getLogger(__name__)
+_started = threading.Event()
+_start_lock = threading.Lock()
+
+
+def enabled() -> bool:
+    """False when $RDL_WARM is 0 (or "off", "false", "no")."""
+    return os.environ.get(WARM_ENV, "1").strip().lower() not in ("0", "off", "false", "no")
+
+
+def sample_defaults(loaded) -> tuple[sampling.SamplerSettings, int, int]:
+    """(settings, number of samples, seed) of the Sample page's first view for `loaded` (a catalog.LoadedModel)."""
+    settings = sampling.SamplerSettings(method="ddim", steps=min(loaded.diffusion.T, 50), variance=loaded.diffusion.variance,
+                                        eta=0.0, spacing="leading", clip_x0=loaded.is_image_model)
+    return settings, SAMPLE_IMAGES if loaded.is_image_model else SAMPLE_POINTS, SAMPLE_SEED
+
+
+def sample_key(loaded, settings: sampling.SamplerSettings, n: int, seed: int) -> tuple:
+    """The result cache's key of a Sample page run."""
+    return ("sample", loaded.token, settings, n, seed)
+
+
+def sample_job(loaded, settings: sampling.SamplerSettings, n: int, seed: int) -> tuple:
+    """(key, label, work(progress) -> (samples, trajectory)) of a Sample page run, for ui.runs."""
+    def work(progress):
+        record = sampling.record_every(settings.steps, MAX_RECORDS)
+        samples, trajectory = sampling.run_sampler(loaded.model, loaded.diffusion, settings, (n, *loaded.data_shape),
+                                                  seed, record=record, progress=progress)
+        if loaded.is_image_model:  # only the first few are shown along the way: keep the cache small
+            trajectory = sampling.keep_first(trajectory, TRAJECTORY_SAMPLES)
+        return samples, trajectory
+
+    return sample_key(loaded, settings, n, seed), sampler_label(settings), work
+
+
+def default_sample_job() -> tuple | None:
+    """The Sample page's default run for the default model, or None when the server has no such model."""
+    from ui import catalog  # the catalogue needs Streamlit's caches, which exist once the server runs
+
+    if catalog.DEFAULT_MODEL not in catalog.shipped_models():
+        return None
+    loaded = catalog.load_model(catalog.DEFAULT_MODEL)
+    return sample_job(loaded, *sample_defaults(loaded))
+
+
+def warm_up() -> list[str]:
+    """Compute the default views into the result cache first (so the first sessions find them in flight), then measure
+    this machine's FLOP/s and import the heavy modules; the names of what was done. A failure of the views is logged
+    and skipped: the pages then compute (and report) it themselves."""
+    done = []
+    try:
+        job = default_sample_job()
+        if job is not None:
+            key, label, work = job
+
+            def timed(progress):
+                started = time.perf_counter()
+                result = work(progress)
+                return result, time.perf_counter() - started
+
+            runs.result_cache().get_or_compute(key, timed)
+            done.append(f"Sample: {label}")
+    except Exception:  # noqa: BLE001 - a warm-up must never take the server down
+        _log.exception("warm-up of the Sample page's default run failed")
+    cost.flops_per_second()  # the Sample page's cost estimate measures this machine once (core/checkpoints/cost.py)
+    done.append("measure FLOP/s")
+    for name in HEAVY_MODULES:
+        importlib.import_module(name)
+        done.append(f"import {name}")
+    return done
+
+
+def start() -> bool:
+    """Start the warm-up thread once per server process (no-op afterwards, or when $RDL_WARM=0); True if it started now."""
+    if _started.is_set() or not enabled():
+        return False
+    with _start_lock:
+        if _started.is_set():
+            return False
+        threading.Thread(target=warm_up, name="rdl-warm-up", daemon=True).start()
+        _started.set()
+        return True
