@@ -6,7 +6,7 @@
 Image models give a grid of the samples; 2-D models a scatter plot of the points (drawn with Pillow).
 --steps defaults to 50 for DDIM and to all T steps for DDPM (fewer DDPM steps use a respaced process).
 The network runs under bf16 autocast where core.runtime enables it (CUDA; CPUs with bf16 in hardware;
-RDL_CPU_BF16=0 or 1 forces the choice), exactly as on the Sample page (core.lab.sampling.autocast_network), so
+RDL_CPU_BF16=0 or 1 forces the choice), exactly as on the Sample page (core.sampling.autocast_network), so
 the same settings give the same samples in both.
 """
 
@@ -26,11 +26,11 @@ from PIL import Image, ImageDraw
 from core import checkpoints, paths
 from core.checks import check_int, check_number
 from core.data.images import make_grid, save_png
-from core.diffusion.samplers import SPACINGS, ddim_sample, ddpm_sample
-from core.lab.sampling import autocast_network
+from core.diffusion.samplers import SPACINGS
 from core.runtime import DEVICES, autocast_dtype, configure_cpu_threads, resolve_device
+from core.sampling import SAMPLER_METHODS, autocast_network, sample
 
-SAMPLERS = ("ddpm", "ddim")
+SAMPLERS = tuple(method.value for method in SAMPLER_METHODS)  # core.sampling.SamplerMethod
 DEFAULT_DDIM_STEPS = 50
 MAX_SAMPLES = 4096
 SCATTER_PIXELS = 512
@@ -152,12 +152,8 @@ def main(argv=None, prog: str = "python -m core.sample") -> int:
     network = autocast_network(model)
 
     started = time.monotonic()
-    if args.sampler == "ddim":
-        samples = ddim_sample(network, diffusion, shape, steps, eta=args.eta, spacing=args.spacing,
-                              generator=generator, clip_x0=args.clip, device=device)
-    else:
-        samples = ddpm_sample(network, diffusion, shape, steps=steps, spacing=args.spacing,
-                              generator=generator, clip_x0=args.clip, device=device)
+    samples = sample(network, diffusion, args.sampler, shape, steps, eta=args.eta, spacing=args.spacing,
+                     generator=generator, clip_x0=args.clip, device=device)
     seconds = time.monotonic() - started
     samples = samples.float().cpu()
     if not bool(torch.isfinite(samples).all()):

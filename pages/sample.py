@@ -1,6 +1,6 @@
 """Sample: run DDPM or DDIM with the active model and watch samples emerge from noise.
 
-The sampling itself is core.lab.sampling.run_sampler (core.diffusion.samplers underneath); this page lays out widgets,
+The sampling itself is core.sampling.run_sampler (core.diffusion.samplers underneath); this page lays out widgets,
 shows progress (with Cancel) and keeps results in a server-wide cache, so moving a slider back doesn't resample.
 """
 
@@ -13,10 +13,10 @@ import numpy as np
 import streamlit as st
 import torch
 
+from core import sampling
 from core.data.datasets import TOY_NAMES, load_dataset
 from core.data.images import make_grid
 from core.diffusion.samplers import SPACINGS
-from core.lab import sampling
 from ui import catalog, exports, figures, layout, runs, session
 from ui.figures import chart
 from ui.labels import VARIANCE_LABELS, sampler_label
@@ -264,7 +264,7 @@ def cli_command(loaded: catalog.LoadedModel, settings: sampling.SamplerSettings,
 
 def python_snippet(loaded: catalog.LoadedModel, settings: sampling.SamplerSettings, n: int, seed: int) -> str:
     return (f"from core import checkpoints\n"
-            f"from core.lab.sampling import SamplerSettings, run_sampler\n\n"
+            f"from core.sampling import SamplerSettings, run_sampler\n\n"
             f"model, diffusion, metadata = checkpoints.load({checkpoint_file(loaded)[1]!r})\n"
             f"settings = {settings!r}\n"
             f"samples = run_sampler(model, diffusion, settings, {(n, *loaded.data_shape)!r}, seed={seed})")

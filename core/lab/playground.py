@@ -30,6 +30,7 @@ from typing import Literal, get_args
 import numpy as np
 import torch
 
+from core import sampling
 from core.checks import check_choice, check_generator, check_int, check_number
 from core.data.datasets import load_dataset
 from core.data.toys import MIXTURE_TOY_NAMES, TOY_NAMES, toy_mixture_parameters
@@ -37,7 +38,6 @@ from core.diffusion.gaussian_diffusion import GaussianDiffusion, Prediction, Var
 from core.diffusion.oracle import EmpiricalDistribution, GaussianMixture, OracleDenoiser
 from core.diffusion.samplers import Spacing
 from core.diffusion.schedules import ScheduleKind
-from core.lab import sampling
 from core.metrics.points import median_bandwidth, mmd_rbf, sliced_wasserstein
 from core.rng import MAX_SEED, seeded_generator
 from core.training.config import PLAYGROUND_RECIPE, TrainConfig
