@@ -201,9 +201,9 @@ def mnist_scores(_samples: torch.Tensor, result_key: tuple) -> tuple[dict, dict]
 @st.cache_data(show_spinner="Comparing with held-out data…", max_entries=16)
 def point_scores(_samples: torch.Tensor, dataset: str, result_key: tuple) -> tuple[float, float]:
     """(MMD², sliced Wasserstein-1) of 2-D samples against as many held-out points, cached per result."""
-    from core.metrics.points import mmd_rbf, sliced_wasserstein
-    data = load_dataset(dataset, split="test", n_points=len(_samples)).data
-    return mmd_rbf(_samples, data), sliced_wasserstein(_samples, data)
+    from core.metrics.points import sample_quality
+    quality = sample_quality(_samples, load_dataset(dataset, split="test", n_points=len(_samples)).data)
+    return quality["mmd2"], quality["sw1"]
 
 
 def show_quality_metrics(samples: torch.Tensor, loaded: catalog.LoadedModel, result_key: tuple) -> None:

@@ -65,3 +65,18 @@ def test_one_method_type_everywhere():
         sampling.sample(LearnedVarianceNet(), GaussianDiffusion(SCHEDULE, "eps", "learned_range"), "euler", (2, 2), 2)
     with pytest.raises(ValueError, match="DDIM only"):
         sampling.sample(LearnedVarianceNet(), GaussianDiffusion(SCHEDULE, "eps", "learned_range"), "ddpm", (2, 2), 2, eta=0.5)
+
+
+def test_one_two_d_quality_for_the_pages_the_playground_and_bench():
+    from bench import quality as bench_quality
+    from core.lab import playground
+    from core.metrics import points
+
+    assert playground.sample_quality is points.sample_quality and bench_quality.sample_quality is points.sample_quality
+    reference = torch.randn(400, 2, generator=_seeded(1)) * 0.4
+    shift = torch.tensor([0.3, 0.0])
+    moved = points.sample_quality(reference + shift, reference)
+    # a pure shift d: SW₁ = E|<θ, d>| = (2/π)|d| for θ uniform on the circle; 256 fixed directions: MC error ≈ 0.006
+    assert moved["sw1"] == pytest.approx(2 / torch.pi * 0.3, abs=0.02)
+    assert moved["mmd2"] > 10 * abs(points.sample_quality(torch.randn(400, 2, generator=_seeded(2)) * 0.4, reference)["mmd2"])
+    assert points.sample_quality(reference, reference) == points.sample_quality(reference, reference)  # fixed projections
