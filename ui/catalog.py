@@ -57,7 +57,7 @@ class LoadedModel:
     def dataset(self) -> str | None:
         """The core.data.datasets name of the training data, or None if the checkpoint does not say."""
         data = self.metadata.get("data") or {}
-        return data.get("dataset") or data.get("name")
+        return data.get("dataset")  # CheckpointInfo.data: a "name" key is rejected when the file is loaded
 
     @property
     def token(self) -> str:
