@@ -1,4 +1,4 @@
-"""Replay a recorded training run (core/history.py) at any speed: loss curve, loss per t and sample previews.
+"""Replay a recorded training run (core/training/history.py) at any speed: loss curve, loss per t and sample previews.
 
 `render_replay(history_dir)` is one page section: pick a recording, then play/pause (a fragment on a timer
 advances the frame) or move the keyed step slider by hand (arrow keys work on it). Everything shown comes from
@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.data.images import png_bytes, upscale
-from core.history import TrainingHistory, list_histories, load_history, replay_advance
+from core.training.history import TrainingHistory, list_histories, load_history, replay_advance
 from ui.figures import chart
 from ui.training_panel import format_seconds
 
