@@ -18,7 +18,7 @@ core.runtime decides), --min-snr GAMMA (Hang et al. 2023 loss weighting), --scal
 digits (DDIM --sample-steps, x̂₀ clipped, seed 1234) and prints the classifier FD each time that much training
 CPU time has passed, so the FD-vs-seconds curve does not depend on how busy the shared machine is. Evaluation
 time is excluded from the training seconds. --out-json keeps the curve. --history DIR records the run for the
-Train page's replay (core/history.py): loss curve, per-t loss profile and a 16-digit preview grid (DDIM 20,
+Train page's replay (core/training/history.py): loss curve, per-t loss profile and a 16-digit preview grid (DDIM 20,
 fixed seed) every --preview-every steps and at every evaluation, each with the training CPU seconds so far.
 """
 
@@ -44,10 +44,10 @@ from core.data.images import make_grid, save_png
 from core.diffusion.gaussian_diffusion import GaussianDiffusion
 from core.diffusion.samplers import ddim_sample
 from core.diffusion.schedules import make_schedule
-from core.history import HistoryRecorder
 from core.metrics.mnist import mnist_quality, mnist_real_floor
 from core.nets.build import build_model, count_parameters, model_config_for
 from core.runtime import cpu_bf16_supported
+from core.training.history import HistoryRecorder
 from core.training.stats import TimestepProfile
 
 PROFILE_BINS = 20
@@ -89,7 +89,7 @@ def parse_args(argv=None):
     p.add_argument("--eval-every-cpu-s", type=float, default=0.0, help="classifier FD every this many training CPU s")
     p.add_argument("--eval-n", type=int, default=256)
     p.add_argument("--preview-every", type=int, default=0, help="history frame every N steps (0 = only at evaluations)")
-    p.add_argument("--history", default=None, help="folder to record the run's history in (core/history.py)")
+    p.add_argument("--history", default=None, help="folder to record the run's history in (core/training/history.py)")
     p.add_argument("--title", default="", help="title of the recorded history")
     p.add_argument("--out-json", default=None)
     p.add_argument("--clip", dest="clip_eval", action="store_true", help="clip x̂₀ to [-1, 1] when sampling for the metrics")

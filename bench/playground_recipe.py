@@ -18,9 +18,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads sleep
 
 import torch
 
+from core import sampling
 from core.data.toys import TOY_NAMES
 from core.diffusion.oracle import OracleDenoiser
-from core.lab import playground, sampling
+from core.lab import playground
 from core.training.trainer import Trainer
 
 SAMPLES, REFERENCE = 1000, 2000

@@ -42,9 +42,10 @@ from core.data.datasets import load_dataset
 from core.data.toys import MIXTURE_TOY_NAMES, TOY_NAMES, sample_toy, toy_mixture_parameters
 from core.diffusion.gaussian_diffusion import GaussianDiffusion
 from core.diffusion.oracle import EmpiricalDistribution, GaussianMixture, OracleDenoiser
-from core.diffusion.samplers import SPACINGS, ddim_sample, ddpm_sample
+from core.diffusion.samplers import SPACINGS
 from core.metrics.mnist import mnist_quality, mnist_real_floor
-from core.metrics.points import median_bandwidth, mmd_rbf, sliced_wasserstein
+from core.metrics.points import median_bandwidth, sample_quality
+from core.sampling import SamplerMethod, sample
 
 FULL_STEPS = (10, 20, 50, 100, "T")
 QUICK_STEPS = (10, 20)
@@ -58,7 +59,7 @@ class Sampler:
     or DDIM with a given η."""
 
     label: str
-    kind: str  # "ddpm" or "ddim"
+    kind: SamplerMethod
     variance: str | None = None
     eta: float = 0.0
 
@@ -70,32 +71,16 @@ def samplers_for(diffusion: GaussianDiffusion) -> list[Sampler]:
     return samplers + [Sampler("DDIM η=0", "ddim", eta=0.0), Sampler("DDIM η=1", "ddim", eta=1.0)]
 
 
-def prediction_only(model, data_channels: int):
-    """A model that drops learned-variance channels, so a fixed-variance process can use it."""
-    return lambda x_t, t: model(x_t, t)[:, :data_channels]
-
-
 def run_sampler(sampler: Sampler, model, diffusion: GaussianDiffusion, x_T: torch.Tensor, steps: int,
                 seed: int, spacing: str, batch_size: int, clip_x0: bool) -> torch.Tensor:
     """Samples from x_T in batches; batch b draws its noise from torch.Generator().manual_seed(seed + 1 + b),
     so every sampler starts from the same x_T and sees the same noise stream."""
-    channels = x_T.shape[1]
-    if sampler.kind == "ddpm" and sampler.variance != diffusion.variance:
-        process = GaussianDiffusion(diffusion.schedule, diffusion.prediction, sampler.variance)
-        if diffusion.variance == "learned_range":
-            model = prediction_only(model, channels)
-    else:
-        process = diffusion
     outputs = []
     for b, start in enumerate(range(0, x_T.shape[0], batch_size)):
         chunk = x_T[start:start + batch_size]
         generator = torch.Generator().manual_seed(seed + 1 + b)
-        if sampler.kind == "ddpm":
-            out = ddpm_sample(model, process, tuple(chunk.shape), steps=steps, spacing=spacing,
-                              generator=generator, clip_x0=clip_x0, x_T=chunk)
-        else:
-            out = ddim_sample(model, process, tuple(chunk.shape), steps=steps, eta=sampler.eta, spacing=spacing,
-                              generator=generator, clip_x0=clip_x0, x_T=chunk)
+        out = sample(model, diffusion, sampler.kind, tuple(chunk.shape), steps, variance=sampler.variance, eta=sampler.eta,
+                     spacing=spacing, generator=generator, clip_x0=clip_x0, x_T=chunk)
         outputs.append(out.float())
     return torch.cat(outputs)
 
@@ -151,9 +136,8 @@ class ToyReference:
         self.floor = self.score(second)
 
     def score(self, samples: torch.Tensor) -> dict:
-        return {"mmd": mmd_rbf(samples, self.points, bandwidths=self.bandwidths),
-                "sliced_wasserstein": sliced_wasserstein(samples, self.points, n_projections=128,
-                                                         generator=torch.Generator().manual_seed(0))}
+        quality = sample_quality(samples, self.points, self.bandwidths)  # the pages' MMD² and sliced W₁
+        return {"mmd": quality["mmd2"], "sliced_wasserstein": quality["sw1"]}
 
 
 def oracle_for(name: str, diffusion: GaussianDiffusion, oracle_points: int):

@@ -21,18 +21,40 @@ import os
 # "CPU threads" and "Digits within a lesson"). An explicit OMP_WAIT_POLICY is kept.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from core.checkpoints import load, save
-from core.data.datasets import load_dataset
-from core.diffusion.gaussian_diffusion import GaussianDiffusion
-from core.diffusion.oracle import EmpiricalDistribution, GaussianMixture, OracleDenoiser
-from core.diffusion.samplers import ddim_sample, ddim_step, ddpm_sample, timesteps
-from core.diffusion.schedules import NoiseSchedule, make_schedule
-from core.metrics.mnist import confident_fraction, frechet_distance, inception_score, mnist_fd, mnist_quality, mnist_real_floor
-from core.metrics.points import mmd_rbf, sliced_wasserstein
-from core.nets.build import build_model
-from core.nets.toy_mlp import ToyMLP
-from core.nets.unet import UNet
-from core.training.trainer import TrainConfig, Trainer
+# The public API, loaded on first use (PEP 562): `import core.diffusion.schedules` then loads the schedules and
+# nothing of training/, metrics/ or checkpoints/ (tests/test_core_imports.py); `from core import Trainer` loads
+# what Trainer needs. name -> the module that defines it.
+_PUBLIC = {
+    "load": "core.checkpoints", "save": "core.checkpoints",
+    "load_dataset": "core.data.datasets",
+    "GaussianDiffusion": "core.diffusion.gaussian_diffusion",
+    "EmpiricalDistribution": "core.diffusion.oracle", "GaussianMixture": "core.diffusion.oracle",
+    "OracleDenoiser": "core.diffusion.oracle",
+    "ddim_sample": "core.diffusion.samplers", "ddim_step": "core.diffusion.samplers", "ddpm_sample": "core.diffusion.samplers",
+    "timesteps": "core.diffusion.samplers",
+    "NoiseSchedule": "core.diffusion.schedules", "make_schedule": "core.diffusion.schedules",
+    "confident_fraction": "core.metrics.mnist", "frechet_distance": "core.metrics.mnist", "inception_score": "core.metrics.mnist",
+    "mnist_fd": "core.metrics.mnist", "mnist_quality": "core.metrics.mnist", "mnist_real_floor": "core.metrics.mnist",
+    "mmd_rbf": "core.metrics.points", "sliced_wasserstein": "core.metrics.points",
+    "build_model": "core.nets.build", "ToyMLP": "core.nets.toy_mlp", "UNet": "core.nets.unet",
+    "TrainConfig": "core.training.trainer", "Trainer": "core.training.trainer",
+}
+
+
+def __getattr__(name: str):
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'core' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))
+
 
 __all__ = [
     "EmpiricalDistribution", "GaussianDiffusion", "GaussianMixture", "NoiseSchedule", "OracleDenoiser", "ToyMLP",

@@ -1,12 +1,12 @@
 """Draw samples from a trained checkpoint and save them as a PNG.
 
-    python -m core.sample --checkpoint checkpoints/mnist-tiny.safetensors --sampler ddim --steps 50 \\
+    python -m core.sample --checkpoint mnist_eps --sampler ddim --steps 50 \\
         --eta 0 --n 64 --seed 0 --out grid.png [--clip]
 
 Image models give a grid of the samples; 2-D models a scatter plot of the points (drawn with Pillow).
 --steps defaults to 50 for DDIM and to all T steps for DDPM (fewer DDPM steps use a respaced process).
 The network runs under bf16 autocast where core.runtime enables it (CUDA; CPUs with bf16 in hardware;
-RDL_CPU_BF16=0 or 1 forces the choice), exactly as on the Sample page (core.lab.sampling.autocast_network), so
+RDL_CPU_BF16=0 or 1 forces the choice), exactly as on the Sample page (core.sampling.autocast_network), so
 the same settings give the same samples in both.
 """
 
@@ -23,24 +23,26 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from core import checkpoints
+from core import checkpoints, paths
 from core.checks import check_int, check_number
 from core.data.images import make_grid, save_png
-from core.diffusion.samplers import SPACINGS, ddim_sample, ddpm_sample
-from core.lab.sampling import autocast_network
+from core.diffusion.samplers import SPACINGS
 from core.runtime import DEVICES, autocast_dtype, configure_cpu_threads, resolve_device
+from core.sampling import SAMPLER_METHODS, autocast_network, sample
 
-SAMPLERS = ("ddpm", "ddim")
+SAMPLERS = tuple(method.value for method in SAMPLER_METHODS)  # core.sampling.SamplerMethod
 DEFAULT_DDIM_STEPS = 50
 MAX_SAMPLES = 4096
 SCATTER_PIXELS = 512
 SCATTER_EXTENT = 1.5  # the toys live in [-1, 1]²; the plot shows [-1.5, 1.5]² (see core.data.datasets)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m core.sample", description=__doc__.split("\n\n")[0],
+def build_parser(prog: str = "python -m core.sample") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--checkpoint", type=Path, required=True, help="a .safetensors checkpoint")
+    parser.add_argument("--checkpoint", type=Path, required=True,
+                        help="a .safetensors checkpoint, or the name of a trained model in $RDL_HOME/models or of a shipped one "
+                        "(e.g. toy_two_moons)")
     parser.add_argument("--sampler", choices=SAMPLERS, default="ddim")
     parser.add_argument("--steps", type=int, default=None, help=f"sampling steps (DDIM: {DEFAULT_DDIM_STEPS}, DDPM: T)")
     parser.add_argument("--eta", type=float, default=0.0, help="DDIM noise scale η (0 = deterministic)")
@@ -116,16 +118,17 @@ def _check_readable(path: Path) -> None:
         raise ValueError(f"--checkpoint {str(path)!r} cannot be read ({error.strerror or error})") from None
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, prog: str = "python -m core.sample") -> None:
     """One line on stderr and exit code 2 (bad input), never a traceback."""
-    print(f"python -m core.sample: error: {message}", file=sys.stderr)
+    print(f"{prog}: error: {message}", file=sys.stderr)
     raise SystemExit(2)
 
 
-def main(argv=None) -> int:
-    parser = build_parser()
+def main(argv=None, prog: str = "python -m core.sample") -> int:
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     try:
+        args.checkpoint = paths.resolve_checkpoint(args.checkpoint)
         _check_flags(args)
         device = resolve_device(args.device)
         if device.type == "cpu":
@@ -134,7 +137,7 @@ def main(argv=None) -> int:
         if args.steps is not None:
             check_int("--steps", args.steps, 1, diffusion.T)
     except (ValueError, OSError) as error:  # includes CheckpointError
-        _fail(str(error))
+        _fail(str(error), prog)
 
     config = model.config
     if config["kind"] == "unet":
@@ -142,19 +145,15 @@ def main(argv=None) -> int:
     elif config["data_dim"] == 2:
         shape = (args.n, 2)
     else:
-        _fail(f"this checkpoint models {config['data_dim']}-D points; only 2-D points can be plotted")
+        _fail(f"this checkpoint models {config['data_dim']}-D points; only 2-D points can be plotted", prog)
     steps = args.steps if args.steps is not None else (DEFAULT_DDIM_STEPS if args.sampler == "ddim" else diffusion.T)
     steps = min(steps, diffusion.T)
     generator = torch.Generator(device=device).manual_seed(args.seed)
     network = autocast_network(model)
 
     started = time.monotonic()
-    if args.sampler == "ddim":
-        samples = ddim_sample(network, diffusion, shape, steps, eta=args.eta, spacing=args.spacing,
-                              generator=generator, clip_x0=args.clip, device=device)
-    else:
-        samples = ddpm_sample(network, diffusion, shape, steps=steps, spacing=args.spacing,
-                              generator=generator, clip_x0=args.clip, device=device)
+    samples = sample(network, diffusion, args.sampler, shape, steps, eta=args.eta, spacing=args.spacing,
+                     generator=generator, clip_x0=args.clip, device=device)
     seconds = time.monotonic() - started
     samples = samples.float().cpu()
     if not bool(torch.isfinite(samples).all()):
@@ -171,7 +170,7 @@ def main(argv=None) -> int:
     try:
         save_png(pixels, args.out)
     except OSError as error:  # e.g. the disk filled up while sampling
-        print(f"python -m core.sample: error: could not write {args.out} ({error.strerror or error})", file=sys.stderr)
+        print(f"{prog}: error: could not write {args.out} ({error.strerror or error})", file=sys.stderr)
         return 1
     what = "images" if config["kind"] == "unet" else "points"
     sampler = f"DDIM, {steps} steps, eta {args.eta:g}" if args.sampler == "ddim" else f"DDPM, {steps} steps"

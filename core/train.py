@@ -1,8 +1,8 @@
 """Train a diffusion model from the command line.
 
     python -m core.train --dataset mnist --size tiny --prediction eps --variance fixed_small \\
-        --steps 3000 --out checkpoints/mnist-tiny.safetensors
-    python -m core.train --resume checkpoints/mnist-tiny.safetensors --steps 6000
+        --steps 3000 --out ~/models/mnist-tiny.safetensors
+    python -m core.train --resume ~/models/mnist-tiny.safetensors --steps 6000
     python -m core.train --recipe fast --max-seconds 300       # the Train page's CPU recipe, 5 minutes
 
 Every TrainConfig field is a flag (--batch-size, --learning-rate, --ema-decay, ...; see --help); flags left
@@ -27,7 +27,7 @@ import typing
 from dataclasses import fields
 from pathlib import Path
 
-from core import runtime
+from core import paths, runtime
 from core.checkpoints import CheckpointError
 from core.checks import check_number
 from core.data.datasets import DATASET_NAMES
@@ -73,8 +73,8 @@ def _value_type(name: str):
     return hint
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m core.train", description=__doc__,
+def build_parser(prog: str = "python -m core.train") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     defaults = TrainConfig()
     group = parser.add_argument_group("training settings (TrainConfig fields)")
@@ -93,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "measured speed of a few light steps and --max-seconds), light, standard, or toy "
                              "(2-D toys)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="checkpoint to write (.safetensors); default checkpoints/<dataset>-<size>-<prediction>.safetensors, "
+                        help="checkpoint to write (.safetensors); default $RDL_HOME/models/<dataset>-<size>-<prediction>.safetensors "
+                             "(reverse-diffusion-lab paths), "
                              "or the --resume file")
     parser.add_argument("--resume", type=Path, default=None, metavar="CHECKPOINT",
                         help="continue the run saved in CHECKPOINT with its own settings (--steps may raise the total, "
@@ -216,11 +217,11 @@ def _watch(trainer: Trainer, quiet: bool) -> None:
         print(progress_line(final), file=sys.stderr, flush=True)
 
 
-def main(argv=None, started: float | None = None) -> int:
+def main(argv=None, started: float | None = None, prog: str = "python -m core.train") -> int:
     """The command; `started` (time.monotonic() clock) is when the budget of --max-seconds began: the process's
     start when run as `python -m core.train`, this call's otherwise."""
     started = time.monotonic() if started is None else started
-    parser = build_parser()
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     try:
         runtime.configure_cpu_threads(leave_core_free=CLI_LEAVES_A_CORE_FREE)
@@ -228,7 +229,13 @@ def main(argv=None, started: float | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:  # includes CheckpointError
         parser.error(str(error))
     config = trainer.config
-    out = args.out or args.resume or Path("checkpoints") / f"{config.dataset}-{config.model_size}-{config.prediction}.safetensors"
+    out = args.out or args.resume
+    if out is None:  # the user folder (core/paths.py), made on first use; never checkpoints/ or the package
+        out = paths.models_dir() / f"{config.dataset}-{config.model_size}-{config.prediction}.safetensors"
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            parser.error(f"cannot create the models folder {out.parent} ({error.strerror or error}); set RDL_HOME or pass --out")
     try:
         check_output_path(out)
     except ValueError as error:

@@ -1,6 +1,6 @@
 """2-D playground: train a small MLP on a toy distribution in seconds and compare it with the exact oracle.
 
-Everything numeric comes from core (core.lab.playground, core.diffusion.oracle, core.lab.sampling); the figures are
+Everything numeric comes from core (core.lab.playground, core.diffusion.oracle, core.sampling); the figures are
 ui/playground_figures.py. This page lays out widgets, caches the heavy results per (model, settings), and
 dispatches the four exploration sections from one table (SECTIONS).
 """
@@ -20,8 +20,8 @@ from core.diffusion.oracle import OracleDenoiser, loss_floor_curve
 from core.diffusion.schedules import SCHEDULE_KINDS
 from core.lab import playground
 from core.lab.denoise import timestep_grid
-from core.lab.sampling import SamplerSettings
 from core.nets.build import SIZE_NAMES, build_model, count_parameters, model_config_for
+from core.sampling import SamplerSettings
 from core.training.config import TrainConfig, build_diffusion
 from core.training.stats import ACTIVE_STATES
 from ui import catalog, exports, figures, layout, runs, session, training_panel

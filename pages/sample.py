@@ -1,6 +1,6 @@
 """Sample: run DDPM or DDIM with the active model and watch samples emerge from noise.
 
-The sampling itself is core.lab.sampling.run_sampler (core.diffusion.samplers underneath); this page lays out widgets,
+The sampling itself is core.sampling.run_sampler (core.diffusion.samplers underneath); this page lays out widgets,
 shows progress (with Cancel) and keeps results in a server-wide cache, so moving a slider back doesn't resample.
 """
 
@@ -13,11 +13,11 @@ import numpy as np
 import streamlit as st
 import torch
 
+from core import sampling
 from core.checkpoints import cost
 from core.data.datasets import TOY_NAMES, load_dataset
 from core.data.images import make_grid
 from core.diffusion.samplers import SPACINGS
-from core.lab import sampling
 from ui import catalog, exports, figures, layout, runs, session, warm
 from ui.figures import chart
 from ui.labels import VARIANCE_LABELS, sampler_label
@@ -223,9 +223,9 @@ def mnist_scores(_samples: torch.Tensor, result_key: tuple) -> tuple[dict, dict]
 @st.cache_data(show_spinner="Comparing with held-out data…", max_entries=16)
 def point_scores(_samples: torch.Tensor, dataset: str, result_key: tuple) -> tuple[float, float]:
     """(MMD², sliced Wasserstein-1) of 2-D samples against as many held-out points, cached per result."""
-    from core.metrics.points import mmd_rbf, sliced_wasserstein
-    data = load_dataset(dataset, split="test", n_points=len(_samples)).data
-    return mmd_rbf(_samples, data), sliced_wasserstein(_samples, data)
+    from core.metrics.points import sample_quality
+    quality = sample_quality(_samples, load_dataset(dataset, split="test", n_points=len(_samples)).data)
+    return quality["mmd2"], quality["sw1"]
 
 
 def show_quality_metrics(samples: torch.Tensor, loaded: catalog.LoadedModel, result_key: tuple) -> None:
@@ -286,7 +286,7 @@ def cli_command(loaded: catalog.LoadedModel, settings: sampling.SamplerSettings,
 
 def python_snippet(loaded: catalog.LoadedModel, settings: sampling.SamplerSettings, n: int, seed: int) -> str:
     return (f"from core import checkpoints\n"
-            f"from core.lab.sampling import SamplerSettings, run_sampler\n\n"
+            f"from core.sampling import SamplerSettings, run_sampler\n\n"
             f"model, diffusion, metadata = checkpoints.load({checkpoint_file(loaded)[1]!r})\n"
             f"settings = {settings!r}\n"
             f"samples = run_sampler(model, diffusion, settings, {(n, *loaded.data_shape)!r}, seed={seed})")

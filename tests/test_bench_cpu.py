@@ -1,7 +1,7 @@
 """The CPU recipe and bf16 bench scripts run end to end in a tiny mode; a recipe run's recorded history loads."""
 
 from bench import cpu_bf16, cpu_recipe
-from core.history import load_history
+from core.training.history import load_history
 
 
 def test_cpu_recipe_records_a_loadable_history(tmp_path):

@@ -1,4 +1,4 @@
-"""bf16 autocast on every sampling path of the pages and the CLI (core.lab.sampling.autocast_network).
+"""bf16 autocast on every sampling path of the pages and the CLI (core.sampling.autocast_network).
 
 - With bf16 off ($RDL_CPU_BF16=0) every path gives samples bit-identical to calling the network directly, the way
   the code sampled before autocast was added.
@@ -15,13 +15,13 @@ import pytest
 import torch
 from PIL import Image
 
-from core import checkpoints, runtime
+from core import checkpoints, runtime, sampling
 from core import sample as sample_cli
 from core.data.images import make_grid
 from core.diffusion.gaussian_diffusion import GaussianDiffusion
 from core.diffusion.samplers import ddim_sample, ddpm_sample
 from core.diffusion.schedules import make_schedule
-from core.lab import sampling, time_conditioning, variances
+from core.lab import time_conditioning, variances
 from core.nets.build import build_model
 
 ROOT = Path(__file__).resolve().parent.parent

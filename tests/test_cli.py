@@ -189,7 +189,7 @@ def test_sample_checks_flags_and_paths_before_sampling(tmp_path, capsys, monkeyp
         return real_open(file, *args, **kwargs)
 
     monkeypatch.setattr("builtins.open", open_refusing_unreadable)
-    monkeypatch.setattr(sample_cli, "ddim_sample", lambda *a, **k: pytest.fail("sampled despite bad input"))
+    monkeypatch.setattr(sample_cli, "sample", lambda *a, **k: pytest.fail("sampled despite bad input"))
     defaults = {"--checkpoint": str(ROOT / "checkpoints" / "toy_two_moons.safetensors"), "--out": str(tmp_path / "a.png")}
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     for flag, value in defaults.items():

@@ -82,7 +82,7 @@ def big_checkpoint_dir(tmp_path_factory):
 
 
 def counting_sampler(monkeypatch):
-    from core.lab import sampling
+    from core import sampling
 
     calls, original = [], sampling.run_sampler
 

@@ -12,8 +12,8 @@ from core.data.toys import TOY_NAMES
 from core.diffusion.gaussian_diffusion import PREDICTIONS, VARIANCES
 from core.diffusion.schedules import SCHEDULE_KINDS, NoiseSchedule, make_schedule
 from core.lab.playground import FIELD_KINDS
-from core.lab.sampling import SamplerSettings
 from core.lab.schedule_lab import TERMINAL_SIGNAL_THRESHOLD, terminal_noise
+from core.sampling import SamplerSettings
 from ui.labels import (
     DATASET_LABELS,
     FIELD_LABELS,

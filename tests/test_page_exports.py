@@ -95,8 +95,7 @@ def test_python_snippets_run_and_give_what_the_pages_show(monkeypatch, checkpoin
     import torch
     from helpers import open_page
 
-    from core import runtime
-    from core.lab import sampling
+    from core import runtime, sampling
     from ui import runs
 
     monkeypatch.chdir(ROOT)

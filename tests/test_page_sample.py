@@ -74,7 +74,7 @@ def test_compare_step_counts(monkeypatch, checkpoint_dir):
 
 
 def test_core_errors_become_messages(monkeypatch, checkpoint_dir):
-    from core.lab import sampling
+    from core import sampling
     from ui import runs
 
     def refuse(*args, **kwargs):

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 
+from core import sampling
 from core.data.datasets import load_dataset
 from core.data.toys import toy_mixture_parameters
 from core.diffusion.gaussian_diffusion import GaussianDiffusion
 from core.diffusion.oracle import EmpiricalDistribution, GaussianMixture, OracleDenoiser, loss_floor_curve
 from core.diffusion.schedules import make_schedule
-from core.lab import playground, sampling
+from core.lab import playground
 from core.training.step import load_training_data
 
 T = 100

@@ -1,4 +1,4 @@
-"""Recorded training histories: core.history (writer, validated loader, replay stepping) and the ui.replay section
+"""Recorded training histories: core.training.history (writer, validated loader, replay stepping) and the ui.replay section
 (AppTest on a tiny history recorded in the test)."""
 
 import json
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.history import HISTORY_FILE, HistoryRecorder, list_histories, load_history, replay_advance
+from core.training.history import HISTORY_FILE, HistoryRecorder, list_histories, load_history, replay_advance
 
 
 def record(folder, frames=(0, 10, 20), bins=4, T=40, title="Tiny run"):

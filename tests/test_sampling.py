@@ -1,4 +1,4 @@
-"""core/lab/sampling.py: the sampler settings, seeded runs, trajectories and snapshot strips behind the Sample page.
+"""core/sampling.py: the sampler settings, seeded runs, trajectories and snapshot strips behind the Sample page.
 
 Expected values are derived by hand in numpy (the DDPM update from Algorithm 2, ᾱ from the linear β's), never
 by calling the code under test.
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from core import sampling
 from core.diffusion.gaussian_diffusion import GaussianDiffusion
 from core.diffusion.schedules import make_schedule
-from core.lab import sampling
 from core.lab.denoise import same_forward_process
 
 T = 50

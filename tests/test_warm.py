@@ -12,8 +12,8 @@ PAGE = "pages/sample.py"
 
 
 def counting_sampler(monkeypatch, delay: float = 0.0):
-    """Wrap core.lab.sampling.run_sampler: returns the list of sample counts it was called with (one per run)."""
-    from core.lab import sampling
+    """Wrap core.sampling.run_sampler: returns the list of sample counts it was called with (one per run)."""
+    from core import sampling
 
     calls, original, lock = [], sampling.run_sampler, threading.Lock()
 
@@ -97,7 +97,7 @@ def test_two_simultaneous_sessions_compute_the_first_view_once(monkeypatch, chec
 
 @pytest.mark.parametrize("fails", [False, True])
 def test_the_progress_box_is_removed_after_success_and_after_an_error(monkeypatch, checkpoint_dir, fails):
-    from core.lab import sampling
+    from core import sampling
 
     fresh_cache()
     if fails:

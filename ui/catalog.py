@@ -13,19 +13,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 import torch
 
-from core import checkpoints
+from core import checkpoints, paths
 from core.checkpoints import CheckpointInfo
-from ui.session import ROOT, get_registry, session_id
+from ui.session import get_registry, session_id
 from ui.text import safe_name
 
-CHECKPOINT_DIR = Path(os.environ.get("RDL_CHECKPOINT_DIR") or ROOT / "checkpoints")  # env: point the app at another folder
+CHECKPOINT_DIR = paths.checkpoint_dir()  # $RDL_CHECKPOINT_DIR points the app at another folder (core/paths.py)
 DEFAULT_MODEL = "shipped:mnist_eps"
 MAX_UPLOADS = 4  # uploaded models one browser session keeps at a time
 MAX_UPLOAD_SESSION_BYTES = 120 * 2**20  # their files' total size (one file: .streamlit/config.toml, 50 MB)
@@ -58,7 +57,7 @@ class LoadedModel:
     def dataset(self) -> str | None:
         """The core.data.datasets name of the training data, or None if the checkpoint does not say."""
         data = self.metadata.get("data") or {}
-        return data.get("dataset") or data.get("name")
+        return data.get("dataset")  # CheckpointInfo.data: a "name" key is rejected when the file is loaded
 
     @property
     def token(self) -> str:

@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from core import paths
 from core.data.images import png_bytes
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = paths.app_root()  # the checkout, or the installed package's app files (core/paths.py)
 
 
 def png_button(label: str, picture: Callable[[], np.ndarray] | np.ndarray, file_name: str, key: str) -> None:

@@ -7,8 +7,8 @@ Every page and ui module names predictions, variances, schedules, toys and field
 from __future__ import annotations
 
 from core.data.toys import TOY_NAMES
-from core.lab.sampling import SamplerSettings
 from core.lab.schedule_lab import TerminalNoise
+from core.sampling import SamplerSettings
 
 PREDICTION_LABELS = {"eps": "ε (noise)", "x0": "x₀ (clean data)", "v": "v = √ᾱ·ε − √(1−ᾱ)·x₀"}
 PREDICTION_SYMBOLS = {"eps": "ε", "x0": "x₀", "v": "v"}

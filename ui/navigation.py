@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from core import paths
+
+ROOT = paths.app_root()  # the checkout, or the installed package's app files (core/paths.py)
 
 
 @dataclass(frozen=True)

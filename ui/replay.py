@@ -1,4 +1,4 @@
-"""Replay a recorded training run (core/history.py) at any speed: loss curve, loss per t and sample previews.
+"""Replay a recorded training run (core/training/history.py) at any speed: loss curve, loss per t and sample previews.
 
 `render_replay(history_dir)` is one page section: pick a recording, then play/pause (a fragment on a timer
 advances the frame) or move the keyed step slider by hand (arrow keys work on it). Everything shown comes from
@@ -7,14 +7,14 @@ the validated files; their text is shown as text.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import plotly.graph_objects as go
 import streamlit as st
 
 from core.data.images import png_bytes, upscale
-from core.history import TrainingHistory, list_histories, load_history, replay_advance
+from core.training.history import TrainingHistory, list_histories, load_history, replay_advance
+from ui import training_figures
 from ui.figures import chart
 from ui.training_panel import format_seconds
 
@@ -28,26 +28,12 @@ def _load(folder: str, modified: float) -> TrainingHistory:  # `modified` re-rea
 
 
 def loss_figure(history: TrainingHistory, step: int) -> go.Figure:
-    steps, losses = history.loss_until(step)
-    fig = go.Figure(go.Scatter(x=history.loss_steps, y=history.losses, mode="lines", name="whole run",
-                               line=dict(color="lightgrey")))
-    fig.add_trace(go.Scatter(x=steps, y=losses, mode="lines", name="so far", line=dict(color="#1f77b4")))
-    fig.update_layout(title="Training loss (mean squared error)", xaxis_title="step", yaxis_title="loss",
-                      yaxis_type="log", height=300, margin=dict(l=10, r=10, t=40, b=10), showlegend=False)
-    return fig
+    return training_figures.loss_curve(history.loss_steps, history.losses, upto_step=step)
 
 
 def profile_figure(history: TrainingHistory, profile: list) -> go.Figure:
-    edges = history.profile_bin_edges
-    centers = [(a + b - 1) / 2 for a, b in zip(edges[:-1], edges[1:])]
-    widths = [b - a for a, b in zip(edges[:-1], edges[1:])]
-    known = [v for frame in history.frames for v in frame.profile if v is not None and v > 0]
-    fig = go.Figure(go.Bar(x=centers, y=profile, width=widths))
-    fig.update_layout(title="Loss per timestep t", xaxis_title="t", yaxis_title="mean loss", yaxis_type="log",
-                      height=300, margin=dict(l=10, r=10, t=40, b=10), bargap=0.05)
-    if known:  # the same axis for every frame, so the bars visibly shrink
-        fig.update_yaxes(range=[math.log10(min(known)) - 0.1, math.log10(max(known)) + 0.1])
-    return fig
+    seen = [v for frame in history.frames for v in frame.profile]
+    return training_figures.loss_per_t(history.profile_bin_edges, profile, y_values_seen=seen)
 
 
 def _frame_view(history: TrainingHistory, index: int, key: str) -> None:

@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import secrets
-from pathlib import Path
 
 import streamlit as st
 import torch
@@ -25,7 +24,6 @@ from core import runtime
 from core.checks import check_number
 from core.training.registry import JobRegistry
 
-ROOT = Path(__file__).resolve().parent.parent
 OWNER_COOKIE = "rdl_owner"
 COOKIE_MAX_AGE_S = 30 * 24 * 3600  # a month: a course's worth of reloads
 HEARTBEAT_TIMEOUT_ENV = "RDL_HEARTBEAT_TIMEOUT"  # seconds without a heartbeat before a tab's jobs are stopped

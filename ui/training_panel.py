@@ -36,7 +36,7 @@ from core.training.config import (
 from core.training.limits import JobLimits
 from core.training.registry import JobRefused
 from core.training.stats import ACTIVE_STATES, JobState
-from ui import session
+from ui import session, training_figures
 from ui.figures import chart, prepared
 
 REFRESH_SECONDS = 1.0
@@ -120,24 +120,13 @@ def submit(config: TrainConfig, max_seconds: float | None = None) -> bool:
 
 
 def loss_figure(snapshot) -> go.Figure:
-    fig = go.Figure(go.Scatter(x=snapshot.loss_steps, y=snapshot.loss_history, mode="lines", name="loss"))
-    fig.update_layout(title="Training loss", xaxis_title="step", yaxis_title="loss", yaxis_type="log",
-                      height=300, margin=dict(l=10, r=10, t=40, b=10))
-    return fig
+    return training_figures.loss_curve(snapshot.loss_steps, snapshot.loss_history)
 
 
 def profile_figure(snapshot, floor=None) -> go.Figure:
-    """Average loss per bin of t; `floor` (optional list per bin) draws the exact minimum for comparison.
-    The bins hold core's 0-based indices; the axis shows the paper's step t = index + 1, like every other page."""
-    edges = snapshot.profile_edges
-    centers = [(a + b - 1) / 2 + 1 for a, b in zip(edges[:-1], edges[1:])]
-    values = [None if (v is None or not math.isfinite(v)) else v for v in snapshot.profile]
-    fig = go.Figure(go.Bar(x=centers, y=values, name="model", width=[b - a for a, b in zip(edges[:-1], edges[1:])]))
-    if floor is not None:
-        fig.add_trace(go.Scatter(x=centers, y=floor, mode="lines+markers", name="exact floor"))
-    fig.update_layout(title="Loss per timestep t", xaxis_title="t (paper's step)", yaxis_title="mean loss", yaxis_type="log",
-                      height=300, margin=dict(l=10, r=10, t=40, b=10), bargap=0.05)
-    return fig
+    """Average loss per bin of t at the paper's step t = index + 1; `floor` (optional list per bin) draws the exact
+    minimum for comparison (ui/training_figures.py, shared with the replay)."""
+    return training_figures.loss_per_t(snapshot.profile_edges, snapshot.profile, floor)
 
 
 def preview_picture(preview):

@@ -24,8 +24,8 @@ import os
 import threading
 import time
 
+from core import sampling
 from core.checkpoints import cost
-from core.lab import sampling
 from ui import runs
 from ui.labels import sampler_label
 

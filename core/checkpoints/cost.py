@@ -57,8 +57,8 @@ def call_flops(model, n: int) -> int | None:
 
 def measure_flops_per_second() -> float:
     """Time the reference network (see the module docstring) and return its FLOP/s: REFERENCE_BATCH inputs per call,
-    the fastest of REFERENCE_REPEATS calls after one untimed call, under core.lab.sampling's bf16 autocast policy."""
-    from core.lab.sampling import autocast_network  # core.lab imports core.checkpoints: import here, not at the top
+    the fastest of REFERENCE_REPEATS calls after one untimed call, under core.sampling's bf16 autocast policy."""
+    from core.sampling import autocast_network  # core.sampling imports core.checkpoints: import here, not at the top
 
     generator = torch.Generator().manual_seed(0)
     network = autocast_network(build_model(REFERENCE_CONFIG).eval())

@@ -27,14 +27,14 @@ from core.checkpoints.validate import (
     RAW_PREFIX,
     TRAINING_INFO_KEYS,
     CheckpointError,
-    _channels_problem,
-    _configs,
-    _decode,
-    _document,
-    _header_length,
-    _parse_header,
-    _probe,
-    _take_weights,
+    channels_problem,
+    checked_configs,
+    checked_document,
+    decode_tensors,
+    header_length,
+    parse_header,
+    probe_model,
+    take_weights,
 )
 from core.diffusion.gaussian_diffusion import GaussianDiffusion
 from core.nets.build import build_model
@@ -69,7 +69,7 @@ def save(path, model, diffusion, metadata: CheckpointInfo | dict | None = None, 
         raise ValueError(f"diffusion must be a GaussianDiffusion, got {type(diffusion).__name__}")
     if raw_model is not None and getattr(raw_model, "config", None) != model.config:
         raise ValueError("raw_model must have the same .config as model (it is the non-averaged copy)")
-    problem = _channels_problem(model.config, diffusion)
+    problem = channels_problem(model.config, diffusion)
     if problem:
         raise ValueError(problem)
     info = _info_for(model, diffusion, metadata)
@@ -163,8 +163,8 @@ def read_metadata(path, max_bytes: int = MAX_CHECKPOINT_BYTES) -> dict:
     size = _checked_size(path, max_bytes)
     with open(path, "rb") as f:
         prefix = f.read(8)
-        header_len = _header_length(prefix, size, path.name)
-        return _document(_parse_header(f.read(header_len), path.name)[0], path.name)
+        header_len = header_length(prefix, size, path.name)
+        return checked_document(parse_header(f.read(header_len), path.name)[0], path.name)
 
 
 def load(path, device="cpu", max_bytes: int = MAX_CHECKPOINT_BYTES):
@@ -221,18 +221,18 @@ def _checked_bytes(data, max_bytes: int, name: str) -> bytes:
 
 
 def _parse(data: bytes, name: str, device: torch.device) -> CheckpointContents:
-    header_len = _header_length(data[:8], len(data), name)
-    metadata, _ = _parse_header(data[8:8 + header_len], name)
-    doc = _document(metadata, name)
-    net_config, diffusion = _configs(doc, name)
+    header_len = header_length(data[:8], len(data), name)
+    metadata, _ = parse_header(data[8:8 + header_len], name)
+    doc = checked_document(metadata, name)
+    net_config, diffusion = checked_configs(doc, name)
     try:
         tensors = safetensors_load(data)  # validates dtypes, shapes and offsets against the buffer
     except SafetensorError as e:
         raise CheckpointError(f"{name}: corrupted or truncated safetensors data ({str(e)[:200]})") from e
     with torch.device("meta"):  # shapes only, no memory
         expected = build_model(doc["model"]).state_dict()
-    ema = _take_weights(tensors, EMA_PREFIX, expected, name)
-    raw = _take_weights(tensors, RAW_PREFIX, expected, name) if doc["has_raw"] else None
+    ema = take_weights(tensors, EMA_PREFIX, expected, name)
+    raw = take_weights(tensors, RAW_PREFIX, expected, name) if doc["has_raw"] else None
     optimizer_state = None
     if doc["has_optimizer"]:
         if OPTIMIZER_KEY not in metadata:
@@ -241,13 +241,13 @@ def _parse(data: bytes, name: str, device: torch.device) -> CheckpointContents:
             skeleton = parse_json(metadata[OPTIMIZER_KEY], f"the {OPTIMIZER_KEY!r} metadata", MAX_HEADER_BYTES)
         except ValueError as e:
             raise CheckpointError(f"{name}: {e}") from None
-        optimizer_state = _decode(skeleton, tensors, name)
+        optimizer_state = decode_tensors(skeleton, tensors, name)
     leftover = sorted(tensors)  # every tensor taken above was popped; anything else is unexplained
     if leftover:
         raise CheckpointError(f"{name}: unexpected tensors in checkpoint: {leftover[:5]}")
     model = build_model(doc["model"])  # within every bound, and the same shapes as the weights in the file
     model.load_state_dict(ema, strict=True)
-    _probe(model.eval(), net_config, diffusion.T, name)
+    probe_model(model.eval(), net_config, diffusion.T, name)
     return CheckpointContents(model.to(device), diffusion, doc, raw, optimizer_state)
 
 

@@ -78,11 +78,11 @@ def unencodable_text(value, path: str = "") -> str | None:
     except UnicodeEncodeError:
         pass
     if isinstance(value, str):
-        return f"{path or 'the value'}={_short(value)}"
+        return f"{path or 'the value'}={short_text(value)}"
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
     for key, item in items:
         if isinstance(key, str) and unencodable_text(key) is not None:
-            return f"a key of {path or 'the document'}, {_short(key)}"
+            return f"a key of {path or 'the document'}, {short_text(key)}"
         name = key if isinstance(key, str) and key.isascii() and key.isidentifier() else repr(key)
         where = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{name}" if path else name
         found = unencodable_text(item, where)
@@ -121,7 +121,7 @@ def _shape_words(shape: tuple) -> str:
     return f"{'x'.join(map(str, shape))} images" if len(shape) == 3 else f"{shape[0]}-D points"
 
 
-def _short(value, limit: int = 80) -> str:
+def short_text(value, limit: int = 80) -> str:
     """repr(value) cut to `limit` characters, for messages about untrusted values."""
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "…"
@@ -136,13 +136,13 @@ class DataInfo:
 
     def __post_init__(self):
         if self.dataset is not None and self.dataset not in DATASET_NAMES:
-            raise ValueError(f"data['dataset']={_short(self.dataset)} is not allowed; expected one of "
+            raise ValueError(f"data['dataset']={short_text(self.dataset)} is not allowed; expected one of "
                              f"{', '.join(DATASET_NAMES)} or None")
         if self.shape is not None:
             shape = self.shape
             if not (isinstance(shape, (list, tuple)) and 1 <= len(shape) <= 3 and all(
                     isinstance(n, int) and not isinstance(n, bool) and 0 < n <= 4096 for n in shape)):
-                raise ValueError(f"data['shape']={_short(shape)} is not allowed; expected [D] or [C, H, W] with "
+                raise ValueError(f"data['shape']={short_text(shape)} is not allowed; expected [D] or [C, H, W] with "
                                  f"positive sizes")
             object.__setattr__(self, "shape", tuple(shape))
 
@@ -169,7 +169,7 @@ class CheckpointInfo:
     def __post_init__(self):
         if isinstance(self.data, dict):
             if set(self.data) != {"dataset", "shape"}:
-                raise ValueError(f"data={_short(self.data)} is not allowed; expected a dict with exactly 'dataset' "
+                raise ValueError(f"data={short_text(self.data)} is not allowed; expected a dict with exactly 'dataset' "
                                  f"and 'shape'")
             object.__setattr__(self, "data", DataInfo(**self.data))
         problem = self._problem()
@@ -185,27 +185,27 @@ class CheckpointInfo:
         if not isinstance(self.data, DataInfo):
             return f"data must be a DataInfo or a dict, got {type(self.data).__name__}"
         if self.training is not None and not isinstance(self.training, dict):
-            return f"'training'={_short(self.training)} is not allowed; expected a dict or None"
+            return f"'training'={short_text(self.training)} is not allowed; expected a dict or None"
         steps = self.steps
         if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= 10**12):
-            return f"'steps'={_short(steps)} is not allowed; expected a non-negative integer or None"
+            return f"'steps'={short_text(steps)} is not allowed; expected a non-negative integer or None"
         for name in ("final_loss", "training_seconds"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                                       or not math.isfinite(value)):
-                return f"{name!r}={_short(value)} is not allowed; expected a finite number or None"
+                return f"{name!r}={short_text(value)} is not allowed; expected a finite number or None"
         if self.device is not None and (not isinstance(self.device, str) or len(self.device) > MAX_NAME_CHARS):
-            return f"'device'={_short(self.device)} is not allowed; expected a short string or None"
+            return f"'device'={short_text(self.device)} is not allowed; expected a short string or None"
         known = self.model.get("kind") in ("unet", "mlp")  # other kinds: the model config check says what is wrong
         if known and self.data.shape is not None and self.data.shape != self.model_input_shape:
             return (f"data shape {list(self.data.shape)} does not match the model's input "
-                    f"{_short(list(self.model_input_shape))}")
+                    f"{short_text(list(self.model_input_shape))}")
         dataset = self.data.dataset
         if known and dataset is not None and DATASET_SHAPES[dataset] != self.model_input_shape:
             return (f"data['dataset']={dataset!r} holds {_shape_words(DATASET_SHAPES[dataset])}, but the model's input is "
-                    f"{_short(list(self.model_input_shape))}")
+                    f"{short_text(list(self.model_input_shape))}")
         if not isinstance(self.notes, str) or len(self.notes) > MAX_NOTES_CHARS:
-            return f"'notes' must be a string of at most {MAX_NOTES_CHARS} characters, got {_short(self.notes, 40)}"
+            return f"'notes' must be a string of at most {MAX_NOTES_CHARS} characters, got {short_text(self.notes, 40)}"
         return None
 
     # ------------------------------------------------------------------------------ building, reading

@@ -9,7 +9,7 @@ import struct
 
 import torch
 
-from core.checkpoints.info import INFO_FIELDS, CheckpointInfo, _short, parse_json
+from core.checkpoints.info import INFO_FIELDS, CheckpointInfo, parse_json, short_text
 from core.diffusion.gaussian_diffusion import GaussianDiffusion
 from core.diffusion.schedules import numerical_problem
 from core.nets.config import UNetConfig, config_from_dict
@@ -103,7 +103,7 @@ def check_model_schedule(schedule):
     return schedule
 
 
-def _channels_problem(model_config: dict, diffusion: GaussianDiffusion) -> str | None:
+def channels_problem(model_config: dict, diffusion: GaussianDiffusion) -> str | None:
     """The network must output diffusion.out_channels(data channels): twice as many for learned variances."""
     data_channels = model_config.get("in_channels", model_config.get("data_dim"))
     out_channels = model_config.get("out_channels", model_config.get("out_dim"))
@@ -113,7 +113,7 @@ def _channels_problem(model_config: dict, diffusion: GaussianDiffusion) -> str |
     return None
 
 
-def _header_length(prefix: bytes, size: int, name: str) -> int:
+def header_length(prefix: bytes, size: int, name: str) -> int:
     """The safetensors header length, checked against the file size and MAX_HEADER_BYTES."""
     if len(prefix) < 8 or size < 8:
         raise CheckpointError(f"{name}: not a safetensors checkpoint (only {size} bytes; truncated?)")
@@ -127,7 +127,7 @@ def _header_length(prefix: bytes, size: int, name: str) -> int:
     return header_len
 
 
-def _parse_header(raw: bytes, name: str) -> tuple[dict, int]:
+def parse_header(raw: bytes, name: str) -> tuple[dict, int]:
     """(the safetensors str->str metadata, the number of tensors) from the JSON header bytes; the tensor
     entries themselves are checked by safetensors."""
     try:
@@ -145,8 +145,8 @@ def _parse_header(raw: bytes, name: str) -> tuple[dict, int]:
     return metadata, count
 
 
-def _document(metadata: dict, name: str) -> dict:
-    """The validated "rdl" JSON document (its info part through CheckpointInfo; configs checked in _configs)."""
+def checked_document(metadata: dict, name: str) -> dict:
+    """The validated "rdl" JSON document (its info part through CheckpointInfo; configs checked in checked_configs)."""
     if METADATA_KEY not in metadata:
         raise CheckpointError(f"{name}: a safetensors file, but not a Reverse Diffusion Lab checkpoint "
                               f"(no {METADATA_KEY!r} metadata)")
@@ -157,7 +157,7 @@ def _document(metadata: dict, name: str) -> dict:
     if not isinstance(doc, dict):
         raise CheckpointError(f"{name}: the {METADATA_KEY!r} metadata must be a JSON object")
     if doc.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{name}: unsupported checkpoint format_version {_short(doc.get('format_version'), 20)} "
+        raise CheckpointError(f"{name}: unsupported checkpoint format_version {short_text(doc.get('format_version'), 20)} "
                               f"(this version of the app reads format_version {FORMAT_VERSION})")
     if set(doc) != set(DOCUMENT_KEYS):
         raise CheckpointError(f"{name}: checkpoint metadata keys {sorted(doc)[:20]} differ from the expected "
@@ -176,7 +176,7 @@ def _document(metadata: dict, name: str) -> dict:
     return doc
 
 
-def _configs(doc: dict, name: str):
+def checked_configs(doc: dict, name: str):
     """(model config dataclass, diffusion) of a document, checked against every bound before anything is built."""
     try:
         net_config = config_from_dict(doc["model"])
@@ -190,7 +190,7 @@ def _configs(doc: dict, name: str):
         check_model_schedule(diffusion)
     except ValueError as e:
         raise CheckpointError(f"{name}: invalid diffusion config in checkpoint ({e})") from None
-    problem = _channels_problem(doc["model"], diffusion)
+    problem = channels_problem(doc["model"], diffusion)
     if problem:
         raise CheckpointError(f"{name}: model and diffusion configs do not fit together: {problem}")
     batch = SAMPLING_BATCH[net_config.kind]
@@ -231,7 +231,7 @@ def probe_timesteps(net_config, T: int) -> torch.Tensor:
     return torch.linspace(0, T - 1, count, dtype=torch.float64).round().long().unique()
 
 
-def _probe(model: torch.nn.Module, net_config, T: int, name: str) -> None:
+def probe_model(model: torch.nn.Module, net_config, T: int, name: str) -> None:
     """The network's output must be finite at every probe timestep (probe_timesteps), on fixed random inputs:
     weights can be finite and still overflow (e.g. 3e38), or overflow at some timesteps only (through the time
     embedding), which would otherwise surface as NaN samples or a traceback in a page."""
@@ -254,7 +254,7 @@ def _probe(model: torch.nn.Module, net_config, T: int, name: str) -> None:
                               f"weights overflow in a forward pass")
 
 
-def _take_weights(tensors: dict, prefix: str, expected: dict, name: str) -> dict:
+def take_weights(tensors: dict, prefix: str, expected: dict, name: str) -> dict:
     """Pop the `prefix` weights out of `tensors`, checking names, shapes, dtypes and finiteness."""
     found = {k[len(prefix):]: tensors.pop(k) for k in [k for k in tensors if k.startswith(prefix)]}
     missing, extra = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
@@ -274,10 +274,10 @@ def _check_finite(value: torch.Tensor, key: str, name: str) -> None:
         raise CheckpointError(f"{name}: tensor {key} contains NaN or infinite values")
 
 
-def _decode(obj, tensors: dict, name: str):
+def decode_tensors(obj, tensors: dict, name: str):
     """Inverse of _encode; pops the optimizer tensors out of `tensors`."""
     if isinstance(obj, list):
-        return [_decode(v, tensors, name) for v in obj]
+        return [decode_tensors(v, tensors, name) for v in obj]
     if not isinstance(obj, dict):
         return obj
     if set(obj) == {"__tensor__"}:
@@ -288,8 +288,8 @@ def _decode(obj, tensors: dict, name: str):
         _check_finite(value, key, name)
         return value
     if set(obj) == {"__tuple__"} and isinstance(obj["__tuple__"], list):
-        return tuple(_decode(v, tensors, name) for v in obj["__tuple__"])
+        return tuple(decode_tensors(v, tensors, name) for v in obj["__tuple__"])
     if set(obj) == {"__dict__"} and isinstance(obj["__dict__"], list) and all(
             isinstance(p, list) and len(p) == 2 and isinstance(p[0], (int, str)) for p in obj["__dict__"]):
-        return {k: _decode(v, tensors, name) for k, v in obj["__dict__"]}
+        return {k: decode_tensors(v, tensors, name) for k, v in obj["__dict__"]}
     raise CheckpointError(f"{name}: malformed optimizer state entry {str(obj)[:80]}")

@@ -29,6 +29,7 @@ from typing import Literal, get_args
 import numpy as np
 import torch
 
+from core import paths
 from core.checks import check_choice, check_int
 from core.data.idx import IDX_SUBFOLDERS, DatasetFileNotFoundError, load_idx_split
 from core.data.toys import TOY_NAMES, sample_toy_with_labels
@@ -39,7 +40,7 @@ DATASET_NAMES = IMAGE_DATASET_NAMES + TOY_NAMES
 SPLITS = ("train", "test")
 DataKind = Literal["image", "points"]
 KINDS: tuple[DataKind, ...] = get_args(DataKind)
-MNIST_SUBSET_PATH = Path(__file__).resolve().parents[2] / "data" / "mnist_subset.npz"
+MNIST_SUBSET_PATH = paths.mnist_subset_path()  # shipped with the app (a checkout's data/ or the installed package)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from typing import Literal, get_args
 import numpy as np
 import torch
 
+from core import sampling
 from core.checks import check_choice, check_generator, check_int, check_number
 from core.data.datasets import load_dataset
 from core.data.toys import MIXTURE_TOY_NAMES, TOY_NAMES, toy_mixture_parameters
@@ -37,9 +38,8 @@ from core.diffusion.gaussian_diffusion import GaussianDiffusion, Prediction, Var
 from core.diffusion.oracle import EmpiricalDistribution, GaussianMixture, OracleDenoiser
 from core.diffusion.samplers import Spacing
 from core.diffusion.schedules import ScheduleKind
-from core.lab import sampling
-from core.metrics.points import median_bandwidth, mmd_rbf, sliced_wasserstein
-from core.rng import MAX_SEED, seeded_generator
+from core.metrics.points import reference_bandwidths, sample_quality  # the one 2-D quality (also pages, bench)
+from core.rng import MAX_SEED
 from core.training.config import PLAYGROUND_RECIPE, TrainConfig
 
 FieldKind = Literal["eps", "score"]  # ε̂ or the score −ε̂/√(1−ᾱ_t)
@@ -47,8 +47,6 @@ FIELD_KINDS: tuple[FieldKind, ...] = get_args(FieldKind)
 ORACLE_POINTS = 2048  # training points the memorising oracle uses (cost grows linearly with this)
 DEFAULT_TOY_SEED = 0  # TrainConfig's default seed and toy_points, for checkpoints that do not record theirs
 DEFAULT_TOY_POINTS = TrainConfig().toy_points
-BANDWIDTH_MULTIPLIERS = (0.5, 1.0, 2.0)  # MMD kernel widths relative to the median distance of the reference
-SW_PROJECTIONS = 256
 
 
 # ------------------------------------------------------------------------------------ configuration
@@ -76,7 +74,7 @@ def toy_data_settings(metadata: dict) -> tuple[str, int, int]:
     if not isinstance(metadata, dict):
         raise ValueError(f"metadata must be a dict, got {type(metadata).__name__}")
     data = metadata.get("data") or {}
-    name = data.get("dataset") or data.get("name")
+    name = data.get("dataset")  # CheckpointInfo.data: a "name" key is rejected when the file is loaded
     if name not in TOY_NAMES:
         raise ValueError(f"this model was trained on {name!r}, not on a 2-D toy; expected one of {', '.join(TOY_NAMES)}")
     config = (metadata.get("training") or {}).get("config") or {}
@@ -302,25 +300,6 @@ def run_pair(models: dict, diffusion: GaussianDiffusion, settings: sampling.Samp
         frames = np.stack([x.numpy() for x in trajectory.x_t] + [trajectory.final.numpy()])
         results[name] = (x0.float(), list(trajectory.t) + [-1], frames)
     return results
-
-
-def reference_bandwidths(reference: torch.Tensor) -> list[float]:
-    """Fixed RBF bandwidths for mmd_rbf: the median pairwise distance within the reference data times
-    (0.5, 1, 2), so that MMD² values of different sample sets are measured with the same kernel."""
-    half = reference.shape[0] // 2
-    if half < 2:
-        raise ValueError(f"reference must hold at least 4 points, got {reference.shape[0]}")
-    median = median_bandwidth(reference[:half], reference[half:])
-    return [median * m for m in BANDWIDTH_MULTIPLIERS]
-
-
-def sample_quality(samples: torch.Tensor, reference: torch.Tensor, bandwidths) -> dict:
-    """{"mmd2": MMD² (RBF, unbiased), "sw1": sliced Wasserstein-1} of samples against reference data.
-
-    The sliced Wasserstein projections come from a fixed seed, so every sample set is projected on the
-    same directions."""
-    return {"mmd2": mmd_rbf(samples, reference, bandwidths),
-            "sw1": sliced_wasserstein(samples, reference, SW_PROJECTIONS, generator=seeded_generator(0))}
 
 
 def metric_noise(sample_x0, reference: torch.Tensor, n: int, repeats: int, generator: torch.Generator) -> dict:

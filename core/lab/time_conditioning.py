@@ -23,10 +23,10 @@ from core.data.toys import sample_toy
 from core.diffusion.gaussian_diffusion import GaussianDiffusion
 from core.diffusion.samplers import ddpm_sample
 from core.diffusion.schedules import make_schedule
-from core.lab.sampling import autocast_network
 from core.nets.config import ToyMLPConfig
 from core.nets.embedding import timestep_embedding
 from core.nets.toy_mlp import MLP_SIZES, ToyMLP
+from core.sampling import autocast_network
 
 Variant = Literal["normal", "single_t", "no_time"]
 VARIANTS: tuple[Variant, ...] = ("normal", "single_t", "no_time")
@@ -118,7 +118,7 @@ def train_and_sample(variant: Variant, settings: ExperimentSettings,
                      progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """Train one variant (progress(step, steps) while training), then draw settings.n_samples points with 100-step
     DDPM (Algorithm 2) from torch.Generator().manual_seed(seed + 2): the same x_T for every variant. The network
-    samples under bf16 autocast where core.runtime enables it (core.lab.sampling.autocast_network)."""
+    samples under bf16 autocast where core.runtime enables it (core.sampling.autocast_network)."""
     settings = settings.checked()
     model = train_variant(variant, settings, progress)
     with torch.no_grad():

@@ -22,9 +22,9 @@ import torch
 
 from core.checks import check_choice, check_generator, check_int, check_number
 from core.diffusion.gaussian_diffusion import GaussianDiffusion
-from core.diffusion.samplers import ddim_coefficients, ddim_sample, ddpm_sample, timesteps
+from core.diffusion.samplers import ddim_coefficients, timesteps
 from core.diffusion.schedules import NoiseSchedule, make_schedule
-from core.lab.sampling import autocast_network
+from core.sampling import SamplerMethod, autocast_network, sample
 
 SAMPLERS = ("ddpm_beta", "ddpm_beta_tilde", "ddim_eta0", "ddim_eta1")
 SAMPLER_LABELS = {"ddpm_beta": "DDPM, σ² = β", "ddpm_beta_tilde": "DDPM, σ² = β̃",
@@ -197,7 +197,7 @@ def quality_run(model, diffusion: GaussianDiffusion, sampler: str, steps: int, d
     Algorithm 2, with σ² = β or β̃; "ddim_eta0", "ddim_eta1": Song et al. eq. 12) over `steps` steps from
     torch.Generator().manual_seed(seed), x̂_0 clipped to [−1, 1]; progress(i, n) after every sampler step;
     quality(samples) -> dict (e.g. core.metrics.mnist.mnist_quality) adds its numbers to the row. The network runs
-    under bf16 autocast where core.runtime enables it, as on the Sample page (core.lab.sampling.autocast_network)."""
+    under bf16 autocast where core.runtime enables it, as on the Sample page (core.sampling.autocast_network)."""
     sampler = check_choice("sampler", sampler, SAMPLERS)
     steps = check_int("steps", steps, 1, diffusion.T)
     n = check_int("n", n, 2, MAX_QUALITY_SAMPLES)
@@ -207,13 +207,12 @@ def quality_run(model, diffusion: GaussianDiffusion, sampler: str, steps: int, d
     model = autocast_network(model)
     start = time.perf_counter()
     if sampler.startswith("ddpm"):
-        process = GaussianDiffusion(diffusion.schedule, diffusion.prediction,
-                                    "fixed_large" if sampler == "ddpm_beta" else "fixed_small")
-        samples = ddpm_sample(_prediction_only(model, diffusion), process, shape, steps, generator=generator,
-                              clip_x0=True, progress=progress)
+        variance = "fixed_large" if sampler == "ddpm_beta" else "fixed_small"
+        samples = sample(model, diffusion, SamplerMethod.DDPM, shape, steps, variance=variance, generator=generator,
+                         clip_x0=True, progress=progress)
     else:
-        samples = ddim_sample(model, diffusion, shape, steps, eta=0.0 if sampler == "ddim_eta0" else 1.0,
-                              generator=generator, clip_x0=True, progress=progress)
+        samples = sample(model, diffusion, SamplerMethod.DDIM, shape, steps, eta=0.0 if sampler == "ddim_eta0" else 1.0,
+                         generator=generator, clip_x0=True, progress=progress)
     row = {"sampler": SAMPLER_LABELS[sampler], "steps": steps, "seconds": time.perf_counter() - start, "n": n}
     if quality is not None:
         row.update(quality(samples))
@@ -230,13 +229,3 @@ def quality_vs_steps(model, diffusion: GaussianDiffusion, step_counts, samplers,
             if progress is not None:
                 progress(len(rows), total)
     return rows
-
-
-def _prediction_only(model, diffusion: GaussianDiffusion):
-    """A model with learned variance channels used with a fixed variance: keep only the prediction channels."""
-    if diffusion.variance != "learned_range":
-        return model
-
-    def call(x, t):
-        return model(x, t)[:, : x.shape[1]]
-    return call

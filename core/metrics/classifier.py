@@ -26,7 +26,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-CLASSIFIER_PATH = Path(__file__).resolve().parents[2] / "checkpoints" / "mnist_classifier.safetensors"
+from core import paths
+
+CLASSIFIER_PATH = paths.classifier_path()  # shipped with the app (a checkout's checkpoints/ or the installed package)
 ARCHITECTURE = "mnist_cnn_v1"
 NUM_CLASSES = 10
 FEATURE_DIM = 128

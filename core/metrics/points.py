@@ -2,6 +2,8 @@
 
 2-D / point clouds: mmd_rbf (kernel two-sample statistic) and sliced_wasserstein. Both compare two
 sets of samples x [N, D] and y [M, D] and are 0 in expectation when they come from the same distribution.
+sample_quality is the one "MMD² and sliced W₁ against reference data" that the Sample page, the 2-D playground
+and bench/quality.py report: fixed kernel widths from the reference (reference_bandwidths) and fixed projections.
 """
 
 from __future__ import annotations
@@ -121,3 +123,25 @@ def sliced_wasserstein(x: torch.Tensor, y: torch.Tensor, n_projections: int = 12
     y_proj = (y @ directions.T).T.sort(dim=1).values  # [P, m]
     return float(_wasserstein_1d_power(x_proj, y_proj, float(p)).mean() ** (1.0 / p))
 
+
+SW_PROJECTIONS = 256  # sample_quality's projections, drawn from seed 0: every sample set is projected on the same ones
+
+
+def reference_bandwidths(reference: torch.Tensor) -> list[float]:
+    """Fixed RBF bandwidths for mmd_rbf: the median pairwise distance within the reference data (its first half
+    against its second) times (0.5, 1, 2), so that MMD² values of different sample sets use the same kernel."""
+    reference = torch.as_tensor(reference)
+    half = reference.shape[0] // 2
+    if half < 2:
+        raise ValueError(f"reference must hold at least 4 points, got {reference.shape[0]}")
+    median = median_bandwidth(reference[:half], reference[half:])
+    return [median * m for m in DEFAULT_BANDWIDTH_MULTIPLIERS]
+
+
+def sample_quality(samples: torch.Tensor, reference: torch.Tensor, bandwidths=None) -> dict:
+    """{"mmd2": MMD² (RBF, unbiased; mmd_rbf), "sw1": sliced Wasserstein-1 (sliced_wasserstein, SW_PROJECTIONS
+    directions from seed 0)} of samples against reference data. bandwidths: None = reference_bandwidths(reference);
+    pass them to score many sample sets with one kernel without recomputing it."""
+    bandwidths = reference_bandwidths(reference) if bandwidths is None else bandwidths
+    return {"mmd2": mmd_rbf(samples, reference, bandwidths),
+            "sw1": sliced_wasserstein(samples, reference, SW_PROJECTIONS, generator=seeded_generator(0))}

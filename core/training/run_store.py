@@ -23,7 +23,7 @@ oldest folder. An owner within its share loses nothing to make room for others. 
 owner's evictions.json (the model, when, why, the limit, whether it could have been resumed), which the Train
 page shows to its owner.
 
-Environment (README, "Running a classroom server"): RDL_RUNS_DIR (default runs/jobs in the repository),
+Environment (README, "Running a classroom server"): RDL_RUNS_DIR (default $RDL_HOME/runs, core.paths),
 RDL_RUNS_MAX_MB (default 2048), RDL_RUNS_MAX_DAYS (default 7).
 """
 
@@ -38,10 +38,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from core import paths
 from core.checks import check_int, check_number
 from core.training.config import TrainConfig
 
-DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "runs" / "jobs"
 DEFAULT_MAX_MB = 2048
 DEFAULT_MAX_DAYS = 7
 JOB_RECORD, CHECKPOINT, PROGRESS, PREVIEW = "job.json", "checkpoint.safetensors", "progress.json", "preview.npz"
@@ -199,10 +199,10 @@ class JobRecord:
 class RunStore:
     """See the module docstring. `clock` (default time.time) is injectable for tests."""
 
-    def __init__(self, root: Path | str = DEFAULT_ROOT, max_bytes: int = DEFAULT_MAX_MB * 2**20,
+    def __init__(self, root: Path | str | None = None, max_bytes: int = DEFAULT_MAX_MB * 2**20,
                  max_age_seconds: float = DEFAULT_MAX_DAYS * 86400.0, clock=time.time,
                  in_use_seconds: float = DEFAULT_IN_USE_SECONDS):
-        self.root = Path(root)
+        self.root = paths.runs_dir() if root is None else Path(root)  # None: $RDL_RUNS_DIR or $RDL_HOME/runs
         self.max_bytes = int(check_number("max_bytes", max_bytes, 1.0))
         self.max_age_seconds = check_number("max_age_seconds", max_age_seconds, 0.0, open_low=True)
         self.in_use_seconds = check_number("in_use_seconds", in_use_seconds, 0.0)
@@ -219,7 +219,7 @@ class RunStore:
                     values[name] = check_number(variable, float(text), 0.0, open_low=True) * scale
                 except ValueError:
                     raise ValueError(f"{variable}={text!r} is not allowed; expected a positive number") from None
-        return cls(env.get("RDL_RUNS_DIR") or DEFAULT_ROOT, **values)
+        return cls(paths.runs_dir(env), **values)
 
     def job_dir(self, record: JobRecord) -> Path:
         return self.root / record.owner_key / record.job_id

@@ -34,8 +34,8 @@ from core import runtime
 from core.data.datasets import Dataset, load_dataset
 from core.data.images import make_grid
 from core.diffusion.gaussian_diffusion import GaussianDiffusion
-from core.diffusion.samplers import ddim_sample, ddpm_sample
 from core.nets import build as models
+from core.sampling import SamplerMethod, sample
 from core.training.config import TrainConfig, build_diffusion, ema_decay_at, learning_rate_at, timestep_probabilities
 from core.training.stats import Preview
 
@@ -308,11 +308,11 @@ def make_preview(state: TrainState) -> Preview:
     shape = (count, *state.data.shape[1:])
     with runtime.autocast(state.device, enabled=state.autocast):
         if state.data_kind == "image":
-            samples = ddim_sample(state.ema, state.diffusion, shape, steps, eta=0.0, generator=generator,
-                                  clip_x0=True, device=state.device)
+            samples = sample(state.ema, state.diffusion, SamplerMethod.DDIM, shape, steps, eta=0.0, generator=generator,
+                             clip_x0=True, device=state.device)
         else:
-            samples = ddpm_sample(state.ema, state.diffusion, shape, steps=steps, generator=generator,
-                                  device=state.device)
+            samples = sample(state.ema, state.diffusion, SamplerMethod.DDPM, shape, steps, generator=generator,
+                             device=state.device)
     samples = samples.float().cpu()
     grid = None
     if state.data_kind == "image":

@@ -37,7 +37,7 @@ from core.nets import build as models
 from core.training import saving
 from core.training.budget import BudgetPlan
 from core.training.config import TrainConfig, learning_rate_at
-from core.training.stats import LossHistory, Preview, Snapshot, TimestepProfile
+from core.training.stats import JobState, LossHistory, Preview, Snapshot, TimestepProfile
 from core.training.step import TrainingFailed, build_state, make_preview, queue_step, settle
 
 RATE_WINDOW = 50  # images/s is measured over the last this-many steps
@@ -84,7 +84,7 @@ class Trainer:
         self._model_lock = threading.Lock()  # held while a step changes weights, optimizer and step together
         self._stop_requested = threading.Event()
         self._thread: threading.Thread | None = None
-        self._state = "idle"
+        self._state = JobState.IDLE
         self._error: str | None = None
         self._message: str | None = None
         self._last_loss: float | None = None
@@ -99,7 +99,7 @@ class Trainer:
             saving.restore(self.train_state, resume_from)
             self.history, self.profile = resume_from.history, resume_from.profile
             self._elapsed_before, self._last_loss = resume_from.elapsed_seconds, resume_from.last_loss
-            self._state = "finished" if self.step >= self.config.total_steps else "stopped"
+            self._state = JobState.FINISHED if self.step >= self.config.total_steps else JobState.STOPPED
         if self.device.type == "cpu" and thread_policy is None:
             runtime.configure_cpu_threads()
         self._device_name = runtime.describe_device(self.device, self.train_state.autocast)
@@ -120,14 +120,14 @@ class Trainer:
 
     # ----------------------------------------------------------------------------------- control
     @property
-    def state(self) -> str:
+    def state(self) -> JobState:
         with self._lock:
             return self._state
 
     def start(self) -> None:
         """Begin training (a job that has not run yet)."""
         with self._lock:
-            if self._state != "idle" or self.step > 0:
+            if self._state != JobState.IDLE or self.step > 0:
                 raise ValueError(f"start() needs a job that has not run yet; this one is {self._state!r} "
                                  f"at step {self.step} (use resume())")
             self._launch()
@@ -135,10 +135,10 @@ class Trainer:
     def resume(self, total_steps: int | None = None) -> None:
         """Continue a stopped job (or a finished one, given a larger total_steps) from where it left off,
         with the same optimizer state, step count and generator state. Waits if a stop is under way."""
-        if self.state == "stopping":
+        if self.state == JobState.STOPPING:
             self.join()  # the stop takes effect after the current step
         with self._lock:
-            if self._state not in ("stopped", "finished"):
+            if self._state not in (JobState.STOPPED, JobState.FINISHED):
                 raise ValueError(f"resume() needs a stopped job; this one is {self._state!r}")
             if total_steps is not None:
                 self._set_total_steps(total_steps)
@@ -150,7 +150,7 @@ class Trainer:
     def set_total_steps(self, total_steps: int) -> None:
         """Change the planned number of steps of a job that is not training (must exceed the steps done)."""
         with self._lock:
-            if self._state in ("running", "stopping"):
+            if self._state in (JobState.RUNNING, JobState.STOPPING):
                 raise ValueError(f"total_steps can only change while the job is not training; it is {self._state!r}")
             self._set_total_steps(total_steps)
 
@@ -161,7 +161,7 @@ class Trainer:
 
     def _launch(self) -> None:  # caller holds self._lock
         self._stop_requested.clear()
-        self._state, self._error, self._message = "running", None, None
+        self._state, self._error, self._message = JobState.RUNNING, None, None
         self._run_started = time.monotonic()
         self._rate_window.clear()
         self.budget_plan = None
@@ -175,8 +175,8 @@ class Trainer:
     def stop(self, message: str | None = None) -> None:
         """Ask the loop to stop before its next step (the model stays consistent). Non-blocking."""
         with self._lock:
-            if self._state == "running":
-                self._state, self._message = "stopping", message
+            if self._state == JobState.RUNNING:
+                self._state, self._message = JobState.STOPPING, message
                 self._stop_requested.set()
 
     def join(self, timeout: float | None = None) -> bool:
@@ -201,12 +201,12 @@ class Trainer:
             self._settle()
             if self._preview is None or self._preview.step != self.step:
                 self._make_preview()  # every end shows the model it ends with
-            final_state = "stopped" if self.step < self.config.total_steps else "finished"
+            final_state = JobState.STOPPED if self.step < self.config.total_steps else JobState.FINISHED
             error = None
         except TrainingFailed as failure:
-            final_state, error = "failed", str(failure)
+            final_state, error = JobState.FAILED, str(failure)
         except Exception as exc:  # any error in the thread ends the job visibly instead of silently
-            final_state, error = "failed", f"training stopped at step {self.step + 1}: {type(exc).__name__}: {exc}"
+            final_state, error = JobState.FAILED, f"training stopped at step {self.step + 1}: {type(exc).__name__}: {exc}"
         with self._lock:
             self._elapsed_before += time.monotonic() - self._run_started
             self._run_started = None

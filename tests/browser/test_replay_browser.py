@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from streamlit_harness import REPO_ROOT, AppPage, serve_streamlit
 
-from core.history import HistoryRecorder
+from core.training.history import HistoryRecorder
 
 STEPS = (10, 20, 30, 40)
 

@@ -1,6 +1,8 @@
-"""What the Sample page computes: DDPM (Ho et al. 2020, Algorithm 2, respaced as in Nichol & Dhariwal §4) or
-DDIM (Song et al. 2021, eq. 12) with a chosen variance, step count and seed, and the steps shown in the snapshot
-strip and the trajectory scrubber.
+"""Sampling's one home: the DDPM-or-DDIM choice (SamplerMethod, `sample`) that the command line, the trainer's
+previews, the pages and bench/ call; DDPM (Ho et al. 2020, Algorithm 2, respaced as in Nichol & Dhariwal §4) or
+DDIM (Song et al. 2021, eq. 12) with a chosen variance, step count and seed; the one wrapper that drops a
+learned-variance model's variance channels (`drop_variance_channels`); and what the Sample page shows (the steps of
+the snapshot strip and the trajectory scrubber).
 
 Timesteps are 0-based indices t = 0..T-1 (index t is the paper's step t+1). `check_settings` validates the
 page's widget values once; the samplers underneath do not re-check them.
@@ -22,7 +24,7 @@ shipped mnist_eps model, 16 test digits: the x̂₀ MSE at t = 1000 is 3.26 in f
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, get_args
+from enum import StrEnum
 
 import numpy as np
 import torch
@@ -34,15 +36,22 @@ from core.diffusion.gaussian_diffusion import VARIANCES, GaussianDiffusion, Vari
 from core.diffusion.samplers import SPACINGS, Spacing, Trajectory, ddim_sample, ddpm_sample
 from core.rng import seeded_generator
 
-SamplerMethod = Literal["ddpm", "ddim"]
-SAMPLER_METHODS: tuple[SamplerMethod, ...] = get_args(SamplerMethod)
+
+class SamplerMethod(StrEnum):
+    """The reverse process a sampler runs. A str, so settings, links and CLI flags keep the plain words."""
+
+    DDPM = "ddpm"  # Ho et al. 2020, Algorithm 2 (σ_t² = β_t, β̃_t or learned), respaced for fewer steps
+    DDIM = "ddim"  # Song et al. 2021, eq. 12 (η scales the noise; η = 0 is deterministic)
+
+
+SAMPLER_METHODS: tuple[SamplerMethod, ...] = tuple(SamplerMethod)
 
 
 @dataclass(frozen=True)
 class SamplerSettings:
     """One sampler run. method "ddpm" uses `variance` (σ_t² = β_t, β̃_t or learned); "ddim" uses `eta`."""
 
-    method: SamplerMethod = "ddim"
+    method: SamplerMethod = SamplerMethod.DDIM
     steps: int = 50
     variance: VarianceType = "fixed_large"
     eta: float = 0.0
@@ -51,7 +60,8 @@ class SamplerSettings:
 
 
 class PredictionOnly(torch.nn.Module):
-    """Wraps a learned-variance model and drops its variance channels, so it can sample with a fixed σ_t²."""
+    """Wraps a learned-variance model and drops its variance channels, so it can sample with a fixed σ_t²
+    (made by drop_variance_channels)."""
 
     def __init__(self, model, data_channels: int):
         super().__init__()
@@ -60,6 +70,15 @@ class PredictionOnly(torch.nn.Module):
 
     def forward(self, x_t, t):
         return self.model(x_t, t)[:, : self.data_channels]
+
+
+def drop_variance_channels(model, diffusion: GaussianDiffusion, data_channels: int):
+    """`model` for a fixed-variance process: a learned-variance model (its output [N, 2C, ...]: the prediction, then
+    Nichol & Dhariwal's v) wrapped in PredictionOnly so only its C prediction channels are used; any other model
+    unchanged."""
+    if diffusion.variance == "learned_range":
+        return PredictionOnly(model, data_channels)
+    return model
 
 
 class AutocastNetwork(torch.nn.Module):
@@ -105,9 +124,22 @@ def sampling_process(model, diffusion: GaussianDiffusion, variance: VarianceType
     """
     if variance == diffusion.variance:
         return model, diffusion
-    if diffusion.variance == "learned_range":
-        model = PredictionOnly(model, data_channels)
-    return model, GaussianDiffusion(diffusion.schedule, diffusion.prediction, variance)
+    return drop_variance_channels(model, diffusion, data_channels), GaussianDiffusion(diffusion.schedule, diffusion.prediction, variance)
+
+
+def sample(model, diffusion: GaussianDiffusion, method: SamplerMethod | str, shape, steps: int, *,
+           variance: VarianceType | None = None, eta: float = 0.0, **sampler_options):
+    """The one DDPM-or-DDIM choice. DDIM: core.diffusion.samplers.ddim_sample with `eta`; DDPM: ddpm_sample with
+    reverse-step variance `variance` (None: the trained one; see sampling_process), where eta must be 0.
+    sampler_options (spacing, generator, clip_x0, device, x_T, record, progress) pass on unchanged, so a call gives
+    exactly the samples of calling the sampler itself."""
+    method = SamplerMethod(check_choice("method", method, SAMPLER_METHODS))
+    if method is SamplerMethod.DDIM:
+        return ddim_sample(model, diffusion, shape, steps, eta=eta, **sampler_options)
+    if eta != 0.0:
+        raise ValueError(f"eta={eta!r} applies to DDIM only; DDPM's noise is set by its variance")
+    model, process = sampling_process(model, diffusion, variance or diffusion.variance, shape[1])
+    return ddpm_sample(model, process, shape, steps=steps, **sampler_options)
 
 
 def record_every(steps: int, max_records: int) -> int:
@@ -132,12 +164,10 @@ def run_sampler(model, diffusion: GaussianDiffusion, settings: SamplerSettings, 
     generator = seeded_generator(seed)
     x_T = torch.randn(shape, generator=generator)
     model = autocast_network(model)
-    common = dict(steps=settings.steps, spacing=settings.spacing, generator=generator,
+    is_ddim = settings.method == SamplerMethod.DDIM
+    return sample(model, diffusion, settings.method, shape, settings.steps, variance=None if is_ddim else settings.variance,
+                  eta=float(settings.eta) if is_ddim else 0.0, spacing=settings.spacing, generator=generator,
                   clip_x0=settings.clip_x0, record=record, progress=progress, x_T=x_T)
-    if settings.method == "ddim":
-        return ddim_sample(model, diffusion, shape, eta=float(settings.eta), **common)
-    model, process = sampling_process(model, diffusion, settings.variance, shape[1])
-    return ddpm_sample(model, process, shape, **common)
 
 
 def _recorded(trajectory) -> Trajectory:
