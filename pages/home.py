@@ -37,7 +37,9 @@ def formulas() -> None:
     st.markdown("The variance is a choice: $\\sigma_t^2=\\beta_t$ or $\\sigma_t^2=\\tilde\\beta_t$, the upper and lower "
                 "bounds on the reverse-process entropy for data with unit variance per coordinate (Ho et al. §3.2: "
                 "optimal for $x_0 \\sim \\mathcal N(0, I)$ and for a single data point), or learned (Improved DDPM, "
-                "eq. 15) through an extra network output $\\nu$ (the paper's $v$; not the $v$ of $v$-prediction). "
+                "eq. 15) through an extra network output $\\nu$. Eq. 15 mixes with a weight the paper calls $v$; "
+                "that weight is $(\\nu+1)/2$, not $\\nu$ (the reference code's raw output is $\\nu$), and neither "
+                "is the $v$ of $v$-prediction. "
                 "$\\nu \\in [-1, 1]$ interpolates between the two; the output is not clipped, so $\\nu > 1$ gives more "
                 "than $\\beta_t$ and $\\nu < -1$ less than $\\tilde\\beta_t$:")
     st.latex(r"\log\sigma_t^2 = \tfrac{\nu+1}{2}\log\beta_t + \big(1-\tfrac{\nu+1}{2}\big)\log\tilde\beta_t")

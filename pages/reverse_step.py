@@ -74,7 +74,8 @@ def ablation(T: int, variance: str, n: int, seed: int):
 
 
 VARIANCE_HELP = ("Nichol & Dhariwal 2021 eq. 15: $\\sigma^2 = \\exp(f \\log\\beta_t + (1-f)\\log\\tilde\\beta_t)$, $f = (\\nu+1)/2$ "
-                 "(the paper writes $v$; it is not the $v$ of $v$-prediction). The network's $\\nu$ is not clipped: $\\nu > 1$ "
+                 "(the paper's $v$ is this $f$, not $\\nu$; neither is the $v$ of $v$-prediction). "
+                 "The network's $\\nu$ is not clipped: $\\nu > 1$ "
                  "gives more than $\\beta_t$, $\\nu < -1$ less than $\\tilde\\beta_t$ (the shipped learned model outputs $\\nu$ "
                  "from about −1.9 to +1.7, mostly at small $t$; see the v, variances and DDIM page).")
 
@@ -189,7 +190,7 @@ def kl_section(step, t: int, x0_error: float, variance_interp: float, kl_steps: 
     st.info(f"**Assumption:** the model is ideal up to the error you set: it predicts $\\hat x_0 = x_0 + {x0_error:g}$. "
             "Its mean is the posterior mean at $\\hat x_0$, $\\mu_\\theta = \\tilde\\mu_t(x_t, \\hat x_0)$; the three models "
             "differ only in $\\sigma_t^2$. A real network's $\\hat x_0$ is a guess, and its error is largest at large $t$.")
-    st.table([{"σₜ² choice": VARIANCE_LABELS[choice] + (f" (ν = {variance_interp:g})" if choice == "learned_range" else ""),
+    st.table([{"σₜ² choice": VARIANCE_LABELS[choice] + (f" (nu = {variance_interp:g})" if choice == "learned_range" else ""),
                "σₜ²": f"{variance:.4e}", "σₜ²/β̃ₜ": f"{variance / step.posterior_variance:.4f}",
                "KL(q ‖ p) [nats]": f"{step.kls[choice]:.3e}"} for choice, variance in step.model_variances.items()])
     st.caption(f"True posterior: $\\tilde\\mu_t$ = {step.posterior_mean:.6f}, $\\tilde\\beta_t$ = {step.posterior_variance:.4e}. "
@@ -295,6 +296,9 @@ def noise_added_back() -> None:
     exports.npz_button("Points (.npz)", {"data": data, "with_noise": with_noise, "without_noise": without_noise,
                                          "T": T, "variance": variance, "seed": seed},
                        f"noise_ablation_T{T}_seed{seed}.npz", key="reverse_ablation_npz")
+    schedule = make_schedule("linear", T, scale_with_T=True)
+    variances = schedule.betas if variance == "fixed_large" else schedule.posterior_variance
+    missing = float(variances[1:].sum())  # σ_t² of steps t = 2..T (index 0 is the last step, which adds none)
     st.markdown(
         "**Why the collapse?** $\\mu_\\theta(x_t, t)$ is an *average* over every $x_0$ that could have produced $x_t$. "
         "Early on that average is near the middle of the data, and without fresh noise nothing ever spreads the samples "
@@ -303,6 +307,15 @@ def noise_added_back() -> None:
         "the posterior $q(x_{t-1} \\mid x_t, x_0)$ has, so the samples keep the data's spread. (DDIM with $\\eta = 0$ "
         "is deterministic too but does not collapse: it keeps the predicted noise "
         "$\\sqrt{1-\\bar\\alpha_{t-1}}\\,\\hat\\varepsilon$ instead of dropping it.)\n\n"
+        "**How much spread goes missing.** The law of total variance splits the spread $x_{t-1}$ must have: "
+        "$\\operatorname{Var}[x_{t-1}] = \\operatorname{Var}\\big[E[x_{t-1} \\mid x_t]\\big] + "
+        "E\\big[\\operatorname{Var}[x_{t-1} \\mid x_t]\\big]$. The step without noise keeps only the first term; the "
+        "second, about $\\sigma_t^2$ per coordinate, is what $\\sigma_t z$ puts back. Without it every step loses "
+        "that much, and the losses accumulate: the next mean step acts on a cloud that is already too narrow and "
+        f"shrinks it again. Summed over this run's steps $t = 2..T$, the variance never put back is "
+        f"$\\sum_t \\sigma_t^2$ = **{missing:.3g}** per coordinate, against the data's {result.data_variance / 2:.3g} "
+        "per coordinate: far more than the data has, so the noise-free chain ends with almost no spread at all "
+        "(the metric above), while DDPM ends with the data's.\n\n"
         "**Why not at the last step?** At $t = 1$ the posterior is a point mass ($\\tilde\\beta_1 = 0$): $x_0$ is fully "
         f"determined. Adding $\\sigma_1 z$ there would only blur the final sample, with noise of std "
         f"$\\sqrt{{\\beta_1}}$ = {result.last_step_std:.3g} that no later step could remove.")

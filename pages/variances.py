@@ -166,7 +166,7 @@ def learned_rows(_loaded: catalog.LoadedModel, token: str) -> list[dict]:
     T = _loaded.diffusion.T
     ts = sorted({0, 1, min(9, T - 1), min(99, T - 1), T // 2, T - 1})
     r = learned_variance_outputs(_loaded.model, _loaded.diffusion, digits()[:8], ts, torch.Generator().manual_seed(3))
-    return [{"t": t, "ν min": f"{lo:+.2f}", "ν max": f"{hi:+.2f}", "share of |ν| > 1": f"{share:.1%}",
+    return [{"t": t, "nu min": f"{lo:+.2f}", "nu max": f"{hi:+.2f}", "share of |nu| > 1": f"{share:.1%}",
              "smallest $\\sigma^2/\\tilde\\beta_t$": f"{math.exp(rmin):.3f}",
              "largest $\\sigma^2/\\beta_t$": f"{math.exp(rmax):.3f}"}
             for t, lo, hi, share, rmin, rmax in zip(r.steps, r.nu_min, r.nu_max, r.outside, r.log_ratio_min, r.log_ratio_max)]
@@ -175,7 +175,7 @@ def learned_rows(_loaded: catalog.LoadedModel, token: str) -> list[dict]:
 def learned_section() -> None:
     st.subheader("4. The learned variance leaves its range")
     st.markdown("Improved DDPM's network outputs $\\nu$ per pixel, and $\\log\\sigma^2 = f\\log\\beta_t + "
-                "(1-f)\\log\\tilde\\beta_t$ with $f = (\\nu+1)/2$ (eq. 15; the paper writes $v$, unrelated to "
+                "(1-f)\\log\\tilde\\beta_t$ with $f = (\\nu+1)/2$ (eq. 15; the paper's $v$ is this $f$, not $\\nu$; both unrelated to "
                 "$v$-prediction). Nothing clips $\\nu$ to [−1, 1]: $\\nu > 1$ extrapolates above $\\beta_t$, "
                 "$\\nu < -1$ below $\\tilde\\beta_t$.")
     loaded = learned_model()
