@@ -1,0 +1,51 @@
+"""AppTests of the lecture texts of issue 18 item 1: the captions say what the figures show, with numbers computed
+independently here (linear β's by hand, eq. 4's ᾱ), never copied from the page."""
+
+import math
+from pathlib import Path
+
+import pytest
+from helpers import TEST_T, alpha_bars_by_hand, linear_betas, open_page
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def all_text(at) -> str:
+    return " ".join([m.value for m in at.markdown] + [c.value for c in at.caption])
+
+
+def test_sample_caption_says_eps_x0_is_amplified_noise(monkeypatch, checkpoint_dir):
+    at = open_page(monkeypatch, checkpoint_dir, "pages/sample.py")
+    assert not at.exception
+    alpha_bar_T = alpha_bars_by_hand(linear_betas(TEST_T))[-1]
+    text = all_text(at)
+    assert f"({math.sqrt(1 / alpha_bar_T - 1):.0f} at $t = T$ here)" in text
+    assert "**amplified noise**" in text and "blurry average; the details" not in text
+
+
+def test_home_separates_nu_from_iddpm_v(monkeypatch, checkpoint_dir):
+    at = open_page(monkeypatch, checkpoint_dir, "pages/home.py")
+    text = all_text(at)
+    assert "the paper's $v$" not in text and "that weight is $(\\nu+1)/2$, not $\\nu$" in text
+
+
+def test_objective_names_two_weights_differently(monkeypatch, checkpoint_dir):
+    at = open_page(monkeypatch, checkpoint_dir, "pages/objective.py")
+    assert not at.exception
+    labels = [m.label for m in at.metric]
+    assert any(label.startswith("$w_t$ at $t = 2$") for label in labels)
+    assert not any("lambda" in label for label in labels)  # λ is kept for Improved DDPM's hybrid weight only
+    assert "This $w_t$ is the bound's weight of one step; $\\lambda$ in the next section" in all_text(at)
+
+
+def test_reverse_step_finishes_the_collapse_argument():
+    at = AppTest.from_file(str(ROOT / "pages" / "reverse_step.py"), default_timeout=90).run()
+    assert not at.exception
+    T = 100  # the ablation's default: linear β scaled with T, σ² = β (fixed_large)
+    betas = [b * 1000 / T for b in linear_betas(T)]
+    missing = sum(betas[1:])  # every step but the last adds σ² = β
+    text = all_text(at)
+    assert "law of total variance" in text
+    assert f"= **{missing:.3g}** per coordinate" in text
+    assert missing == pytest.approx(10.05, rel=0.01)  # T·(β_start + β_end)/2 · 1000/T, minus the first β
