@@ -49,3 +49,13 @@ def test_reverse_step_finishes_the_collapse_argument():
     assert "law of total variance" in text
     assert f"= **{missing:.3g}** per coordinate" in text
     assert missing == pytest.approx(10.05, rel=0.01)  # T·(β_start + β_end)/2 · 1000/T, minus the first β
+
+
+def test_reverse_step_shows_later_steps_correcting_an_error():
+    at = AppTest.from_file(str(ROOT / "pages" / "reverse_step.py"), default_timeout=90).run()
+    metrics = {m.label: float(m.value.rstrip("%")) / 100 for m in at.metric if m.label.startswith("left at x₀")}
+    assert metrics["left at x₀ · DDPM"] < metrics["left at x₀ · DDIM η = 0"]
+    at.slider(key="reverse_fix_step").set_value(5).run()  # perturbed late: little time left to correct
+    assert not at.exception
+    late = {m.label: float(m.value.rstrip("%")) / 100 for m in at.metric if m.label.startswith("left at x₀")}
+    assert late["left at x₀ · DDPM"] > metrics["left at x₀ · DDPM"]

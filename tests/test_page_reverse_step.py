@@ -37,7 +37,7 @@ def test_default_page(app):
     data = float(metric(app, "spread of the data"))
     assert float(metric(app, "spread with noise (DDPM)")) == pytest.approx(data, rel=0.15)
     assert float(metric(app, "spread without noise")) < 0.01 * data
-    assert len(app.get("plotly_chart")) == 4
+    assert len(app.get("plotly_chart")) == 5  # with section 4 (later steps correct earlier errors)
 
 
 def test_kl_shrinks_at_large_t_and_model_error_shows(app):
