@@ -59,3 +59,18 @@ def test_reverse_step_shows_later_steps_correcting_an_error():
     assert not at.exception
     late = {m.label: float(m.value.rstrip("%")) / 100 for m in at.metric if m.label.startswith("left at x₀")}
     assert late["left at x₀ · DDPM"] > metrics["left at x₀ · DDPM"]
+
+
+def test_schedules_derives_the_closed_form_and_checks_it(monkeypatch, checkpoint_dir):
+    at = open_page(monkeypatch, checkpoint_dir, "pages/schedules.py")
+    assert not at.exception
+    table = next(t.value for t in at.table if "chain variance" in t.value.columns)
+    alpha_bars = alpha_bars_by_hand(linear_betas(1000))  # the page's default schedule: linear, T = 1000
+    assert [int(t) for t in table["t"]] == [250, 500, 1000]
+    for _, row in table.iterrows():
+        ab = alpha_bars[int(row["t"]) - 1]
+        assert float(row["√ᾱₜ (eq. 4)"]) == pytest.approx(math.sqrt(ab), abs=1e-4)
+        assert float(row["mₜ (recursion)"]) == pytest.approx(math.sqrt(ab), abs=1e-4)
+        assert float(row["vₜ (recursion)"]) == pytest.approx(1 - ab, abs=1e-4)
+        assert float(row["chain variance"]) == pytest.approx(1 - ab, rel=0.05)
+    assert any("by induction" in m.value for m in at.markdown)
