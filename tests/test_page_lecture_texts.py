@@ -74,3 +74,23 @@ def test_schedules_derives_the_closed_form_and_checks_it(monkeypatch, checkpoint
         assert float(row["vₜ (recursion)"]) == pytest.approx(1 - ab, abs=1e-4)
         assert float(row["chain variance"]) == pytest.approx(1 - ab, rel=0.05)
     assert any("by induction" in m.value for m in at.markdown)
+
+
+def test_score_page_checks_all_three_forms(monkeypatch, checkpoint_dir):
+    at = open_page(monkeypatch, checkpoint_dir, "pages/score.py")
+    assert not at.exception
+    table = next(t.value for t in at.table if "v form: max error" in t.value.columns)
+    assert [int(t) for t in table["t"]] == [11, 100, 500, 900]
+    for _, row in table.iterrows():
+        for column in ("ε form: max error", "x₀ form: max error", "v form: max error"):
+            assert float(row[column]) < 1e-6 * max(1.0, float(row["largest |score|"]))
+
+
+def test_mistakes_names_the_notes_score_from_v(monkeypatch, checkpoint_dir):
+    at = open_page(monkeypatch, checkpoint_dir, "pages/mistakes.py")
+    at.selectbox(key="mistakes_show").set_value("score_from_v").run()
+    assert not at.exception
+    alpha_bar = alpha_bars_by_hand(linear_betas(1000))[10]  # t = 11
+    factor = 1 / math.sqrt(1 - alpha_bar)
+    assert f"**{factor:.1f}×** at $t = 11$" in all_text(at)
+    assert factor == pytest.approx(21.35, abs=0.01)
