@@ -349,6 +349,21 @@ def compare_parameterizations(loaded: catalog.LoadedModel, dataset: str, choice:
                "$v$-models stay balanced at both ends.")
 
 
+def parameterization_table() -> None:
+    st.subheader("What to predict: ε, x₀ or v")
+    st.table([
+        {"predict": "ε (Ho et al.)",
+         "for": "L_simple on ε gave the best samples in DDPM; target has unit variance at every t",
+         "against": "x̂₀ = (x_t − √(1−ᾱ) ε̂)/√ᾱ amplifies the ε error by √(1/ᾱ − 1) at large t"},
+        {"predict": "x₀",
+         "for": "x̂₀ directly, a blurry E[x₀ | x_t] at large t rather than amplified noise; easy to clip",
+         "against": "ε̂ = (x_t − √ᾱ x̂₀)/√(1−ᾱ) amplifies the x₀ error by √(ᾱ/(1−ᾱ)) at small t"},
+        {"predict": "v = √ᾱ ε − √(1−ᾱ) x₀ (Salimans & Ho 2022)",
+         "for": "unit-variance target; neither conversion blows up at either end; introduced for distillation",
+         "against": "less intuitive; its MSE is the ε-MSE divided by ᾱ, a different weighting of t than L_simple"},
+    ])
+
+
 # --------------------------------------------------------------------------------------------- page
 def main() -> None:
     loaded, share = layout.title_row(intro)
@@ -380,6 +395,7 @@ def main() -> None:
         compare_parameterizations(loaded, dataset, choice, noise_seed, n_t)
     except (ValueError, KeyError) as error:
         st.error(f"Could not compare the parameterizations: {error}")
+    parameterization_table()
     page.sync_url()
 
 

@@ -70,10 +70,22 @@ def guide() -> None:
                "Nichol & Dhariwal (2021) *Improved DDPM*; Song, Meng & Ermon (2021) *DDIM*.")
 
 
+def where_this_leads() -> None:
+    st.header("Where this leads")
+    st.markdown(
+        "- **The SDE view** (Song et al. 2021): as $T \\to \\infty$ the forward chain becomes a stochastic differential "
+        "equation, DDPM its reverse-time SDE, and DDIM with $\\eta = 0$ the probability-flow ODE.\n"
+        "- **Predictor–corrector**: after each reverse step (predictor), a few Langevin steps with the score "
+        "$-\\hat\\varepsilon/\\sqrt{1-\\bar\\alpha_t}$ (corrector) pull $x_t$ back onto the right marginal.\n"
+        "- **Distillation** (Salimans & Ho 2022): train a student to do two teacher DDIM steps in one, repeatedly, "
+        "down to a handful of steps.")
+
+
 def main() -> None:
     introduction()
     guide()  # before the formulas: its first links are above the fold on a 1280×720 projector
     formulas()
+    where_this_leads()
 
 
 main()

@@ -268,6 +268,23 @@ def intro() -> catalog.LoadedModel | None:
     return image_model()
 
 
+def ddpm_table_two() -> None:
+    st.subheader("5. What DDPM's Table 2 compares")
+    st.markdown(
+        "Ho et al.'s Table 2 (CIFAR-10, unconditional) is an ablation of **what the network predicts** and **which loss "
+        "trains it**. Its rows predict either the posterior mean $\\tilde\\mu$ directly or the noise $\\varepsilon$, each "
+        "trained on the true variational bound (fixed or learned diagonal $\\Sigma$) or on an unweighted MSE; "
+        "$\\varepsilon$ with the unweighted MSE is $L_\\text{simple}$. The paper reports that predicting $\\varepsilon$ is "
+        "about as good as predicting $\\tilde\\mu$ when both are trained on the true bound, and clearly better with "
+        "$L_\\text{simple}$; that the unweighted MSE on $\\tilde\\mu$ trains poorly; and that learning $\\Sigma$ on the bound "
+        "was unstable. The headline FID of 3.17 is the $\\varepsilon$ + $L_\\text{simple}$ row "
+        "([source](https://intuitivepapers.ai/ddpm/)).\n\n"
+        "**What it does not compare:** there is no $x_0$-prediction row. \"$\\varepsilon$-prediction beats "
+        "$x_0$-prediction in FID\" is not in Table 2; the comparison it makes is $\\varepsilon$ versus $\\tilde\\mu$ "
+        "(and the loss weighting). The Denoise explorer compares $\\varepsilon$-, $x_0$- and $v$-models of this app "
+        "on the same $x_t$.")
+
+
 def main() -> None:
     loaded, share = layout.title_row(intro)
     if loaded is None:
@@ -281,6 +298,7 @@ def main() -> None:
     elbo_weights(loaded)
     hybrid_loss()
     bits_per_dim()
+    ddpm_table_two()
     page.sync_url()
 
 

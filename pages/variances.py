@@ -222,6 +222,23 @@ def quality_section(loaded: catalog.LoadedModel) -> None:
     quality_vs_steps_panel(loaded, "variances")
 
 
+def variance_choices_table() -> None:
+    st.subheader("Fixed $\\beta$, fixed $\\tilde\\beta$ or learned: pros and cons")
+    st.table([
+        {"σₜ²": "βₜ (fixed_large)",
+         "for": "Ho et al.'s choice; optimal for x₀ ~ N(0, I); nothing to learn",
+         "against": "more noise than the posterior has when x₀ is nearly known (small t); a worse bound"},
+        {"σₜ²": "β̃ₜ (fixed_small)",
+         "for": "the true posterior variance given x₀; optimal for a single data point; DDIM with η = 1",
+         "against": "less noise than p(x_{t−1} | x_t) needs when x₀ is uncertain (large t)"},
+        {"σₜ²": "learned (Improved DDPM, eq. 15)",
+         "for": "best log-likelihood; good samples with 10× fewer steps (Nichol & Dhariwal)",
+         "against": "an extra output and L_hybrid to train; the interpolation weight is unclipped and can leave [β̃ₜ, βₜ]"},
+    ])
+    st.caption("Ho et al. §3.2 found βₜ and β̃ₜ give similar samples at T = 1000; the difference matters with few steps "
+               "(section 3).")
+
+
 def intro() -> catalog.LoadedModel | None:
     st.title("v, variances and DDIM, precisely")
     return catalog.require_active_model()
@@ -243,6 +260,7 @@ def main() -> None:
     identity_section(loaded)
     variance_section(loaded)
     learned_section()
+    variance_choices_table()
     ddim_section(loaded)
     quality_section(loaded)
     page.sync_url()

@@ -94,3 +94,34 @@ def test_mistakes_names_the_notes_score_from_v(monkeypatch, checkpoint_dir):
     factor = 1 / math.sqrt(1 - alpha_bar)
     assert f"**{factor:.1f}×** at $t = 11$" in all_text(at)
     assert factor == pytest.approx(21.35, abs=0.01)
+
+
+def test_time_conditioning_compares_integer_fraction_and_raw_linear(monkeypatch, checkpoint_dir):
+    at = open_page(monkeypatch, checkpoint_dir, "pages/time_conditioning.py")
+    assert not at.exception
+    table = next(t.value for t in at.table if "verdict" in t.value.columns)
+    half = 32
+    integer = sum(math.cos(999 * 10000 ** (-i / (half - 1))) for i in range(half)) / half
+    fraction = sum(math.cos(0.999 * 10000 ** (-i / (half - 1))) for i in range(half)) / half
+    cells = list(table["first vs last step"])
+    assert f"cosine similarity {integer:+.3f}" == cells[0] and f"cosine similarity {fraction:+.3f}" == cells[1]
+    assert "harmful" in table["verdict"][1] and "needs normalising" in table["verdict"][2]
+
+
+def test_objective_says_what_table_two_compares(monkeypatch, checkpoint_dir):
+    at = open_page(monkeypatch, checkpoint_dir, "pages/objective.py")
+    text = all_text(at)
+    assert "5. What DDPM's Table 2 compares" in [s.value for s in at.subheader]
+    assert "there is no $x_0$-prediction row" in text and "https://intuitivepapers.ai/ddpm/" in text
+
+
+def test_pros_and_cons_tables_and_where_this_leads(monkeypatch, checkpoint_dir):
+    at = open_page(monkeypatch, checkpoint_dir, "pages/denoise.py")
+    predictions = next(t.value for t in at.table if "predict" in t.value.columns)
+    assert [p.split(" ")[0] for p in predictions["predict"]] == ["ε", "x₀", "v"]
+    at = open_page(monkeypatch, checkpoint_dir, "pages/variances.py")
+    variances = next(t.value for t in at.table if "σₜ²" in t.value.columns)
+    assert len(variances) == 3 and set(variances.columns) == {"σₜ²", "for", "against"}
+    at = open_page(monkeypatch, checkpoint_dir, "pages/home.py")
+    text = all_text(at)
+    assert all(name in text for name in ("**The SDE view**", "**Predictor–corrector**", "**Distillation**"))
