@@ -82,9 +82,10 @@ def add_points(existing: torch.Tensor | None, new) -> tuple[torch.Tensor, int]:
     return torch.cat([current, added[:room]]), max(len(added) - room, 0)
 
 
-def selected_points(event) -> torch.Tensor:
+def selected_points(event, curve: int | None = None) -> torch.Tensor:
     """The (x, y) of the points in a Plotly selection or click event as Streamlit reports it
-    ({"selection": {"points": [{"x": .., "y": ..}, ...]}}); anything malformed is ignored, at most MAX_POINTS read."""
+    ({"selection": {"points": [{"x": .., "y": .., "curve_number": ..}, ...]}}), only those of trace `curve` if given;
+    anything malformed is ignored, at most MAX_POINTS read."""
     try:
         points = event["selection"]["points"]
     except (KeyError, TypeError, IndexError):
@@ -95,7 +96,9 @@ def selected_points(event) -> torch.Tensor:
     for point in points[:MAX_POINTS]:
         try:
             x, y = float(point["x"]), float(point["y"])
-        except (KeyError, TypeError, ValueError):
+            if curve is not None and int(point.get("curve_number", -1)) != curve:
+                continue
+        except (KeyError, TypeError, ValueError, AttributeError):
             continue
         rows.append((x, y))
     return clip_points(rows) if rows else torch.zeros(0, 2)
