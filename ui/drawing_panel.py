@@ -56,8 +56,7 @@ def canvas_figure(points: torch.Tensor) -> go.Figure:
     limit = drawing.LIMIT
     fig.update_xaxes(range=(-limit - 0.05, limit + 0.05))
     fig.update_yaxes(range=(-limit - 0.05, limit + 0.05), scaleanchor="x")
-    fig.update_layout(height=430, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h"), dragmode="lasso",
-                      clickmode="event+select")
+    fig.update_layout(height=430, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h"))
     return typeset_figure(honest_axes(fig))
 
 
@@ -134,8 +133,8 @@ def train_and_compare(points: torch.Tensor) -> None:
 def drawing_panel() -> None:
     """The whole section: canvas and brushes side by side, then training and the comparison."""
     st.subheader("Draw your own data")
-    st.markdown("Click the faint canvas to add a point, or switch the figure's tool to lasso/box and circle a region to "
-                "fill it; or add brush shapes. Then train the playground's network on your points and compare it with "
+    st.markdown("Click a point of the faint canvas to add it, or pick the lasso or box tool in the figure's toolbar and "
+                "circle a region to fill it; or add brush shapes. Then train the playground's network on your points and compare it with "
                 "the exact denoiser of the same points.")
     points = current_points()
     left, right = st.columns([3, 2])
