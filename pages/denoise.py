@@ -11,7 +11,7 @@ import streamlit as st
 import torch
 
 from core.data.datasets import load_dataset
-from core.lab import denoise
+from core.lab import bayes_x0, denoise
 from core.rng import seeded_generator
 from ui import catalog, exports, figures, layout
 from ui.figures import chart
@@ -57,6 +57,22 @@ def compute_sweep(_loaded: catalog.LoadedModel, token: str, dataset: str, choice
     noise = torch.randn(x0.shape, generator=seeded_generator(noise_seed))
     t = denoise.timestep_grid(_loaded.diffusion.T, n_t)
     return denoise.denoise_sweep(_loaded.model, _loaded.diffusion, x0, t, noise, batch_size=64 if _loaded.is_image_model else 8192)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def training_set(dataset: str) -> torch.Tensor:
+    """The training split of a dataset (loaded once per server): the set E[x₀ | x_t] averages over."""
+    return load_dataset(dataset, split="train").data
+
+
+@st.cache_data(show_spinner="Computing the Bayes-optimal x̂₀ over the training set…", max_entries=32)
+def compute_bayes(_sweep: denoise.DenoiseSweep, token: str, dataset: str, choice: int, noise_seed: int,
+                  n_t: int) -> bayes_x0.BayesX0:
+    """E[x₀ | x_t] for every x_t of the sweep [K, B, *shape] (cached like the sweep it belongs to)."""
+    K, B = _sweep.x_t.shape[:2]
+    flat = _sweep.x_t.reshape(K * B, *_sweep.x_t.shape[2:])
+    result = bayes_x0.bayes_x0(flat, _sweep.alpha_bars.repeat_interleave(B), training_set(dataset))
+    return bayes_x0.BayesX0(result.mean.reshape(_sweep.x_t.shape), result.effective_count.reshape(K, B))
 
 
 def paper_steps(sweep: denoise.DenoiseSweep) -> list:
@@ -192,13 +208,18 @@ def intro() -> catalog.LoadedModel | None:
     return loaded
 
 
-def explanation() -> None:
+def explanation(loaded: catalog.LoadedModel) -> None:
+    T = loaded.diffusion.T
+    factor = bayes_x0.noise_amplification(float(loaded.diffusion.schedule.alpha_bars[-1]))
     st.markdown(
         "Whatever the model predicts ($\\varepsilon$, $x_0$ or $v$) is converted to $\\hat\\varepsilon$ and "
         "$\\hat x_0 = (x_t - \\sqrt{1-\\bar\\alpha_t}\\,\\hat\\varepsilon)/\\sqrt{\\bar\\alpha_t}$. "
         "Small $t$: $x_t$ is almost $x_0$, so $\\hat x_0$ is easy but $\\hat\\varepsilon$ must be read from tiny "
-        "differences. Large $t$: $x_t$ is almost $\\varepsilon$, so $\\hat\\varepsilon$ is easy, while $\\hat x_0$ "
-        "can only be a blurry average of plausible examples.")
+        "differences. Large $t$: $x_t$ is almost $\\varepsilon$, so $\\hat\\varepsilon$ is easy, but the conversion "
+        "multiplies its error by $\\sqrt{1/\\bar\\alpha_t - 1}$ "
+        f"(= {factor:.0f} at $t = T = {T}$ for this model's schedule): an $\\varepsilon$-model's $\\hat x_0$ there is "
+        "**amplified noise**, not a blur. Only the Bayes-optimal $\\hat x_0 = E[x_0 \\mid x_t]$ is a blur, an average "
+        "of the training examples that could have produced $x_t$; the next section shows both side by side.")
 
 
 def scrubber(loaded: catalog.LoadedModel, sweep: denoise.DenoiseSweep, choice: int, noise_seed: int, n_t: int) -> None:
@@ -253,6 +274,55 @@ def show_exports(loaded: catalog.LoadedModel, sweep: denoise.DenoiseSweep, choic
         "The same sweep in Python, from the repository root.")
 
 
+def best_possible(loaded: catalog.LoadedModel, sweep: denoise.DenoiseSweep, dataset: str, choice: int, noise_seed: int,
+                  n_t: int) -> None:
+    """The network's x̂₀ next to the Bayes-optimal x̂₀ = E[x₀ | x_t] over the training set, on the same x_t."""
+    st.header("The network's x̂₀ and the best possible x̂₀")
+    n_train = len(training_set(dataset))
+    best = compute_bayes(sweep, loaded.token, dataset, choice, noise_seed, n_t)
+    x0 = sweep.x0.unsqueeze(0).double()
+    bayes_mse = ((best.mean.double() - x0) ** 2).reshape(len(sweep.t), -1).mean(dim=1)
+    curves = {"x₀-MSE · network": sweep.x0_mse.numpy(), "x₀-MSE · Bayes-optimal": bayes_mse.numpy()}
+    steps = paper_steps(sweep)
+    shown = layout.keyboard_scrubber("t (paper's step) for the best possible x̂₀", steps, key="denoise_bayes_t")
+    common = dict(curves=curves, curve_x=steps, curve_title="MSE against x₀ (log scale)", active=shown)
+    if loaded.is_image_model:
+        data = denoise.DISPLAY_RANGES["data"]
+        pictures = denoise.sweep_pictures(sweep)
+        P = figures.Panel
+        rows = [[P("x_t (same input)", pictures["x_t"]), P("x̂₀ · network", pictures["x0_hat"]),
+                 P("E[x₀ | x_t] · Bayes-optimal", denoise.to_display(best.mean[:, 0], *data)),
+                 P("x₀ (truth)", pictures["x0"], False)]]
+        figure = figures.image_scrubber(rows, steps, **common)
+    else:
+        L = figures.Layer
+        truth = L("x₀ (data)", x0[0, :, 0].numpy(), x0[0, :, 1].numpy(), color=figures.NEUTRAL, opacity=0.6)
+        network, bayes = sweep.pred_x0.numpy(), best.mean.numpy()
+        figure = figures.points_scrubber([
+            figures.PointPanel("x̂₀ · network", [truth, L("x̂₀ · network", network[..., 0], network[..., 1],
+                                                            color=figures.OKABE_ITO[0])], (-1.6, 1.6)),
+            figures.PointPanel("E[x₀ | x_t] · Bayes-optimal", [truth, L("E[x₀ | x_t]", bayes[..., 0], bayes[..., 1],
+                                                                         color=figures.OKABE_ITO[1])], (-1.6, 1.6)),
+        ], steps, **common)
+    chart(figure, key="denoise_bayes")
+    alpha_bar = float(sweep.alpha_bars[shown])
+    factor = bayes_x0.noise_amplification(alpha_bar)
+    mixed = float(best.effective_count[shown].mean())
+    st.markdown(
+        f"At $t = {steps[shown]}$: $\\bar\\alpha_t$ = {alpha_bar:.3g}, so an $\\varepsilon$ error enters $\\hat x_0$ "
+        f"multiplied by $\\sqrt{{1/\\bar\\alpha_t - 1}}$ = **{factor:.3g}**. The Bayes-optimal $\\hat x_0$ averages "
+        f"effectively **{mixed:.3g}** of the {n_train} training examples "
+        f"(1/Σwᵢ², MSE {bayes_mse[shown]:.3g} against the network's {float(sweep.x0_mse[shown]):.3g}).")
+    st.caption(
+        "Bayes-optimal: $E[x_0 \\mid x_t] = \\sum_i w_i\\,x_0^i$ with $w_i \\propto "
+        "\\exp(-\\lVert x_t - \\sqrt{\\bar\\alpha_t}\\,x_0^i\\rVert^2 / (2(1-\\bar\\alpha_t)))$ over the "
+        f"{n_train} training examples: the smallest possible $x_0$-error on that data set. Large $t$: the weights "
+        "spread over many examples and the average is a blur; the network's $\\hat x_0$ is its $\\hat\\varepsilon$ "
+        "rescaled, so its small $\\varepsilon$ error is amplified into noise. Small $t$: one training example wins and "
+        "the Bayes-optimal $\\hat x_0$ snaps to it: it memorises the training set, so for this held-out $x_0$ it is "
+        "*worse* than the network, which generalises.")
+
+
 def compare_parameterizations(loaded: catalog.LoadedModel, dataset: str, choice: int, noise_seed: int, n_t: int) -> None:
     st.header("Compare parameterizations")
     models = comparable_models(loaded)
@@ -279,6 +349,21 @@ def compare_parameterizations(loaded: catalog.LoadedModel, dataset: str, choice:
                "$v$-models stay balanced at both ends.")
 
 
+def parameterization_table() -> None:
+    st.subheader("What to predict: ε, x₀ or v")
+    st.table([
+        {"predict": "ε (Ho et al.)",
+         "for": "L_simple on ε gave the best samples in DDPM; target has unit variance at every t",
+         "against": "x̂₀ = (x_t − √(1−ᾱ) ε̂)/√ᾱ amplifies the ε error by √(1/ᾱ − 1) at large t"},
+        {"predict": "x₀",
+         "for": "x̂₀ directly, a blurry E[x₀ | x_t] at large t rather than amplified noise; easy to clip",
+         "against": "ε̂ = (x_t − √ᾱ x̂₀)/√(1−ᾱ) amplifies the x₀ error by √(ᾱ/(1−ᾱ)) at small t"},
+        {"predict": "v = √ᾱ ε − √(1−ᾱ) x₀ (Salimans & Ho 2022)",
+         "for": "unit-variance target; neither conversion blows up at either end; introduced for distillation",
+         "against": "less intuitive; its MSE is the ε-MSE divided by ᾱ, a different weighting of t than L_simple"},
+    ])
+
+
 # --------------------------------------------------------------------------------------------- page
 def main() -> None:
     loaded, share = layout.title_row(intro)
@@ -301,11 +386,16 @@ def main() -> None:
         st.error(f"Could not run the explorer on {loaded.label}: {error}")
         return
     scrubber(loaded, sweep, choice, noise_seed, n_t)
-    explanation()
+    explanation(loaded)
+    try:
+        best_possible(loaded, sweep, dataset, choice, noise_seed, n_t)
+    except ValueError as error:
+        st.error(f"Could not compute the Bayes-optimal x̂₀: {error}")
     try:
         compare_parameterizations(loaded, dataset, choice, noise_seed, n_t)
     except (ValueError, KeyError) as error:
         st.error(f"Could not compare the parameterizations: {error}")
+    parameterization_table()
     page.sync_url()
 
 

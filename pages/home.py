@@ -37,7 +37,9 @@ def formulas() -> None:
     st.markdown("The variance is a choice: $\\sigma_t^2=\\beta_t$ or $\\sigma_t^2=\\tilde\\beta_t$, the upper and lower "
                 "bounds on the reverse-process entropy for data with unit variance per coordinate (Ho et al. §3.2: "
                 "optimal for $x_0 \\sim \\mathcal N(0, I)$ and for a single data point), or learned (Improved DDPM, "
-                "eq. 15) through an extra network output $\\nu$ (the paper's $v$; not the $v$ of $v$-prediction). "
+                "eq. 15) through an extra network output $\\nu$. Eq. 15 mixes with a weight the paper calls $v$; "
+                "that weight is $(\\nu+1)/2$, not $\\nu$ (the reference code's raw output is $\\nu$), and neither "
+                "is the $v$ of $v$-prediction. "
                 "$\\nu \\in [-1, 1]$ interpolates between the two; the output is not clipped, so $\\nu > 1$ gives more "
                 "than $\\beta_t$ and $\\nu < -1$ less than $\\tilde\\beta_t$:")
     st.latex(r"\log\sigma_t^2 = \tfrac{\nu+1}{2}\log\beta_t + \big(1-\tfrac{\nu+1}{2}\big)\log\tilde\beta_t")
@@ -68,10 +70,22 @@ def guide() -> None:
                "Nichol & Dhariwal (2021) *Improved DDPM*; Song, Meng & Ermon (2021) *DDIM*.")
 
 
+def where_this_leads() -> None:
+    st.header("Where this leads")
+    st.markdown(
+        "- **The SDE view** (Song et al. 2021): as $T \\to \\infty$ the forward chain becomes a stochastic differential "
+        "equation, DDPM its reverse-time SDE, and DDIM with $\\eta = 0$ the probability-flow ODE.\n"
+        "- **Predictor–corrector**: after each reverse step (predictor), a few Langevin steps with the score "
+        "$-\\hat\\varepsilon/\\sqrt{1-\\bar\\alpha_t}$ (corrector) pull $x_t$ back onto the right marginal.\n"
+        "- **Distillation** (Salimans & Ho 2022): train a student to do two teacher DDIM steps in one, repeatedly, "
+        "down to a handful of steps.")
+
+
 def main() -> None:
     introduction()
     guide()  # before the formulas: its first links are above the fold on a 1280×720 projector
     formulas()
+    where_this_leads()
 
 
 main()

@@ -17,9 +17,12 @@ from core.lab.mistakes import (
     elbo_weight_ends,
     eps_from_v,
     eps_from_v_factor,
+    score_from_v_factor,
+    score_from_v_notes,
     short_linear_schedule,
     target_of_training,
 )
+from core.lab.score_forms import score_from_v
 from core.lab.small_steps import default_mixture
 from ui import layout
 from ui.code import show_code
@@ -123,6 +126,23 @@ def target_section() -> None:
     show_code(target_of_training)
 
 
+def score_from_v_section() -> None:
+    st.subheader("7. The score from $v$ with the wrong denominator")
+    step = 11
+    factor = score_from_v_factor(step)
+    wrong_right("$\\nabla \\log q_t(x_t) = -\\big(\\sqrt{1-\\bar\\alpha_t}\\,x_t + \\sqrt{\\bar\\alpha_t}\\,\\hat v\\big)"
+                "/(1-\\bar\\alpha_t)$ (the course notes).",
+                "$\\hat\\varepsilon = \\sqrt{1-\\bar\\alpha_t}\\,x_t + \\sqrt{\\bar\\alpha_t}\\,\\hat v$ and "
+                "$\\nabla \\log q_t = -\\hat\\varepsilon/\\sqrt{1-\\bar\\alpha_t}$, so the denominator is "
+                "$\\sqrt{1-\\bar\\alpha_t}$. The notes' version is too large by $1/\\sqrt{1-\\bar\\alpha_t}$: "
+                f"**{factor:.1f}×** at $t = {step}$ (linear schedule, $T = 1000$), {score_from_v_factor(500):.2f}× at "
+                f"$t = 500$. A Langevin or predictor–corrector step with it would overshoot {factor:.0f}-fold at small $t$.")
+    st.caption("Both formulas are in core.lab (the wrong one only for this page); the Score view page checks the right "
+               "one against automatic differentiation of an exact density.")
+    show_code(score_from_v_notes)
+    show_code(score_from_v)
+
+
 SECTIONS = {  # the "Show" choice -> (its title in the picker, the section)
     "eps_from_v": ("1. ε from v", eps_from_v_section),
     "cosine": ("2. cosine without the square", cosine_section),
@@ -130,6 +150,7 @@ SECTIONS = {  # the "Show" choice -> (its title in the picker, the section)
     "elbo": ("4. what the ELBO weights", elbo_section),
     "deterministic": ("5. deterministic sampling", deterministic_section),
     "target": ("6. what training matches", target_section),
+    "score_from_v": ("7. the score from v", score_from_v_section),
 }
 SHOW = ("all", *SECTIONS)
 PRESETS = [
@@ -160,8 +181,8 @@ def main() -> None:
     layout.title_row(intro, page)
     page.notices()
     shown = st.selectbox("Show", SHOW, key="mistakes_show", persist_state=PERSIST,
-                         format_func=lambda key: "all six" if key == "all" else SECTIONS[key][0],
-                         help="One mistake at a time for a lesson, or all six.")
+                         format_func=lambda key: "all seven" if key == "all" else SECTIONS[key][0],
+                         help="One mistake at a time for a lesson, or all seven.")
     for key, (_title, section) in SECTIONS.items():
         if shown in ("all", key):
             section()

@@ -19,6 +19,8 @@ from core.data.datasets import load_dataset
 from core.data.images import to_uint8
 from core.diffusion.gaussian_diffusion import HYBRID_VB_WEIGHT
 from core.diffusion.losses import normal_kl
+from core.diffusion.schedules import make_schedule
+from core.lab.bayes_x0 import noise_amplification
 from core.lab.objective import LN2, algorithm1_step, bound_terms, elbo_eps_weights, hybrid_weight_in_bits
 from core.lab.variances import digits_problem
 from ui import catalog, layout, runs
@@ -56,6 +58,9 @@ def image_model() -> catalog.LoadedModel | None:
         return None
     return loaded
 
+# ᾱ_T of the shipped T = 1000 models (Ho et al.'s linear schedule), for the t = T preset's text
+SHIPPED_ALPHA_BAR_T = float(make_schedule("linear", 1000).alpha_bars[-1])
+
 
 # ------------------------------------------------------------------------------------------ settings
 def page_settings(T: int, n_digits: int) -> PageSettings:
@@ -65,8 +70,11 @@ def page_settings(T: int, n_digits: int) -> PageSettings:
                "At the first step $x_t$ is the digit with $\\sqrt{\\beta_1}$ = 0.01 of noise: the implied "
                "$\\hat x_0$ is sharp, but the $\\varepsilon$ to predict is hidden in tiny differences."),
         Preset(f"$t = T = {T}$: the last step", {"objective_fix_t": True, "objective_t": T},
-               "The weight of $x_0$ in $x_t$ is $\\sqrt{\\bar\\alpha_T}$ (0.006 for the shipped $T = 1000$ models): "
-               "$x_t$ is almost pure noise and the implied $\\hat x_0$ a blur."),
+               "The weight of $x_0$ in $x_t$ is $\\sqrt{\\bar\\alpha_T}$ "
+               f"({math.sqrt(SHIPPED_ALPHA_BAR_T):.3f} for the shipped $T = 1000$ models): $x_t$ is almost pure noise, and "
+               "the implied $\\hat x_0 = (x_t - \\sqrt{1-\\bar\\alpha_T}\\,\\hat\\varepsilon)/\\sqrt{\\bar\\alpha_T}$ "
+               f"multiplies the $\\varepsilon$ error by {noise_amplification(SHIPPED_ALPHA_BAR_T):.0f}: amplified "
+               "noise, not a blur (only the Bayes-optimal $\\hat x_0$ is a blur; see the Denoise page)."),
     ]
     return PageSettings("objective", [
         Setting("objective_digit", 7, "int", 0, n_digits - 1),
@@ -142,7 +150,7 @@ def elbo_weights(loaded: catalog.LoadedModel) -> None:
     st.markdown("Two Gaussians with the same variance $\\sigma_t^2$ differ only in their means, and with the "
                 "$\\varepsilon$-form mean (eq. 11) every KL term is a weighted noise error (eq. 12):")
     st.latex(r"L_{t-1} = \frac{\beta_t^2}{2\sigma_t^2\,\alpha_t\,(1-\bar\alpha_t)}\,\big\|\varepsilon - "
-             r"\varepsilon_\theta(x_t, t)\big\|^2 =: \lambda_t\,\big\|\varepsilon-\varepsilon_\theta\big\|^2")
+             r"\varepsilon_\theta(x_t, t)\big\|^2 =: w_t\,\big\|\varepsilon-\varepsilon_\theta\big\|^2")
     schedule = loaded.diffusion.schedule
     config = schedule.to_config()
     key = (config["kind"], config["T"], config.get("beta_start") or 1e-4, config.get("beta_end") or 0.02,
@@ -153,7 +161,7 @@ def elbo_weights(loaded: catalog.LoadedModel) -> None:
     steps = list(range(1, schedule.T + 1))
     fig = go.Figure()
     for i, (name, values) in enumerate(curves.items()):
-        fig.add_trace(go.Scatter(x=steps[1:], y=values[1:], mode="lines", name=f"ELBO weight λ_t, {name}",
+        fig.add_trace(go.Scatter(x=steps[1:], y=values[1:], mode="lines", name=f"ELBO weight w_t, {name}",
                                  line=dict(color=COLORS[i])))
     fig.add_trace(go.Scatter(x=[2, schedule.T], y=[1, 1], mode="lines", name="L_simple: 1 for every t",
                              line=dict(color="black", dash="dash")))
@@ -164,21 +172,23 @@ def elbo_weights(loaded: catalog.LoadedModel) -> None:
     chart(fig, key="objective_weights", where=left)
     small = curves["σ² = β̃_t"]
     with right:
-        st.metric("$\\lambda$ at $t = 2$ ($\\sigma^2 = \\tilde\\beta$)", f"{small[1]:.3f}")
-        st.metric(f"$\\lambda$ at $t = {schedule.T}$ ($\\sigma^2 = \\tilde\\beta$)", f"{small[-1]:.2e}")
+        st.metric("$w_t$ at $t = 2$ ($\\sigma^2 = \\tilde\\beta$)", f"{small[1]:.3f}")
+        st.metric(f"$w_t$ at $t = {schedule.T}$ ($\\sigma^2 = \\tilde\\beta$)", f"{small[-1]:.2e}")
         st.markdown(f"The bound weights the noise error at $t = 2$ **{small[1] / small[-1]:,.0f}×** more than at "
-                    "$t = T$: **the ELBO weights small $t$ more**. $L_\\text{simple}$ sets every $\\lambda_t$ to 1, i.e. "
+                    "$t = T$: **the ELBO weights small $t$ more**. $L_\\text{simple}$ sets every $w_t$ to 1, i.e. "
                     "relative to the bound it **down-weights small $t$** (the easy, almost-clean steps) and spends the network's "
                     "capacity on the harder large-t steps; Ho et al. found this gives better samples (§3.4), at the "
                     "price of a worse bound.")
         show_code(elbo_eps_weights)
     kl, weighted, check_step = _kl_check(loaded)
     st.caption(f"Check ($t$ = {check_step}, $\\sigma^2 = \\tilde\\beta$, $\\hat\\varepsilon = \\varepsilon + 0.1$ in "
-               f"every pixel): the KL of the two Gaussians is {kl:.6g} nats/dim and $\\lambda_t \\cdot 0.1^2$ = {weighted:.6g}.")
+               f"every pixel): the KL of the two Gaussians is {kl:.6g} nats/dim and $w_t \\cdot 0.1^2$ = {weighted:.6g}. "
+               "This $w_t$ is the bound's weight of one step; $\\lambda$ in the next section is Improved DDPM's weight "
+               "on the whole bound, another thing.")
 
 
 def _kl_check(loaded: catalog.LoadedModel) -> tuple[float, float, int]:
-    """(KL(q ‖ p) through normal_kl, λ_t·δ², t) at t = 500 (or T if smaller) for a constant ε error δ = 0.1 (they must agree)."""
+    """(KL(q ‖ p) through normal_kl, w_t·δ², t) at t = 500 (or T if smaller) for a constant ε error δ = 0.1 (they must agree)."""
     schedule = loaded.diffusion.schedule
     i = min(499, schedule.T - 1)
     coef = float(schedule.betas[i] / (schedule.alphas[i].sqrt() * (1 - schedule.alpha_bars[i]).sqrt()))
@@ -262,6 +272,23 @@ def intro() -> catalog.LoadedModel | None:
     return image_model()
 
 
+def ddpm_table_two() -> None:
+    st.subheader("5. What DDPM's Table 2 compares")
+    st.markdown(
+        "Ho et al.'s Table 2 (CIFAR-10, unconditional) is an ablation of **what the network predicts** and **which loss "
+        "trains it**. Its rows predict either the posterior mean $\\tilde\\mu$ directly or the noise $\\varepsilon$, each "
+        "trained on the true variational bound (fixed or learned diagonal $\\Sigma$) or on an unweighted MSE; "
+        "$\\varepsilon$ with the unweighted MSE is $L_\\text{simple}$. The paper reports that predicting $\\varepsilon$ is "
+        "about as good as predicting $\\tilde\\mu$ when both are trained on the true bound, and clearly better with "
+        "$L_\\text{simple}$; that the unweighted MSE on $\\tilde\\mu$ trains poorly; and that learning $\\Sigma$ on the bound "
+        "was unstable. The headline FID of 3.17 is the $\\varepsilon$ + $L_\\text{simple}$ row "
+        "([source](https://intuitivepapers.ai/ddpm/)).\n\n"
+        "**What it does not compare:** there is no $x_0$-prediction row. \"$\\varepsilon$-prediction beats "
+        "$x_0$-prediction in FID\" is not in Table 2; the comparison it makes is $\\varepsilon$ versus $\\tilde\\mu$ "
+        "(and the loss weighting). The Denoise explorer compares $\\varepsilon$-, $x_0$- and $v$-models of this app "
+        "on the same $x_t$.")
+
+
 def main() -> None:
     loaded, share = layout.title_row(intro)
     if loaded is None:
@@ -275,6 +302,7 @@ def main() -> None:
     elbo_weights(loaded)
     hybrid_loss()
     bits_per_dim()
+    ddpm_table_two()
     page.sync_url()
 
 

@@ -25,6 +25,7 @@ from core.sampling import SamplerSettings
 from core.training.config import TrainConfig, build_diffusion
 from core.training.stats import ACTIVE_STATES
 from ui import catalog, exports, figures, layout, runs, session, training_panel
+from ui.drawing_panel import drawing_panel
 from ui.figures import chart
 from ui.labels import FIELD_LABELS, PREDICTION_LABELS, SCHEDULE_LABELS, TOY_LABELS, VARIANCE_LABELS
 from ui.navigation import require_app_shell
@@ -510,6 +511,7 @@ def main() -> None:
     model_key = choose_model(toy)
     ex = exploration(model_key, toy, config)
     if ex is None:
+        drawing_panel()
         page.sync_url()
         return
     describe(ex)
@@ -519,6 +521,7 @@ def main() -> None:
         SECTIONS[section](ex)
     except ValueError as error:
         st.error(str(error))
+    drawing_panel()
     page.sync_url()
 
 

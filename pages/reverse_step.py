@@ -16,6 +16,7 @@ from core.data.toys import toy_mixture_parameters
 from core.diffusion.gaussian_diffusion import VARIANCES, GaussianDiffusion
 from core.diffusion.oracle import GaussianMixture
 from core.diffusion.schedules import SCHEDULE_KINDS, make_schedule
+from core.lab.error_correction import error_correction
 from core.lab.reverse_step import (
     gaussian_pdf,
     kl_curves,
@@ -38,6 +39,8 @@ ABLATION_STEPS = (50, 100, 250, 500, 1000)
 POINT_RANGE = (-1.3, 1.3)
 ABLATION_POINTS = (200, 500, 1000, 2000)
 SEED_MAX = 2**31 - 1
+CORRECTION_T = 100  # the error-correction chains: linear β scaled with T (β 0.001..0.2)
+CORRECTION_CHAINS = 200
 PRESETS = [
     Preset("β vs β̃ at t = 2", {"reverse_t": 2}, "The variance choice matters most at small t: β₂/β̃₂ is about 2."),
     Preset("A wrong x̂₀ at large t", {"reverse_t": 900, "reverse_x0_error": 0.3},
@@ -73,8 +76,16 @@ def ablation(T: int, variance: str, n: int, seed: int):
     return noise_ablation(mixture, diffusion, n, torch.Generator().manual_seed(seed))
 
 
+@st.cache_data(show_spinner="Running the perturbed and unperturbed chains…", max_entries=32)
+def correction(perturb_step: int, size: float, seed: int):
+    mixture = GaussianMixture(*toy_mixture_parameters("gaussian_mixture"))
+    diffusion = GaussianDiffusion(make_schedule("linear", CORRECTION_T, scale_with_T=True), "eps")
+    return error_correction(mixture, diffusion, CORRECTION_CHAINS, perturb_step, size, torch.Generator().manual_seed(seed))
+
+
 VARIANCE_HELP = ("Nichol & Dhariwal 2021 eq. 15: $\\sigma^2 = \\exp(f \\log\\beta_t + (1-f)\\log\\tilde\\beta_t)$, $f = (\\nu+1)/2$ "
-                 "(the paper writes $v$; it is not the $v$ of $v$-prediction). The network's $\\nu$ is not clipped: $\\nu > 1$ "
+                 "(the paper's $v$ is this $f$, not $\\nu$; neither is the $v$ of $v$-prediction). "
+                 "The network's $\\nu$ is not clipped: $\\nu > 1$ "
                  "gives more than $\\beta_t$, $\\nu < -1$ less than $\\tilde\\beta_t$ (the shipped learned model outputs $\\nu$ "
                  "from about −1.9 to +1.7, mostly at small $t$; see the v, variances and DDIM page).")
 
@@ -108,6 +119,9 @@ def page_settings() -> PageSettings:
         Setting("reverse_ablation_variance", "fixed_large", "choice", choices=("fixed_large", "fixed_small")),
         Setting("reverse_ablation_n", 500, "int", choices=ABLATION_POINTS),
         Setting("reverse_ablation_seed", 0, "int", 0, SEED_MAX),
+        Setting("reverse_fix_step", CORRECTION_T // 2, "int", 1, CORRECTION_T - 1),
+        Setting("reverse_fix_size", 0.5, "float", 0.05, 2.0),
+        Setting("reverse_fix_seed", 0, "int", 0, SEED_MAX),
     ], PRESETS)
 
 
@@ -189,7 +203,7 @@ def kl_section(step, t: int, x0_error: float, variance_interp: float, kl_steps: 
     st.info(f"**Assumption:** the model is ideal up to the error you set: it predicts $\\hat x_0 = x_0 + {x0_error:g}$. "
             "Its mean is the posterior mean at $\\hat x_0$, $\\mu_\\theta = \\tilde\\mu_t(x_t, \\hat x_0)$; the three models "
             "differ only in $\\sigma_t^2$. A real network's $\\hat x_0$ is a guess, and its error is largest at large $t$.")
-    st.table([{"σₜ² choice": VARIANCE_LABELS[choice] + (f" (ν = {variance_interp:g})" if choice == "learned_range" else ""),
+    st.table([{"σₜ² choice": VARIANCE_LABELS[choice] + (f" (nu = {variance_interp:g})" if choice == "learned_range" else ""),
                "σₜ²": f"{variance:.4e}", "σₜ²/β̃ₜ": f"{variance / step.posterior_variance:.4f}",
                "KL(q ‖ p) [nats]": f"{step.kls[choice]:.3e}"} for choice, variance in step.model_variances.items()])
     st.caption(f"True posterior: $\\tilde\\mu_t$ = {step.posterior_mean:.6f}, $\\tilde\\beta_t$ = {step.posterior_variance:.4e}. "
@@ -295,6 +309,9 @@ def noise_added_back() -> None:
     exports.npz_button("Points (.npz)", {"data": data, "with_noise": with_noise, "without_noise": without_noise,
                                          "T": T, "variance": variance, "seed": seed},
                        f"noise_ablation_T{T}_seed{seed}.npz", key="reverse_ablation_npz")
+    schedule = make_schedule("linear", T, scale_with_T=True)
+    variances = schedule.betas if variance == "fixed_large" else schedule.posterior_variance
+    missing = float(variances[1:].sum())  # σ_t² of steps t = 2..T (index 0 is the last step, which adds none)
     st.markdown(
         "**Why the collapse?** $\\mu_\\theta(x_t, t)$ is an *average* over every $x_0$ that could have produced $x_t$. "
         "Early on that average is near the middle of the data, and without fresh noise nothing ever spreads the samples "
@@ -303,9 +320,56 @@ def noise_added_back() -> None:
         "the posterior $q(x_{t-1} \\mid x_t, x_0)$ has, so the samples keep the data's spread. (DDIM with $\\eta = 0$ "
         "is deterministic too but does not collapse: it keeps the predicted noise "
         "$\\sqrt{1-\\bar\\alpha_{t-1}}\\,\\hat\\varepsilon$ instead of dropping it.)\n\n"
+        "**How much spread goes missing.** The law of total variance splits the spread $x_{t-1}$ must have: "
+        "$\\operatorname{Var}[x_{t-1}] = \\operatorname{Var}\\big[E[x_{t-1} \\mid x_t]\\big] + "
+        "E\\big[\\operatorname{Var}[x_{t-1} \\mid x_t]\\big]$. The step without noise keeps only the first term; the "
+        "second, about $\\sigma_t^2$ per coordinate, is what $\\sigma_t z$ puts back. Without it every step loses "
+        "that much, and the losses accumulate: the next mean step acts on a cloud that is already too narrow and "
+        f"shrinks it again. Summed over this run's steps $t = 2..T$, the variance never put back is "
+        f"$\\sum_t \\sigma_t^2$ = **{missing:.3g}** per coordinate, against the data's {result.data_variance / 2:.3g} "
+        "per coordinate: far more than the data has, so the noise-free chain ends with almost no spread at all "
+        "(the metric above), while DDPM ends with the data's.\n\n"
         "**Why not at the last step?** At $t = 1$ the posterior is a point mass ($\\tilde\\beta_1 = 0$): $x_0$ is fully "
         f"determined. Adding $\\sigma_1 z$ there would only blur the final sample, with noise of std "
         f"$\\sqrt{{\\beta_1}}$ = {result.last_step_std:.3g} that no later step could remove.")
+
+
+def later_steps_correct() -> None:
+    st.header("4. Do later steps correct earlier errors?")
+    st.markdown(
+        f"{CORRECTION_CHAINS} chains run with the exact denoiser of the 2-D mixture ($T = {CORRECTION_T}$, linear β "
+        "scaled with $T$) down to the chosen step. There each $x_t$ is pushed a fixed distance in a random direction "
+        "and both copies finish the chain: DDPM with the **same** noise $z$ at every step for both copies, and DDIM "
+        "with $\\eta = 0$. The curves are the mean distance between the copies.")
+    columns = st.columns(3)
+    perturb_step = columns[0].slider("Perturb at step t", 1, CORRECTION_T - 1, CORRECTION_T // 2, key="reverse_fix_step",
+                                     persist_state=PERSIST)
+    size = columns[1].slider("Size of the push ‖δ‖", 0.05, 2.0, 0.5, 0.05, key="reverse_fix_size", persist_state=PERSIST)
+    seed = columns[2].number_input("Seed", 0, SEED_MAX, 0, key="reverse_fix_seed", persist_state=PERSIST)
+    try:
+        result = correction(int(perturb_step), float(size), int(seed))
+    except ValueError as error:
+        st.error(str(error))
+        return
+    fig = go.Figure()
+    for i, (sampler, name) in enumerate((("ddpm", "DDPM (same z for both)"), ("ddim", "DDIM, η = 0"))):
+        fig.add_trace(go.Scatter(x=result.steps, y=result.distance[sampler].tolist(), mode="lines", name=name,
+                                 line=dict(color=COLORS[i])))
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="t (paper's step; 0 = the final x₀)",
+                      yaxis_title="mean ‖x′ − x‖", xaxis_autorange="reversed", legend=dict(orientation="h", y=-0.3))
+    left, right = st.columns([3, 2])
+    chart(fig, key="reverse_correction", where=left)
+    ddpm, ddim = result.remaining("ddpm"), result.remaining("ddim")
+    right.metric("left at x₀ · DDPM", f"{ddpm:.0%}", help="distance at the end / size of the push")
+    right.metric("left at x₀ · DDIM η = 0", f"{ddim:.0%}", help="distance at the end / size of the push")
+    right.markdown(
+        f"DDPM keeps **{ddpm:.0%}** of the push, DDIM **{ddim:.0%}**. A DDPM step is $\\mu_\\theta(x_t, t) + \\sigma_t z$: "
+        "the mean pulls $x_t$ towards the data, with slope below 1, and $z$ does not depend on $x_t$, so the two "
+        "copies are drawn together step after step. DDIM with $\\eta = 0$ is a deterministic transport of the whole "
+        "distribution; it treats the pushed $x_t$ as a legitimate starting point and carries it to a different $x_0$ "
+        "(for data $\\mathcal N(\\mu, I)$ its slope $\\sqrt{\\bar\\alpha_{t-1}\\bar\\alpha_t} + "
+        "\\sqrt{(1-\\bar\\alpha_{t-1})(1-\\bar\\alpha_t)}$ is almost exactly 1). That is why a learned model's "
+        "small errors at one step do not pile up in DDPM, and why DDIM needs an accurate model more.")
 
 
 def reproduce(settings: tuple, x0: float, t: int, noise_seed: int, x0_error: float, variance_interp: float) -> None:
@@ -345,6 +409,7 @@ def main() -> None:
     reproduce(settings, x0, t, noise_seed, x0_error, variance_interp)
     parameterizations(views, t, x0, alpha_bar)
     noise_added_back()
+    later_steps_correct()
     page.sync_url()
 
 

@@ -18,6 +18,7 @@ from core.checkpoints import cost
 from core.data.datasets import TOY_NAMES, load_dataset
 from core.data.images import make_grid
 from core.diffusion.samplers import SPACINGS
+from core.lab.bayes_x0 import noise_amplification
 from ui import catalog, exports, figures, layout, runs, session, warm
 from ui.figures import chart
 from ui.labels import VARIANCE_LABELS, sampler_label
@@ -168,7 +169,7 @@ def show_sample_grid(samples: torch.Tensor) -> None:
     chart(figures.picture_row({f"{len(samples)} samples": picture_of(samples)}, height=400), key="sample_grid")
 
 
-def show_trajectory(trajectory, T: int) -> None:
+def show_trajectory(trajectory, T: int, alpha_bar_T: float) -> None:
     st.subheader("Trajectory")
     pictures = sampling.trajectory_pictures(trajectory, TRAJECTORY_SAMPLES, nrow=TRAJECTORY_SAMPLES)
     rows = [[figures.Panel("x_t (what the sampler holds)", pictures["x_t"]),
@@ -176,9 +177,13 @@ def show_trajectory(trajectory, T: int) -> None:
     labels = [paper_label(t) for t in pictures["t"]]
     shown = layout.keyboard_scrubber("Trajectory step (t)", labels, key="sample_trajectory_t")
     chart(figures.image_scrubber(rows, labels, prefix="t = ", active=shown), key="sample_trajectory")
-    st.caption("From $x_T$ (left end of the slider) to the final $x_0$ (right end). Early on $\\hat x_0$ is a blurry "
-               "average; the details are decided in the last steps. The slider above the figure works with the "
-               "keyboard (Tab to it, then ← →).")
+    st.caption("From $x_T$ (left end of the slider) to the final $x_0$ (right end). What $\\hat x_0$ looks like early "
+               "depends on what the model predicts: an $\\varepsilon$-model's $\\hat x_0 = (x_t - \\sqrt{1-\\bar\\alpha_t}"
+               "\\,\\hat\\varepsilon)/\\sqrt{\\bar\\alpha_t}$ multiplies its small $\\varepsilon$ error by "
+               f"$\\sqrt{{1/\\bar\\alpha_t - 1}}$ ({noise_amplification(alpha_bar_T):.0f} at $t = T$ here), so early on it "
+               "is **amplified noise**; an $x_0$- or $v$-model's $\\hat x_0$ approximates $E[x_0 \\mid x_t]$, a blurry "
+               "average (the Denoise page shows both). Either way the details are decided in the last steps. The slider "
+               "above the figure works with the keyboard (Tab to it, then ← →).")
     st.subheader("Snapshots")
     strip = {f"t = {paper_label(t)}": picture_of(x[:TRAJECTORY_SAMPLES], nrow=2) for t, x in sampling.snapshots(trajectory, T)}
     chart(figures.picture_row(strip), key="sample_snapshots")
@@ -457,7 +462,7 @@ def main() -> None:
         samples, trajectory = result
         show_exports(loaded, settings, n, seed, samples, trajectory)
         if loaded.is_image_model:
-            show_trajectory(trajectory, loaded.diffusion.T)
+            show_trajectory(trajectory, loaded.diffusion.T, float(loaded.diffusion.schedule.alpha_bars[-1]))
         else:
             show_point_trajectory(trajectory)
         show_quality_metrics(samples, loaded, sampling_key(loaded, settings, n, seed))

@@ -18,6 +18,7 @@ from core.diffusion.oracle import GaussianMixture
 from core.diffusion.schedules import make_schedule
 from core.lab.playground import arrow_scale, arrow_segments, square_grid
 from core.lab.score import per_sample_scores, tweedie_check
+from core.lab.score_forms import score_forms, score_from_v, score_from_x0
 from ui import layout
 from ui.code import show_code
 from ui.figures import COLORS, chart
@@ -130,6 +131,36 @@ def explanation() -> None:
     show_code(per_sample_scores, tweedie_check)
 
 
+@st.cache_data(show_spinner=False, max_entries=4)
+def forms_check() -> list:
+    """Rows (t, ᾱ_t, max |difference| to autograd for the ε, x₀ and v forms) on a 15×15 grid, exact predictions."""
+    grid = square_grid(2.8, 15).points.double()
+    rows = []
+    for step in (11, 100, 500, 900):
+        forms = score_forms(mixture(), diffusion(), grid, step - 1)
+        worst = forms.max_difference()
+        rows.append({"t": step, "ᾱₜ": f"{forms.alpha_bar:.4g}", "largest |score|": f"{float(forms.autograd.abs().max()):.3g}",
+                     "ε form: max error": f"{worst['from_eps']:.1e}", "x₀ form: max error": f"{worst['from_x0']:.1e}",
+                     "v form: max error": f"{worst['from_v']:.1e}"})
+    return rows
+
+
+def score_from_other_predictions() -> None:
+    st.subheader("The score from an $x_0$- or a $v$-model")
+    st.markdown("Every parameterization gives the score, because each converts to $\\hat\\varepsilon$ "
+                "(Tweedie: $\\nabla\\log q_t = -\\hat\\varepsilon/\\sqrt{1-\\bar\\alpha_t}$):")
+    st.latex(r"\nabla\log q_t(x_t) \;=\; -\frac{\hat\varepsilon}{\sqrt{1-\bar\alpha_t}}"
+             r"\;=\; -\frac{x_t - \sqrt{\bar\alpha_t}\,\hat x_0}{1-\bar\alpha_t}"
+             r"\;=\; -\frac{\sqrt{1-\bar\alpha_t}\,x_t + \sqrt{\bar\alpha_t}\,\hat v}{\sqrt{1-\bar\alpha_t}}")
+    st.markdown("The $x_0$ form divides by $1-\\bar\\alpha_t$, the $v$ form by $\\sqrt{1-\\bar\\alpha_t}$ (dividing the $v$ "
+                "form by $1-\\bar\\alpha_t$ is a mistake in the course notes; see Common mistakes, 7). Check: the exact "
+                "$\\varepsilon$, $x_0$ and $v$ of the mixture, converted with these formulas, against the score by "
+                "automatic differentiation of its noised density, on a 15 × 15 grid:")
+    st.table(forms_check())
+    show_code(score_from_x0)
+    show_code(score_from_v)
+
+
 def main() -> None:
     page = page_settings()
     page.restore()
@@ -137,6 +168,7 @@ def main() -> None:
     page.notices()
     field_section(*field_controls())
     explanation()
+    score_from_other_predictions()
     page.sync_url()
 
 

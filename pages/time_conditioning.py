@@ -22,6 +22,7 @@ from core.lab.time_conditioning import (
     train_and_sample,
     train_variant,
 )
+from core.lab.time_inputs import first_last_similarity, raw_linear_scales
 from core.metrics.points import sliced_wasserstein
 from ui import layout, runs
 from ui.code import show_code
@@ -150,6 +151,32 @@ def experiment_section() -> None:
     show_code(train_variant, train_and_sample)
 
 
+def integer_or_fraction() -> None:
+    st.subheader("3. Integer $t$, $t/T$, or a raw Linear($t$)?")
+    T, dim = 1000, 64
+    similarity = first_last_similarity(T, dim)
+    scales = raw_linear_scales(T, dim, torch.Generator().manual_seed(0))
+    st.markdown(
+        "Course notes often call normalising $t$ to $[0, 1]$ *essential*. That depends on how $t$ enters the network:")
+    st.table([
+        {"input": "sinusoidal embedding of the integer index t (this app, Ho et al.)",
+         "first vs last step": f"cosine similarity {similarity['integer']:+.3f}",
+         "verdict": "no normalising needed: every value is in [−1, 1] whatever T is, and distant steps are far apart"},
+        {"input": "sinusoidal embedding of t/T",
+         "first vs last step": f"cosine similarity {similarity['fraction']:+.3f}",
+         "verdict": "harmful: every phase (t − s)·fᵢ stays below 1 radian, so all steps get almost the same vector"},
+        {"input": "raw Linear(1, 64) fed t",
+         "first vs last step": f"output RMS {scales['raw_first']:.2f} at t = 1, {scales['raw_last']:.0f} at t = {T - 1}",
+         "verdict": "needs normalising: the output grows with t, so large t swamps everything else"},
+        {"input": "raw Linear(1, 64) fed t/T",
+         "first vs last step": f"output RMS {scales['normalised_first']:.2f} and {scales['normalised_last']:.2f}",
+         "verdict": "fine: the same scale at every step"},
+    ])
+    st.caption(f"$T = {T}$, $d = {dim}$; the Linear layer has PyTorch's default initialisation (seed 0). The similarity "
+               "is $\\sum_i \\cos((t - s) f_i)/(d/2)$ with $t - s = 999$ for the index and $0.999$ for the fraction.")
+    show_code(first_last_similarity, raw_linear_scales)
+
+
 def intro() -> None:
     st.title("Time conditioning")
     st.markdown("One network denoises every noise level. It can only do that if it knows which one it is looking at.")
@@ -162,6 +189,7 @@ def main() -> None:
     page.notices()
     embedding_section()
     experiment_section()
+    integer_or_fraction()
     page.sync_url()
 
 

@@ -167,7 +167,7 @@ def learned_rows(_loaded: catalog.LoadedModel, token: str) -> list[dict]:
     T = _loaded.diffusion.T
     ts = sorted({0, 1, min(9, T - 1), min(99, T - 1), T // 2, T - 1})
     r = learned_variance_outputs(_loaded.model, _loaded.diffusion, digits()[:8], ts, torch.Generator().manual_seed(3))
-    return [{"t": t, "ν min": f"{lo:+.2f}", "ν max": f"{hi:+.2f}", "share of |ν| > 1": f"{share:.1%}",
+    return [{"t": t, "nu min": f"{lo:+.2f}", "nu max": f"{hi:+.2f}", "share of |nu| > 1": f"{share:.1%}",
              "smallest $\\sigma^2/\\tilde\\beta_t$": f"{math.exp(rmin):.3f}",
              "largest $\\sigma^2/\\beta_t$": f"{math.exp(rmax):.3f}"}
             for t, lo, hi, share, rmin, rmax in zip(r.steps, r.nu_min, r.nu_max, r.outside, r.log_ratio_min, r.log_ratio_max)]
@@ -176,7 +176,7 @@ def learned_rows(_loaded: catalog.LoadedModel, token: str) -> list[dict]:
 def learned_section() -> None:
     st.subheader("4. The learned variance leaves its range")
     st.markdown("Improved DDPM's network outputs $\\nu$ per pixel, and $\\log\\sigma^2 = f\\log\\beta_t + "
-                "(1-f)\\log\\tilde\\beta_t$ with $f = (\\nu+1)/2$ (eq. 15; the paper writes $v$, unrelated to "
+                "(1-f)\\log\\tilde\\beta_t$ with $f = (\\nu+1)/2$ (eq. 15; the paper's $v$ is this $f$, not $\\nu$; both unrelated to "
                 "$v$-prediction). Nothing clips $\\nu$ to [−1, 1]: $\\nu > 1$ extrapolates above $\\beta_t$, "
                 "$\\nu < -1$ below $\\tilde\\beta_t$.")
     loaded = learned_model()
@@ -223,6 +223,23 @@ def quality_section(loaded: catalog.LoadedModel) -> None:
     quality_vs_steps_panel(loaded, "variances")
 
 
+def variance_choices_table() -> None:
+    st.subheader("Fixed $\\beta$, fixed $\\tilde\\beta$ or learned: pros and cons")
+    st.table([
+        {"σₜ²": "βₜ (fixed_large)",
+         "for": "Ho et al.'s choice; optimal for x₀ ~ N(0, I); nothing to learn",
+         "against": "more noise than the posterior has when x₀ is nearly known (small t); a worse bound"},
+        {"σₜ²": "β̃ₜ (fixed_small)",
+         "for": "the true posterior variance given x₀; optimal for a single data point; DDIM with η = 1",
+         "against": "less noise than p(x_{t−1} | x_t) needs when x₀ is uncertain (large t)"},
+        {"σₜ²": "learned (Improved DDPM, eq. 15)",
+         "for": "best log-likelihood; good samples with 10× fewer steps (Nichol & Dhariwal)",
+         "against": "an extra output and L_hybrid to train; the interpolation weight is unclipped and can leave [β̃ₜ, βₜ]"},
+    ])
+    st.caption("Ho et al. §3.2 found βₜ and β̃ₜ give similar samples at T = 1000; the difference matters with few steps "
+               "(section 3).")
+
+
 def intro() -> catalog.LoadedModel | None:
     st.title("v, variances and DDIM, precisely")
     return catalog.require_active_model()
@@ -247,6 +264,7 @@ def main() -> None:
     identity_section(loaded)
     variance_section(loaded)
     learned_section()
+    variance_choices_table()
     ddim_section(loaded)
     quality_section(loaded)
     page.sync_url()

@@ -3,23 +3,25 @@
 The tiny checkpoints come from tests/helpers.py (the `checkpoint_dir` fixture of tests/conftest.py).
 """
 
+import re
+
 import numpy as np
 import pytest
-from helpers import ROOT, TEST_T, chart, open_page, values
+from helpers import ROOT, TEST_T, chart, linear_betas, open_page, values
 
 
 def test_image_model_renders_scrubber_and_comparison(monkeypatch, checkpoint_dir):
     at = open_page(monkeypatch, checkpoint_dir, "pages/denoise.py")
-    assert not at.error and len(at.get("plotly_chart")) == 1  # the comparison waits for its toggle
+    assert not at.error and len(at.get("plotly_chart")) == 2  # the scrubber and the Bayes-optimal x̂₀; the comparison waits
     at.toggle(key="denoise_compare_on").set_value(True).run()
     assert not at.exception
-    assert len(at.get("plotly_chart")) == 2  # the scrubber of the active model and the ε / x₀ / v comparison
+    assert len(at.get("plotly_chart")) == 3  # the scrubber, the Bayes-optimal x̂₀ and the ε / x₀ / v comparison
     scrubber = chart(at, 0)
     assert len(scrubber["frames"]) == TEST_T  # every timestep, since T = 40 < 100 shown
     assert [s["label"] for s in scrubber["layout"]["sliders"][0]["steps"]] == [str(t) for t in range(1, TEST_T + 1)]
     images = [trace for trace in scrubber["data"] if trace["type"] == "image"]
     assert len(images) == 6 and all(trace["source"].startswith("data:image/png;base64,") for trace in images)
-    comparison = chart(at, 1)
+    comparison = chart(at, 2)
     titles = {annotation["text"] for annotation in comparison["layout"]["annotations"]}
     assert {"x̂₀ · ε-model", "x̂₀ · x₀-model", "x̂₀ · v-model"} <= titles
     curves = {trace["name"] for trace in comparison["data"] if trace["type"] == "scatter"}
@@ -70,3 +72,23 @@ def test_no_model_shows_a_clear_message(monkeypatch, tmp_path):
 def test_shipped_default_model_renders(monkeypatch):
     at = open_page(monkeypatch, ROOT / "checkpoints", "pages/denoise.py")
     assert not at.error and at.get("plotly_chart")
+
+
+def test_network_and_bayes_optimal_x0_side_by_side(monkeypatch, checkpoint_dir):
+    at = open_page(monkeypatch, checkpoint_dir, "pages/denoise.py")
+    bayes = chart(at, 1)
+    titles = {annotation["text"] for annotation in bayes["layout"]["annotations"]}
+    assert "x̂₀ · network" in titles and any(title.endswith("· Bayes-optimal") for title in titles)
+    assert any(trace.get("name") == "x₀-MSE · Bayes-optimal" for trace in bayes["data"])
+    mixed = re.compile(r"averages effectively \*\*([0-9.e+]+)\*\* of")
+    assert float(mixed.search(" ".join(m.value for m in at.markdown)).group(1)) == pytest.approx(1.0, abs=0.01)  # t = 1: one image
+    at.select_slider(key="denoise_bayes_t").set_value(str(TEST_T)).run()
+    assert not at.exception
+    alpha_bar = 1.0
+    for beta in linear_betas(TEST_T):
+        alpha_bar *= 1 - beta
+    factor = (1 / alpha_bar - 1) ** 0.5  # the ε error's amplification into x̂₀ at t = T
+    text = " ".join(m.value for m in at.markdown)
+    assert float(mixed.search(text).group(1)) > 1.5  # t = T (ᾱ ≈ 0.67 for T = 40): the posterior mixes several digits
+    assert f"**{factor:.3g}**" in text and "of the 4500 training examples" in text
+    assert "amplified noise" in text and "blurry average" not in text

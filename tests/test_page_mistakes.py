@@ -25,8 +25,8 @@ def test_every_mistake_has_its_numbers():
     assert "$\\bar\\alpha_T$ = 0.219" in right
     assert "0.600 at $t = 2$" in right
     assert "DDIM with $\\eta = 0$" in right and "$\\hat x_0 = \\mathbb E[x_0 \\mid x_t]$" in right
-    assert wrong.count("✗ Wrong.") == right.count("✓ Right.") == 6
-    assert len(at.expander) == 6
+    assert wrong.count("✗ Wrong.") == right.count("✓ Right.") == 7
+    assert len(at.expander) == 8  # section 7 shows the wrong and the right formula
     assert plain_scripts(at) == []
 
 
@@ -40,7 +40,7 @@ def test_a_link_shows_one_mistake_and_the_presets_say_what_it_shows():
     small, large = (float(x) for x in re.findall(r"is ([0-9.e+-]+) at \$t = 2\$ and ([0-9.e+-]+) at", right)[0])
     assert 50 < small / large < 70  # preset 0 says "about 60×"
     at = check_link_and_reset(AppTest.from_file(PAGE, default_timeout=120).run(), "mistakes", {}, {}, ("mistakes_show", "7"))
-    assert claims(at)[0].count("✗ Wrong.") == 6
+    assert claims(at)[0].count("✗ Wrong.") == 7
     assert len(presets(at, "mistakes")) == 3
     at.button(key="mistakes_preset_1").click().run()  # deterministic sampling keeps about the data's variance
     spread = re.search(r"total variance ([0-9.]+) vs the data.s ([0-9]+\.[0-9]+)", claims(at)[1])

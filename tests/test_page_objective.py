@@ -22,10 +22,10 @@ def test_algorithm1_weights_and_hybrid_text(monkeypatch, checkpoint_dir):
     weights = chart(at, 1)
     beta_tilde = weights["data"][0]
     assert beta_tilde["x"][0] == 2 and len(beta_tilde["x"]) == TEST_T - 1
-    assert float(metric(at, "$\\lambda$ at $t = 2$")) > float(metric(at, f"$\\lambda$ at $t = {TEST_T}$"))
+    assert float(metric(at, "$w_t$ at $t = 2$")) > float(metric(at, f"$w_t$ at $t = {TEST_T}$"))
     check = next(c.value for c in at.caption if c.value.startswith("Check"))
     numbers = [float(x.rstrip(".")) for x in re.findall(r"(?:is|=) ([0-9.]+(?:e[-+][0-9]+)?)", check)]
-    assert numbers[0] == TEST_T and numbers[-2] == pytest.approx(numbers[-1], rel=1e-4)  # KL through normal_kl = λ_t·δ²
+    assert numbers[0] == TEST_T and numbers[-2] == pytest.approx(numbers[-1], rel=1e-4)  # KL through normal_kl = w_t·δ²
     assert any("0.69× the reference weight" in m.value for m in at.markdown)
     assert len(at.expander) >= 3  # "show the code" beside each figure
     # choosing t moves the step

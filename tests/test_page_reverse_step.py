@@ -29,7 +29,7 @@ def metric(at, label: str) -> str:
 def test_default_page(app):
     table = kl_table(app)
     assert table["σ² = β̃ₜ (fixed_small)"][1] == 0.0  # exact x̂₀ and the true variance: no KL at all
-    assert table["σ² = βₜ (fixed_large)"][1] > table["σ² learned (ν: −1 → β̃ₜ, +1 → βₜ, unclipped; learned_range) (ν = 0)"][1] > 0
+    assert table["σ² = βₜ (fixed_large)"][1] > table["σ² learned (nu: −1 → β̃ₜ, +1 → βₜ, unclipped; learned_range) (nu = 0)"][1] > 0
     # the ε-form and x₀-form means agree to round-off
     assert abs(float(metric(app, "difference"))) < 1e-12
     assert float(metric(app, "x̂₀ from ε̂")) == pytest.approx(0.5)  # the slider's x₀
@@ -37,7 +37,7 @@ def test_default_page(app):
     data = float(metric(app, "spread of the data"))
     assert float(metric(app, "spread with noise (DDPM)")) == pytest.approx(data, rel=0.15)
     assert float(metric(app, "spread without noise")) < 0.01 * data
-    assert len(app.get("plotly_chart")) == 4
+    assert len(app.get("plotly_chart")) == 5  # with section 4 (later steps correct earlier errors)
 
 
 def test_kl_shrinks_at_large_t_and_model_error_shows(app):
@@ -55,10 +55,10 @@ def test_kl_shrinks_at_large_t_and_model_error_shows(app):
 def test_learned_variance_slider_moves_between_beta_tilde_and_beta(app):
     app.slider(key="reverse_variance_interp").set_value(1.0).run()
     table = kl_table(app)
-    assert table["σ² learned (ν: −1 → β̃ₜ, +1 → βₜ, unclipped; learned_range) (ν = 1)"] == table["σ² = βₜ (fixed_large)"]
+    assert table["σ² learned (nu: −1 → β̃ₜ, +1 → βₜ, unclipped; learned_range) (nu = 1)"] == table["σ² = βₜ (fixed_large)"]
     app.slider(key="reverse_variance_interp").set_value(-1.0).run()
     table = kl_table(app)
-    assert table["σ² learned (ν: −1 → β̃ₜ, +1 → βₜ, unclipped; learned_range) (ν = -1)"] == table["σ² = β̃ₜ (fixed_small)"]
+    assert table["σ² learned (nu: −1 → β̃ₜ, +1 → βₜ, unclipped; learned_range) (nu = -1)"] == table["σ² = β̃ₜ (fixed_small)"]
 
 
 def test_other_schedules_and_noise_variance(app):

@@ -24,7 +24,7 @@ def test_tweedie_and_the_two_fields():
     assert not at.exception
     later = metrics(at)
     assert later[TARGET] < values[TARGET]  # 1/(1−ᾱ_t) shrinks toward 1
-    assert len(at.expander) == 1
+    assert len(at.expander) == 3  # Tweedie, and the x₀ and v forms of the score
 
 
 def test_link_reset_presets_and_latex():

@@ -17,9 +17,9 @@ def test_identities_variances_and_ddim(monkeypatch, checkpoint_dir):
     identities = at.table[0].value
     for measured, predicted in zip(identities["measured"], identities["from ‖ε − ε̂‖²"]):
         assert float(measured) == pytest.approx(float(predicted), rel=1e-4)
-    learned = next(t.value for t in at.table if "ν min" in t.value.columns)  # the tiny mnist_v learns its variance
+    learned = next(t.value for t in at.table if "nu min" in t.value.columns)  # the tiny mnist_v learns its variance
     assert learned["t"].tolist()[0] == 1 and learned["t"].tolist()[-1] == 40
-    assert all(float(lo) <= float(hi) for lo, hi in zip(learned["ν min"], learned["ν max"]))
+    assert all(float(lo) <= float(hi) for lo, hi in zip(learned["nu min"], learned["nu max"]))
     assert metrics(at)[SIGMA2] == 0.0  # η = 0
     at.slider(key="variances_eta").set_value(1.0).run()
     assert metrics(at)[SIGMA2] == pytest.approx(metrics(at)[JUMP], abs=1e-4)

@@ -17,7 +17,7 @@ PREDICTION_SYMBOLS = {"eps": "ε", "x0": "x₀", "v": "v"}
 VARIANCE_LABELS = {  # σ_t² of the reverse step (Nichol & Dhariwal eq. 15 for the learned one)
     "fixed_large": "σ² = βₜ (fixed_large)",
     "fixed_small": "σ² = β̃ₜ (fixed_small)",
-    "learned_range": "σ² learned (ν: −1 → β̃ₜ, +1 → βₜ, unclipped; learned_range)",
+    "learned_range": "σ² learned (nu: −1 → β̃ₜ, +1 → βₜ, unclipped; learned_range)",
 }
 NOISE_LEVEL_LABELS = {  # how training draws t (core.training.config NOISE_LEVELS)
     "uniform": "t uniform (Ho et al. 2020)",

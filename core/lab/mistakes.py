@@ -125,3 +125,17 @@ def target_of_training(mixture: GaussianMixture, t: int, x_t: float, k: int, gen
     return TargetOfTraining(x_t=float(x_t), x0_draws=draws, posterior_means=coef_x0 * draws + coef_xt * float(x_t),
                             posterior_variance=float(schedule.posterior_variance[t]), expected_x0=expected,
                             best_mean=coef_x0 * expected + coef_xt * float(x_t))
+
+
+def score_from_v_notes(x_t: torch.Tensor, v: torch.Tensor, alpha_bar: float) -> torch.Tensor:
+    """The course notes' score from v: −(√(1−ᾱ)·x_t + √ᾱ·v)/(1−ᾱ). Wrong: the denominator must be √(1−ᾱ)
+    (core.lab.score_forms.score_from_v), so this is too large by the factor 1/√(1−ᾱ)."""
+    if not 0.0 < alpha_bar < 1.0:
+        raise ValueError(f"alpha_bar must lie strictly between 0 and 1, got {alpha_bar}")
+    return -(math.sqrt(1 - alpha_bar) * x_t + math.sqrt(alpha_bar) * v) / (1 - alpha_bar)
+
+
+def score_from_v_factor(step: int, T: int = 1000) -> float:
+    """notes' score / true score = √(1−ᾱ_t)/(1−ᾱ_t) = 1/√(1−ᾱ_t) at the paper's step t (linear schedule, T steps)."""
+    alpha_bar = float(make_schedule("linear", T).alpha_bars[check_int("step", step, 1, T) - 1])
+    return 1 / math.sqrt(1 - alpha_bar)
