@@ -45,7 +45,7 @@ SERVICE_NAME = "rdl-job-registry"
 GPU_FRACTION_ENV = "RDL_RAY_GPU_FRACTION"
 RETRIES_ENV = "RDL_RAY_RETRIES"
 DEFAULT_RETRIES = 3
-NODE_LOSSES = "node_losses.json"  # in a job folder: [{"at_step": saved step, "node": new node id, "time": ...}]
+NODE_LOSSES = "node_losses.json"  # in a job folder: {"losses": [{"at_step": saved step, "lost_node", "node", "time"}]}
 NODE_FILE = "node.json"  # in a job folder: the node the current attempt runs on
 NODES_CACHE_SECONDS = 2.0
 
@@ -110,6 +110,12 @@ def node_lost_message(losses: list, current_node: str | None, alive_nodes: set[s
     return f"its node was lost ({times}); it continues on another node {where}"
 
 
+def read_losses(folder: Path) -> list:
+    """The node losses recorded in a job folder (NODE_LOSSES), oldest first; [] when none (or unreadable)."""
+    losses = (run_store.read_json(Path(folder) / NODE_LOSSES) or {}).get("losses")
+    return [loss for loss in losses if isinstance(loss, dict)] if isinstance(losses, list) else []
+
+
 @ray.remote
 def train_task(job_dir: str, resume: bool, total_steps, max_seconds, threads: int, device: str | None, attempt_id: str) -> int:
     """One worker on some node (core.training.worker.run with the job folder on the shared run store). A second
@@ -122,11 +128,10 @@ def train_task(job_dir: str, resume: bool, total_steps, max_seconds, threads: in
     previous = run_store.read_json(folder / NODE_FILE) or {}
     if previous.get("attempt_id") == attempt_id:  # this launch ran before: its node or process died
         saved = (run_store.read_json(folder / run_store.PROGRESS) or {}).get("saved_step")
-        losses = run_store.read_json(folder / NODE_LOSSES) or []
-        losses = (losses if isinstance(losses, list) else [])[-20:]
+        losses = read_losses(folder)[-20:]
         losses.append({"at_step": saved if (folder / run_store.CHECKPOINT).exists() else None, "lost_node": previous.get("node"),
                        "node": node, "time": time.time()})
-        run_store.write_json_atomically(folder / NODE_LOSSES, losses)
+        run_store.write_json_atomically(folder / NODE_LOSSES, {"losses": losses})
         resume = resume or (folder / run_store.CHECKPOINT).exists()
     run_store.write_json_atomically(folder / NODE_FILE, {"attempt_id": attempt_id, "node": node})
     torch.set_num_threads(threads)
@@ -249,9 +254,8 @@ class RegistryService:
         data = job.progress_data()
         data["kept_until"] = job.kept_until()
         if data["state"] in ("running", "stopping"):
-            losses = run_store.read_json(job.folder / NODE_LOSSES) or []
             node = (run_store.read_json(job.folder / NODE_FILE) or {}).get("node")
-            note = node_lost_message(losses if isinstance(losses, list) else [], node, self._alive_nodes())
+            note = node_lost_message(read_losses(job.folder), node, self._alive_nodes())
             if note:
                 data["message"] = note if not data.get("message") else f"{data['message']}; {note}"
         data["state"] = str(data["state"])
