@@ -139,3 +139,49 @@ class RayBackend:
             if not state.active or time.monotonic() > deadline:
                 return state
             time.sleep(interval)
+
+
+def run_on_cluster(address: str, config: TrainConfig, out: Path, max_seconds: float | None = None, print_line=print,
+                   progress_line=None, refresh_seconds: float = 1.0) -> int:
+    """`python -m core.train --ray-address ADDRESS`: submit one run to the cluster's registry under a fresh owner id
+    (nobody else's page shows it), print a progress line every `refresh_seconds` while it trains (heartbeats
+    included, so the reaper leaves it alone), copy its checkpoint from the shared run store to `out`, and remove
+    the job from the cluster. Ctrl-C stops it (it saves) and still copies. Returns the exit code: 0, 1 when the
+    run failed or its checkpoint cannot be read here, 130 when interrupted."""
+    import secrets
+    import shutil
+
+    owner = f"cli-{secrets.token_hex(16)}"
+    try:
+        backend = RayBackend(address)
+        job_id = backend.submit(owner, config, max_seconds=max_seconds)
+    except (ConnectionError, TimeoutError, ValueError) as error:  # no cluster there, or the registry refused the run
+        print_line(f"error: {error}")
+        return 2
+    print_line(f"submitted job {job_id} to the Ray cluster at {address}")
+    interrupted = False
+    job = backend._job(job_id)
+    try:
+        while True:
+            backend.heartbeat(owner)
+            snapshot = job.snapshot()
+            if snapshot.state == "queued":
+                print_line(f"queued (position {snapshot.queue_position})")
+            elif snapshot.state in ("running", "stopping") and progress_line is not None:
+                print_line(progress_line(snapshot) + (f"  [{snapshot.message}]" if snapshot.message else ""))
+            if not snapshot.state.active:
+                break
+            time.sleep(refresh_seconds)
+    except KeyboardInterrupt:
+        interrupted = True
+        print_line("interrupted: stopping the job after its current step (it saves) ...")
+        backend.stop(job_id, "interrupted from the keyboard")
+        snapshot = backend.wait(job_id, 600.0) and job.snapshot()
+    if snapshot.state == "failed" or not job.checkpoint.exists():
+        why = snapshot.error or f"no checkpoint at {job.checkpoint} (is the run store mounted here at the same path?)"
+        print_line(f"error: {why}; the job stays on the cluster as {job_id}")
+        return 1
+    shutil.copyfile(job.checkpoint, out)
+    print_line(f"{snapshot.state} at step {snapshot.step}/{snapshot.total_steps}; saved {out}")
+    backend.discard(job_id)
+    return 130 if interrupted else 0
