@@ -116,8 +116,8 @@ def test_the_command_line_trains_on_the_cluster_and_writes_the_checkpoint(cluste
     from core import checkpoints
 
     out = tmp_path / "toy.safetensors"
-    command = [sys.executable, "-m", "core.train", "--ray-address", cluster.address, "--recipe", "toy", "--steps", "60", "--warmup-steps", "5", "--size", "tiny", "--batch-size", "16",
-               "--preview-every", "0", "--out", str(out)]
+    command = [sys.executable, "-m", "core.train", "--ray-address", cluster.address, "--recipe", "toy", "--steps", "60",
+               "--warmup-steps", "5", "--size", "tiny", "--batch-size", "16", "--preview-every", "0", "--out", str(out)]
     result = subprocess.run(command, cwd=ROOT, env=cluster.env, capture_output=True, text=True, timeout=WAIT)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "submitted job" in result.stderr and f"finished at step 60/60; saved {out}" in result.stderr
