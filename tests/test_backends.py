@@ -68,7 +68,9 @@ def test_the_local_backend_is_todays_registry_and_answers_the_protocol(tmp_path)
 
 
 # ------------------------------------------------------------------ the Ray backend without a cluster
-ray = pytest.importorskip("ray", reason="Ray is not installed (pip install .[cluster])")
+# (through tests.cluster.local_cluster, which sets the Ray token variables before Ray is imported, so that the
+# cluster tests of the same pytest run can still connect)
+pytest.importorskip("tests.cluster.local_cluster", reason="Ray is not installed (pip install .[cluster])")
 from core.training import ray_backend, ray_service  # noqa: E402
 
 

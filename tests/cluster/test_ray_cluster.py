@@ -10,11 +10,12 @@ import time
 
 import pytest
 
+pytest.importorskip("tests.cluster.local_cluster", reason="Ray is not installed (pip install .[cluster])")
 from core.training import run_store
 from core.training.config import TrainConfig
 from core.training.ray_backend import RayBackend
 from core.training.ray_service import NODE_FILE, read_losses
-from tests.cluster.conftest import ROOT
+from tests.cluster.local_cluster import ROOT
 
 pytestmark = pytest.mark.cluster
 WAIT = 120.0
