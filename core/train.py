@@ -161,7 +161,7 @@ def _train_on_cluster(args, parser) -> int:
     if args.resume is not None:
         parser.error("--resume trains on this machine; drop --ray-address (on a cluster, resume the job in the app)")
     try:
-        address = ray_address({"RDL_RAY_ADDRESS": args.ray_address})
+        address = ray_address({"RDL_RAY_ADDRESS": args.ray_address}, name="--ray-address")
         if address is None:
             raise ValueError("--ray-address is empty; expected an address like ray-head:6379")
         max_seconds = None if args.max_seconds is None else check_number("--max-seconds", args.max_seconds, 0.0, open_low=True)

@@ -57,6 +57,19 @@ def test_a_bad_ray_address_is_one_clear_line(value):
         ray_address({"RDL_RAY_ADDRESS": value})
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--ray-address", "head 6379"], "--ray-address='head 6379' is not allowed"),
+    (["--ray-address", " "], "--ray-address is empty"),
+    (["--ray-address", "head:6379", "--resume", "x.safetensors"], "--resume trains on this machine"),
+])
+def test_the_command_lines_ray_address_is_checked_before_anything_connects(argv, message, capsys):
+    from core import train
+
+    with pytest.raises(SystemExit):
+        train.main(argv)
+    assert message in capsys.readouterr().err
+
+
 def test_the_local_backend_is_todays_registry_and_answers_the_protocol(tmp_path):
     backend = LocalBackend(limits=JobLimits(cpu_slots=1), run_store=run_store.RunStore(tmp_path),
                            launcher=worker.ThreadLauncher())

@@ -72,13 +72,14 @@ class LocalBackend(JobRegistry):
     """Today's registry, unchanged: jobs in worker processes of this machine (core.training.registry)."""
 
 
-def ray_address(env=None) -> str | None:
-    """$RDL_RAY_ADDRESS, stripped (None when unset or blank). Checked: printable, no spaces, at most 300 characters."""
+def ray_address(env=None, name: str = RAY_ADDRESS_ENV) -> str | None:
+    """$RDL_RAY_ADDRESS, stripped (None when unset or blank). Checked: printable, no spaces, at most 300 characters;
+    `name` is what the error message calls it (the CLI's --ray-address)."""
     text = (os.environ if env is None else env).get(RAY_ADDRESS_ENV, "").strip()
     if not text:
         return None
     if len(text) > 300 or not text.isprintable() or any(c.isspace() for c in text):
-        raise ValueError(f"{RAY_ADDRESS_ENV}={text[:60]!r} is not allowed; expected an address like ray-head:6379")
+        raise ValueError(f"{name}={text[:60]!r} is not allowed; expected an address like ray-head:6379")
     return text
 
 
