@@ -107,6 +107,9 @@ def build_parser(prog: str = "python -m core.train") -> argparse.ArgumentParser:
                         help="with --max-seconds: plan nothing, just stop when the time is spent (the learning rate "
                              "is then wherever the step count left it; for comparisons)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                        help="train on a Ray cluster instead (docs/cluster.md): submit the run to its job registry, "
+                             "print its progress, copy its checkpoint from the shared run store to --out")
     return parser
 
 
@@ -150,6 +153,29 @@ def check_output_path(out: Path) -> Path:
     except OSError as error:
         raise ValueError(f"--out {str(out)!r}: cannot write in {str(folder)!r} ({error.strerror or error})") from None
     return out
+
+
+def _train_on_cluster(args, parser) -> int:
+    """--ray-address: the run goes to the cluster (core.training.ray_backend.run_on_cluster)."""
+    from core.training.backends import ray_address
+
+    if args.resume is not None:
+        parser.error("--resume trains on this machine; drop --ray-address (on a cluster, resume the job in the app)")
+    try:
+        address = ray_address({"RDL_RAY_ADDRESS": args.ray_address}, name="--ray-address")
+        if address is None:
+            raise ValueError("--ray-address is empty; expected an address like ray-head:6379")
+        max_seconds = None if args.max_seconds is None else check_number("--max-seconds", args.max_seconds, 0.0, open_low=True)
+        config = _config_from(args)  # (the cluster's registry checks that it fits, as for the app's jobs)
+        out = check_output_path(args.out or Path("checkpoints") / f"{config.dataset}-{config.model_size}-{config.prediction}.safetensors")
+    except (ValueError, FileNotFoundError) as error:
+        parser.error(str(error))
+    try:
+        from core.training.ray_backend import run_on_cluster
+    except ImportError:
+        parser.error("--ray-address needs Ray: pip install .[cluster]")
+    say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    return run_on_cluster(address, config, out, max_seconds, print_line=say, progress_line=None if args.quiet else progress_line)
 
 
 def _trainer_from(args, parser) -> Trainer:
@@ -223,6 +249,8 @@ def main(argv=None, started: float | None = None, prog: str = "python -m core.tr
     started = time.monotonic() if started is None else started
     parser = build_parser(prog)
     args = parser.parse_args(argv)
+    if args.ray_address is not None:
+        return _train_on_cluster(args, parser)
     try:
         runtime.configure_cpu_threads(leave_core_free=CLI_LEAVES_A_CORE_FREE)
         trainer = _trainer_from(args, parser)

@@ -22,7 +22,7 @@ import torch
 
 from core import runtime
 from core.checks import check_number
-from core.training.registry import JobRegistry
+from core.training.backends import JobBackend, backend_from_env
 
 OWNER_COOKIE = "rdl_owner"
 COOKIE_MAX_AGE_S = 30 * 24 * 3600  # a month: a course's worth of reloads
@@ -83,11 +83,13 @@ def heartbeat_timeout() -> float:
 
 
 @st.cache_resource
-def get_registry() -> JobRegistry:
-    """One registry for the whole server process: all sessions share the devices through it. Its limits and run
-    store come from environment variables (core.training.limits, core.training.run_store, RDL_HEARTBEAT_TIMEOUT); a
-    monitor thread starts queued jobs as slots free up."""
-    return JobRegistry(monitor_interval=1.0, heartbeat_timeout=heartbeat_timeout())
+def get_registry() -> JobBackend:
+    """One job backend for the whole server process (core.training.backends.backend_from_env): by default the local
+    registry, which all sessions share the devices through, its limits and run store from environment variables
+    (core.training.limits, core.training.run_store, RDL_HEARTBEAT_TIMEOUT), a monitor thread starting queued jobs as
+    slots free up; with $RDL_RAY_ADDRESS the course's registry on a Ray cluster, shared by every replica
+    (docs/cluster.md)."""
+    return backend_from_env(monitor_interval=1.0, heartbeat_timeout=heartbeat_timeout())
 
 
 def device_label() -> str:
