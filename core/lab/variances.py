@@ -25,6 +25,7 @@ from core.diffusion.gaussian_diffusion import GaussianDiffusion
 from core.diffusion.samplers import ddim_coefficients, ddim_sample, ddpm_sample, timesteps
 from core.diffusion.schedules import NoiseSchedule, make_schedule
 from core.lab.sampling import autocast_network
+from core.rng import MAX_SEED
 
 SAMPLERS = ("ddpm_beta", "ddpm_beta_tilde", "ddim_eta0", "ddim_eta1")
 SAMPLER_LABELS = {"ddpm_beta": "DDPM, σ² = β", "ddpm_beta_tilde": "DDPM, σ² = β̃",
@@ -187,7 +188,7 @@ def quality_run(model, diffusion: GaussianDiffusion, sampler: str, steps: int, d
     sampler = check_choice("sampler", sampler, SAMPLERS)
     steps = check_int("steps", steps, 1, diffusion.T)
     n = check_int("n", n, 2, MAX_QUALITY_SAMPLES)
-    seed = check_int("seed", seed, 0, 2**63 - 1)
+    seed = check_int("seed", seed, 0, MAX_SEED)
     shape = (n, *data_shape)
     generator = torch.Generator().manual_seed(seed)
     model = autocast_network(model)
