@@ -293,7 +293,9 @@ class PageSettings:
 
     def controls(self) -> None:
         """"Reset to defaults", the link to these settings, and the presets, in one popover."""
-        with st.popover("Share · presets · reset", icon=":material/share:", key=f"{self.page}_share"):
+        # on_change="rerun": opening the popover reruns the page, so its link holds what a fragment changed since the
+        # last full run (a scrubbed t; the address bar has it already)
+        with st.popover("Share · presets · reset", icon=":material/share:", key=f"{self.page}_share", on_change="rerun"):
             st.button("Reset to defaults", key=f"{self.page}_reset", on_click=self.reset,
                       help="Every setting of this page back to its default.")
             carries = "this page's settings and the active model" if self.uses_model else "this page's settings"
