@@ -23,6 +23,7 @@ from core.training.config import (
     TrainConfig,
     recipe_for,
 )
+from core.training.stats import ACTIVE_STATES
 from ui import catalog, figures, replay, session, training_panel
 from ui.code import show_code
 from ui.figures import chart
@@ -307,6 +308,24 @@ def jobs_section() -> None:
             training_panel.progress_panel(job)
 
 
+def has_active_job() -> bool:
+    """True while one of this session's jobs is queued or training."""
+    jobs = session.get_registry().jobs_for(session.session_id())
+    return any(job.snapshot().state in ACTIVE_STATES for job in jobs)
+
+
+def settings_and_start(page: PageSettings) -> None:
+    """The settings form and Start, with the schedule figure beside them."""
+    settings_column, figure_column = st.columns([3, 2])
+    with settings_column:
+        settings = settings_section()
+        schedule = schedule_of(settings)
+        page.sync_url()  # before Start, whose st.rerun() ends the run
+        start_section(settings, schedule)
+    with figure_column:
+        schedule_figure(schedule)
+
+
 def main() -> None:
     try:
         training_panel.forced_fast_recipe()
@@ -321,15 +340,13 @@ def main() -> None:
     with share:
         page.controls()
     page.notices()
-    settings_column, figure_column = st.columns([3, 2])
-    with settings_column:
-        settings = settings_section()
-        schedule = schedule_of(settings)
-        page.sync_url()  # before Start, whose st.rerun() ends the run
-        start_section(settings, schedule)
-    with figure_column:
-        schedule_figure(schedule)
-    jobs_section()
+    if has_active_job():  # the live panel first (above the fold at 1280×720), the long form folded away below it
+        jobs_section()
+        with st.expander("Settings and Start for another run", expanded=False, icon=":material/tune:"):
+            settings_and_start(page)
+    else:
+        settings_and_start(page)
+        jobs_section()
     replay.render_replay(catalog.CHECKPOINT_DIR / "history")  # recorded runs: see how a model learns, instantly
 
 
