@@ -305,7 +305,7 @@ def model_choices() -> dict:
     for key, label in catalog.available_models().items():
         if key.startswith("uploaded:") and catalog.load_model(key).data_shape == (2,):
             choices[key] = label
-    choices[NO_MODEL] = "no model (oracle only, with the settings above)"
+    choices[NO_MODEL] = "no model (oracle only, with the training settings below)"
     return choices
 
 
@@ -339,7 +339,7 @@ def exploration(model_key: str, toy: str, config) -> Exploration | None:
             if config is None:
                 return None
             loaded, diffusion, data = None, build_diffusion(config), (toy, config.seed, config.toy_points)
-            st.info("No model chosen: train one above (the panel shows how long it takes). Meanwhile the oracle parts "
+            st.info("No model chosen: train one below (the panel shows how long it takes). Meanwhile the oracle parts "
                     "below work on their own.")
         else:
             loaded = catalog.load_model(model_key)
@@ -508,20 +508,23 @@ def main() -> None:
     page.restore()
     layout.title_row(intro, page)
     page.notices()
-    toy, config = train_settings()
-    training_job()
-    st.subheader("Explore")
-    model_key = choose_model(toy)
-    ex = exploration(model_key, toy, config)
-    if ex is None:
-        page.sync_url()
-        return
-    describe(ex)
-    section = widget("pg_section", label_visibility="collapsed")
-    try:
-        SECTIONS[section](ex)
-    except ValueError as error:
-        st.error(str(error))
+    first_result = st.container()  # the exploration (and a running job's panel) right under the title: above the fold
+    st.subheader("Train a model")
+    toy, config = train_settings()  # drawn below, read first: the exploration follows its toy
+    with first_result:
+        training_job()
+        st.subheader("Explore")
+        model_key = choose_model(toy)
+        ex = exploration(model_key, toy, config)
+        if ex is None:
+            page.sync_url()
+            return
+        section = widget("pg_section", label_visibility="collapsed")
+        try:
+            SECTIONS[section](ex)
+        except ValueError as error:
+            st.error(str(error))
+        describe(ex)
     page.sync_url()
 
 
