@@ -380,10 +380,12 @@ def sampler_controls(ex: Exploration) -> tuple[str, int, int]:
 
 
 def trajectories_section(ex: Exploration) -> None:
+    figure_area = st.container()  # the figure first (above the fold), its sampler settings under it
     method, steps, seed = sampler_controls(ex)
     runs = sampler_runs(ex.model, ex.token, ex.diffusion, ex.diffusion_key, ex.data, method, steps, 0.0, seed)
     show_paths = widget("pg_paths")
-    st.fragment(trajectory_view)(runs, ex, show_paths)
+    with figure_area:
+        st.fragment(trajectory_view)(runs, ex, show_paths)
     st.caption(f"{PARTICLES} particles start from the same $x_T \\sim \\mathcal N(0, I)$ for "
                f"{'both' if len(runs) > 1 else 'the oracle'}; press ▶ or drag the slider under the figure (in the browser, "
                "no recomputation), or use the keyboard slider above it. The colour is the timestep; grey is fresh data.")
