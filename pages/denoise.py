@@ -137,7 +137,7 @@ def page_settings(loaded: catalog.LoadedModel, n_examples: int) -> PageSettings:
         Setting("denoise_n_t", min(T, 100), "int", min(2, T), min(T, 200), label="Timesteps shown", widget="slider",
                 help="An even grid over 1..T that always contains t = 1 and t = T."),
         Setting("denoise_t", 1, "int", 1, T, label="t (paper's step)", widget="scrubber"),
-        Setting("denoise_compare_on", False, "bool", label="Show the comparison", widget="toggle"),
+        Setting("denoise_compare_on", False, "bool", label="Show the comparison of the parameterizations", widget="toggle"),
         Setting("denoise_compare_t", 1, "int", 1, T, label="t (paper's step) in the comparison", widget="scrubber"),
     ], presets)
 
