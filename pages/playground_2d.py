@@ -515,8 +515,7 @@ def main() -> None:
     toy, config = train_settings()  # drawn below, read first: the exploration follows its toy
     with first_result:
         training_job()
-        st.subheader("Explore")
-        model_key = choose_model(toy)
+        model_key = choose_model(toy)  # its label "Model to explore" heads the section (no subheader: 45 px for the figure)
         ex = exploration(model_key, toy, config)
         if ex is None:
             page.sync_url()
