@@ -1,7 +1,9 @@
 """Seeds: every random draw the app shows comes from a torch.Generator built here from a seed.
 
-The seed range is checked once, here: a seed is an integer in 0..MAX_SEED (what `torch.Generator.manual_seed`
-accepts without wrapping around, and what TrainConfig allows).
+The seed range is defined once, here: a seed is an integer in 0..MAX_SEED = 2**53 - 1, the largest integer a
+browser's number input (a JavaScript double) keeps exactly, so a seed typed on a page, carried by a link, given to
+the CLI or stored in a checkpoint is always the same number; `torch.Generator.manual_seed` takes all of them without
+wrapping around. Pages, URL parameters (ui/settings.py), the CLI and TrainConfig all check against MAX_SEED.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import torch
 
 from core.checks import check_int
 
-MAX_SEED = 2**63 - 1
+MAX_SEED = 2**53 - 1  # Number.MAX_SAFE_INTEGER
 
 
 def seeded_generator(seed: int, device: torch.device | str | None = None) -> torch.Generator:

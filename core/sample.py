@@ -27,6 +27,7 @@ from core import checkpoints, paths
 from core.checks import check_int, check_number
 from core.data.images import make_grid, save_png
 from core.diffusion.samplers import SPACINGS
+from core.rng import MAX_SEED
 from core.runtime import DEVICES, autocast_dtype, configure_cpu_threads, resolve_device
 from core.sampling import SAMPLER_METHODS, autocast_network, sample
 
@@ -68,9 +69,6 @@ def scatter_png(points: np.ndarray, extent: float = SCATTER_EXTENT, size: int = 
         draw.ellipse([px - 1.5, py - 1.5, px + 1.5, py + 1.5], fill=(31, 119, 180))
     draw.rectangle([0, 0, size - 1, size - 1], outline=(120, 120, 120))
     return np.asarray(image)
-
-
-MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes 64-bit seeds
 
 
 def _check_flags(args) -> None:

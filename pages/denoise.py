@@ -17,13 +17,12 @@ from ui import catalog, exports, figures, layout
 from ui.figures import chart
 from ui.labels import PREDICTION_SYMBOLS
 from ui.navigation import require_app_shell
-from ui.settings import PERSIST, PageSettings, Preset, Setting
+from ui.settings import PageSettings, Preset, Setting, seed_setting
 
 require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
 ARROWS = 25  # noise arrows drawn in the 2-D view
 POINT_COUNT = 400  # held-out points pushed through the 2-D view
-SEED_MAX = 2**31 - 1
 MODES = ("by index", "random")
 PRESETS = [
     Preset("Digit #7, 10 timesteps", {"denoise_index": 7, "denoise_n_t": 10},
@@ -145,41 +144,39 @@ def page_settings(loaded: catalog.LoadedModel, n_examples: int) -> PageSettings:
     if not loaded.is_image_model:
         presets = [p for p in presets if "denoise_index" not in p.values]
     return PageSettings("denoise", [
-        Setting("denoise_mode", MODES[0], "choice", choices=MODES),
-        Setting("denoise_index", 0, "int", 0, n_examples - 1),
-        Setting("denoise_image_seed", 0, "int", 0, SEED_MAX),
-        Setting("denoise_points_seed", 0, "int", 0, SEED_MAX),
-        Setting("denoise_noise_seed", 0, "int", 0, SEED_MAX),
-        Setting("denoise_n_t", min(T, 100), "int", min(2, T), min(T, 200)),
-        Setting("denoise_compare_on", False, "bool"),
+        Setting("denoise_mode", MODES[0], "choice", choices=MODES, label="Held-out image", widget="radio", horizontal=True),
+        Setting("denoise_index", 0, "int", 0, n_examples - 1, label="Image index",
+                help=f"One of the {n_examples} test digits the model never trained on."),
+        seed_setting("denoise_image_seed", "Image seed"),
+        seed_setting("denoise_points_seed", "Point subset seed", f"Which {POINT_COUNT} of the {n_examples} held-out points are shown."),
+        seed_setting("denoise_noise_seed", "Noise seed", "Seed of the ONE noise draw ε used at every t."),
+        Setting("denoise_n_t", min(T, 100), "int", min(2, T), min(T, 200), label="Timesteps shown", widget="slider",
+                help="An even grid over 1..T that always contains t = 1 and t = T."),
+        Setting("denoise_t", 1, "int", 1, T, label="t (paper's step)", widget="scrubber"),
+        Setting("denoise_compare_on", False, "bool", label="Show the comparison of the parameterizations", widget="toggle"),
+        Setting("denoise_compare_t", 1, "int", 1, T, label="t (paper's step) in the comparison", widget="scrubber"),
+        Setting("denoise_bayes_t", 1, "int", 1, T, label="t (paper's step) for the best possible x̂₀", widget="scrubber"),
     ], presets)
 
 
-def choose_example(loaded: catalog.LoadedModel, dataset: str) -> tuple[int, int, int]:
+def choose_example(loaded: catalog.LoadedModel, dataset: str, page: PageSettings) -> tuple[int, int, int]:
     """(example choice, noise seed, number of timesteps) from the widgets."""
     n_examples = len(held_out(dataset))
     T = loaded.diffusion.T
     mode_column, left, middle, right = st.columns(4) if loaded.is_image_model else (None, *st.columns(3))
     with left:
         if loaded.is_image_model:
-            mode = mode_column.radio("Held-out image", MODES, horizontal=True, key="denoise_mode", persist_state=PERSIST)
-            if mode == "by index":
-                choice = st.number_input("Image index", 0, n_examples - 1, 0, key="denoise_index", persist_state=PERSIST,
-                                         help=f"One of the {n_examples} test digits the model never trained on.")
+            if page.show("denoise_mode", mode_column) == "by index":
+                choice = page.show("denoise_index")
             else:
-                image_seed = st.number_input("Image seed", 0, SEED_MAX, 0, key="denoise_image_seed", persist_state=PERSIST)
-                choice = denoise.random_index(n_examples, int(image_seed))
+                choice = denoise.random_index(n_examples, int(page.show("denoise_image_seed")))
                 st.caption(f"→ test image #{choice}")
         else:
-            choice = st.number_input("Point subset seed", 0, SEED_MAX, 0, key="denoise_points_seed", persist_state=PERSIST,
-                                     help=f"Which {POINT_COUNT} of the {n_examples} held-out points are shown.")
+            choice = page.show("denoise_points_seed")
     with middle:
-        noise_seed = st.number_input("Noise seed", 0, SEED_MAX, 0, key="denoise_noise_seed", persist_state=PERSIST,
-                                     help="Seed of the ONE noise draw ε used at every t.")
+        noise_seed = page.show("denoise_noise_seed")
     with right:
-        max_t = min(T, 200)
-        n_t = st.slider("Timesteps shown", min(2, T), max_t, min(T, 100), key="denoise_n_t", persist_state=PERSIST,
-                        help="An even grid over 1..T that always contains t = 1 and t = T.") if T > 2 else T
+        n_t = page.show("denoise_n_t") if T > 2 else T
     return int(choice), int(noise_seed), int(n_t)
 
 
@@ -222,10 +219,16 @@ def explanation(loaded: catalog.LoadedModel) -> None:
         "of the training examples that could have produced $x_t$; the next section shows both side by side.")
 
 
-def scrubber(loaded: catalog.LoadedModel, sweep: denoise.DenoiseSweep, choice: int, noise_seed: int, n_t: int) -> None:
-    """The first result: the pictures (or points) at the chosen t and the error curves."""
-    labels = paper_steps(sweep)
-    shown = layout.keyboard_scrubber("t (paper's step)", labels, key="denoise_t")
+def scrubber(loaded: catalog.LoadedModel, sweep: denoise.DenoiseSweep, choice: int, noise_seed: int, n_t: int,
+             page: PageSettings) -> None:
+    """The first result: the pictures (or points) at the chosen t and the error curves. A fragment: a scrub step
+    reruns only this section (the t travels in the page's link)."""
+    st.fragment(scrubbed_view)(loaded, sweep, choice, noise_seed, n_t, page)
+
+
+def scrubbed_view(loaded: catalog.LoadedModel, sweep: denoise.DenoiseSweep, choice: int, noise_seed: int, n_t: int,
+                  page: PageSettings) -> None:
+    shown = page.scrub("denoise_t", paper_steps(sweep))
     key = (loaded.token, choice, noise_seed, n_t)
     chart(sweep_figure({loaded.label: sweep}, key, shown), key="denoise_scrubber")
     if loaded.is_image_model:
@@ -275,7 +278,7 @@ def show_exports(loaded: catalog.LoadedModel, sweep: denoise.DenoiseSweep, choic
 
 
 def best_possible(loaded: catalog.LoadedModel, sweep: denoise.DenoiseSweep, dataset: str, choice: int, noise_seed: int,
-                  n_t: int) -> None:
+                  n_t: int, page: PageSettings) -> None:
     """The network's x̂₀ next to the Bayes-optimal x̂₀ = E[x₀ | x_t] over the training set, on the same x_t."""
     st.header("The network's x̂₀ and the best possible x̂₀")
     n_train = len(training_set(dataset))
@@ -284,7 +287,7 @@ def best_possible(loaded: catalog.LoadedModel, sweep: denoise.DenoiseSweep, data
     bayes_mse = ((best.mean.double() - x0) ** 2).reshape(len(sweep.t), -1).mean(dim=1)
     curves = {"x₀-MSE · network": sweep.x0_mse.numpy(), "x₀-MSE · Bayes-optimal": bayes_mse.numpy()}
     steps = paper_steps(sweep)
-    shown = layout.keyboard_scrubber("t (paper's step) for the best possible x̂₀", steps, key="denoise_bayes_t")
+    shown = page.scrub("denoise_bayes_t", steps)
     common = dict(curves=curves, curve_x=steps, curve_title="MSE against x₀ (log scale)", active=shown)
     if loaded.is_image_model:
         data = denoise.DISPLAY_RANGES["data"]
@@ -323,7 +326,8 @@ def best_possible(loaded: catalog.LoadedModel, sweep: denoise.DenoiseSweep, data
         "*worse* than the network, which generalises.")
 
 
-def compare_parameterizations(loaded: catalog.LoadedModel, dataset: str, choice: int, noise_seed: int, n_t: int) -> None:
+def compare_parameterizations(loaded: catalog.LoadedModel, dataset: str, choice: int, noise_seed: int, n_t: int,
+                              page: PageSettings) -> None:
     st.header("Compare parameterizations")
     models = comparable_models(loaded)
     if len(models) < 2:
@@ -332,17 +336,15 @@ def compare_parameterizations(loaded: catalog.LoadedModel, dataset: str, choice:
                 f"model is available. Train an x₀- or v-model on the Train page to compare.")
         return
     names = {p: f"{PREDICTION_SYMBOLS[p]}-model" for p in models}
-    if not st.toggle(f"Show the comparison of {', '.join(names.values())} (runs {len(models)} models)",
-                     key="denoise_compare_on", persist_state=PERSIST):
+    st.caption(f"Runs {len(models)} models: {', '.join(names.values())}.")
+    if not page.show("denoise_compare_on"):
         return
     sweeps = {names[p]: compute_sweep(m, m.token, dataset, choice, noise_seed, n_t) for p, m in models.items()}
     st.markdown("The same $x_t$ goes into each model; every output is converted to $\\hat\\varepsilon$ and "
                 "$\\hat x_0$ with the diffusion formulas. Models: " +
                 ", ".join(f"**{names[p]}** = {m.label}" for p, m in models.items()))
     compare_key = tuple(m.token for m in models.values()) + (choice, noise_seed, n_t)
-    shown = layout.keyboard_scrubber("t (paper's step) in the comparison", paper_steps(next(iter(sweeps.values()))),
-                                     key="denoise_compare_t")
-    chart(sweep_figure(sweeps, compare_key, shown), key="denoise_compare")
+    st.fragment(compared_view)(sweeps, compare_key, page)
     st.caption("An $x_0$-model's $\\hat\\varepsilon$ error explodes at small $t$ "
                "($\\hat\\varepsilon = (x_t - \\sqrt{\\bar\\alpha_t}\\,\\hat x_0)/\\sqrt{1-\\bar\\alpha_t}$ divides by a tiny "
                "number), an $\\varepsilon$-model's $\\hat x_0$ error at large $t$ (divides by $\\sqrt{\\bar\\alpha_t}$). "
@@ -364,6 +366,11 @@ def parameterization_table() -> None:
     ])
 
 
+def compared_view(sweeps: dict, compare_key: tuple, page: PageSettings) -> None:
+    shown = page.scrub("denoise_compare_t", paper_steps(next(iter(sweeps.values()))))
+    chart(sweep_figure(sweeps, compare_key, shown), key="denoise_compare")
+
+
 # --------------------------------------------------------------------------------------------- page
 def main() -> None:
     loaded, share = layout.title_row(intro)
@@ -380,19 +387,19 @@ def main() -> None:
         page.notices()
         with share:
             page.controls()
-        choice, noise_seed, n_t = choose_example(loaded, dataset)
+        choice, noise_seed, n_t = choose_example(loaded, dataset, page)
         sweep = compute_sweep(loaded, loaded.token, dataset, choice, noise_seed, n_t)
     except (ValueError, FileNotFoundError) as error:
         st.error(f"Could not run the explorer on {loaded.label}: {error}")
         return
-    scrubber(loaded, sweep, choice, noise_seed, n_t)
+    scrubber(loaded, sweep, choice, noise_seed, n_t, page)
     explanation(loaded)
     try:
-        best_possible(loaded, sweep, dataset, choice, noise_seed, n_t)
+        best_possible(loaded, sweep, dataset, choice, noise_seed, n_t, page)
     except ValueError as error:
         st.error(f"Could not compute the Bayes-optimal x̂₀: {error}")
     try:
-        compare_parameterizations(loaded, dataset, choice, noise_seed, n_t)
+        compare_parameterizations(loaded, dataset, choice, noise_seed, n_t, page)
     except (ValueError, KeyError) as error:
         st.error(f"Could not compare the parameterizations: {error}")
     parameterization_table()

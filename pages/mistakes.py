@@ -28,7 +28,7 @@ from ui import layout
 from ui.code import show_code
 from ui.figures import COLORS, Layer, PointPanel, chart, point_panels
 from ui.navigation import require_app_shell
-from ui.settings import PERSIST, PageSettings, Preset, Setting
+from ui.settings import PageSettings, Preset, Setting, widget
 
 require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
@@ -166,7 +166,9 @@ PRESETS = [
 
 
 def page_settings() -> PageSettings:
-    return PageSettings("mistakes", [Setting("mistakes_show", "all", "choice", choices=SHOW)], PRESETS,
+    return PageSettings("mistakes", [Setting("mistakes_show", "all", "choice", choices=SHOW, label="Show",
+                                             format_func=lambda key: "all six" if key == "all" else SECTIONS[key][0],
+                                             help="One mistake at a time for a lesson, or all six.")], PRESETS,
                         uses_model=False)  # the page does not use the active model: links leave it out
 
 
@@ -180,9 +182,7 @@ def main() -> None:
     page.restore()
     layout.title_row(intro, page)
     page.notices()
-    shown = st.selectbox("Show", SHOW, key="mistakes_show", persist_state=PERSIST,
-                         format_func=lambda key: "all seven" if key == "all" else SECTIONS[key][0],
-                         help="One mistake at a time for a lesson, or all seven.")
+    shown = widget("mistakes_show")
     for key, (_title, section) in SECTIONS.items():
         if shown in ("all", key):
             section()

@@ -27,12 +27,11 @@ from ui import catalog, layout, runs
 from ui.code import show_code
 from ui.figures import COLORS, chart, picture_row
 from ui.navigation import require_app_shell
-from ui.settings import PERSIST, PageSettings, Preset, Setting
+from ui.settings import PageSettings, Preset, Setting, seed_setting, widget
 
 require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
 MAX_BOUND_IMAGES = 16
-SEED_MAX = 2**31 - 1
 BOUND_HINT = ("Press the button to evaluate the bound (measured: 1.75 s per digit and model with one torch thread on a "
               "quiet 2-core CPU, 5–10× longer on a busy one).")
 
@@ -77,12 +76,12 @@ def page_settings(T: int, n_digits: int) -> PageSettings:
                "noise, not a blur (only the Bayes-optimal $\\hat x_0$ is a blur; see the Denoise page)."),
     ]
     return PageSettings("objective", [
-        Setting("objective_digit", 7, "int", 0, n_digits - 1),
-        Setting("objective_seed", 0, "int", 0, SEED_MAX),
-        Setting("objective_fix_t", False, "bool"),
-        Setting("objective_t", max(T // 4, 1), "int", 1, T),
-        Setting("objective_bound_n", 4, "int", 2, MAX_BOUND_IMAGES),
-        Setting("objective_bound_seed", 0, "int", 0, SEED_MAX),
+        Setting("objective_digit", 7, "int", 0, n_digits - 1, label="Digit (held-out index)"),
+        seed_setting("objective_seed", "Seed (draws $t$ and $\\varepsilon$)"),
+        Setting("objective_fix_t", False, "bool", label="Choose $t$ myself"),
+        Setting("objective_t", max(T // 4, 1), "int", 1, T, label="$t$ (paper's step)", widget="slider"),
+        Setting("objective_bound_n", 4, "int", 2, MAX_BOUND_IMAGES, label="Digits ($n$)"),
+        seed_setting("objective_bound_seed"),
     ], presets)
 
 
@@ -97,15 +96,12 @@ def algorithm_one(loaded: catalog.LoadedModel) -> None:
                  r"\sqrt{1-\bar\alpha_t}\,\varepsilon,\ t\big)\big\|^2 \qquad\text{(eq. 14, } L_\text{simple})")
     T = loaded.diffusion.T
     columns = st.columns(4)
-    index = int(columns[0].number_input("Digit (held-out index)", 0, len(digits("test")) - 1, 7, key="objective_digit",
-                                        persist_state=PERSIST))
-    seed = int(columns[1].number_input("Seed (draws $t$ and $\\varepsilon$)", 0, SEED_MAX, 0, key="objective_seed",
-                                       persist_state=PERSIST))
-    fixed = columns[2].checkbox("Choose $t$ myself", key="objective_fix_t", persist_state=PERSIST)
+    index = int(widget("objective_digit", columns[0]))
+    seed = int(widget("objective_seed", columns[1]))
+    fixed = widget("objective_fix_t", columns[2])
     if st.session_state.get("objective_t", 1) > T:  # another model with a shorter schedule: its last step
         st.session_state["objective_t"] = T
-    t_paper = columns[3].slider("$t$ (paper's step)", 1, T, max(T // 4, 1), key="objective_t", disabled=not fixed,
-                                persist_state=PERSIST)
+    t_paper = widget("objective_t", columns[3], disabled=not fixed)
     x0 = digits("test")[index:index + 1]
     generator = torch.Generator().manual_seed(seed)
     if not fixed:
@@ -222,8 +218,8 @@ def bits_per_dim() -> None:
                 "the discretized Gaussian decoder of Ho et al. §3.3.")
     models = {key: label for key, (label, _) in catalog.shipped_models().items()}
     columns = st.columns(3)
-    n = int(columns[0].number_input("Digits ($n$)", 2, MAX_BOUND_IMAGES, 4, key="objective_bound_n", persist_state=PERSIST))
-    seed = int(columns[1].number_input("Seed", 0, SEED_MAX, 0, key="objective_bound_seed", persist_state=PERSIST))
+    n = int(widget("objective_bound_n", columns[0]))
+    seed = int(widget("objective_bound_seed", columns[1]))
     pressed = columns[2].button("Compute for every shipped MNIST model", key="objective_bound_run")
     runs.cancelled_notice("objective_bound_cancel")
     if not (pressed or st.session_state.get("objective_bound_pressed")):  # load the models only once asked

@@ -26,11 +26,12 @@ from core.training.config import TrainConfig, build_diffusion
 from core.training.stats import ACTIVE_STATES
 from ui import catalog, exports, figures, layout, runs, session, training_panel
 from ui.drawing_panel import drawing_panel
+from ui.drawing_panel import settings as drawing_panel_settings
 from ui.figures import chart
 from ui.labels import FIELD_LABELS, PREDICTION_LABELS, SCHEDULE_LABELS, TOY_LABELS, VARIANCE_LABELS
 from ui.navigation import require_app_shell
-from ui.playground_figures import field_figure, samples_figure, step_labels, trajectory_figure
-from ui.settings import PERSIST, PageSettings, Preset, Setting
+from ui.playground_figures import field_figure, samples_figure, trajectory_figure
+from ui.settings import PageSettings, Preset, Setting, scrubber, seed_setting, widget
 
 require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
@@ -46,7 +47,6 @@ FLOOR_EXAMPLES = 8000  # Monte Carlo examples for the training panel's floor (sp
 QUALITY_STEPS = (10, 50, 200)
 SPACING = "trailing"  # fewer steps than T still start exactly at t = T, from pure noise
 ARROW_GRID, HEAT_GRID = 21, 61
-SEED_MAX = 2**31 - 1
 METHODS = ("ddpm", "ddim")
 PRESETS = [
     Preset("Eight Gaussians: a model against the exact optimum", {"pg_toy": "eight_gaussians", "pg_section": "Loss per timestep"},
@@ -198,23 +198,34 @@ def mmd_text(value: float, noise_std: float) -> str:
 
 # ------------------------------------------------------------------------------------------ settings
 def page_settings() -> PageSettings:
+    recipe = playground.PLAYGROUND_RECIPE
     return PageSettings("playground", [
-        Setting("pg_toy", TOY_NAMES[0], "choice", choices=TOY_NAMES),
-        Setting("pg_steps", playground.PLAYGROUND_RECIPE["total_steps"], "int", 50, 50_000),
-        Setting("pg_size", playground.PLAYGROUND_RECIPE["model_size"], "choice", choices=SIZE_NAMES),
-        Setting("pg_schedule", SCHEDULE_KINDS[0], "choice", choices=SCHEDULE_KINDS),
-        Setting("pg_T", 1000, "int", 10, 4000),
-        Setting("pg_scale", True, "bool"),
-        Setting("pg_prediction", PREDICTIONS[0], "choice", choices=PREDICTIONS),
-        Setting("pg_variance", "fixed_small", "choice", choices=VARIANCES),
-        Setting("pg_section", tuple(SECTIONS)[0], "choice", choices=tuple(SECTIONS)),
-        Setting("pg_method", METHODS[0], "choice", choices=METHODS),
-        Setting("pg_sample_steps", 100, "int", 1, 4000),
-        Setting("pg_seed", 0, "int", 0, SEED_MAX),
-        Setting("pg_paths", False, "bool"),
-        Setting("pg_field_t", 100, "int", 1, 4000),
-        Setting("pg_field_kind", playground.FIELD_KINDS[0], "choice", choices=playground.FIELD_KINDS),
-        Setting("pg_field_view", VIEW, "float", choices=VIEWS),
+        Setting("pg_toy", TOY_NAMES[0], "choice", choices=TOY_NAMES, label="Toy distribution", format_func=TOY_LABELS.get),
+        Setting("pg_steps", recipe["total_steps"], "int", 50, 50_000, label="Training steps", step=250,
+                help=f"Batch {recipe['batch_size']}, Adam {recipe['learning_rate']:g} with cosine decay."),
+        Setting("pg_size", recipe["model_size"], "choice", choices=SIZE_NAMES, label="Model size",
+                help="Residual MLP: " + ", ".join(f"{s} {mlp_parameters(s):,}" for s in SIZE_NAMES) + " parameters."),
+        Setting("pg_schedule", SCHEDULE_KINDS[0], "choice", choices=SCHEDULE_KINDS, label="β schedule", format_func=SCHEDULE_LABELS.get),
+        Setting("pg_T", 1000, "int", 10, 4000, label="T (diffusion steps)", step=50),
+        Setting("pg_scale", True, "bool", label="Scale β range with T (× 1000/T)",
+                help="Keeps $x_T$ close to pure noise when T ≠ 1000 (no effect at T = 1000)."),
+        Setting("pg_prediction", PREDICTIONS[0], "choice", choices=PREDICTIONS, label="Network predicts", widget="radio",
+                format_func=PREDICTION_LABELS.get),
+        Setting("pg_variance", "fixed_small", "choice", choices=VARIANCES, label="Reverse variance", widget="radio",
+                format_func=VARIANCE_LABELS.get),
+        Setting("pg_section", tuple(SECTIONS)[0], "choice", choices=tuple(SECTIONS), label="Show", widget="radio", horizontal=True),
+        Setting("pg_method", METHODS[0], "choice", choices=METHODS, label="Sampler", widget="radio", horizontal=True,
+                format_func=str.upper),
+        Setting("pg_sample_steps", 100, "int", 1, 4000, label="Sampling steps"),
+        seed_setting("pg_seed", help="Same seed: same $x_T$ and noise for both."),
+        Setting("pg_paths", False, "bool", label="Show every recorded step (colored by t)"),
+        Setting("pg_trajectory_t", None, "int", 0, 4000, label="Trajectory step (t)", widget="scrubber",
+                format_func=lambda step: "0 (x₀)" if step <= 0 else str(step)),
+        Setting("pg_field_t", 100, "int", 1, 4000, label="t (paper's step)", widget="slider"),
+        Setting("pg_field_kind", playground.FIELD_KINDS[0], "choice", choices=playground.FIELD_KINDS, label="Field", widget="radio",
+                format_func=FIELD_LABELS.get),
+        Setting("pg_field_view", VIEW, "float", choices=VIEWS, label="View half-width", widget="select_slider"),
+        *drawing_panel_settings(),
     ], PRESETS)
 
 
@@ -235,26 +246,19 @@ def train_settings() -> tuple:
     """The training form; returns (toy, TrainConfig or None when the settings cannot be trained)."""
     job = training_panel.latest_job(kind="points")
     busy = job is not None and job.snapshot().state in ACTIVE_STATES
-    recipe = playground.PLAYGROUND_RECIPE
     with st.container(border=True):
         data_column, process_column, model_column = st.columns(3)
         with data_column:
-            toy = st.selectbox("Toy distribution", TOY_NAMES, format_func=TOY_LABELS.get, key="pg_toy", persist_state=PERSIST)
-            steps = st.number_input("Training steps", 50, 50_000, recipe["total_steps"], 250, key="pg_steps", persist_state=PERSIST,
-                                    help=f"Batch {recipe['batch_size']}, Adam {recipe['learning_rate']:g} with cosine decay.")
-            size = st.selectbox("Model size", SIZE_NAMES, index=SIZE_NAMES.index(recipe["model_size"]), key="pg_size",
-                                persist_state=PERSIST, help="Residual MLP: " + ", ".join(
-                                    f"{s} {mlp_parameters(s):,}" for s in SIZE_NAMES) + " parameters.")
+            toy = widget("pg_toy")
+            steps = widget("pg_steps")
+            size = widget("pg_size")
         with process_column:
-            kind = st.selectbox("β schedule", SCHEDULE_KINDS, key="pg_schedule", format_func=SCHEDULE_LABELS.get, persist_state=PERSIST)
-            T = st.number_input("T (diffusion steps)", 10, 4000, 1000, 50, key="pg_T", persist_state=PERSIST)
-            scale = st.checkbox("Scale β range with T (× 1000/T)", value=True, key="pg_scale", persist_state=PERSIST,
-                                help="Keeps $x_T$ close to pure noise when T ≠ 1000 (no effect at T = 1000).")
+            kind = widget("pg_schedule")
+            T = widget("pg_T")
+            scale = widget("pg_scale")
         with model_column:
-            prediction = st.radio("Network predicts", PREDICTIONS, format_func=PREDICTION_LABELS.get, key="pg_prediction",
-                                  persist_state=PERSIST)
-            variance = st.radio("Reverse variance", VARIANCES, index=VARIANCES.index("fixed_small"),
-                                format_func=VARIANCE_LABELS.get, key="pg_variance", persist_state=PERSIST)
+            prediction = widget("pg_prediction")
+            variance = widget("pg_variance")
         try:
             config = playground.playground_config(toy, kind, int(T), prediction, variance, size, int(steps), bool(scale))
         except ValueError as error:
@@ -304,7 +308,7 @@ def model_choices() -> dict:
     for key, label in catalog.available_models().items():
         if key.startswith("uploaded:") and catalog.load_model(key).data_shape == (2,):
             choices[key] = label
-    choices[NO_MODEL] = "no model (oracle only, with the settings above)"
+    choices[NO_MODEL] = "no model (oracle only, with the training settings below)"
     return choices
 
 
@@ -338,7 +342,7 @@ def exploration(model_key: str, toy: str, config) -> Exploration | None:
             if config is None:
                 return None
             loaded, diffusion, data = None, build_diffusion(config), (toy, config.seed, config.toy_points)
-            st.info("No model chosen: train one above (the panel shows how long it takes). Meanwhile the oracle parts "
+            st.info("No model chosen: train one below (the panel shows how long it takes). Meanwhile the oracle parts "
                     "below work on their own.")
         else:
             loaded = catalog.load_model(model_key)
@@ -372,25 +376,30 @@ def sampler_controls(ex: Exploration) -> tuple[str, int, int]:
     T = ex.diffusion.T
     clamp_to_T("pg_sample_steps", T, min(100, T))
     left, middle, right = st.columns(3)
-    method = left.radio("Sampler", METHODS, format_func=str.upper, horizontal=True, key="pg_method", persist_state=PERSIST)
-    steps = middle.number_input("Sampling steps", 1, T, min(100, T), key="pg_sample_steps", persist_state=PERSIST)
-    seed = right.number_input("Seed", 0, SEED_MAX, 0, key="pg_seed", persist_state=PERSIST,
-                              help="Same seed: same $x_T$ and noise for both.")
+    method = widget("pg_method", left)
+    steps = widget("pg_sample_steps", middle, high=T, default=min(100, T))
+    seed = widget("pg_seed", right)
     return method, int(steps), int(seed)
 
 
 def trajectories_section(ex: Exploration) -> None:
+    figure_area = st.container()  # the figure first (above the fold), its sampler settings under it
     method, steps, seed = sampler_controls(ex)
     runs = sampler_runs(ex.model, ex.token, ex.diffusion, ex.diffusion_key, ex.data, method, steps, 0.0, seed)
-    show_paths = st.checkbox("Show every recorded step (colored by t)", value=False, key="pg_paths", persist_state=PERSIST)
-    labels = step_labels(next(iter(runs.values()))["t"])
-    shown = layout.keyboard_scrubber("Trajectory step (t)", labels, key="pg_trajectory_t")
-    chart(trajectory_figure(runs, ex.reference, ex.diffusion.T, show_paths, shown), key="pg_trajectory_chart")
+    show_paths = widget("pg_paths")
+    with figure_area:
+        st.fragment(trajectory_view)(runs, ex, show_paths)
     st.caption(f"{PARTICLES} particles start from the same $x_T \\sim \\mathcal N(0, I)$ for "
                f"{'both' if len(runs) > 1 else 'the oracle'}; press ▶ or drag the slider under the figure (in the browser, "
                "no recomputation), or use the keyboard slider above it. The colour is the timestep; grey is fresh data.")
     exports.npz_button("Trajectories (.npz)", lambda: {f"{name}_{field}": np.asarray(run[field]) for name, run in runs.items()
                                                        for field in ("x0", "t", "frames")}, "trajectories.npz", key="pg_npz")
+
+
+def trajectory_view(runs: dict, ex: Exploration, show_paths: bool) -> None:
+    """The trajectory scrubber and figure (a fragment: a scrub step reruns only this; the t travels in links)."""
+    shown = scrubber("pg_trajectory_t", [max(int(t) + 1, 0) for t in next(iter(runs.values()))["t"]])
+    chart(trajectory_figure(runs, ex.reference, ex.diffusion.T, show_paths, shown), key="pg_trajectory_chart")
 
 
 def samples_section(ex: Exploration) -> None:
@@ -438,10 +447,9 @@ def field_section(ex: Exploration) -> None:
     T = ex.diffusion.T
     clamp_to_T("pg_field_t", T, max(1, T // 10))
     left, middle, right = st.columns(3)
-    t_step = left.slider("t (paper's step)", 1, T, max(1, T // 10), key="pg_field_t", persist_state=PERSIST)
-    field_kind = middle.radio("Field", playground.FIELD_KINDS, format_func=FIELD_LABELS.get, key="pg_field_kind",
-                              persist_state=PERSIST)
-    half_width = right.select_slider("View half-width", VIEWS, value=VIEW, key="pg_field_view", persist_state=PERSIST)
+    t_step = widget("pg_field_t", left, high=T, default=max(1, T // 10))
+    field_kind = widget("pg_field_kind", middle)
+    half_width = widget("pg_field_view", right)
     fields = field_images(ex.model, ex.token, ex.diffusion, ex.diffusion_key, ex.data, int(t_step) - 1, field_kind, half_width)
     chart(field_figure(fields, ex.reference[:1000], field_kind), key="pg_field_chart")
     caption = ("Arrows share one length scale (the longest are clipped); contour lines are $\\log q_t$, the density "
@@ -505,22 +513,23 @@ def main() -> None:
     page.restore()
     layout.title_row(intro, page)
     page.notices()
-    toy, config = train_settings()
-    training_job()
-    st.subheader("Explore")
-    model_key = choose_model(toy)
-    ex = exploration(model_key, toy, config)
-    if ex is None:
-        drawing_panel()
-        page.sync_url()
-        return
-    describe(ex)
-    section = st.radio("Show", tuple(SECTIONS), horizontal=True, key="pg_section", label_visibility="collapsed",
-                       persist_state=PERSIST)
-    try:
-        SECTIONS[section](ex)
-    except ValueError as error:
-        st.error(str(error))
+    first_result = st.container()  # the exploration (and a running job's panel) right under the title: above the fold
+    st.subheader("Train a model")
+    toy, config = train_settings()  # drawn below, read first: the exploration follows its toy
+    with first_result:
+        training_job()
+        model_key = choose_model(toy)  # its label "Model to explore" heads the section (no subheader: 45 px for the figure)
+        ex = exploration(model_key, toy, config)
+        if ex is None:
+            drawing_panel()
+            page.sync_url()
+            return
+        section = widget("pg_section", label_visibility="collapsed")
+        try:
+            SECTIONS[section](ex)
+        except ValueError as error:
+            st.error(str(error))
+        describe(ex)
     drawing_panel()
     page.sync_url()
 

@@ -18,7 +18,7 @@ from ui.code import show_code
 from ui.figures import chart
 from ui.labels import SCHEDULE_LABELS
 from ui.navigation import require_app_shell
-from ui.settings import PERSIST, PageSettings, Preset, Setting
+from ui.settings import PageSettings, Preset, Setting, widget
 
 require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
@@ -36,25 +36,25 @@ PRESETS = [
 
 def page_settings() -> PageSettings:
     return PageSettings("posterior", [
-        Setting("posterior_kind", SCHEDULE_KINDS[0], "choice", choices=SCHEDULE_KINDS),
-        Setting("posterior_T", 1000, "int", *T_RANGE),
-        Setting("posterior_step", 300, "int", *T_RANGE),
-        Setting("posterior_x0", 0.6, "float", *X0_RANGE),
-        Setting("posterior_xt", 0.2, "float", *XT_RANGE),
+        Setting("posterior_kind", SCHEDULE_KINDS[0], "choice", choices=SCHEDULE_KINDS, label="Schedule",
+                format_func=SCHEDULE_LABELS.get),
+        Setting("posterior_T", 1000, "int", *T_RANGE, label="$T$", step=10),
+        Setting("posterior_step", 300, "int", *T_RANGE, label="$t$ (paper's step)", widget="slider"),
+        Setting("posterior_x0", 0.6, "float", *X0_RANGE, label="$x_0$", step=0.01),
+        Setting("posterior_xt", 0.2, "float", *XT_RANGE, label="$x_t$", step=0.01),
     ], PRESETS, uses_model=False)  # the page does not use the active model: links leave it out
 
 
 def choose() -> tuple:
     """(schedule, t, x₀, x_t) from the widgets, stacked in one narrow column."""
     kind_column, T_column = st.columns(2)
-    kind = kind_column.selectbox("Schedule", SCHEDULE_KINDS, key="posterior_kind", format_func=SCHEDULE_LABELS.get,
-                                 persist_state=PERSIST)
-    T = int(T_column.number_input("$T$", *T_RANGE, 1000, step=10, key="posterior_T", persist_state=PERSIST))
+    kind = widget("posterior_kind", kind_column)
+    T = int(widget("posterior_T", T_column))
     if st.session_state.get("posterior_step", 300) > T:  # a shorter schedule was chosen: stay on its last step
         st.session_state["posterior_step"] = T
-    step = int(st.slider("$t$ (paper's step)", 2, T, min(T, 300), key="posterior_step", persist_state=PERSIST))
-    x0 = st.slider("$x_0$", *X0_RANGE, 0.6, 0.01, key="posterior_x0", persist_state=PERSIST)
-    x_t = st.slider("$x_t$", *XT_RANGE, 0.2, 0.01, key="posterior_xt", persist_state=PERSIST)
+    step = int(widget("posterior_step", high=T, default=min(T, 300)))
+    x0 = widget("posterior_x0")
+    x_t = widget("posterior_xt")
     return make_schedule(kind, T), step, x0, x_t
 
 

@@ -30,7 +30,7 @@ from ui import exports, layout
 from ui.figures import COLORS, NEUTRAL, STRONG, Layer, PointPanel, chart, honest_axes, point_panels
 from ui.labels import SCHEDULE_LABELS, VARIANCE_LABELS
 from ui.navigation import require_app_shell
-from ui.settings import PERSIST, PageSettings, Preset, Setting
+from ui.settings import PageSettings, Preset, Setting, seed_setting, widget
 
 require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
@@ -38,7 +38,6 @@ CHOICE_COLORS = dict(zip(VARIANCES, COLORS[:3]))
 ABLATION_STEPS = (50, 100, 250, 500, 1000)
 POINT_RANGE = (-1.3, 1.3)
 ABLATION_POINTS = (200, 500, 1000, 2000)
-SEED_MAX = 2**31 - 1
 CORRECTION_T = 100  # the error-correction chains: linear β scaled with T (β 0.001..0.2)
 CORRECTION_CHAINS = 200
 PRESETS = [
@@ -107,21 +106,24 @@ def density_figure(title: str, x_title: str, curves: list, markers: list) -> go.
 # ---------------------------------------------------------------------------------------- settings
 def page_settings() -> PageSettings:
     return PageSettings("reverse", [
-        Setting("reverse_kind", SCHEDULE_KINDS[0], "choice", choices=SCHEDULE_KINDS),
-        Setting("reverse_T", 1000, "int", 10, 1000),
-        Setting("reverse_scale", False, "bool"),
-        Setting("reverse_x0", 0.5, "float", -1.0, 1.0),
-        Setting("reverse_t", 3, "int", 2, 1000),
-        Setting("reverse_noise_seed", 0, "int", 0, SEED_MAX),
-        Setting("reverse_x0_error", 0.0, "float", -0.5, 0.5),
-        Setting("reverse_variance_interp", 0.0, "float", -1.0, 1.0),
-        Setting("reverse_ablation_T", 100, "int", choices=ABLATION_STEPS),
-        Setting("reverse_ablation_variance", "fixed_large", "choice", choices=("fixed_large", "fixed_small")),
-        Setting("reverse_ablation_n", 500, "int", choices=ABLATION_POINTS),
-        Setting("reverse_ablation_seed", 0, "int", 0, SEED_MAX),
-        Setting("reverse_fix_step", CORRECTION_T // 2, "int", 1, CORRECTION_T - 1),
-        Setting("reverse_fix_size", 0.5, "float", 0.05, 2.0),
-        Setting("reverse_fix_seed", 0, "int", 0, SEED_MAX),
+        Setting("reverse_kind", SCHEDULE_KINDS[0], "choice", choices=SCHEDULE_KINDS, label="Kind", format_func=SCHEDULE_LABELS.get),
+        Setting("reverse_T", 1000, "int", 10, 1000, label="T", step=10),
+        Setting("reverse_scale", False, "bool", label="Scale β with T"),
+        Setting("reverse_x0", 0.5, "float", -1.0, 1.0, label="$x_0$ (the clean value)", step=0.01),
+        Setting("reverse_t", 3, "int", 2, 1000, label="t (paper's step)", widget="slider",
+                help="At t = 1 the posterior is a point mass at x₀ (β̃₁ = 0): the last step is deterministic."),
+        seed_setting("reverse_noise_seed", "Noise seed (draws $\\varepsilon$)"),
+        Setting("reverse_x0_error", 0.0, "float", -0.5, 0.5, label="Error of the model's $\\hat x_0$", step=0.01),
+        Setting("reverse_variance_interp", 0.0, "float", -1.0, 1.0, step=0.05, help=VARIANCE_HELP,
+                label="$\\nu$ of the learned variance (−1 → $\\tilde\\beta_t$, +1 → $\\beta_t$)"),
+        Setting("reverse_ablation_T", 100, "int", choices=ABLATION_STEPS, label="T (linear, β scaled with T)"),
+        Setting("reverse_ablation_variance", "fixed_large", "choice", choices=("fixed_large", "fixed_small"), label="$\\sigma_t^2$",
+                widget="radio", format_func=VARIANCE_LABELS.get),
+        Setting("reverse_ablation_n", 500, "int", choices=ABLATION_POINTS, label="Points"),
+        seed_setting("reverse_ablation_seed"),
+        Setting("reverse_fix_step", CORRECTION_T // 2, "int", 1, CORRECTION_T - 1, label="Perturb at step t", widget="slider"),
+        Setting("reverse_fix_size", 0.5, "float", 0.05, 2.0, label="Size of the push ‖δ‖", step=0.05, widget="slider"),
+        seed_setting("reverse_fix_seed"),
     ], PRESETS)
 
 
@@ -129,9 +131,9 @@ def schedule_settings() -> tuple | None:
     """(kind, T, β_start, β_end, scale_with_T) from the collapsed schedule box, or None after an error."""
     with st.expander("Noise schedule (linear, T = 1000 by default)", expanded=False):
         left, middle, right = st.columns(3)
-        kind = left.selectbox("Kind", SCHEDULE_KINDS, key="reverse_kind", format_func=SCHEDULE_LABELS.get, persist_state=PERSIST)
-        T = int(middle.number_input("T", 10, 1000, 1000, step=10, key="reverse_T", persist_state=PERSIST))
-        scale = right.checkbox("Scale β with T", key="reverse_scale", disabled=kind == "cosine", persist_state=PERSIST)
+        kind = widget("reverse_kind", left)
+        T = int(widget("reverse_T", middle))
+        scale = widget("reverse_scale", right, disabled=kind == "cosine")
     settings = (kind, T, 1e-4, 0.02, bool(scale))
     try:
         make_schedule(*settings)
@@ -146,14 +148,11 @@ def step_controls(T: int) -> tuple:
     if st.session_state.get("reverse_t", 3) > T:  # a shorter schedule was chosen: stay on its last step
         st.session_state["reverse_t"] = T
     columns = st.columns(5)
-    x0 = columns[0].slider("$x_0$ (the clean value)", -1.0, 1.0, 0.5, 0.01, key="reverse_x0", persist_state=PERSIST)
-    t = columns[1].slider("t (paper's step)", 2, T, 3, key="reverse_t", persist_state=PERSIST,
-                          help="At t = 1 the posterior is a point mass at x₀ (β̃₁ = 0): the last step is deterministic.")
-    noise_seed = columns[2].number_input("Noise seed (draws $\\varepsilon$)", 0, SEED_MAX, 0, key="reverse_noise_seed",
-                                         persist_state=PERSIST)
-    x0_error = columns[3].slider("Error of the model's $\\hat x_0$", -0.5, 0.5, 0.0, 0.01, key="reverse_x0_error", persist_state=PERSIST)
-    variance_interp = columns[4].slider("$\\nu$ of the learned variance (−1 → $\\tilde\\beta_t$, +1 → $\\beta_t$)", -1.0, 1.0, 0.0,
-                                        0.05, key="reverse_variance_interp", persist_state=PERSIST, help=VARIANCE_HELP)
+    x0 = widget("reverse_x0", columns[0])
+    t = widget("reverse_t", columns[1], high=T)
+    noise_seed = widget("reverse_noise_seed", columns[2])
+    x0_error = widget("reverse_x0_error", columns[3])
+    variance_interp = widget("reverse_variance_interp", columns[4])
     return x0, t, int(noise_seed), x0_error, variance_interp
 
 
@@ -269,11 +268,10 @@ def parameterizations(views, t: int, x0: float, alpha_bar: float) -> None:
 
 def ablation_controls() -> tuple:
     columns = st.columns(4)
-    T = columns[0].select_slider("T (linear, β scaled with T)", ABLATION_STEPS, 100, key="reverse_ablation_T", persist_state=PERSIST)
-    variance = columns[1].radio("$\\sigma_t^2$", ("fixed_large", "fixed_small"), format_func=VARIANCE_LABELS.get,
-                                key="reverse_ablation_variance", persist_state=PERSIST)
-    n_points = columns[2].select_slider("Points", ABLATION_POINTS, 500, key="reverse_ablation_n", persist_state=PERSIST)
-    seed = columns[3].number_input("Seed", 0, SEED_MAX, 0, key="reverse_ablation_seed", persist_state=PERSIST)
+    T = widget("reverse_ablation_T", columns[0])
+    variance = widget("reverse_ablation_variance", columns[1])
+    n_points = widget("reverse_ablation_n", columns[2])
+    seed = widget("reverse_ablation_seed", columns[3])
     return int(T), variance, int(n_points), int(seed)
 
 
@@ -342,10 +340,9 @@ def later_steps_correct() -> None:
         "and both copies finish the chain: DDPM with the **same** noise $z$ at every step for both copies, and DDIM "
         "with $\\eta = 0$. The curves are the mean distance between the copies.")
     columns = st.columns(3)
-    perturb_step = columns[0].slider("Perturb at step t", 1, CORRECTION_T - 1, CORRECTION_T // 2, key="reverse_fix_step",
-                                     persist_state=PERSIST)
-    size = columns[1].slider("Size of the push ‖δ‖", 0.05, 2.0, 0.5, 0.05, key="reverse_fix_size", persist_state=PERSIST)
-    seed = columns[2].number_input("Seed", 0, SEED_MAX, 0, key="reverse_fix_seed", persist_state=PERSIST)
+    perturb_step = widget("reverse_fix_step", columns[0])
+    size = widget("reverse_fix_size", columns[1])
+    seed = widget("reverse_fix_seed", columns[2])
     try:
         result = correction(int(perturb_step), float(size), int(seed))
     except ValueError as error:

@@ -19,12 +19,12 @@ from core.data.datasets import TOY_NAMES, load_dataset
 from core.data.images import make_grid
 from core.diffusion.samplers import SPACINGS
 from core.lab.bayes_x0 import noise_amplification
-from ui import catalog, exports, figures, layout, runs, session, warm
+from ui import catalog, exports, figures, runs, session, warm
 from ui.figures import chart
 from ui.labels import VARIANCE_LABELS, sampler_label
 from ui.navigation import require_app_shell
 from ui.sampling_numbers import ddim_update_panel, quality_settings, quality_vs_steps_panel
-from ui.settings import PERSIST, PageSettings, Preset, Setting
+from ui.settings import PageSettings, Preset, Setting, seed_setting
 
 require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
@@ -33,7 +33,6 @@ SPACING_HELP = ("leading: 0, k, 2k, … (DDIM paper); trailing: starts exactly a
 METHODS = ("ddim", "ddpm")
 TRAJECTORY_SAMPLES = warm.TRAJECTORY_SAMPLES  # samples followed in the trajectory scrubber
 POINT_RANGE = (-1.6, 1.6)
-SEED_MAX = 2**31 - 1
 GRID_COLUMNS = 8
 ASK_SECONDS = 10.0  # a run estimated longer than this waits for "Run anyway" (core/checkpoints/cost.py)
 MAX_RUN_SECONDS = 600.0  # a run estimated longer than this is refused: fewer steps or samples (its cap is named)
@@ -62,55 +61,50 @@ def page_settings(loaded: catalog.LoadedModel) -> PageSettings:
     """What a link can carry on this page, with the active model's ranges (steps 1..T, its variances)."""
     T = loaded.diffusion.T
     first, n, seed = warm.sample_defaults(loaded)  # the first view, as the warm-up computes it
-    size = Setting("sample_n", n, "int", 1, 64) if loaded.is_image_model else Setting("sample_points", n, "int", 100, 4000)
+    size = (Setting("sample_n", n, "int", 1, 64, label="Samples", widget="slider") if loaded.is_image_model else
+            Setting("sample_points", n, "int", 100, 4000, label="Points", widget="slider", step=100))
     presets = [p for p in PRESETS if p.values.get("sample_steps", 1) <= T]
     return PageSettings("sample", [
-        Setting("sample_method", first.method, "choice", choices=METHODS),
-        Setting("sample_variance", first.variance, "choice", choices=tuple(variance_options(loaded))),
-        Setting("sample_eta", first.eta, "float", 0.0, 1.0),
-        Setting("sample_steps", first.steps, "int", 1, T),
-        Setting("sample_spacing", first.spacing, "choice", choices=SPACINGS),
-        Setting("sample_clip", first.clip_x0, "bool"),
+        Setting("sample_method", first.method, "choice", choices=METHODS, label="Sampler", widget="radio", horizontal=True,
+                format_func=str.upper, help="DDPM: ancestral sampling (Ho et al., Algorithm 2). DDIM: Song et al. eq. 12."),
+        Setting("sample_variance", first.variance, "choice", choices=tuple(variance_options(loaded)),
+                label="Reverse variance $\\sigma_t^2$", format_func=VARIANCE_LABELS.get),
+        Setting("sample_eta", first.eta, "float", 0.0, 1.0, step=0.1,
+                label="$\\eta$ (0 = deterministic, 1 ≈ DDPM with $\\sigma^2 = \\tilde\\beta$)"),
+        Setting("sample_steps", first.steps, "int", 1, T, label="Steps",
+                help=f"1..T = {T}; fewer DDPM steps respace the process (Nichol & Dhariwal §4)."),
+        Setting("sample_spacing", first.spacing, "choice", choices=SPACINGS, label="Timestep spacing", help=SPACING_HELP),
+        Setting("sample_clip", first.clip_x0, "bool", label="Clip $\\hat x_0$ to [−1, 1]",
+                help="Pixels live in [−1, 1], so clipping the predicted x₀ there helps images; "
+                     "2-D toys have tails outside it, so it is off for them by default."),
         size,
-        Setting("sample_seed", seed, "int", 0, SEED_MAX),
-        Setting("compare_counts", [s for s in (10, 50, 100, T) if s <= T], "ints", choices=tuple(compare_options(T))),
-        Setting("compare_both", True, "bool"),
+        seed_setting("sample_seed", default=seed, help="Same seed, same $x_T$ and same noise."),
+        Setting("sample_trajectory_t", None, "int", 0, T, label="Trajectory step (t)", widget="scrubber",
+                format_func=step_label),
+        Setting("compare_counts", [s for s in (10, 50, 100, T) if s <= T], "ints", choices=tuple(compare_options(T)),
+                label="Step counts"),
+        Setting("compare_both", True, "bool", label="DDPM and DDIM (η = 0) side by side"),
         *quality_settings("sample"),
     ], presets)
 
 
 def sampler_settings(loaded: catalog.LoadedModel, page: PageSettings) -> tuple[sampling.SamplerSettings, int, int]:
     """(settings, number of samples, seed) from the widgets (two columns, so the Sample button stays high)."""
-    T = loaded.diffusion.T
-    default = page.defaults()
-    variances = variance_options(loaded)
     left, right = st.columns(2)
     with left:
-        method = st.radio("Sampler", METHODS, format_func=str.upper, horizontal=True, key="sample_method",
-                          persist_state=PERSIST,
-                          help="DDPM: ancestral sampling (Ho et al., Algorithm 2). DDIM: Song et al. eq. 12.")
-        steps = st.number_input("Steps", 1, T, default["sample_steps"], key="sample_steps", persist_state=PERSIST,
-                                help=f"1..T = {T}; fewer DDPM steps respace the process (Nichol & Dhariwal §4).")
-        if loaded.is_image_model:
-            n = st.slider("Samples", 1, 64, 16, key="sample_n", persist_state=PERSIST)
-        else:
-            n = st.slider("Points", 100, 4000, 1000, 100, key="sample_points", persist_state=PERSIST)
+        method = page.show("sample_method")
+        steps = page.show("sample_steps")
+        n = page.show("sample_n" if loaded.is_image_model else "sample_points")
     with right:
         if method == "ddpm":
-            variance = st.selectbox("Reverse variance $\\sigma_t^2$", variances, format_func=VARIANCE_LABELS.get,
-                                    index=variances.index(loaded.diffusion.variance), key="sample_variance",
-                                    persist_state=PERSIST)
+            variance = page.show("sample_variance")
             eta = 0.0
         else:
-            eta = st.slider("$\\eta$ (0 = deterministic, 1 ≈ DDPM with $\\sigma^2 = \\tilde\\beta$)", 0.0, 1.0, 0.0, 0.1, key="sample_eta",
-                            persist_state=PERSIST)
+            eta = page.show("sample_eta")
             variance = loaded.diffusion.variance
-        spacing = st.selectbox("Timestep spacing", SPACINGS, key="sample_spacing", help=SPACING_HELP, persist_state=PERSIST)
-        seed = st.number_input("Seed", 0, SEED_MAX, 0, key="sample_seed", persist_state=PERSIST,
-                               help="Same seed, same $x_T$ and same noise.")
-    clip = st.checkbox("Clip $\\hat x_0$ to [−1, 1]", default["sample_clip"], key="sample_clip", persist_state=PERSIST,
-                       help="Pixels live in [−1, 1], so clipping the predicted x₀ there helps images; "
-                            "2-D toys have tails outside it, so it is off for them by default.")
+        spacing = page.show("sample_spacing")
+        seed = page.show("sample_seed")
+    clip = page.show("sample_clip")
     settings = sampling.SamplerSettings(method=method, steps=int(steps), variance=variance, eta=float(eta),
                                        spacing=spacing, clip_x0=bool(clip))
     return settings, int(n), int(seed)
@@ -162,21 +156,24 @@ def picture_of(batch: torch.Tensor, nrow: int = GRID_COLUMNS) -> np.ndarray:
 
 def paper_label(t: int) -> str:
     """Core's timestep index t as the paper's step (t+1); −1 marks the final x₀."""
-    return "0 (x₀)" if t < 0 else str(t + 1)
+    return step_label(t + 1)
+
+
+def step_label(step: int) -> str:
+    """The paper's step as the trajectory scrubber shows it: 0 is the final x₀."""
+    return "0 (x₀)" if step <= 0 else str(step)
 
 
 def show_sample_grid(samples: torch.Tensor) -> None:
     chart(figures.picture_row({f"{len(samples)} samples": picture_of(samples)}, height=400), key="sample_grid")
 
 
-def show_trajectory(trajectory, T: int, alpha_bar_T: float) -> None:
+def show_trajectory(trajectory, T: int, alpha_bar_T: float, page: PageSettings) -> None:
     st.subheader("Trajectory")
     pictures = sampling.trajectory_pictures(trajectory, TRAJECTORY_SAMPLES, nrow=TRAJECTORY_SAMPLES)
     rows = [[figures.Panel("x_t (what the sampler holds)", pictures["x_t"]),
              figures.Panel("x̂₀ (the model's guess at this step)", pictures["pred_x0"])]]
-    labels = [paper_label(t) for t in pictures["t"]]
-    shown = layout.keyboard_scrubber("Trajectory step (t)", labels, key="sample_trajectory_t")
-    chart(figures.image_scrubber(rows, labels, prefix="t = ", active=shown), key="sample_trajectory")
+    st.fragment(trajectory_view)(rows, [max(int(t) + 1, 0) for t in pictures["t"]], page)
     st.caption("From $x_T$ (left end of the slider) to the final $x_0$ (right end). What $\\hat x_0$ looks like early "
                "depends on what the model predicts: an $\\varepsilon$-model's $\\hat x_0 = (x_t - \\sqrt{1-\\bar\\alpha_t}"
                "\\,\\hat\\varepsilon)/\\sqrt{\\bar\\alpha_t}$ multiplies its small $\\varepsilon$ error by "
@@ -205,17 +202,27 @@ def show_point_samples(samples: torch.Tensor, dataset: str | None) -> None:
     chart(figures.point_panels([panel]), key="sample_points_plot")
 
 
-def show_point_trajectory(trajectory) -> None:
+def trajectory_view(rows: list, steps: list[int], page: PageSettings) -> None:
+    """The image trajectory's scrubber and figure (a fragment: a scrub step reruns only this)."""
+    shown = page.scrub("sample_trajectory_t", steps)
+    chart(figures.image_scrubber(rows, [step_label(step) for step in steps], prefix="t = ", active=shown), key="sample_trajectory")
+
+
+def show_point_trajectory(trajectory, page: PageSettings) -> None:
     L = figures.Layer
     st.subheader("Trajectory")
     x_t = torch.stack(trajectory.x_t + [trajectory.final]).numpy()
     pred = torch.stack(trajectory.pred_x0 + [trajectory.final]).numpy()
-    labels = [paper_label(t) for t in trajectory.t + [-1]]
     panels = [figures.PointPanel("x_t", [L("x_t", x_t[..., 0], x_t[..., 1], color=figures.NEUTRAL, size=3)], (-3.2, 3.2)),
               figures.PointPanel("x̂₀ at this step", [L("x̂₀", pred[..., 0], pred[..., 1], color=figures.OKABE_ITO[0], size=3)],
                                  POINT_RANGE)]
-    shown = layout.keyboard_scrubber("Trajectory step (t)", labels, key="sample_trajectory_t")
-    chart(figures.points_scrubber(panels, labels, active=shown), key="sample_points_trajectory")
+    st.fragment(point_trajectory_view)(panels, [max(t + 1, 0) for t in trajectory.t + [-1]], page)
+
+
+def point_trajectory_view(panels: list, steps: list[int], page: PageSettings) -> None:
+    """The point trajectory's scrubber and figure (a fragment: a scrub step reruns only this)."""
+    shown = page.scrub("sample_trajectory_t", steps)
+    chart(figures.points_scrubber(panels, [step_label(step) for step in steps], active=shown), key="sample_points_trajectory")
 
 
 @st.cache_data(show_spinner="Classifying the samples…", max_entries=16)
@@ -338,10 +345,8 @@ def catalog_download(loaded: catalog.LoadedModel) -> None:
 def compare_step_counts(loaded: catalog.LoadedModel, settings: sampling.SamplerSettings, seed: int,
                         page: PageSettings) -> None:
     st.header("Compare step counts")
-    T = loaded.diffusion.T
-    counts = st.multiselect("Step counts", compare_options(T), default=page.defaults()["compare_counts"],
-                            key="compare_counts", persist_state=PERSIST)
-    both = st.checkbox("DDPM and DDIM (η = 0) side by side", True, key="compare_both", persist_state=PERSIST)
+    counts = page.show("compare_counts")
+    both = page.show("compare_both")
     n = 8 if loaded.is_image_model else 500
     methods = ["ddpm", "ddim"] if both else [settings.method]
     st.caption(f"Every run starts from the same $x_T$ (seed {seed}, {n} samples); with DDIM $\\eta = 0$ the only "
@@ -462,9 +467,9 @@ def main() -> None:
         samples, trajectory = result
         show_exports(loaded, settings, n, seed, samples, trajectory)
         if loaded.is_image_model:
-            show_trajectory(trajectory, loaded.diffusion.T, float(loaded.diffusion.schedule.alpha_bars[-1]))
+            show_trajectory(trajectory, loaded.diffusion.T, float(loaded.diffusion.schedule.alpha_bars[-1]), page)
         else:
-            show_point_trajectory(trajectory)
+            show_point_trajectory(trajectory, page)
         show_quality_metrics(samples, loaded, sampling_key(loaded, settings, n, seed))
     try:
         compare_step_counts(loaded, settings, seed, page)

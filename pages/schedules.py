@@ -21,7 +21,7 @@ from ui import exports
 from ui.figures import COLORS, chart, honest_axes, picture_row, side_by_side
 from ui.labels import SCHEDULE_LABELS, terminal_noise_text
 from ui.navigation import require_app_shell
-from ui.settings import PERSIST, PageSettings, Preset, Setting
+from ui.settings import PageSettings, Preset, Setting, seed_setting, widget
 
 require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
@@ -29,7 +29,6 @@ T_RANGE = (10, 1000)
 BETA_START_RANGE, BETA_END_RANGE = (1e-6, 0.5), (1e-6, 0.999)
 DASHES = {"A": "solid", "B": "dash"}
 DEFAULT_KINDS = {"A": "linear", "B": "cosine"}
-SEED_MAX = 2**31 - 1
 SIGNAL_LABEL = "$\\sqrt{\\bar\\alpha_T}$ (signal left in $x_T$)"
 SNR_LABEL = "terminal SNR $\\bar\\alpha_T/(1-\\bar\\alpha_T)$"
 EARLY_LOSS = 0.5  # warn when the signal is gone before this fraction of the T steps
@@ -74,36 +73,37 @@ def page_settings() -> PageSettings:
     per_schedule = []
     for name in ("a", "b"):
         per_schedule += [
-            Setting(f"schedules_{name}_kind", DEFAULT_KINDS[name.upper()], "choice", choices=SCHEDULE_KINDS),
-            Setting(f"schedules_{name}_T", 1000, "int", *T_RANGE),
-            Setting(f"schedules_{name}_beta_start", 1e-4, "float", *BETA_START_RANGE),
-            Setting(f"schedules_{name}_beta_end", 0.02, "float", *BETA_END_RANGE),
-            Setting(f"schedules_{name}_scale", False, "bool"),
+            Setting(f"schedules_{name}_kind", DEFAULT_KINDS[name.upper()], "choice", choices=SCHEDULE_KINDS, label="Kind",
+                    format_func=SCHEDULE_LABELS.get),
+            Setting(f"schedules_{name}_T", 1000, "int", *T_RANGE, label="T (number of steps)", step=10),
+            Setting(f"schedules_{name}_beta_start", 1e-4, "float", *BETA_START_RANGE, label="$\\beta_{\\text{start}}$",
+                    widget="number_input", step=1e-4, format="%.2e"),
+            Setting(f"schedules_{name}_beta_end", 0.02, "float", *BETA_END_RANGE, label="$\\beta_{\\text{end}}$",
+                    widget="number_input", step=1e-3, format="%.3e"),
+            Setting(f"schedules_{name}_scale", False, "bool", label="Scale β with T (× 1000/T)",
+                    help="Nichol & Dhariwal's rule: keeps the total noise $\\sum_t \\beta_t$ roughly fixed when T ≠ 1000."),
         ]
     last = len(held_out_digits().data) - 1
     return PageSettings("schedules", [
-        Setting("schedules_compare", False, "bool"), *per_schedule,
-        Setting("schedules_x_axis", "t", "choice", choices=("t", "t/T")),
-        Setting("schedules_log_beta", True, "bool"),
-        Setting("schedules_digit", 0, "int", 0, last),
-        Setting("schedules_noise_seed", 0, "int", 0, SEED_MAX),
+        Setting("schedules_compare", False, "bool", label="Compare with a second schedule", widget="toggle"), *per_schedule,
+        Setting("schedules_x_axis", "t", "choice", choices=("t", "t/T"), label="x axis", widget="radio", horizontal=True,
+                help="t/T puts schedules with different T on the same scale."),
+        Setting("schedules_log_beta", True, "bool", label="log scale for $\\beta_t$ and $\\tilde\\beta_t$"),
+        Setting("schedules_digit", 0, "int", 0, last, label=f"Held-out MNIST digit (0…{last})"),
+        seed_setting("schedules_noise_seed", "Noise seed"),
     ], PRESETS)
 
 
 def schedule_controls(name: str) -> tuple:
     """Widgets for one schedule; returns (kind, T, β_start, β_end, scale_with_T)."""
     key = f"schedules_{name.lower()}"
-    kind = st.selectbox("Kind", SCHEDULE_KINDS, index=SCHEDULE_KINDS.index(DEFAULT_KINDS[name]), key=f"{key}_kind",
-                        format_func=SCHEDULE_LABELS.get, persist_state=PERSIST)
+    kind = widget(f"{key}_kind")
     cosine = kind == "cosine"
     left, right = st.columns(2)
-    T = left.number_input("T (number of steps)", *T_RANGE, value=1000, step=10, key=f"{key}_T", persist_state=PERSIST)
-    scale = right.checkbox("Scale β with T (× 1000/T)", key=f"{key}_scale", disabled=cosine, persist_state=PERSIST,
-                           help="Nichol & Dhariwal's rule: keeps the total noise $\\sum_t \\beta_t$ roughly fixed when T ≠ 1000.")
-    beta_start = left.number_input("$\\beta_{\\text{start}}$", *BETA_START_RANGE, value=1e-4, step=1e-4, format="%.2e",
-                                   key=f"{key}_beta_start", disabled=cosine, persist_state=PERSIST)
-    beta_end = right.number_input("$\\beta_{\\text{end}}$", *BETA_END_RANGE, value=0.02, step=1e-3, format="%.3e",
-                                  key=f"{key}_beta_end", disabled=cosine, persist_state=PERSIST)
+    T = widget(f"{key}_T", left)
+    scale = widget(f"{key}_scale", right, disabled=cosine)
+    beta_start = widget(f"{key}_beta_start", left, disabled=cosine)
+    beta_end = widget(f"{key}_beta_end", right, disabled=cosine)
     if cosine:
         st.caption("The cosine schedule defines $\\bar\\alpha_t$ directly (Nichol & Dhariwal eq. 17); β range and "
                    "scaling do not apply.")
@@ -205,9 +205,8 @@ def curve_figures(results: dict, compare: bool, axis: str, log_beta: bool) -> li
 
 def curve_axes() -> tuple[str, bool]:
     left, right = st.columns(2)
-    axis = left.radio("x axis", ["t", "t/T"], horizontal=True, key="schedules_x_axis", persist_state=PERSIST,
-                      help="t/T puts schedules with different T on the same scale.")
-    log_beta = right.checkbox("log scale for $\\beta_t$ and $\\tilde\\beta_t$", value=True, key="schedules_log_beta", persist_state=PERSIST)
+    axis = widget("schedules_x_axis", left)
+    log_beta = widget("schedules_log_beta", right)
     return axis, log_beta
 
 
@@ -247,9 +246,8 @@ def forward_on_a_digit(results: dict, compare: bool) -> None:
     st.subheader("The forward process on a real digit")
     digits = held_out_digits()
     left, right = st.columns(2)
-    last = len(digits.data) - 1
-    digit = left.number_input(f"Held-out MNIST digit (0…{last})", 0, last, 0, key="schedules_digit", persist_state=PERSIST)
-    noise_seed = right.number_input("Noise seed", 0, SEED_MAX, 0, key="schedules_noise_seed", persist_state=PERSIST)
+    digit = widget("schedules_digit", left)
+    noise_seed = widget("schedules_noise_seed", right)
     st.caption(f"Digit #{digit} (a {int(digits.labels[digit])}); the same noise draw $\\varepsilon$ is used at every $t$, "
                "so you watch one digit sink into one noise image. Pixels are clipped to [−1, 1] for display.")
     for name, (settings, *_rest) in results.items():
@@ -308,7 +306,7 @@ def main() -> None:
     controls, verdict = st.columns([2, 3], gap="medium")
     with controls:
         toggle, share = st.columns([3, 2])
-        compare = toggle.toggle("Compare with a second schedule", key="schedules_compare", persist_state=PERSIST)
+        compare = widget("schedules_compare", toggle)
         with share:
             page.controls()
         chosen = choose_schedules(compare)

@@ -23,7 +23,7 @@ from ui import layout
 from ui.code import show_code
 from ui.figures import COLORS, chart
 from ui.navigation import require_app_shell
-from ui.settings import PERSIST, PageSettings, Preset, Setting
+from ui.settings import PageSettings, Preset, Setting, seed_setting, widget
 
 require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
@@ -31,7 +31,6 @@ TOY = "gaussian_mixture"
 AXIS = (-3.0, 3.0)
 T = 1000  # the linear schedule of Ho et al.
 EXAMPLE_COUNTS = (100, 200, 400, 800)
-SEED_MAX = 2**31 - 1
 PRESETS = [
     Preset("Small t = 10: the targets are mostly noise", {"score_t": 10},
            "Each example's target $-\\varepsilon/\\sigma$ is about 5× the true score in mean square, and most of it is "
@@ -44,9 +43,9 @@ PRESETS = [
 
 def page_settings() -> PageSettings:
     return PageSettings("score", [
-        Setting("score_t", 100, "int", 1, T),
-        Setting("score_n", 200, "int", choices=EXAMPLE_COUNTS),
-        Setting("score_seed", 0, "int", 0, SEED_MAX),
+        Setting("score_t", 100, "int", 1, T, label="$t$ (paper's step)", widget="slider"),
+        Setting("score_n", 200, "int", choices=EXAMPLE_COUNTS, label="Training examples"),
+        seed_setting("score_seed"),
     ], PRESETS, uses_model=False)  # the page does not use the active model: links leave it out
 
 
@@ -76,9 +75,9 @@ def intro() -> None:
 
 def field_controls() -> tuple[int, int, int]:
     columns = st.columns(3)
-    t_paper = int(columns[0].slider("$t$ (paper's step)", 1, T, 100, key="score_t", persist_state=PERSIST))
-    n = int(columns[1].select_slider("Training examples", EXAMPLE_COUNTS, 200, key="score_n", persist_state=PERSIST))
-    seed = int(columns[2].number_input("Seed", 0, SEED_MAX, 0, key="score_seed", persist_state=PERSIST))
+    t_paper = int(widget("score_t", columns[0]))
+    n = int(widget("score_n", columns[1]))
+    seed = int(widget("score_seed", columns[2]))
     return t_paper, n, seed
 
 

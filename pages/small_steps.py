@@ -23,7 +23,7 @@ from ui import layout
 from ui.code import show_code
 from ui.figures import COLORS, chart
 from ui.navigation import require_app_shell
-from ui.settings import PERSIST, PageSettings, Preset, Setting
+from ui.settings import PageSettings, Preset, Setting, widget
 
 require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
@@ -40,8 +40,8 @@ PRESETS = [
 
 def page_settings() -> PageSettings:
     return PageSettings("small", [
-        Setting("small_alpha_bar", 0.5, "float", *ALPHA_BAR_RANGE),
-        Setting("small_xt", 0.3, "float", *XT_RANGE),
+        Setting("small_alpha_bar", 0.5, "float", *ALPHA_BAR_RANGE, label="Noise level $\\bar\\alpha_t$ of $x_t$", step=0.01),
+        Setting("small_xt", 0.3, "float", *XT_RANGE, label="$x_t$", step=0.05),
     ], PRESETS, uses_model=False)  # the page does not use the active model: links leave it out
 
 
@@ -70,9 +70,8 @@ def transitions(alpha_bar: float, x_t: float) -> dict:
 def one_transition_section() -> None:
     st.subheader("1. One step back, exactly")
     columns = st.columns(2)
-    alpha_bar = columns[0].slider("Noise level $\\bar\\alpha_t$ of $x_t$", *ALPHA_BAR_RANGE, 0.5, 0.01, key="small_alpha_bar",
-                                  persist_state=PERSIST)
-    x_t = columns[1].slider("$x_t$", *XT_RANGE, 0.3, 0.05, key="small_xt", persist_state=PERSIST)
+    alpha_bar = widget("small_alpha_bar", columns[0])
+    x_t = widget("small_xt", columns[1])
     result = transitions(float(alpha_bar), float(x_t))
     fig = make_subplots(rows=1, cols=3, subplot_titles=[f"T = {s}: β = {r['beta']:.3g}" for s, r in result.items()])
     for c, r in enumerate(result.values(), start=1):

@@ -29,13 +29,12 @@ from ui.code import show_code
 from ui.figures import COLORS, Layer, PointPanel, chart, point_panels
 from ui.labels import TOY_LABELS
 from ui.navigation import require_app_shell
-from ui.settings import PERSIST, PageSettings, Preset, Setting
+from ui.settings import PageSettings, Preset, Setting, seed_setting, widget
 
 require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
 POINT_RANGE = (-4.5, 4.5)
 T_CHOICES, DIM_CHOICES, STEP_CHOICES = (50, 100, 200, 500, 1000), (16, 32, 64, 128), (200, 400, 600, 1000)
-SEED_MAX = 2**31 - 1
 PRESETS = [
     Preset("A short chain, T = 50", {"time_T": 50},
            "Over 50 steps the slow frequencies barely turn: every pair of steps keeps a cosine similarity above 0.47 "
@@ -48,12 +47,12 @@ PRESETS = [
 
 def page_settings() -> PageSettings:
     return PageSettings("time", [
-        Setting("time_T", 1000, "int", choices=T_CHOICES),
-        Setting("time_dim", 64, "int", choices=DIM_CHOICES),
-        Setting("time_dataset", EXPERIMENT_TOYS[0], "choice", choices=EXPERIMENT_TOYS),
-        Setting("time_steps", 600, "int", choices=STEP_CHOICES),
-        Setting("time_single_t", EXPERIMENT_T // 2, "int", 1, EXPERIMENT_T),
-        Setting("time_seed", 0, "int", 0, SEED_MAX),
+        Setting("time_T", 1000, "int", choices=T_CHOICES, label="$T$"),
+        Setting("time_dim", 64, "int", choices=DIM_CHOICES, label="Embedding dimension $d$"),
+        Setting("time_dataset", EXPERIMENT_TOYS[0], "choice", choices=EXPERIMENT_TOYS, label="Data", format_func=TOY_LABELS.get),
+        Setting("time_steps", 600, "int", choices=STEP_CHOICES, label="Adam steps"),
+        Setting("time_single_t", EXPERIMENT_T // 2, "int", 1, EXPERIMENT_T, label="The one $t$ (paper's step)", widget="slider"),
+        seed_setting("time_seed"),
     ], PRESETS, uses_model=False)  # the page does not use the active model: links leave it out
 
 
@@ -79,8 +78,8 @@ def embedding_section() -> None:
     st.latex(r"f_i = 10000^{-i/(d/2-1)},\qquad \mathrm{emb}(t) = \big[\sin(t f_0),\dots,\sin(t f_{d/2-1}),\ "
              r"\cos(t f_0),\dots,\cos(t f_{d/2-1})\big]")
     columns = st.columns(2)
-    T = int(columns[0].select_slider("$T$", T_CHOICES, 1000, key="time_T", persist_state=PERSIST))
-    dim = int(columns[1].select_slider("Embedding dimension $d$", DIM_CHOICES, 64, key="time_dim", persist_state=PERSIST))
+    T = int(widget("time_T", columns[0]))
+    dim = int(widget("time_dim", columns[1]))
     heat, sim = embedding_figures(T, dim)
     left, right = st.columns(2)
     chart(heat, key="time_heatmap", where=left)
@@ -114,12 +113,10 @@ def experiment_section() -> None:
                 f"Adam steps, $T = {EXPERIMENT_T}$ (linear $\\beta$ scaled with $T$). Only what the network learns about "
                 "$t$ differs; each then samples with 100-step DDPM from the same $x_T$.")
     columns = st.columns(4)
-    dataset = columns[0].selectbox("Data", EXPERIMENT_TOYS, key="time_dataset", format_func=TOY_LABELS.get,
-                                   persist_state=PERSIST)
-    steps = int(columns[1].select_slider("Adam steps", STEP_CHOICES, 600, key="time_steps", persist_state=PERSIST))
-    single_t = int(columns[2].slider("The one $t$ (paper's step)", 1, EXPERIMENT_T, EXPERIMENT_T // 2, key="time_single_t",
-                                     persist_state=PERSIST))
-    seed = int(columns[3].number_input("Seed", 0, SEED_MAX, 0, key="time_seed", persist_state=PERSIST))
+    dataset = widget("time_dataset", columns[0])
+    steps = int(widget("time_steps", columns[1]))
+    single_t = int(widget("time_single_t", columns[2]))
+    seed = int(widget("time_seed", columns[3]))
     settings = ExperimentSettings(dataset=dataset, steps=steps, single_t=single_t - 1, seed=seed)
     pressed = st.button("Train the three models (a few seconds each)", key="time_run")
     runs.cancelled_notice("time_cancel")

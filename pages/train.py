@@ -24,6 +24,7 @@ from core.training.config import (
     TrainConfig,
     recipe_for,
 )
+from core.training.stats import ACTIVE_STATES
 from ui import catalog, figures, replay, session, training_panel
 from ui.code import show_code
 from ui.figures import chart
@@ -36,14 +37,13 @@ from ui.labels import (
     terminal_noise_text,
 )
 from ui.navigation import require_app_shell
-from ui.settings import PERSIST, PageSettings, Preset, Setting
+from ui.settings import PageSettings, Preset, Setting, seed_setting, widget
 
 require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
 BUDGET_LABELS = {"steps": "all the steps", "minutes": "at most N minutes"}
 # A budget plans the run to fit (core/training/budget.py): the default, since a lesson has a clock.
 DEFAULT_BUDGET, DEFAULT_MINUTES = "minutes", 5
-SEED_MAX = 2**31 - 1
 EVICTIONS_SHOWN, EVICTIONS_SHOWN_SECONDS = 3, 7 * 86400  # the run store's latest removals of this session's models
 # widget key -> the TrainConfig field it sets (the recipe's value is its default)
 RECIPE_KEYS = {
@@ -100,29 +100,41 @@ def setting_list(dataset: str) -> list:
     """Every setting of the page, with the defaults of `dataset`'s recipe (the dataset itself defaults to MNIST)."""
     base = recipe(dataset)
     return [
-        Setting("train_dataset", "mnist", "choice", choices=tuple(datasets())),
-        Setting("train_size", base.model_size, "choice", choices=SIZE_NAMES),
-        Setting("train_prediction", base.prediction, "choice", choices=PREDICTIONS),
-        Setting("train_variance", base.variance, "choice", choices=VARIANCES),
-        Setting("train_steps", base.total_steps, "int", 10, 200_000),
-        Setting("train_batch", base.batch_size, "int", 1, 4096),
-        Setting("train_schedule", base.schedule, "choice", choices=SCHEDULE_KINDS),
-        Setting("train_T", base.T, "int", 2, 4000),
-        Setting("train_beta_start", base.beta_start, "float", 1e-6, 0.5),
-        Setting("train_beta_end", base.beta_end, "float", 1e-5, 0.999),
-        Setting("train_noise_levels", base.noise_levels, "choice", choices=NOISE_LEVELS),
-        Setting("train_ln_mean", base.lognormal_mean, "float", -10.0, 10.0),
-        Setting("train_ln_std", base.lognormal_std, "float", 0.05, 10.0),
-        Setting("train_scale", base.scale_with_T, "bool"),
-        Setting("train_lr", base.learning_rate, "float", 1e-6, 0.1),
-        Setting("train_lr_schedule", base.lr_schedule, "choice", choices=LR_SCHEDULES),
-        Setting("train_warmup", base.warmup_steps, "int", 0, 100_000),
-        Setting("train_ema", base.ema_decay, "float", 0.0, 0.99999),
-        Setting("train_clip", base.grad_clip, "float", 0.0, 100.0),
-        Setting("train_preview_every", base.preview_every, "int", 0, 100_000),
-        Setting("train_seed", 0, "int", 0, SEED_MAX),
-        Setting("train_budget", DEFAULT_BUDGET, "choice", choices=tuple(BUDGET_LABELS)),
-        Setting("train_minutes", DEFAULT_MINUTES, "int", 1, 240),
+        Setting("train_dataset", "mnist", "choice", choices=tuple(datasets()), label="Dataset", format_func=DATASET_LABELS.get,
+                help="Changing it loads that dataset's recipe into the other settings."),
+        Setting("train_size", base.model_size, "choice", choices=SIZE_NAMES, label="Model size",
+                help="UNet for images (tiny ≈ CPU-friendly, base for a GPU); residual MLP for 2-D data."),
+        Setting("train_prediction", base.prediction, "choice", choices=PREDICTIONS, label="Network predicts",
+                format_func=PREDICTION_LABELS.get),
+        Setting("train_variance", base.variance, "choice", choices=VARIANCES, label="Reverse-step variance",
+                format_func=VARIANCE_LABELS.get),
+        Setting("train_steps", base.total_steps, "int", 10, 200_000, label="Training steps", step=100),
+        Setting("train_batch", base.batch_size, "int", 1, 4096, label="Batch size"),
+        Setting("train_schedule", base.schedule, "choice", choices=SCHEDULE_KINDS, label="β schedule", format_func=SCHEDULE_LABELS.get),
+        Setting("train_T", base.T, "int", 2, 4000, label="T (diffusion steps)", step=50),
+        Setting("train_beta_start", base.beta_start, "float", 1e-6, 0.5, label="β start", widget="number_input", format="%g",
+                help="Ignored by the cosine schedule."),
+        Setting("train_beta_end", base.beta_end, "float", 1e-5, 0.999, label="β end", widget="number_input", format="%g"),
+        Setting("train_noise_levels", base.noise_levels, "choice", choices=NOISE_LEVELS, label="Training noise levels",
+                format_func=NOISE_LEVEL_LABELS.get,
+                help="Which t each training example gets: uniformly (Algorithm 1), or so that ln σₜ, σₜ = √((1−ᾱₜ)/ᾱₜ), is "
+                     "normal: fewer steps where xₜ is almost pure noise."),
+        Setting("train_ln_mean", base.lognormal_mean, "float", -10.0, 10.0, label="ln σ mean", widget="number_input", format="%g"),
+        Setting("train_ln_std", base.lognormal_std, "float", 0.05, 10.0, label="ln σ std", widget="number_input", format="%g"),
+        Setting("train_scale", base.scale_with_T, "bool", label="Scale β range with T (× 1000/T)"),
+        Setting("train_lr", base.learning_rate, "float", 1e-6, 0.1, label="Learning rate", widget="number_input", format="%g"),
+        Setting("train_lr_schedule", base.lr_schedule, "choice", choices=LR_SCHEDULES, label="Learning-rate schedule"),
+        Setting("train_warmup", base.warmup_steps, "int", 0, 100_000, label="Warm-up steps"),
+        Setting("train_ema", base.ema_decay, "float", 0.0, 0.99999, label="EMA decay", widget="number_input", format="%g"),
+        Setting("train_clip", base.grad_clip, "float", 0.0, 100.0, label="Gradient clip (0 = off)", widget="number_input"),
+        Setting("train_preview_every", base.preview_every, "int", 0, 100_000, label="Preview every (steps)"),
+        seed_setting("train_seed"),
+        Setting("train_budget", DEFAULT_BUDGET, "choice", choices=tuple(BUDGET_LABELS), label="Train for", widget="radio",
+                horizontal=True, format_func=BUDGET_LABELS.get,
+                help="A time budget plans the run: the job measures its speed in its first seconds and sets its number of "
+                     "steps (at most the step count above) so that the learning rate decays to 0 within the budget, then "
+                     "saves. Plan a lesson with it."),
+        Setting("train_minutes", DEFAULT_MINUTES, "int", 1, 240, label="Minutes"),
     ]
 
 
@@ -167,51 +179,30 @@ def follow_budget() -> None:
 
 def data_and_model(base: TrainConfig) -> dict:
     dataset_column, size_column, steps_column = st.columns(3)
-    dataset = dataset_column.selectbox("Dataset", datasets(), format_func=DATASET_LABELS.get, key="train_dataset",
-                                       on_change=follow_recipe, persist_state=PERSIST,
-                                       help="Changing it loads that dataset's recipe into the other settings.")
-    size = size_column.selectbox("Model size", SIZE_NAMES, index=SIZE_NAMES.index(base.model_size), key="train_size",
-                                 persist_state=PERSIST,
-                                 help="UNet for images (tiny ≈ CPU-friendly, base for a GPU); residual MLP for 2-D data.")
-    steps = steps_column.number_input("Training steps", min_value=10, max_value=200_000, value=base.total_steps,
-                                      step=100, key="train_steps", persist_state=PERSIST)
+    dataset = widget("train_dataset", dataset_column, on_change=follow_recipe)
+    size = widget("train_size", size_column, default=base.model_size)
+    steps = widget("train_steps", steps_column, default=base.total_steps)
     prediction_column, variance_column, batch_column = st.columns(3)
-    prediction = prediction_column.selectbox("Network predicts", PREDICTIONS, index=PREDICTIONS.index(base.prediction),
-                                             format_func=PREDICTION_LABELS.get, key="train_prediction",
-                                             persist_state=PERSIST)
-    variance = variance_column.selectbox("Reverse-step variance", VARIANCES, index=VARIANCES.index(base.variance),
-                                         format_func=VARIANCE_LABELS.get, key="train_variance", persist_state=PERSIST)
-    batch_size = batch_column.number_input("Batch size", min_value=1, max_value=4096, value=base.batch_size,
-                                           key="train_batch", persist_state=PERSIST)
+    prediction = widget("train_prediction", prediction_column, default=base.prediction)
+    variance = widget("train_variance", variance_column, default=base.variance)
+    batch_size = widget("train_batch", batch_column, default=base.batch_size)
     return dict(dataset=dataset, model_size=size, total_steps=int(steps), prediction=prediction, variance=variance,
                 batch_size=int(batch_size))
 
 
 def noise_schedule(base: TrainConfig) -> dict:
     kind_column, T_column, scale_column = st.columns(3)
-    kind = kind_column.selectbox("β schedule", SCHEDULE_KINDS, index=SCHEDULE_KINDS.index(base.schedule),
-                                 format_func=SCHEDULE_LABELS.get, key="train_schedule", persist_state=PERSIST)
-    T = T_column.number_input("T (diffusion steps)", min_value=2, max_value=4000, value=base.T, step=50, key="train_T",
-                              persist_state=PERSIST)
-    scale_with_T = scale_column.checkbox("Scale β range with T (× 1000/T)", value=base.scale_with_T, key="train_scale",
-                                         persist_state=PERSIST)
+    kind = widget("train_schedule", kind_column, default=base.schedule)
+    T = widget("train_T", T_column, default=base.T)
+    scale_with_T = widget("train_scale", scale_column, default=base.scale_with_T)
     start_column, end_column, _ = st.columns(3)
-    beta_start = start_column.number_input("β start", min_value=1e-6, max_value=0.5, value=base.beta_start,
-                                           format="%g", help="Ignored by the cosine schedule.", key="train_beta_start",
-                                           persist_state=PERSIST)
-    beta_end = end_column.number_input("β end", min_value=1e-5, max_value=0.999, value=base.beta_end, format="%g",
-                                       key="train_beta_end", persist_state=PERSIST)
+    beta_start = widget("train_beta_start", start_column, default=base.beta_start)
+    beta_end = widget("train_beta_end", end_column, default=base.beta_end)
     levels_column, mean_column, std_column = st.columns(3)
-    levels = levels_column.selectbox("Training noise levels", NOISE_LEVELS, index=NOISE_LEVELS.index(base.noise_levels),
-                                     format_func=NOISE_LEVEL_LABELS.get, key="train_noise_levels", persist_state=PERSIST,
-                                     help="Which t each training example gets: uniformly (Algorithm 1), or so that "
-                                          "ln σₜ, σₜ = √((1−ᾱₜ)/ᾱₜ), is normal: fewer steps where xₜ is almost pure "
-                                          "noise.")
+    levels = widget("train_noise_levels", levels_column, default=base.noise_levels)
     lognormal = levels == "lognormal"
-    mean = mean_column.number_input("ln σ mean", min_value=-10.0, max_value=10.0, value=base.lognormal_mean,
-                                    format="%g", key="train_ln_mean", disabled=not lognormal, persist_state=PERSIST)
-    std = std_column.number_input("ln σ std", min_value=0.05, max_value=10.0, value=base.lognormal_std, format="%g",
-                                  key="train_ln_std", disabled=not lognormal, persist_state=PERSIST)
+    mean = widget("train_ln_mean", mean_column, default=base.lognormal_mean, disabled=not lognormal)
+    std = widget("train_ln_std", std_column, default=base.lognormal_std, disabled=not lognormal)
     return dict(schedule=kind, T=int(T), beta_start=float(beta_start), beta_end=float(beta_end),
                 scale_with_T=bool(scale_with_T), noise_levels=levels, lognormal_mean=float(mean),
                 lognormal_std=float(std))
@@ -219,20 +210,13 @@ def noise_schedule(base: TrainConfig) -> dict:
 
 def optimizer(base: TrainConfig) -> dict:
     lr_column, lr_schedule_column, warmup_column = st.columns(3)
-    learning_rate = lr_column.number_input("Learning rate", min_value=1e-6, max_value=0.1, value=base.learning_rate,
-                                           format="%g", key="train_lr", persist_state=PERSIST)
-    lr_schedule = lr_schedule_column.selectbox("Learning-rate schedule", LR_SCHEDULES,
-                                               index=LR_SCHEDULES.index(base.lr_schedule), key="train_lr_schedule",
-                                               persist_state=PERSIST)
-    warmup = warmup_column.number_input("Warm-up steps", min_value=0, max_value=100_000, value=base.warmup_steps,
-                                        key="train_warmup", persist_state=PERSIST)
+    learning_rate = widget("train_lr", lr_column, default=base.learning_rate)
+    lr_schedule = widget("train_lr_schedule", lr_schedule_column, default=base.lr_schedule)
+    warmup = widget("train_warmup", warmup_column, default=base.warmup_steps)
     ema_column, clip_column, preview_column = st.columns(3)
-    ema_decay = ema_column.number_input("EMA decay", min_value=0.0, max_value=0.99999, value=base.ema_decay,
-                                        format="%g", key="train_ema", persist_state=PERSIST)
-    grad_clip = clip_column.number_input("Gradient clip (0 = off)", min_value=0.0, max_value=100.0, value=base.grad_clip,
-                                         key="train_clip", persist_state=PERSIST)
-    preview_every = preview_column.number_input("Preview every (steps)", min_value=0, max_value=100_000,
-                                                value=base.preview_every, key="train_preview_every", persist_state=PERSIST)
+    ema_decay = widget("train_ema", ema_column, default=base.ema_decay)
+    grad_clip = widget("train_clip", clip_column, default=base.grad_clip)
+    preview_every = widget("train_preview_every", preview_column, default=base.preview_every)
     return dict(learning_rate=float(learning_rate), lr_schedule=lr_schedule, warmup_steps=int(warmup),
                 ema_decay=float(ema_decay), grad_clip=float(grad_clip), preview_every=int(preview_every))
 
@@ -270,18 +254,9 @@ def start_section(settings: dict, schedule) -> None:
     if warning:
         st.warning(warning)
     budget_column, minutes_column, seed_column, start_column = st.columns([2.9, 1, 1.1, 1.5], vertical_alignment="bottom")
-    budget = budget_column.radio("Train for", list(BUDGET_LABELS), format_func=BUDGET_LABELS.get, horizontal=True,
-                                 index=list(BUDGET_LABELS).index(DEFAULT_BUDGET), key="train_budget", persist_state=PERSIST,
-                                 on_change=follow_budget,
-                                 help="A time budget plans the run: the job measures its speed in its first "
-                                      "seconds and sets its number of steps (at most the step count above) so that "
-                                      "the learning rate decays to 0 within the budget, then saves. Plan a lesson "
-                                      "with it.")
-    minutes = minutes_column.number_input("Minutes", min_value=1, max_value=240, value=DEFAULT_MINUTES, key="train_minutes",
-                                          on_change=follow_budget,
-                                          disabled=budget != "minutes", persist_state=PERSIST)
-    seed = seed_column.number_input("Seed", min_value=0, max_value=SEED_MAX, value=0, key="train_seed",
-                                    persist_state=PERSIST)
+    budget = widget("train_budget", budget_column, on_change=follow_budget)
+    minutes = widget("train_minutes", minutes_column, on_change=follow_budget, disabled=budget != "minutes")
+    seed = widget("train_seed", seed_column)
     if start_column.button("Start training", type="primary", disabled=schedule is None, key="train_start",
                            help="Each session may have one job training and one more waiting for it."):
         try:
@@ -334,6 +309,24 @@ def jobs_section() -> None:
             training_panel.progress_panel(job)
 
 
+def has_active_job() -> bool:
+    """True while one of this session's jobs is queued or training."""
+    jobs = session.get_registry().jobs_for(session.session_id())
+    return any(job.snapshot().state in ACTIVE_STATES for job in jobs)
+
+
+def settings_and_start(page: PageSettings) -> None:
+    """The settings form and Start, with the schedule figure beside them."""
+    settings_column, figure_column = st.columns([3, 2])
+    with settings_column:
+        settings = settings_section()
+        schedule = schedule_of(settings)
+        page.sync_url()  # before Start, whose st.rerun() ends the run
+        start_section(settings, schedule)
+    with figure_column:
+        schedule_figure(schedule)
+
+
 def main() -> None:
     try:
         training_panel.forced_fast_recipe()
@@ -348,15 +341,13 @@ def main() -> None:
     with share:
         page.controls()
     page.notices()
-    settings_column, figure_column = st.columns([3, 2])
-    with settings_column:
-        settings = settings_section()
-        schedule = schedule_of(settings)
-        page.sync_url()  # before Start, whose st.rerun() ends the run
-        start_section(settings, schedule)
-    with figure_column:
-        schedule_figure(schedule)
-    jobs_section()
+    if has_active_job():  # the live panel first (above the fold at 1280×720), the long form folded away below it
+        jobs_section()
+        with st.expander("Settings and Start for another run", expanded=False, icon=":material/tune:"):
+            settings_and_start(page)
+    else:
+        settings_and_start(page)
+        jobs_section()
     replay.render_replay(catalog.CHECKPOINT_DIR / "history")  # recorded runs: see how a model learns, instantly
 
 

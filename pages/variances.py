@@ -30,7 +30,7 @@ from ui.code import show_code
 from ui.figures import COLORS, chart
 from ui.navigation import require_app_shell
 from ui.sampling_numbers import DDIM_LATEX, ddim_update_panel, quality_settings, quality_vs_steps_panel
-from ui.settings import PERSIST, PageSettings, Preset, Setting
+from ui.settings import PageSettings, Preset, Setting, widget
 
 require_app_shell()  # a deep link on a fresh server must still get the sidebar (ui/navigation.py)
 
@@ -48,10 +48,10 @@ PRESETS = [
 
 def page_settings(T: int) -> PageSettings:
     return PageSettings("variances", [
-        Setting("variances_t", min(T, 600), "int", 1, T),
-        Setting("variances_ab", 0.3, "float", *AB_RANGE),
-        Setting("variances_ab_prev", 0.6, "float", *AB_PREV_RANGE),
-        Setting("variances_eta", 0.0, "float", *ETA_RANGE),
+        Setting("variances_t", min(T, 600), "int", 1, T, label="$t$ (paper's step)", widget="slider"),
+        Setting("variances_ab", 0.3, "float", *AB_RANGE, label="$\\bar\\alpha_t$", step=0.01),
+        Setting("variances_ab_prev", 0.6, "float", *AB_PREV_RANGE, label="$\\bar\\alpha_{t-1}$ (the step to jump to)", step=0.01),
+        Setting("variances_eta", 0.0, "float", *ETA_RANGE, label="$\\eta$", step=0.1),
         *quality_settings("variances"),
     ], PRESETS)
 
@@ -89,8 +89,7 @@ def identity_section(loaded: catalog.LoadedModel) -> None:
     st.latex(r"\|v-\hat v\|^2 = \frac{\|\varepsilon-\hat\varepsilon\|^2}{\bar\alpha_t},\qquad "
              r"\|x_0-\hat x_0\|^2 = \frac{1-\bar\alpha_t}{\bar\alpha_t}\,\|\varepsilon-\hat\varepsilon\|^2,\qquad "
              r"\|v-\hat v\|^2 = \frac{\|x_0-\hat x_0\|^2}{1-\bar\alpha_t}")
-    t_paper = int(st.slider("$t$ (paper's step)", 1, loaded.diffusion.T, min(loaded.diffusion.T, 600), key="variances_t",
-                            persist_state=PERSIST))
+    t_paper = int(widget("variances_t"))
     x0 = digits()[:4]
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(1))
     e = prediction_errors(loaded.model, loaded.diffusion, x0, t_paper - 1, noise)
@@ -194,10 +193,9 @@ def ddim_section(loaded: catalog.LoadedModel) -> None:
     st.latex(DDIM_LATEX)
     st.caption("Song, Meng & Ermon 2021, eqs. 12 and 16.")
     columns = st.columns(3)
-    alpha_bar = columns[0].slider("$\\bar\\alpha_t$", *AB_RANGE, 0.3, 0.01, key="variances_ab", persist_state=PERSIST)
-    alpha_bar_prev = columns[1].slider("$\\bar\\alpha_{t-1}$ (the step to jump to)", *AB_PREV_RANGE, 0.6, 0.01,
-                                       key="variances_ab_prev", persist_state=PERSIST)
-    eta = columns[2].slider("$\\eta$", *ETA_RANGE, 0.0, 0.1, key="variances_eta", persist_state=PERSIST)
+    alpha_bar = widget("variances_ab", columns[0])
+    alpha_bar_prev = widget("variances_ab_prev", columns[1])
+    eta = widget("variances_eta", columns[2])
     if alpha_bar_prev <= alpha_bar:
         st.error(f"$\\bar\\alpha_{{t-1}}$ = {alpha_bar_prev} must be larger than $\\bar\\alpha_t$ = {alpha_bar}: the "
                  "jump goes toward less noise.")

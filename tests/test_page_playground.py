@@ -52,8 +52,8 @@ def trace_names(figure: dict) -> list:
 
 def test_oracle_only_page_renders_every_section(monkeypatch, tmp_path):
     at = open_playground(monkeypatch, tmp_path)
-    assert at.selectbox(key="pg_model").options == ["no model (oracle only, with the settings above)"]
-    assert any("train one above" in info.value for info in at.info)
+    assert at.selectbox(key="pg_model").options == ["no model (oracle only, with the training settings below)"]
+    assert any("train one below" in info.value for info in at.info)
     assert any("memorising" in markdown.value for markdown in at.markdown)  # swiss roll: the empirical oracle
 
     trajectory = chart(at, "pg_trajectory_chart")

@@ -6,6 +6,7 @@ import pytest
 from helpers import APP, open_page
 from streamlit.testing.v1 import AppTest
 
+from core.rng import MAX_SEED
 from ui.settings import PageSettings, Preset, Setting
 from ui.text import escape_markdown
 
@@ -249,3 +250,123 @@ def test_a_session_only_model_is_not_put_in_links_and_the_popover_says_so(monkey
     assert len(notes) == 1 and "exists only there" in notes[0]
     shipped = page_with(monkeypatch, checkpoint_dir, "pages/denoise.py", {"model": "shipped:mnist_v"})
     assert not [c for c in shipped.caption if "opens with the default model" in c.value]  # only for session-only models
+
+
+# --------------------------------------------------------------- one declaration: the row builds the widget
+PAGES = ["sample", "denoise", "schedules", "reverse_step", "playground_2d", "train", "objective", "posterior", "score",
+         "small_steps", "time_conditioning", "variances", "mistakes"]
+INPUTS = ("number_input", "slider", "select_slider", "selectbox", "radio", "checkbox", "toggle", "multiselect")
+NOT_SETTINGS = {"pg_model"}  # the playground's model picker: models trained in a session cannot travel in links
+
+
+def shown(row: Setting, choice) -> str:
+    return row.format_func(choice) if row.format_func else str(choice)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_widget_is_built_from_its_row(monkeypatch, checkpoint_dir, page):
+    """Each keyed input widget of the page is one of its declared settings, and its label, help, kind, bounds and
+    choices are the row's (a bound may be narrower where it follows another widget, e.g. t ≤ the chosen T)."""
+    at = open_page(monkeypatch, checkpoint_dir, f"pages/{page}.py")
+    rows = at.session_state["_settings_current"].by_key
+    checked = 0
+    for kind in INPUTS:
+        for element in getattr(at.main, kind):
+            if element.key is None or element.key in NOT_SETTINGS or element.key.startswith("$$"):
+                continue
+            assert element.key in rows, f"{page}: widget {element.key!r} is not a declared setting"
+            row = rows[element.key]
+            assert kind == ("select_slider" if row.widget == "scrubber" else row.widget_kind), element.key
+            assert element.label == row.label, element.key
+            if row.widget != "scrubber":
+                assert (element.help or None) == row.help, element.key
+            if kind in ("number_input", "slider"):
+                assert row.low <= element.min <= element.max <= row.high, element.key
+            elif kind in ("selectbox", "radio", "multiselect"):
+                assert list(element.options) == [shown(row, c) for c in row.choices], element.key
+            checked += 1
+    assert checked >= 1
+    seeds = [row for key, row in rows.items() if "seed" in key]
+    assert all(row.low == 0 and row.high == MAX_SEED == 2**53 - 1 for row in seeds)  # one seed bound everywhere
+    for row in rows.values():  # a value a row allows travels in a link and reads back the same
+        for value in (row.default, row.low, row.high) if row.kind in ("int", "float") and not row.choices else (row.default,):
+            if value is not None:
+                assert row.parse(row.encode(value)) == value, (row.key, value)
+
+
+def test_pages_never_build_a_persisted_widget_by_hand():
+    """Keys, labels, bounds and defaults live in the Setting rows only: no page passes persist_state or defines its
+    own seed bound."""
+    for path in sorted((ROOT / "pages").glob("*.py")):
+        text = path.read_text()
+        assert "persist_state" not in text and "SEED_MAX" not in text and "2**31" not in text, path.name
+
+
+def test_links_the_trainer_and_the_cli_check_seeds_against_the_same_bound(capsys):
+    """MAX_SEED = 2**53 - 1 = JavaScript's Number.MAX_SAFE_INTEGER: the largest seed a browser's number input keeps
+    exactly (2**53 + 1 would read back as 2**53). A link, TrainConfig and `python -m core.sample` all refuse one more."""
+    from core import sample as sample_cli
+    from core.training.config import TrainConfig
+
+    assert float(MAX_SEED) == MAX_SEED and float(MAX_SEED + 2) != MAX_SEED + 2  # exact in a double, the next odd one is not
+    assert TrainConfig(seed=MAX_SEED).seed == MAX_SEED
+    message = "expected an integer in 0..9007199254740991"
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(seed=MAX_SEED + 1)
+    with pytest.raises(ValueError, match=message):
+        Setting("s", 0, "int", 0, MAX_SEED).parse([str(MAX_SEED + 1)])
+    with pytest.raises(SystemExit):
+        sample_cli.main(["--checkpoint", "missing.safetensors", "--seed", str(MAX_SEED + 1)])
+    assert message in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------- scrubbed timesteps travel in links
+def denoise_with(monkeypatch, checkpoint_dir, query: dict) -> AppTest:
+    return page_with(monkeypatch, checkpoint_dir, "pages/denoise.py", query)
+
+
+def test_the_scrubbed_timestep_travels_in_the_link(monkeypatch, checkpoint_dir):
+    """Scrub Denoise to a t, take the URL the page wrote, open it in a fresh session: the same t is shown."""
+    at = open_page(monkeypatch, checkpoint_dir, "pages/denoise.py")
+    steps = at.select_slider(key="denoise_t").options
+    target = int(steps[len(steps) // 2])
+    at.select_slider(key="denoise_t").set_value(target).run()
+    assert not at.exception
+    url = url_of(at)
+    assert url["denoise_t"] == str(target) and f"denoise_t={target}" in the_link(at)
+    fresh = denoise_with(monkeypatch, checkpoint_dir, url)
+    assert fresh.select_slider(key="denoise_t").value == target
+    assert not [w for w in fresh.warning if "Link setting ignored" in w.value]
+
+
+def test_a_link_timestep_off_the_grid_moves_to_the_nearest_and_one_out_of_range_is_refused(monkeypatch, checkpoint_dir):
+    at = denoise_with(monkeypatch, checkpoint_dir, {"denoise_n_t": "5"})
+    grid = [int(step) for step in at.select_slider(key="denoise_t").options]
+    between = grid[1] + 1  # not on the grid: the nearest grid step is grid[1]
+    assert between not in grid and between - grid[1] < grid[2] - between
+    at = denoise_with(monkeypatch, checkpoint_dir, {"denoise_n_t": "5", "denoise_t": str(between)})
+    assert at.select_slider(key="denoise_t").value == grid[1]
+    at = denoise_with(monkeypatch, checkpoint_dir, {"denoise_t": "100000"})
+    (notice,) = [w.value for w in at.warning if "Link setting ignored" in w.value]
+    assert "denoise_t=100000" in notice.replace("\\", "") and "\n" not in notice
+    assert at.select_slider(key="denoise_t").value == 1  # the default: the first frame
+
+
+def test_the_sample_trajectory_step_travels_in_the_link(monkeypatch, checkpoint_dir):
+    at = open_page(monkeypatch, checkpoint_dir, "pages/sample.py")
+    scrubber = at.select_slider(key="sample_trajectory_t")
+    assert "sample_trajectory_t" not in url_of(at)  # the first frame is the default: left out of the URL
+    target = scrubber.options[len(scrubber.options) // 2]
+    scrubber.set_value(int(target)).run()
+    url = url_of(at)
+    assert url["sample_trajectory_t"] == str(target)
+    fresh = page_with(monkeypatch, checkpoint_dir, "pages/sample.py", url)
+    assert fresh.select_slider(key="sample_trajectory_t").value == int(target)
+
+
+@pytest.mark.parametrize("raw, accepted", [(str(MAX_SEED), True), (str(MAX_SEED + 1), False), ("-1", False)])
+def test_a_link_seed_is_checked_against_max_seed(monkeypatch, checkpoint_dir, raw, accepted):
+    at = page_with(monkeypatch, checkpoint_dir, "pages/sample.py", {"sample_seed": raw})
+    notices = [w.value for w in at.warning if "Link setting ignored" in w.value]
+    assert at.number_input(key="sample_seed").value == (int(raw) if accepted else 0)
+    assert len(notices) == (0 if accepted else 1) and all("\n" not in n for n in notices)

@@ -13,6 +13,7 @@ import torch
 
 from core.lab import drawing
 from ui.figures import NEUTRAL, OKABE_ITO, Layer, PointPanel, chart, honest_axes, point_panels, typeset_figure
+from ui.settings import Setting, seed_setting, widget
 
 POINTS_KEY = "pg_drawn_points"
 LAST_SELECTION_KEY = "pg_draw_last_selection"
@@ -20,7 +21,6 @@ RESULT_KEY = "pg_draw_result"
 CANVAS_RESOLUTION = 41
 TRAIN_STEPS = (100, 300, 1000)
 SAMPLES = 500
-SEED_MAX = 2**31 - 1
 
 
 def current_points() -> torch.Tensor:
@@ -71,16 +71,32 @@ def canvas(points: torch.Tensor) -> None:
         st.rerun()
 
 
+def settings() -> list[Setting]:
+    """The panel's widgets as rows of the playground page's settings (links carry the brush and the training run;
+    the drawn points themselves stay in the session)."""
+    return [
+        Setting("pg_draw_shape", drawing.SHAPES[0], "choice", choices=drawing.SHAPES, label="Brush"),
+        Setting("pg_draw_count", 150, "int", 1, drawing.MAX_BRUSH, label="Points"),
+        seed_setting("pg_draw_seed"),
+        Setting("pg_draw_x", 0.0, "float", -1.2, 1.2, label="Centre x", step=0.05, widget="slider"),
+        Setting("pg_draw_y", 0.0, "float", -1.2, 1.2, label="Centre y", step=0.05, widget="slider"),
+        Setting("pg_draw_size", 0.5, "float", 0.05, 1.2, label="Size", step=0.05, widget="slider",
+                help="Half the length of a line, the radius of a circle, twice the std of a blob."),
+        Setting("pg_draw_angle", 0, "int", -90, 90, label="Angle (°)", step=5, widget="slider"),
+        Setting("pg_draw_steps", 300, "int", choices=TRAIN_STEPS, label="Training steps"),
+        seed_setting("pg_draw_train_seed", "Training seed"),
+    ]
+
+
 def brushes() -> None:
-    shape = st.selectbox("Brush", drawing.SHAPES, key="pg_draw_shape")
+    shape = widget("pg_draw_shape")
     left, right = st.columns(2)
-    count = left.number_input("Points", 1, drawing.MAX_BRUSH, 150, key="pg_draw_count")
-    seed = right.number_input("Seed", 0, SEED_MAX, 0, key="pg_draw_seed")
-    x = left.slider("Centre x", -1.2, 1.2, 0.0, 0.05, key="pg_draw_x")
-    y = right.slider("Centre y", -1.2, 1.2, 0.0, 0.05, key="pg_draw_y")
-    size = left.slider("Size", 0.05, 1.2, 0.5, 0.05, key="pg_draw_size",
-                       help="Half the length of a line, the radius of a circle, twice the std of a blob.")
-    angle = right.slider("Angle (°)", -90, 90, 0, 5, key="pg_draw_angle", disabled=shape != "line")
+    count = widget("pg_draw_count", left)
+    seed = widget("pg_draw_seed", right)
+    x = widget("pg_draw_x", left)
+    y = widget("pg_draw_y", right)
+    size = widget("pg_draw_size", left)
+    angle = widget("pg_draw_angle", right, disabled=shape != "line")
     add, clear = st.columns(2)
     if add.button("Add shape", key="pg_draw_add", icon=":material/add:"):
         _add(drawing.brush(shape, int(count), int(seed), (float(x), float(y)), float(size), float(angle)))
@@ -93,8 +109,8 @@ def brushes() -> None:
 
 def train_and_compare(points: torch.Tensor) -> None:
     left, middle, right = st.columns([2, 2, 3])
-    steps = left.select_slider("Training steps", TRAIN_STEPS, 300, key="pg_draw_steps")
-    seed = middle.number_input("Training seed", 0, SEED_MAX, 0, key="pg_draw_train_seed")
+    steps = widget("pg_draw_steps", left)
+    seed = widget("pg_draw_train_seed", middle)
     pressed = right.button("Train on my drawing", type="primary", key="pg_draw_train", disabled=len(points) < 2,
                            help="The playground's tiny MLP and recipe, T = 100; runs here, while you wait.")
     if pressed:

@@ -8,7 +8,7 @@ import streamlit as st
 from core.lab.variances import MAX_QUALITY_SAMPLES, SAMPLER_LABELS, SAMPLERS, ddim_step_table, quality_run
 from ui import runs
 from ui.code import show_code
-from ui.settings import PERSIST, Setting
+from ui.settings import Setting, widget
 
 DDIM_LATEX = (r"x_{t_\text{prev}} = \sqrt{\bar\alpha_{t_\text{prev}}}\,\hat x_0 + \sqrt{1-\bar\alpha_{t_\text{prev}}-\sigma_t^2}"
               r"\,\hat\varepsilon + \sigma_t z,\qquad \sigma_t = \eta\sqrt{\frac{1-\bar\alpha_{t_\text{prev}}}{1-\bar\alpha_t}}"
@@ -42,21 +42,19 @@ QUALITY_DEFAULTS = {"n": 64, "steps": [10, 50], "samplers": ["ddpm_beta", "ddpm_
 
 def quality_settings(prefix: str) -> list[Setting]:
     """The quality panel's widgets as settings of the page that shows it (they persist and travel in its links)."""
-    return [Setting(f"{prefix}_quality_n", QUALITY_DEFAULTS["n"], "int", choices=QUALITY_SIZES),
-            Setting(f"{prefix}_quality_steps", QUALITY_DEFAULTS["steps"], "ints", choices=QUALITY_STEPS),
-            Setting(f"{prefix}_quality_samplers", QUALITY_DEFAULTS["samplers"], "choices", choices=tuple(SAMPLERS))]
+    return [Setting(f"{prefix}_quality_n", QUALITY_DEFAULTS["n"], "int", choices=QUALITY_SIZES, label="Samples per run"),
+            Setting(f"{prefix}_quality_steps", QUALITY_DEFAULTS["steps"], "ints", choices=QUALITY_STEPS, label="Step counts"),
+            Setting(f"{prefix}_quality_samplers", QUALITY_DEFAULTS["samplers"], "choices", choices=tuple(SAMPLERS),
+                    label="Samplers", format_func=SAMPLER_LABELS.get)]
 
 
 def quality_vs_steps_panel(loaded, prefix: str) -> None:
     """Sample and measure FD, IS and seconds for chosen samplers and step counts: on a button, one run after the
     other under a progress box with Cancel (ui/runs.py), each run kept in the server-wide result cache."""
     columns = st.columns(3)
-    n = int(columns[0].select_slider("Samples per run", QUALITY_SIZES, QUALITY_DEFAULTS["n"], key=f"{prefix}_quality_n",
-                                     persist_state=PERSIST))
-    steps = columns[1].multiselect("Step counts", QUALITY_STEPS, QUALITY_DEFAULTS["steps"], key=f"{prefix}_quality_steps",
-                                   persist_state=PERSIST)
-    samplers = columns[2].multiselect("Samplers", SAMPLERS, QUALITY_DEFAULTS["samplers"], format_func=SAMPLER_LABELS.get,
-                                      key=f"{prefix}_quality_samplers", persist_state=PERSIST)
+    n = int(widget(f"{prefix}_quality_n", columns[0]))
+    steps = widget(f"{prefix}_quality_steps", columns[1])
+    samplers = widget(f"{prefix}_quality_samplers", columns[2])
     pressed = st.button("Sample and measure", key=f"{prefix}_quality_run", disabled=not (steps and samplers))
     cancel_key = f"{prefix}_quality_cancel"
     runs.cancelled_notice(cancel_key)

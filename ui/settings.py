@@ -1,8 +1,9 @@
 """Page settings that persist and travel: across page switches and reloads, as links, and as named presets.
 
-Every widget of a page is keyed and created with `persist_state="session"`, so its value survives a switch
-to another page and back. Each page also declares its settings once (a `PageSettings` of `Setting`s: key,
-default, what is allowed) and this module
+Each page declares its settings once, as a `PageSettings` of `Setting` rows (key, label, default, what is allowed,
+help, which widget), and a row builds its own widget (`Setting.show`, or `Setting.scrub` for a timestep scrubber):
+no page repeats a key, label, bound or default in a widget call. Every widget is keyed and created with
+`persist_state="session"`, so its value survives a switch to another page and back. This module also
 
 - writes the settings that differ from their defaults into the URL's query string at the end of every run
   (only this page's keys: a reload, or the URL handed to someone else, reproduces the page; no session id
@@ -24,19 +25,26 @@ Greek letters) into the URL and drops bad values silently; this keeps the URL va
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from urllib.parse import urlencode
 
 import streamlit as st
 
 from core.checks import check_choice, check_int, check_number
+from core.rng import MAX_SEED
 from ui.text import escape_markdown
 
 PERSIST = "session"  # persist_state of every page widget
 Kind = Literal["int", "float", "choice", "bool", "ints", "choices", "text"]
+Widget = Literal["number_input", "slider", "select_slider", "radio", "selectbox", "checkbox", "toggle", "multiselect", "scrubber"]
+# The widget a row builds when it does not name one: by its kind (an "int" with choices is a select_slider).
+DEFAULT_WIDGET: dict[str, Widget] = {"int": "number_input", "float": "slider", "choice": "selectbox", "text": "selectbox",
+                                     "bool": "checkbox", "ints": "multiselect", "choices": "multiselect"}
 _WRITTEN = "_settings_written"  # session_state: page -> the query pairs this module last wrote for it
 _NOTICES = "_settings_notices"  # session_state: page -> notices about a link's bad values, shown once
+_CURRENT = "_settings_current"  # session_state: the PageSettings of the page this run draws (set by restore())
+_FIRST_FRAMES = "_settings_first_frames"  # session_state: scrubber key -> the timestep of its first frame
 MODEL_PARAM = "model"  # the query parameter that carries the active (shipped) model
 SHIPPED_PREFIX = "shipped:"  # catalogue keys of the models in checkpoints/ (ui/catalog.py)
 _MODEL_WRITTEN = "_settings_model_written"  # session_state: the `model` values last written or read
@@ -45,7 +53,8 @@ _MODEL_NOTICE = "_settings_model_notice"  # session_state: the problem with a li
 
 @dataclass(frozen=True)
 class Setting:
-    """One URL-carried setting. `key` is the widget key and the query parameter name."""
+    """One URL-carried setting and the widget that shows it. `key` is the widget key and the query parameter name;
+    `low`..`high` (numbers) or `choices` are both the widget's bounds and what a link may carry."""
 
     key: str
     default: Any
@@ -53,6 +62,69 @@ class Setting:
     low: float | None = None
     high: float | None = None
     choices: tuple = ()
+    label: str = ""
+    help: str | None = None
+    widget: Widget | None = None  # None: DEFAULT_WIDGET of the kind
+    step: float | None = None  # number_input / slider step
+    format: str | None = None  # number_input / slider printf format
+    format_func: Callable[[Any], str] | None = None  # how a choice is shown (select widgets)
+    horizontal: bool = False  # radio
+
+    @property
+    def widget_kind(self) -> Widget:
+        if self.widget is not None:
+            return self.widget
+        return "select_slider" if self.kind == "int" and self.choices else DEFAULT_WIDGET[self.kind]
+
+    def show(self, where: Any = None, **options) -> Any:
+        """Build this setting's widget in `where` (a column, a container; default the page) from the row: its label,
+        bounds or choices, default, help, format. `options` are only what changes from run to run (disabled,
+        on_change, label_visibility) and, for a widget whose range follows another widget of the same run, a narrower
+        `low` / `high` / `choices` / `default` (what a link may carry stays the row's). Returns the widget's value."""
+        row = {name: options.pop(name) for name in ("low", "high", "default", "choices") if name in options}
+        if row:  # bounds that follow another widget of the same run (a t slider up to the chosen T)
+            return replace(self, **row).show(where, **options)
+        where = st if where is None else where
+        common = {"key": self.key, "persist_state": PERSIST, "help": self.help, **options}
+        if self.format_func is not None and self.widget_kind in ("select_slider", "radio", "selectbox", "multiselect"):
+            common["format_func"] = self.format_func
+        widget = self.widget_kind
+        if widget in ("number_input", "slider"):
+            numbers = {"min_value": self.low, "max_value": self.high, "value": self.default, "step": self.step}
+            if self.format is not None:
+                numbers["format"] = self.format
+            return getattr(where, widget)(self.label, **numbers, **common)
+        if widget == "select_slider":
+            return where.select_slider(self.label, options=self.choices, value=self.default, **common)
+        if widget == "radio":
+            return where.radio(self.label, self.choices, index=self.choices.index(self.default), horizontal=self.horizontal, **common)
+        if widget == "selectbox":
+            return where.selectbox(self.label, self.choices, index=self.choices.index(self.default), **common)
+        if widget in ("checkbox", "toggle"):
+            return getattr(where, widget)(self.label, value=bool(self.default), **common)
+        if widget == "multiselect":
+            return where.multiselect(self.label, self.choices, default=self.default, **common)
+        raise ValueError(f"{self.key}: a {widget} is built with Setting.scrub(steps), not show()")
+
+    def scrub(self, steps: list[int], where: Any = None) -> int:
+        """A timestep scrubber that travels in links (widget "scrubber", kind "int"): a keyed select-slider over
+        the frames' timesteps `steps` (Tab to it, then ← → or Home/End). The setting holds the timestep itself, so a
+        link opens at the same t; a value that is not one of `steps` (another grid, another number of steps) moves to
+        the nearest one. A default of None means the first frame, whatever its t. Returns the index of the chosen
+        frame (the figure's `active` frame)."""
+        steps = [int(step) for step in steps]
+        st.session_state.setdefault(_FIRST_FRAMES, {})[self.key] = steps[0]
+        current = st.session_state.get(self.key, self.default)
+        if current not in steps:
+            target = current if isinstance(current, int) and not isinstance(current, bool) else self.default
+            st.session_state[self.key] = steps[0] if target is None else min(steps, key=lambda step: (abs(step - target), step))
+        if len(steps) < 2:
+            return 0
+        options = {"format_func": self.format_func} if self.format_func is not None else {}
+        chosen = (st if where is None else where).select_slider(
+            self.label, steps, key=self.key, persist_state=PERSIST,
+            help=self.help or "Keyboard: focus the slider, then ← → step through t.", **options)
+        return steps.index(chosen)
 
     def parse(self, raw: list[str]):
         """The value a link carries (query values as strings), validated; ValueError with one line if not."""
@@ -135,6 +207,19 @@ class PageSettings:
                 if key not in self.by_key:
                     raise ValueError(f"preset {preset.name!r} sets unknown setting {key!r}")
 
+    # ---- the widgets
+    def show(self, key: str, where: Any = None, **options) -> Any:
+        """The widget of setting `key`, built from its row (Setting.show)."""
+        return self.by_key[key].show(where, **options)
+
+    def scrub(self, key: str, steps: list[int], where: Any = None) -> int:
+        """The timestep scrubber of setting `key` over the frames' timesteps (Setting.scrub): the chosen frame's index.
+        Call it inside an st.fragment with the figure it drives, so a scrub step reruns only that figure; it writes
+        the URL itself (the page's sync_url at the end of a full run does not run on a fragment's rerun)."""
+        index = self.by_key[key].scrub(steps, where)
+        self.sync_url()
+        return index
+
     # ---- the URL boundary
     def url_pairs(self) -> dict:
         """This page's query parameters in the current URL (key -> list of strings)."""
@@ -144,6 +229,7 @@ class PageSettings:
         """Before the widgets: if the URL carries settings of this page that this session did not write
         itself (a reload, a shared link, a preset link), validate them and load them into the widgets.
         Settings the link leaves out take their defaults, so the page looks the same for everyone."""
+        st.session_state[_CURRENT] = self  # widget(key) finds the rows of this page
         pairs = self.url_pairs()
         written = st.session_state.setdefault(_WRITTEN, {})
         if not pairs or pairs == written.get(self.page):
@@ -207,7 +293,9 @@ class PageSettings:
 
     def controls(self) -> None:
         """"Reset to defaults", the link to these settings, and the presets, in one popover."""
-        with st.popover("Share · presets · reset", icon=":material/share:", key=f"{self.page}_share"):
+        # on_change="rerun": opening the popover reruns the page, so its link holds what a fragment changed since the
+        # last full run (a scrubbed t; the address bar has it already)
+        with st.popover("Share · presets · reset", icon=":material/share:", key=f"{self.page}_share", on_change="rerun"):
             st.button("Reset to defaults", key=f"{self.page}_reset", on_click=self.reset,
                       help="Every setting of this page back to its default.")
             carries = "this page's settings and the active model" if self.uses_model else "this page's settings"
@@ -226,8 +314,34 @@ class PageSettings:
 
     def defaults(self, values: dict | None = None) -> dict:
         """key -> default of every setting; with `values`, the defaults that apply to them (see defaults_for)."""
-        own = {s.key: s.default for s in self.settings}
+        first_frames = st.session_state.get(_FIRST_FRAMES, {})
+        own = {s.key: first_frames.get(s.key) if s.widget == "scrubber" and s.default is None else s.default
+               for s in self.settings}
         return self.defaults_for({**own, **(values or {})}) if self.defaults_for else own
+
+
+def current_page() -> PageSettings:
+    """The settings of the page being drawn (the last one whose restore() ran in this session)."""
+    page = st.session_state.get(_CURRENT)
+    if not isinstance(page, PageSettings):
+        raise RuntimeError("a page must call its PageSettings.restore() before building its widgets")
+    return page
+
+
+def widget(key: str, where: Any = None, **options) -> Any:
+    """The widget of the current page's setting `key`, built from its row (Setting.show): a page writes
+    `widget("sample_seed", column)` and nothing else about the widget."""
+    return current_page().show(key, where, **options)
+
+
+def scrubber(key: str, steps: list[int], where: Any = None) -> int:
+    """The current page's timestep scrubber `key` (PageSettings.scrub): the index of the chosen frame."""
+    return current_page().scrub(key, steps, where)
+
+
+def seed_setting(key: str, label: str = "Seed", help: str | None = None, **row) -> Setting:
+    """A seed: an integer in 0..MAX_SEED (core/rng.py: the largest integer a browser's number input keeps exactly)."""
+    return Setting(key, row.pop("default", 0), "int", 0, MAX_SEED, label=label, help=help, **row)
 
 
 def parse_pairs(settings: list[Setting], pairs: dict) -> tuple[dict, list[str]]:

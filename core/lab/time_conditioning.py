@@ -26,6 +26,7 @@ from core.diffusion.schedules import make_schedule
 from core.nets.config import ToyMLPConfig
 from core.nets.embedding import timestep_embedding
 from core.nets.toy_mlp import MLP_SIZES, ToyMLP
+from core.rng import MAX_SEED
 from core.sampling import autocast_network
 
 Variant = Literal["normal", "single_t", "no_time"]
@@ -74,7 +75,7 @@ class ExperimentSettings:
         check_int("batch", self.batch, 8, 4096)
         check_int("single_t", self.single_t, 0, EXPERIMENT_T - 1)
         check_int("n_samples", self.n_samples, 2, 10_000)
-        check_int("seed", self.seed, 0, 2**63 - 1)
+        check_int("seed", self.seed, 0, MAX_SEED)
         return self
 
 

@@ -24,6 +24,7 @@ from core.checks import check_choice, check_generator, check_int, check_number
 from core.diffusion.gaussian_diffusion import GaussianDiffusion
 from core.diffusion.samplers import ddim_coefficients, timesteps
 from core.diffusion.schedules import NoiseSchedule, make_schedule
+from core.rng import MAX_SEED
 from core.sampling import SamplerMethod, autocast_network, sample
 
 SAMPLERS = ("ddpm_beta", "ddpm_beta_tilde", "ddim_eta0", "ddim_eta1")
@@ -201,7 +202,7 @@ def quality_run(model, diffusion: GaussianDiffusion, sampler: str, steps: int, d
     sampler = check_choice("sampler", sampler, SAMPLERS)
     steps = check_int("steps", steps, 1, diffusion.T)
     n = check_int("n", n, 2, MAX_QUALITY_SAMPLES)
-    seed = check_int("seed", seed, 0, 2**63 - 1)
+    seed = check_int("seed", seed, 0, MAX_SEED)
     shape = (n, *data_shape)
     generator = torch.Generator().manual_seed(seed)
     model = autocast_network(model)

@@ -27,6 +27,7 @@ from core.data.datasets import DATASET_NAMES, TOY_NAMES
 from core.diffusion.gaussian_diffusion import PREDICTIONS, VARIANCES, GaussianDiffusion
 from core.diffusion.schedules import MAX_T, SCHEDULE_KINDS, make_schedule
 from core.nets.build import SIZE_NAMES
+from core.rng import MAX_SEED
 from core.runtime import DEVICES
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -106,7 +107,7 @@ class TrainConfig:
         check_choice("noise_levels", self.noise_levels, NOISE_LEVELS)
         check_number("lognormal_mean", self.lognormal_mean, -10.0, 10.0)
         check_number("lognormal_std", self.lognormal_std, 0.05, 10.0)
-        check_int("seed", self.seed, 0, 2**63 - 1)
+        check_int("seed", self.seed, 0, MAX_SEED)
         check_choice("device", self.device, DEVICES)
         check_bool("mixed_precision", self.mixed_precision)
         check_int("preview_every", self.preview_every, 0)

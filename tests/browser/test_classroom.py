@@ -22,7 +22,7 @@ ABOVE_THE_FOLD = {
     "denoise": (None, CHART),
     "schedules": (None, CHART),
     "reverse_step": (None, CHART),
-    "playground_2d": (("button", "Train"), None),
+    "playground_2d": (None, CHART),  # the exploration's first figure; the training form comes after it
     "train": (("button", "Start training"), CHART),  # the schedule figure beside the settings
 }
 MIN_VISIBLE_PX = 250  # of the first figure: enough to see what it shows (the rest may continue below)

@@ -1,0 +1,56 @@
+"""Scrubbed timesteps travel in links (issue 18 item 2): scrub with the keyboard, copy the URL, open it in a new
+browser context (another student, no session), and the same t is shown. A scrub step reruns only the scrubber's
+fragment, never the whole page. The server runs on the tiny checkpoints of conftest.browser_checkpoint_dir (T = 40)."""
+
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from test_pages import RerunWatch  # counts the full-script reruns a tab asks for (fragment runs excluded)
+
+SCRUBBERS = [  # page, the scrubber's label, its setting (query parameter)
+    ("denoise", "t (paper's step)", "denoise_t"),
+    ("sample", "Trajectory step (t)", "sample_trajectory_t"),
+]
+
+
+def scrubber_thumb(app, main_area, label: str):
+    return main_area(app).locator('[data-testid="stSlider"]').filter(has_text=label).first.get_by_role("slider")
+
+
+def shown_value(app, main_area, label: str) -> str:
+    return scrubber_thumb(app, main_area, label).get_attribute("aria-valuetext")
+
+
+def url_with(app, key: str, value: str, timeout_s: float = 30.0) -> str:
+    """The address bar once it carries key=value (the fragment's run writes it a moment after the slider moved)."""
+    deadline = time.monotonic() + timeout_s
+    while parse_qs(urlsplit(app.page.url).query).get(key) != [value]:
+        assert time.monotonic() < deadline, f"the URL never carried {key}={value}: {app.page.url}"
+        app.page.wait_for_timeout(200)
+    return app.page.url
+
+
+@pytest.mark.parametrize("path, label, key", SCRUBBERS, ids=[s[0] for s in SCRUBBERS])
+def test_a_scrubbed_timestep_travels_in_the_copied_url(app, main_area, open_as_student, path, label, key):
+    watch = RerunWatch(app.page)
+    app.open(path)
+    first = shown_value(app, main_area, label)
+    opened_runs = watch.reruns
+    scrubber_thumb(app, main_area, label).focus()
+    for _ in range(3):
+        app.page.keyboard.press("ArrowRight")
+        app.wait_idle()
+    scrubbed = shown_value(app, main_area, label)
+    assert scrubbed != first, (first, scrubbed)
+    assert watch.reruns == opened_runs  # a scrub step reran only the scrubber's fragment
+    step = scrubbed.split(" ")[0]  # "0 (x₀)" is step 0
+    url = url_with(app, key, step)
+    main_area(app).get_by_role("button", name="Share · presets · reset").click()  # opening it reruns the page
+    app.wait_idle()
+    link = app.page.locator('[data-testid="stPopoverBody"] [data-testid="stCode"] code').first.inner_text()
+    assert f"{key}={step}" in link, link  # the popover's link holds the scrubbed t too
+    app.page.keyboard.press("Escape")
+    with open_as_student(app, url, path) as student:
+        assert shown_value(student, main_area, label) == scrubbed
+        assert not [w for w in main_area(student).get_by_text("Link setting ignored").all()]
