@@ -41,3 +41,14 @@ def checkpoint_dir(tmp_path_factory):
     from helpers import make_checkpoints
 
     return make_checkpoints(tmp_path_factory.mktemp("checkpoints"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """The cluster tests (tests/cluster/: a real local Ray cluster, several minutes on 2 cores) run only when asked for
+    by marker, `pytest -m cluster` (what .ci/run does after the default suite), so `pytest -q` stays under 10 minutes."""
+    if "cluster" in (config.getoption("markexpr") or ""):
+        return
+    deselected = [item for item in items if item.get_closest_marker("cluster") is not None]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if item.get_closest_marker("cluster") is None]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import signal
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 from core import runtime
 from core.training import run_store
@@ -29,6 +30,20 @@ TRANSITIONS = {  # state -> the states a job may move to from it
     S.FAILED: set(),  # its last step was not finite: discard it
 }
 
+
+
+def newer_preview(folder: Path, cached: tuple) -> tuple:
+    """(stamp, Preview) of the job folder's preview file, read again only when its stamp (mtime, size) changed; the
+    cached pair while there is no preview yet or the worker is replacing the file (the next poll reads the new one)."""
+    path = folder / run_store.PREVIEW
+    try:
+        stat = path.stat()
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if stamp != cached[0]:
+            return stamp, Preview.from_npz(path.read_bytes())
+    except (OSError, ValueError, KeyError):
+        pass
+    return cached
 
 class JobStateError(ValueError):
     """A state change that TRANSITIONS does not allow (the registry checks first, so this is a bug if seen)."""
@@ -134,14 +149,7 @@ class Job:
         return self._progress[1]
 
     def preview(self) -> Preview | None:
-        path = self.folder / run_store.PREVIEW
-        try:
-            stat = path.stat()
-            stamp = (stat.st_mtime_ns, stat.st_size)
-            if stamp != self._preview[0]:
-                self._preview = (stamp, Preview.from_npz(path.read_bytes()))
-        except (OSError, ValueError, KeyError):  # no preview yet, or the worker is replacing the file right now:
-            pass  # keep showing the last complete preview; the next poll reads the new one
+        self._preview = newer_preview(self.folder, self._preview)
         return self._preview[1]
 
     def refresh(self) -> bool:

@@ -17,6 +17,7 @@ import ray
 
 from core.training import run_store
 from core.training.config import TrainConfig
+from core.training.job import newer_preview
 from core.training.registry import JobRefused
 from core.training.stats import Preview, Snapshot
 
@@ -50,14 +51,7 @@ class RemoteJob:
         return Snapshot.from_json(self._progress, preview=self.preview())
 
     def preview(self) -> Preview | None:
-        path = self.folder / run_store.PREVIEW
-        try:
-            stat = path.stat()
-            stamp = (stat.st_mtime_ns, stat.st_size)
-            if stamp != self._preview[0]:
-                self._preview = (stamp, Preview.from_npz(path.read_bytes()))
-        except (OSError, ValueError, KeyError):  # none yet, or being replaced: keep the last complete one
-            pass
+        self._preview = newer_preview(self.folder, self._preview)
         return self._preview[1]
 
 

@@ -220,3 +220,19 @@ class AppPage:
                 self.page.set_viewport_size(viewport)
         print(f"screenshot saved: {path} (folder: {folder})")
         return path
+
+
+def start_small_job(app: AppPage, steps: int) -> None:
+    """Start a two-moons job of `steps` steps on the Train page (the option found by the page's own wording)."""
+    from ui.labels import DATASET_LABELS
+
+    box = app.page.locator('[data-testid="stMain"] [data-testid="stSelectbox"]').filter(has_text="Dataset")
+    box.click()
+    app.page.get_by_role("option", name=DATASET_LABELS["two_moons"], exact=True).click()
+    app.wait_idle()
+    field = app.page.get_by_label("Training steps")
+    field.fill(str(steps))
+    field.press("Enter")
+    app.wait_idle()
+    app.page.get_by_role("button", name="Start training").click()
+    app.wait_idle()

@@ -5,9 +5,7 @@ the server has seen before: the first page a fresh server answers, and which bro
 """
 
 import pytest
-from streamlit_harness import REPO_ROOT, AppPage, serve_streamlit
-
-from ui.labels import DATASET_LABELS
+from streamlit_harness import REPO_ROOT, AppPage, serve_streamlit, start_small_job
 
 SIDEBAR = '[data-testid="stSidebar"]'
 
@@ -45,20 +43,6 @@ def test_deep_link_on_a_fresh_server_runs_the_app_shell(browser, fresh_server, p
         context.close()
 
 
-def _start_small_job(app, steps: int) -> None:
-    """Start a two-moons job of `steps` steps on the Train page."""
-    box = app.page.locator('[data-testid="stMain"] [data-testid="stSelectbox"]').filter(has_text="Dataset")
-    box.click()
-    app.page.get_by_role("option", name=DATASET_LABELS["two_moons"], exact=True).click()  # the page's own wording
-    app.wait_idle()
-    field = app.page.get_by_label("Training steps")
-    field.fill(str(steps))
-    field.press("Enter")
-    app.wait_idle()
-    app.page.get_by_role("button", name="Start training").click()
-    app.wait_idle()
-
-
 def test_a_copied_url_grants_no_control_but_a_reload_keeps_the_jobs(browser, streamlit_server):
     """Issue 13: the session id used to live in the URL (?session=...), so a pasted address bar handed over
     the jobs. Now a cookie identifies the browser: the same browser reloading finds its job, a second browser
@@ -71,7 +55,7 @@ def test_a_copied_url_grants_no_control_but_a_reload_keeps_the_jobs(browser, str
         first = AppPage(first_context.new_page(), streamlit_server)
         first.page.set_default_timeout(60_000)
         first.open("train")
-        _start_small_job(first, 100_000)  # long enough to still be running when the second browser looks
+        start_small_job(first, 100_000)  # long enough to still be running when the second browser looks
         main = first.page.locator('[data-testid="stMain"]')
         expect(main.get_by_role("button", name="Stop", exact=True)).to_be_visible(timeout=60_000)
         url = first.page.url

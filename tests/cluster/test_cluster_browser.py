@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("tests.cluster.local_cluster", reason="Ray is not installed (pip install .[cluster])")
-from tests.browser.streamlit_harness import CHROMIUM_ARGS, CHROMIUM_PATH, REPO_ROOT, AppPage, serve_streamlit
+from tests.browser.streamlit_harness import CHROMIUM_ARGS, CHROMIUM_PATH, REPO_ROOT, AppPage, serve_streamlit, start_small_job
 from tests.helpers import make_checkpoints
-from ui.labels import DATASET_LABELS
 
 pytestmark = [pytest.mark.cluster, pytest.mark.browser]
 
@@ -42,19 +41,6 @@ def chromium():
         browser.close()
     finally:
         playwright.stop()
-
-
-def start_small_job(app: AppPage, steps: int) -> None:
-    box = app.page.locator('[data-testid="stMain"] [data-testid="stSelectbox"]').filter(has_text="Dataset")
-    box.click()
-    app.page.get_by_role("option", name=DATASET_LABELS["two_moons"], exact=True).click()
-    app.wait_idle()
-    field = app.page.get_by_label("Training steps")
-    field.fill(str(steps))
-    field.press("Enter")
-    app.wait_idle()
-    app.page.get_by_role("button", name="Start training").click()
-    app.wait_idle()
 
 
 def test_a_job_started_on_replica_a_is_stopped_on_replica_b_by_the_same_browser_only(two_replicas, chromium):
