@@ -13,7 +13,7 @@ import torch
 from core.data.datasets import load_dataset
 from core.lab import denoise
 from core.rng import seeded_generator
-from ui import catalog, exports, figures, layout
+from ui import catalog, export, exports, figures, layout
 from ui.figures import chart
 from ui.labels import PREDICTION_SYMBOLS
 from ui.navigation import require_app_shell
@@ -24,6 +24,7 @@ require_app_shell()  # a deep link on a fresh server must still get the sidebar 
 ARROWS = 25  # noise arrows drawn in the 2-D view
 POINT_COUNT = 400  # held-out points pushed through the 2-D view
 SEED_MAX = 2**31 - 1
+STRIP_LABELS = ("x_t", "noise eps", "predicted eps", "|eps - predicted eps|", "predicted x_0", "x_0")  # the slide PNG
 MODES = ("by index", "random")
 PRESETS = [
     Preset("Digit #7, 10 timesteps", {"denoise_index": 7, "denoise_n_t": 10},
@@ -230,9 +231,11 @@ def show_exports(loaded: catalog.LoadedModel, sweep: denoise.DenoiseSweep, choic
         if loaded.is_image_model:
             def frame() -> np.ndarray:
                 pictures = denoise.sweep_pictures(sweep)
-                return figures.side_by_side([pictures["x_t"][shown], pictures["eps"], pictures["eps_hat"][shown],
-                                             pictures["error"][shown], pictures["x0_hat"][shown], pictures["x0"]])
-            exports.png_button(f"PNG of the pictures at t = {step}", frame, f"denoise_t{step}.png", key="denoise_png")
+                return export.labelled_tiles(
+                    [pictures["x_t"][shown], pictures["eps"], pictures["eps_hat"][shown], pictures["error"][shown],
+                     pictures["x0_hat"][shown], pictures["x0"]], STRIP_LABELS,
+                    export.slide_title(loaded.label, loaded.diffusion.prediction, f"t = {step} of {loaded.diffusion.T}"))
+            exports.png_button(f"PNG of the pictures at t = {step} (slide)", frame, f"denoise_t{step}.png", key="denoise_png")
     with columns[2]:
         exports.npz_button("Sweep (.npz)", lambda: {
             "t": sweep.t.numpy() + 1, "x0": sweep.x0.numpy(), "noise": sweep.noise.numpy(), "x_t": sweep.x_t.numpy(),

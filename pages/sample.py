@@ -17,7 +17,7 @@ from core.data.datasets import TOY_NAMES, load_dataset
 from core.data.images import make_grid
 from core.diffusion.samplers import SPACINGS
 from core.lab import sampling
-from ui import catalog, exports, figures, layout, runs, session
+from ui import catalog, export, exports, figures, layout, runs, session
 from ui.figures import chart
 from ui.labels import VARIANCE_LABELS, sampler_label
 from ui.navigation import require_app_shell
@@ -276,8 +276,11 @@ def show_exports(loaded: catalog.LoadedModel, settings: sampling.SamplerSettings
     name = f"samples_{settings.method}_{settings.steps}steps_seed{seed}"
     with columns[0]:
         if loaded.is_image_model:
-            exports.png_button("PNG of the samples", lambda: picture_of(samples, nrow=math.isqrt(n - 1) + 1),
-                               f"{name}.png", key="sample_png")
+            title = export.slide_title(loaded.label, loaded.diffusion.prediction,
+                                       f"{settings.method.upper()}, {settings.steps} steps, seed {seed} · t = 0 (final x_0)")
+            exports.png_button("PNG of the samples (slide)", lambda: export.labelled_tiles(
+                export.grid_tiles(samples), [f"#{i + 1}" for i in range(n)], title, columns=math.isqrt(n - 1) + 1),
+                f"{name}.png", key="sample_png")
         else:
             exports.csv_button("CSV of the points", lambda: {"x": samples[:, 0].tolist(), "y": samples[:, 1].tolist()},
                                f"{name}.csv", key="sample_csv")
