@@ -90,9 +90,10 @@ def image_rows(sweeps: dict) -> list:
     pictures = {name: denoise.sweep_pictures(sweep) for name, sweep in sweeps.items()}
     first = next(iter(pictures.values()))
     if len(sweeps) == 1:
-        return [[P("x_t (model input)", first["x_t"]), P("ε (true noise)", first["eps"], False),
-                 P("ε̂ (predicted)", first["eps_hat"]), P("|ε − ε̂|", first["error"]),
-                 P("x̂₀ (predicted)", first["x0_hat"]), P("x₀ (truth)", first["x0"], False)]]
+        # symbols only: six titles side by side must not run into each other on a phone (390 px); the caption
+        # under the figure says what each one is
+        return [[P("x_t", first["x_t"]), P("ε", first["eps"], False), P("ε̂", first["eps_hat"]),
+                 P("|ε − ε̂|", first["error"]), P("x̂₀", first["x0_hat"]), P("x₀", first["x0"], False)]]
     rows = [[P("x_t (same for all)", first["x_t"]), P("ε (true noise)", first["eps"], False), P("x₀ (truth)", first["x0"], False)]]
     for name, pics in pictures.items():
         rows.append([P(f"ε̂ · {name}", pics["eps_hat"]), P(f"|ε − ε̂| · {name}", pics["error"]), P(f"x̂₀ · {name}", pics["x0_hat"])])
@@ -209,7 +210,9 @@ def scrubber(loaded: catalog.LoadedModel, sweep: denoise.DenoiseSweep, choice: i
     key = (loaded.token, choice, noise_seed, n_t)
     chart(sweep_figure({loaded.label: sweep}, key, shown), key="denoise_scrubber")
     if loaded.is_image_model:
-        st.caption("Pictures: $x_t$, $\\hat x_0$ and $x_0$ on [−1, 1] (values outside are clipped to black/white), "
+        st.caption("Pictures, left to right: the model's input $x_t$, the true noise $\\varepsilon$, the predicted "
+                   "$\\hat\\varepsilon$, the error, the predicted $\\hat x_0$ and the truth $x_0$. "
+                   "$x_t$, $\\hat x_0$ and $x_0$ on [−1, 1] (values outside are clipped to black/white), "
                    "$\\varepsilon$ and $\\hat\\varepsilon$ on [−3, 3], the error $|\\varepsilon - \\hat\\varepsilon|$ on [0, 3]. "
                    "The curves are mean squared errors over all pixels. The slider above the figure works with the "
                    "keyboard (Tab to it, then ← →); the one under it animates in the browser.")

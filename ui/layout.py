@@ -53,6 +53,10 @@ thead [data-testid="stMarkdownContainer"] { overflow: visible !important; }
 @media (max-width: 640px) {
   .stMainBlockContainer, .block-container { padding-top: 4.2rem !important; padding-left: 0.8rem !important;
                                             padding-right: 0.8rem !important; }
+  /* a figure of four or more panels (the Denoise strip) keeps a readable width and scrolls sideways inside its
+     own box, instead of squeezing its panel titles on top of each other */
+  [data-testid="stPlotlyChart"]:has(g.subplot.x4y4) { overflow-x: auto; }
+  [data-testid="stPlotlyChart"]:has(g.subplot.x4y4) > .js-plotly-plot { min-width: 820px; }
 }
 </style>
 """
