@@ -295,7 +295,7 @@ def show_exports(loaded: catalog.LoadedModel, settings: sampling.SamplerSettings
     note = ("The command writes the same samples as a PNG grid (square-ish, like the PNG button). "
             if command else "The command-line tool samples with the model's own variance from a file; for these "
             "settings use the Python snippet. ")
-    if not loaded.key.startswith("shipped:"):
+    if not loaded.key.startswith("shipped:") or "/" not in checkpoint_file(loaded)[1]:  # not in the repository's checkpoints/
         note += "Save the model's checkpoint (the Checkpoint button) into the repository root first. "
     exports.reproduce_box(command, python_snippet(loaded, settings, n, seed), note + "Run from the repository root.")
 
