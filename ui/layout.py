@@ -44,6 +44,8 @@ div[data-baseweb="select"] > div, span[data-baseweb="tag"] { height: auto !impor
    60 % (about 6:1 on white, 5.6:1 on the light sidebar); opacity, because axe-core does not read color-mix() */
 [data-testid="stCaptionContainer"], [data-testid="stWidgetLabel"][disabled] { color: inherit !important; opacity: 0.7; }
 [data-testid="stWidgetLabel"][disabled] * { color: inherit !important; }
+/* inline code in a caption: the caption's colour (Streamlit's green code colour at 70 % opacity is 3.8:1) */
+[data-testid="stCaptionContainer"] code { color: inherit !important; }
 /* a slider's value is drawn in the accent colour, which on the dark background is below 4.5:1: the text colour */
 [data-testid="stSliderThumbValue"], [data-testid="stSliderThumbValue"] * { color: inherit !important; }
 /* equations and table headers may overhang their box by a pixel or two (KaTeX glyphs): not a scroll region for that */
