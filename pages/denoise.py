@@ -13,7 +13,7 @@ import torch
 from core.data.datasets import load_dataset
 from core.lab import bayes_x0, denoise
 from core.rng import seeded_generator
-from ui import catalog, exports, figures, layout
+from ui import catalog, export, exports, figures, layout
 from ui.figures import chart
 from ui.labels import PREDICTION_SYMBOLS
 from ui.navigation import require_app_shell
@@ -23,6 +23,7 @@ require_app_shell()  # a deep link on a fresh server must still get the sidebar 
 
 ARROWS = 25  # noise arrows drawn in the 2-D view
 POINT_COUNT = 400  # held-out points pushed through the 2-D view
+STRIP_LABELS = ("x_t", "noise eps", "predicted eps", "|eps - predicted eps|", "predicted x_0", "x_0")  # the slide PNG
 MODES = ("by index", "random")
 PRESETS = [
     Preset("Digit #7, 10 timesteps", {"denoise_index": 7, "denoise_n_t": 10},
@@ -104,9 +105,10 @@ def image_rows(sweeps: dict) -> list:
     pictures = {name: denoise.sweep_pictures(sweep) for name, sweep in sweeps.items()}
     first = next(iter(pictures.values()))
     if len(sweeps) == 1:
-        return [[P("x_t (model input)", first["x_t"]), P("ε (true noise)", first["eps"], False),
-                 P("ε̂ (predicted)", first["eps_hat"]), P("|ε − ε̂|", first["error"]),
-                 P("x̂₀ (predicted)", first["x0_hat"]), P("x₀ (truth)", first["x0"], False)]]
+        # symbols only: six titles side by side must not run into each other on a phone (390 px); the caption
+        # under the figure says what each one is
+        return [[P("x_t", first["x_t"]), P("ε", first["eps"], False), P("ε̂", first["eps_hat"]),
+                 P("|ε − ε̂|", first["error"]), P("x̂₀", first["x0_hat"]), P("x₀", first["x0"], False)]]
     rows = [[P("x_t (same for all)", first["x_t"]), P("ε (true noise)", first["eps"], False), P("x₀ (truth)", first["x0"], False)]]
     for name, pics in pictures.items():
         rows.append([P(f"ε̂ · {name}", pics["eps_hat"]), P(f"|ε − ε̂| · {name}", pics["error"]), P(f"x̂₀ · {name}", pics["x0_hat"])])
@@ -232,7 +234,9 @@ def scrubbed_view(loaded: catalog.LoadedModel, sweep: denoise.DenoiseSweep, choi
     key = (loaded.token, choice, noise_seed, n_t)
     chart(sweep_figure({loaded.label: sweep}, key, shown), key="denoise_scrubber")
     if loaded.is_image_model:
-        st.caption("Pictures: $x_t$, $\\hat x_0$ and $x_0$ on [−1, 1] (values outside are clipped to black/white), "
+        st.caption("Pictures, left to right: the model's input $x_t$, the true noise $\\varepsilon$, the predicted "
+                   "$\\hat\\varepsilon$, the error, the predicted $\\hat x_0$ and the truth $x_0$. "
+                   "$x_t$, $\\hat x_0$ and $x_0$ on [−1, 1] (values outside are clipped to black/white), "
                    "$\\varepsilon$ and $\\hat\\varepsilon$ on [−3, 3], the error $|\\varepsilon - \\hat\\varepsilon|$ on [0, 3]. "
                    "The curves are mean squared errors over all pixels. The slider above the figure works with the "
                    "keyboard (Tab to it, then ← →); the one under it animates in the browser.")
@@ -254,9 +258,11 @@ def show_exports(loaded: catalog.LoadedModel, sweep: denoise.DenoiseSweep, choic
         if loaded.is_image_model:
             def frame() -> np.ndarray:
                 pictures = denoise.sweep_pictures(sweep)
-                return figures.side_by_side([pictures["x_t"][shown], pictures["eps"], pictures["eps_hat"][shown],
-                                             pictures["error"][shown], pictures["x0_hat"][shown], pictures["x0"]])
-            exports.png_button(f"PNG of the pictures at t = {step}", frame, f"denoise_t{step}.png", key="denoise_png")
+                return export.labelled_tiles(
+                    [pictures["x_t"][shown], pictures["eps"], pictures["eps_hat"][shown], pictures["error"][shown],
+                     pictures["x0_hat"][shown], pictures["x0"]], STRIP_LABELS,
+                    export.slide_title(loaded.label, loaded.diffusion.prediction, f"t = {step} of {loaded.diffusion.T}"))
+            exports.png_button(f"PNG of the pictures at t = {step} (slide)", frame, f"denoise_t{step}.png", key="denoise_png")
     with columns[2]:
         exports.npz_button("Sweep (.npz)", lambda: {
             "t": sweep.t.numpy() + 1, "x0": sweep.x0.numpy(), "noise": sweep.noise.numpy(), "x_t": sweep.x_t.numpy(),

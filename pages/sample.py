@@ -19,7 +19,7 @@ from core.data.datasets import TOY_NAMES, load_dataset
 from core.data.images import make_grid
 from core.diffusion.samplers import SPACINGS
 from core.lab.bayes_x0 import noise_amplification
-from ui import catalog, exports, figures, runs, session, warm
+from ui import catalog, export, exports, figures, runs, session, warm
 from ui.figures import chart
 from ui.labels import VARIANCE_LABELS, sampler_label
 from ui.navigation import require_app_shell
@@ -310,8 +310,11 @@ def show_exports(loaded: catalog.LoadedModel, settings: sampling.SamplerSettings
     name = f"samples_{settings.method}_{settings.steps}steps_seed{seed}"
     with columns[0]:
         if loaded.is_image_model:
-            exports.png_button("PNG of the samples", lambda: picture_of(samples, nrow=math.isqrt(n - 1) + 1),
-                               f"{name}.png", key="sample_png")
+            title = export.slide_title(loaded.label, loaded.diffusion.prediction,
+                                       f"{settings.method.upper()}, {settings.steps} steps, seed {seed} · t = 0 (final x_0)")
+            exports.png_button("PNG of the samples (slide)", lambda: export.labelled_tiles(
+                export.grid_tiles(samples), [f"#{i + 1}" for i in range(n)], title, columns=math.isqrt(n - 1) + 1),
+                f"{name}.png", key="sample_png")
         else:
             exports.csv_button("CSV of the points", lambda: {"x": samples[:, 0].tolist(), "y": samples[:, 1].tolist()},
                                f"{name}.csv", key="sample_csv")
@@ -326,7 +329,7 @@ def show_exports(loaded: catalog.LoadedModel, settings: sampling.SamplerSettings
     note = ("The command writes the same samples as a PNG grid (square-ish, like the PNG button). "
             if command else "The command-line tool samples with the model's own variance from a file; for these "
             "settings use the Python snippet. ")
-    if not loaded.key.startswith("shipped:"):
+    if not loaded.key.startswith("shipped:") or "/" not in checkpoint_file(loaded)[1]:  # not in the repository's checkpoints/
         note += "Save the model's checkpoint (the Checkpoint button) into the repository root first. "
     exports.reproduce_box(command, python_snippet(loaded, settings, n, seed), note + "Run from the repository root.")
 

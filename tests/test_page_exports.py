@@ -98,7 +98,7 @@ def test_python_snippets_run_and_give_what_the_pages_show(monkeypatch, checkpoin
     from core import runtime, sampling
     from ui import runs
 
-    monkeypatch.chdir(ROOT)
+    monkeypatch.chdir(checkpoint_dir)  # models outside the repository are named by file name: run beside them
     runs.result_cache().__init__(runs.CACHE_ENTRIES)
     at = open_page(monkeypatch, checkpoint_dir, "pages/sample.py")
     scope: dict = {}

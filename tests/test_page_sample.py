@@ -138,7 +138,8 @@ def test_reproduce_command_gives_the_same_samples(monkeypatch, checkpoint_dir, t
     words[0] = sys.executable
     words[words.index("--out") + 1] = str(tmp_path / "samples.png")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RDL_TORCH_THREADS": "1"}
-    subprocess.run(words, cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
+    # models outside the repository are named by file name only (no server path shown): run beside them
+    subprocess.run(words, cwd=checkpoint_dir, env=env, check=True, capture_output=True, timeout=300)
     written = np.asarray(Image.open(tmp_path / "samples.png"))
     samples = next(value[0][0] for key, value in runs.result_cache()._items.items()
                    if key[0] == "sample" and key[2].steps == 8 and key[2].method == method)

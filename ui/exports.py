@@ -105,9 +105,10 @@ def reproduce_box(command: str | None, snippet: str, note: str = "") -> None:
 
 
 def relative_to_root(path: str | Path) -> str:
-    """A checkpoint path as the user would type it from the repository root (absolute if outside it)."""
+    """A checkpoint path as the user would type it from the repository root; a file outside the repository (a
+    server's own model folder, $RDL_CHECKPOINT_DIR) by its file name only: pages never show server paths."""
     path = Path(path).resolve()
     try:
         return str(path.relative_to(ROOT))
     except ValueError:
-        return str(path)
+        return path.name

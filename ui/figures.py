@@ -126,12 +126,17 @@ def prepared(fig: go.Figure) -> go.Figure:
     return fig
 
 
+# The chart's own camera button ("Download plot as png", in the browser: no kaleido on the server) saves the figure at
+# 3× its size on screen, so a chart ≥ 400 px wide gives a PNG ≥ 1,200 px wide for a slide (issue 18.6).
+CHART_CONFIG = {"toImageButtonOptions": {"format": "png", "scale": 3}, "displaylogo": False}
+
+
 def chart(fig: go.Figure, key: str, where=None) -> None:
     """Show a figure the way every chart of the app is shown: scripts typeset, honest axes. `where` is a
     Streamlit container or column (default: the page)."""
     import streamlit as st  # only here: the builders above stay usable without Streamlit
 
-    (where or st).plotly_chart(fig if getattr(fig, "_rdl_prepared", False) else prepared(fig), key=key)
+    (where or st).plotly_chart(fig if getattr(fig, "_rdl_prepared", False) else prepared(fig), key=key, config=CHART_CONFIG)
 
 
 def side_by_side(pictures: list, gap: int = 4) -> np.ndarray:
