@@ -45,7 +45,8 @@ def test_selection_events_are_read_defensively():
     for bad in (None, {}, {"selection": None}, {"selection": {"points": "x"}}, []):
         assert drawing.selected_points(bad).shape == (0, 2)
     on_canvas = {"selection": {"points": [{"x": 0.1, "y": 0.2, "curve_number": 0}, {"x": 0.3, "y": 0.4, "curve_number": 1}]}}
-    assert drawing.selected_points(on_canvas, curve=0).tolist() == pytest.approx([[0.1, 0.2]])
+    assert drawing.selected_points(on_canvas, curve=0).tolist()[0] == pytest.approx([0.1, 0.2])
+    assert len(drawing.selected_points(on_canvas, curve=0)) == 1
     grid = drawing.canvas(5)
     assert grid.shape == (25, 2) and grid.min().item() == -drawing.LIMIT and grid.max().item() == drawing.LIMIT
 

@@ -61,8 +61,7 @@ def canvas_figure(points: torch.Tensor) -> go.Figure:
 
 
 def canvas(points: torch.Tensor) -> None:
-    event = st.plotly_chart(canvas_figure(points), key="pg_draw_canvas", on_select="rerun",
-                            selection_mode=("points", "box", "lasso"), width="stretch")
+    event = chart(canvas_figure(points), "pg_draw_canvas", on_select="rerun", selection_mode=("points", "box", "lasso"))
     new = drawing.selected_points(event, curve=0)
     signature = tuple(map(tuple, new.tolist()))
     if len(new) and st.session_state.get(LAST_SELECTION_KEY) != signature:  # a selection is reported on every rerun

@@ -131,12 +131,14 @@ def prepared(fig: go.Figure) -> go.Figure:
 CHART_CONFIG = {"toImageButtonOptions": {"format": "png", "scale": 3}, "displaylogo": False}
 
 
-def chart(fig: go.Figure, key: str, where=None) -> None:
+def chart(fig: go.Figure, key: str, where=None, **events):
     """Show a figure the way every chart of the app is shown: scripts typeset, honest axes. `where` is a
-    Streamlit container or column (default: the page)."""
+    Streamlit container or column (default: the page); `events` are st.plotly_chart's selection options (on_select,
+    selection_mode) for a figure a student draws on, whose selection event is returned."""
     import streamlit as st  # only here: the builders above stay usable without Streamlit
 
-    (where or st).plotly_chart(fig if getattr(fig, "_rdl_prepared", False) else prepared(fig), key=key, config=CHART_CONFIG)
+    return (where or st).plotly_chart(fig if getattr(fig, "_rdl_prepared", False) else prepared(fig), key=key,
+                                      config=CHART_CONFIG, **events)
 
 
 def side_by_side(pictures: list, gap: int = 4) -> np.ndarray:
