@@ -31,7 +31,7 @@ import numpy as np
 
 from core.data.datasets import DATASET_NAMES, IMAGE_DATASET_NAMES
 from core.data.toys import TOY_NAMES
-from core.training.stats import LossHistory, TimestepProfile
+from core.training.stats import LossHistory, ProgressRecord, TimestepProfile
 
 MAX_DOCUMENT_BYTES = 2 * 2**20  # the "rdl" document: configs, loss history, generator state (real ones: < 200 kB)
 MAX_JSON_DEPTH = 32  # a real document nests 6 levels deep
@@ -231,6 +231,13 @@ class TrainingRecord:
     def loss_curve(self) -> LossHistory | None:
         """The recorded loss curve, or None when the record has none."""
         return None if self.loss_history is None else LossHistory.from_state(self.loss_history)
+
+    def progress(self, seconds: float = 0.0) -> ProgressRecord | None:
+        """The run's progress when it was saved (the one ProgressRecord the training figures draw), or None when the
+        record lacks the step, loss curve or profile. seconds: the info's training_seconds."""
+        if self.step is None or self.loss_history is None or self.profile is None:
+            return None
+        return ProgressRecord.of_run(self.step, seconds, self.loss_curve(), self.timestep_profile())
 
     def timestep_profile(self) -> TimestepProfile | None:
         """The recorded loss per t-bin, or None when the record has none."""

@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from core.checks import check_int
+from core.training.stats import ProgressRecord
 
 FORMAT = "rdl-training-history"
 VERSION = 1
@@ -76,6 +77,14 @@ class TrainingHistory:
             if frame.step <= step:
                 chosen = frame
         return chosen
+
+    def record_at(self, index: int) -> ProgressRecord:
+        """Frame `index` as the one record of training progress: its step, seconds and loss per t, and the loss
+        curve up to its step (what a live run's Snapshot.record held at that step)."""
+        frame = self.frames[index]
+        steps, losses = self.loss_until(frame.step)
+        return ProgressRecord(step=frame.step, seconds=frame.seconds, loss_steps=tuple(steps), losses=tuple(losses),
+                              profile_edges=tuple(self.profile_bin_edges), profile=tuple(frame.profile))
 
     def loss_until(self, step: int) -> tuple[list, list]:
         """The loss curve up to `step`: (steps, losses)."""
