@@ -39,7 +39,7 @@ def test_until_cuts_the_loss_curve_at_a_step():
 @pytest.mark.parametrize("change, message", [
     (dict(losses=(0.5, math.inf, 0.125)), "loss"),
     (dict(loss_steps=(2, 2, 6)), "loss steps must increase"),
-    (dict(loss_steps=(2, 4)), "as many as the losses"),
+    (dict(loss_steps=(2, 4)), "as long as the losses"),
     (dict(profile_edges=(5, 10, 20, 40)), "profile edges must increase from 0"),
     (dict(profile=(0.5, 0.25)), r"one value per bin \(3\), got 2"),
     (dict(step=-1), "step"),

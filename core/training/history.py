@@ -117,12 +117,6 @@ def _integer(value, name: str, path, low: int, high: int) -> int:
         raise _problem(path, str(error)) from None
 
 
-def _number_list(value, name: str, path, max_len: int, allow_none: bool = False) -> list:
-    if not isinstance(value, list) or len(value) > max_len:
-        raise _problem(path, f"{name} must be a list of at most {max_len} numbers")
-    return [_finite(v, f"{name}[{i}]", path, allow_none) for i, v in enumerate(value)]
-
-
 def _png(folder: Path, name, path) -> np.ndarray:
     if not isinstance(name, str) or not PREVIEW_NAME.match(name) or name.startswith("."):
         raise _problem(path, f"preview {name!r} must be a plain .png file name (letters, digits, _ . -)")
@@ -169,18 +163,21 @@ def load_history(folder) -> TrainingHistory:
     loss = doc["loss"]
     if not isinstance(loss, dict) or set(loss) != {"steps", "losses"}:
         raise _problem(path, "loss must have exactly 'steps' and 'losses'")
-    loss_steps = [_integer(s, "loss.steps", path, 1, 10**9) for s in _list(loss["steps"], "loss.steps", path)]
-    losses = _number_list(loss["losses"], "loss.losses", path, MAX_LOSS_POINTS)
-    if len(loss_steps) != len(losses) or any(b <= a for a, b in zip(loss_steps, loss_steps[1:])):
-        raise _problem(path, "loss.steps must increase and be as long as loss.losses")
+    loss_steps, losses = _list(loss["steps"], "loss.steps", path), _list(loss["losses"], "loss.losses", path)
+    try:  # the loss curve is checked as the one record of progress checks every store's (ProgressRecord)
+        curve = ProgressRecord(step=loss_steps[-1] if loss_steps else 0, seconds=0.0, loss_steps=tuple(loss_steps),
+                               losses=tuple(losses), profile_edges=tuple(edges), profile=(None,) * (len(edges) - 1))
+    except ValueError as error:
+        raise _problem(path, f"loss: {error}") from None
     frames_doc = _list(doc["frames"], "frames", path, MAX_FRAMES)
     if not frames_doc:
         raise _problem(path, "frames must not be empty")
-    frames = [_frame(item, i, folder, len(edges) - 1, path) for i, item in enumerate(frames_doc)]
+    frames = [_frame(item, i, folder, edges, path) for i, item in enumerate(frames_doc)]
     if any(b.step <= a.step for a, b in zip(frames, frames[1:])):
         raise _problem(path, "frame steps must increase")
-    return TrainingHistory(title=_text(doc["title"], "title", path), description=_text(doc["description"], "description", path),
-                           config=dict(config), T=T, profile_bin_edges=edges, loss_steps=loss_steps, losses=losses,
+    return TrainingHistory(title=_text(doc["title"], "title", path),
+                           description=_text(doc["description"], "description", path), config=dict(config), T=T,
+                           profile_bin_edges=edges, loss_steps=list(curve.loss_steps), losses=list(curve.losses),
                            frames=frames)
 
 
@@ -190,16 +187,18 @@ def _list(value, name: str, path, max_len: int = MAX_LOSS_POINTS) -> list:
     return value
 
 
-def _frame(item, index: int, folder: Path, bins: int, path) -> Frame:
+def _frame(item, index: int, folder: Path, edges: list, path) -> Frame:
+    """One frame; its step, seconds and loss per t are checked as a ProgressRecord (what record_at gives)."""
     if not isinstance(item, dict) or set(item) != FRAME_KEYS:
         raise _problem(path, f"frames[{index}] must have exactly the entries {sorted(FRAME_KEYS)}")
-    profile = _number_list(item["profile"], f"frames[{index}].profile", path, bins, allow_none=True)
-    if len(profile) != bins:
-        raise _problem(path, f"frames[{index}].profile must have one value per bin ({bins})")
+    step = _integer(item["step"], f"frames[{index}].step", path, 0, 10**9)
+    try:
+        record = ProgressRecord(step=step, seconds=item["seconds"], loss_steps=(), losses=(), profile_edges=tuple(edges),
+                                profile=tuple(_list(item["profile"], f"frames[{index}].profile", path, MAX_BINS)))
+    except ValueError as error:
+        raise _problem(path, f"frames[{index}]: {error}") from None
     classes = None if item["classes"] is None else _integer(item["classes"], f"frames[{index}].classes", path, 0, 10)
-    return Frame(step=_integer(item["step"], f"frames[{index}].step", path, 0, 10**9),
-                 seconds=_finite(item["seconds"], f"frames[{index}].seconds", path),
-                 profile=profile, preview=_png(folder, item["preview"], path),
+    return Frame(step=step, seconds=record.seconds, profile=list(record.profile), preview=_png(folder, item["preview"], path),
                  fd=_finite(item["fd"], f"frames[{index}].fd", path, allow_none=True), classes=classes)
 
 

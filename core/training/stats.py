@@ -176,7 +176,7 @@ class ProgressRecord:
         steps = tuple(check_int("loss step", s, 1) for s in self.loss_steps)
         losses = tuple(float(check_number("loss", v)) for v in self.losses)
         if len(steps) != len(losses) or any(b <= a for a, b in zip(steps, steps[1:])):
-            raise ValueError("progress: the loss steps must increase and be as many as the losses")
+            raise ValueError("progress: the loss steps must increase and be as long as the losses")
         edges = tuple(check_int("profile edge", e, 0) for e in self.profile_edges)
         if len(edges) < 2 or edges[0] != 0 or any(b <= a for a, b in zip(edges, edges[1:])):
             raise ValueError(f"progress: profile edges must increase from 0, got {list(edges)[:8]}")
