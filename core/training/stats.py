@@ -293,7 +293,9 @@ class Snapshot:
         """Every field but the preview (which travels as .npz, see Preview.to_npz), JSON-safe."""
         data = asdict(self)
         data.pop("preview")
-        data["profile"] = [None if v is None or not math.isfinite(v) else v for v in self.profile]
+        record = self.record.to_json()  # the progress fields, written as the one ProgressRecord writes them
+        data.update(step=record["step"], elapsed_seconds=record["seconds"], loss_steps=record["loss_steps"],
+                    loss_history=record["losses"], profile_edges=record["profile_edges"], profile=record["profile"])
         return data
 
     @classmethod
