@@ -13,7 +13,9 @@ A history is a folder with `history.json` and a few PNG preview grids:
                  "preview": "step_000250.png",       # a sample grid from the EMA model at that step (fixed seed)
                  "fd": 312.4 or null, "classes": 10 or null}, ...]}   # classifier FD and classes present (MNIST)
 
-`HistoryRecorder` writes one (bench/cpu_recipe.py --history DIR); `load_history` reads and validates one:
+`HistoryRecorder` writes one (bench/cpu_recipe.py --history DIR); `load_history` reads and validates one (the loss
+curve and each frame's step, seconds and loss per t as core.training.stats.ProgressRecord checks every store of
+progress; `TrainingHistory.record_at(i)` gives frame i as that record, what the replay draws):
 bounded sizes, finite numbers, steps increasing, preview names that are plain file names inside the folder,
 PNGs decoded with a size cap. Nothing is executed or unpickled; text stays text.
 """

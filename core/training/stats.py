@@ -2,6 +2,8 @@
 
 These are plain data, with a JSON round trip (`state()` / `from_state`, `Snapshot.to_json` / `from_json`) so a
 training worker process can publish them to the web server as a small file, and a checkpoint can keep them.
+`ProgressRecord` is the one record of progress (step, seconds, loss curve, loss per t) that the live Snapshot, a
+checkpoint's TrainingRecord and a recorded replay frame all read into, and the training figures draw.
 Everything read back is checked: it crosses a process boundary or comes from a file.
 """
 
