@@ -124,3 +124,14 @@ def test_a_saved_run_reads_back_the_record_its_snapshot_held(tmp_path):
     assert saved.step == live.step == 20 and saved.loss_steps == live.loss_steps == tuple(range(1, 21))
     assert saved.losses == live.losses and saved.profile == live.profile and saved.profile_edges == live.profile_edges
     assert saved.seconds == live.seconds > 0  # a finished run's clock has stopped
+
+
+def test_the_recorder_refuses_a_frame_the_loader_would_refuse(tmp_path):
+    recorder = HistoryRecorder(tmp_path / "run", "run", "", {}, 40, [0, 20, 40])
+    with pytest.raises(ValueError, match=r"one value per bin \(2\), got 3"):
+        recorder.add_frame(5, 1.0, [0.5, 0.25, 0.125], np.zeros((4, 4), dtype=np.uint8))
+    with pytest.raises(ValueError, match="seconds"):
+        recorder.add_frame(5, -1.0, [0.5, 0.25], np.zeros((4, 4), dtype=np.uint8))
+    assert recorder.doc["frames"] == [] and list((tmp_path / "run").iterdir()) == []  # nothing written
+    recorder.add_frame(5, 1.0, [math.inf, 0.25], np.zeros((4, 4), dtype=np.uint8))  # a bin not measured: None
+    assert recorder.doc["frames"][0]["profile"] == [None, 0.25]

@@ -208,7 +208,8 @@ class HistoryRecorder:
     """Collects a history while a run trains and writes it (JSON + PNGs) to `folder`.
 
     add_loss(step, loss) every step (kept as means over buckets of `loss_bucket` steps);
-    add_frame(step, seconds, profile, grid, fd, classes) at each preview; save() writes history.json."""
+    add_frame(step, seconds, profile, grid, fd, classes) at each preview (checked as a ProgressRecord, so a recording
+    never holds a frame load_history refuses); save() writes history.json."""
 
     def __init__(self, folder, title: str, description: str, config: dict, T: int, profile_bin_edges: list,
                  loss_bucket: int = 10):
@@ -230,10 +231,12 @@ class HistoryRecorder:
 
     def add_frame(self, step: int, seconds: float, profile: list, grid: np.ndarray, fd: float | None = None,
                   classes: int | None = None) -> None:
+        record = ProgressRecord(step=step, seconds=round(seconds, 2), loss_steps=(), losses=(),
+                                profile_edges=tuple(self.doc["profile_bin_edges"]),
+                                profile=tuple(None if p is None or not math.isfinite(p) else round(p, 6) for p in profile))
         name = f"step_{step:06d}.png"
         Image.fromarray(grid).save(self.folder / name, optimize=True)
-        self.doc["frames"].append({"step": step, "seconds": round(seconds, 2),
-                                   "profile": [None if p is None or not math.isfinite(p) else round(p, 6) for p in profile],
+        self.doc["frames"].append({"step": record.step, "seconds": record.seconds, "profile": list(record.profile),
                                    "preview": name, "fd": None if fd is None else round(fd, 2), "classes": classes})
 
     def save(self) -> Path:
