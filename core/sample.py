@@ -172,7 +172,7 @@ def main(argv=None, prog: str = "python -m core.sample") -> int:
         return 1
     what = "images" if config["kind"] == "unet" else "points"
     sampler = f"DDIM, {steps} steps, eta {args.eta:g}" if args.sampler == "ddim" else f"DDPM, {steps} steps"
-    trained = metadata.get("steps")
+    trained = checkpoints.CheckpointInfo.from_document(metadata).steps
     print(f"sampled {args.n} {what} ({sampler}, {args.spacing} spacing, seed {args.seed}"
           f"{', clipped x0' if args.clip else ''}) in {seconds:.1f} s on {device.type}"
           f"{' (bf16 autocast)' if autocast_dtype(device) is not None else ''} "

@@ -22,7 +22,9 @@ from core.nets.build import build_model
 TINY_UNET = {"kind": "unet", "in_channels": 1, "out_channels": 1, "image_size": 8, "channels": [8, 16],
              "num_res_blocks": [1, 1], "attention": True, "num_heads": 2, "time_embed_dim": 16, "norm_groups": 4}
 TINY_MLP = {"kind": "mlp", "data_dim": 2, "out_dim": 4, "hidden": 16, "depth": 2, "time_embed_dim": 8}
-INFO = {"training": {"lr": 2e-4, "batch_size": 8, "ema_decay": 0.999}, "data": {"dataset": None, "shape": [1, 8, 8]},
+INFO = {"training": {"config": {"learning_rate": 2e-4, "batch_size": 8, "ema_decay": 0.999}, "step": 1234,
+                     "generator_state": None, "generator_device": None, "loss_history": None, "profile": None},
+        "data": {"dataset": None, "shape": [1, 8, 8]},
         "steps": 1234, "final_loss": 0.0421, "training_seconds": 61.5, "device": "cpu", "notes": "ünïcode ok"}
 
 
@@ -367,8 +369,8 @@ def test_save_validates_its_arguments(tmp_path):
         ck.save(p, model, diffusion, {"data": {"dataset": "mnist", "shape": [1, 0]}})
     with pytest.raises(ValueError, match=r"data\['dataset'\]='mnist' holds 1x28x28 images, but the model's input is \[1, 8, 8\]"):
         ck.save(p, model, diffusion, {"data": {"dataset": "mnist", "shape": [1, 8, 8]}})  # 8 x 8: not MNIST's digits
-    with pytest.raises(ValueError, match="JSON-serialisable"):
-        ck.save(p, model, diffusion, {"training": {"lr": object()}})
+    with pytest.raises(ValueError, match=r"training: config\['lr'\]=<object object at .*> is not allowed"):
+        ck.save(p, model, diffusion, {"training": {"config": {"lr": object()}}})
     with pytest.raises(ValueError, match="needs 2"):
         ck.save(p, model, GaussianDiffusion(make_schedule("linear", 50), "eps", "learned_range"))
     with pytest.raises(ValueError, match="same .config"):

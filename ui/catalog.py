@@ -56,8 +56,7 @@ class LoadedModel:
     @property
     def dataset(self) -> str | None:
         """The core.data.datasets name of the training data, or None if the checkpoint does not say."""
-        data = self.metadata.get("data") or {}
-        return data.get("dataset")  # CheckpointInfo.data: a "name" key is rejected when the file is loaded
+        return self.info.data.dataset
 
     @property
     def token(self) -> str:

@@ -28,26 +28,28 @@ def _load(folder: str, modified: float) -> TrainingHistory:  # `modified` re-rea
 
 
 def loss_figure(history: TrainingHistory, step: int) -> go.Figure:
+    """The whole run in grey, the loss up to `step` (history.record_at's loss curve) in colour."""
     return training_figures.loss_curve(history.loss_steps, history.losses, upto_step=step)
 
 
 def profile_figure(history: TrainingHistory, profile: list) -> go.Figure:
+    """A frame's loss per t (history.record_at(...).profile), on one y range for the whole replay."""
     seen = [v for frame in history.frames for v in frame.profile]
     return training_figures.loss_per_t(history.profile_bin_edges, profile, y_values_seen=seen)
 
 
 def _frame_view(history: TrainingHistory, index: int, key: str) -> None:
-    frame = history.frames[index]
+    frame, record = history.frames[index], history.record_at(index)  # the record: what the live panel draws too
     numbers = st.columns(4)
-    numbers[0].metric("step", f"{frame.step:,}")
-    numbers[1].metric("training time", format_seconds(frame.seconds), help="As recorded; see the description.")
+    numbers[0].metric("step", f"{record.step:,}")
+    numbers[1].metric("training time", format_seconds(record.seconds), help="As recorded; see the description.")
     numbers[2].metric("classifier FD", "–" if frame.fd is None else f"{frame.fd:.0f}")
     numbers[3].metric("digit classes seen", "–" if frame.classes is None else f"{frame.classes} / 10")
     left, middle, right = st.columns(3)
     with left:
-        chart(loss_figure(history, frame.step), key=f"{key}_loss")
+        chart(loss_figure(history, record.step), key=f"{key}_loss")
     with middle:
-        chart(profile_figure(history, frame.profile), key=f"{key}_profile")
+        chart(profile_figure(history, list(record.profile)), key=f"{key}_profile")
     with right:
         st.image(png_bytes(upscale(frame.preview, 3)), caption=f"EMA samples after {frame.step:,} steps (DDIM, fixed seed)")
 

@@ -15,7 +15,7 @@ The "rdl" document:
     format_version    int, FORMAT_VERSION
     model             the model's `.config` (rebuilt with core.nets.build.build_model)
     diffusion         GaussianDiffusion.to_config()
-    training          dict of training settings, or null
+    training          TrainingRecord.to_dict() ({"config": TrainConfig JSON, "step", "generator_state", ...}), or null
     data              {"dataset": str or null, "shape": [int, ...] or null}  (shape of one example)
     steps             int or null;  final_loss  float or null;  training_seconds  float or null
     device            str or null (where it was trained);  torch_version  str;  created  ISO-8601 UTC
@@ -45,7 +45,7 @@ a finite weight of 3e38 passes every other check). Files are never unpickled; ev
 """
 
 from core.checkpoints.files import CheckpointContents, load, load_bytes, load_for_resume, read_metadata, save
-from core.checkpoints.info import CheckpointInfo, DataInfo, parse_json
+from core.checkpoints.info import CheckpointInfo, DataInfo, TrainingRecord, parse_json
 from core.checkpoints.validate import (
     DOCUMENT_KEYS,
     FORMAT_VERSION,
@@ -67,6 +67,6 @@ __all__ = [
     "DOCUMENT_KEYS", "FORMAT_VERSION", "MAX_CHECKPOINT_BYTES", "MAX_HEADER_BYTES", "MAX_SAMPLING_BYTES", "MAX_TENSORS",
     "MAX_UPLOAD_BYTES", "METADATA_KEY", "OPTIMIZER_KEY", "PROBE_BATCH", "PROBE_FLOPS",
     "SAMPLING_BATCH", "TRAINING_INFO_KEYS",
-    "CheckpointError", "CheckpointInfo", "DataInfo", "CheckpointContents", "load", "load_bytes", "load_for_resume",
+    "CheckpointError", "CheckpointInfo", "DataInfo", "TrainingRecord", "CheckpointContents", "load", "load_bytes", "load_for_resume",
     "parse_json", "read_metadata", "save",
 ]

@@ -1,16 +1,20 @@
 """What a checkpoint says about its model: `CheckpointInfo`, the one schema every producer writes, and the bounds
 a file's metadata must keep before anything is built from it.
 
-Producers describe a model with a CheckpointInfo (scripts/ship_checkpoint.py does; core.training.saving still
-passes the older dict of the same keys, which save() turns into one); core.checkpoints.save stores it as the
-"rdl" JSON document, adding the file facts (format_version, torch_version, created, has_raw, has_optimizer).
-Reading goes the other way: CheckpointInfo.from_document(doc) on a loaded document (ui.catalog.LoadedModel.info).
+Producers describe a model with a CheckpointInfo (scripts/ship_checkpoint.py and core.training.saving do; save()
+still accepts the older dict of the same keys and turns it into one); core.checkpoints.save stores it as the "rdl"
+JSON document, adding the file facts (format_version, torch_version, created, has_raw, has_optimizer). Reading goes
+the other way: CheckpointInfo.from_document(doc) on a loaded document (ui.catalog.LoadedModel.info). Its `training`
+is a TrainingRecord (what a Trainer run records: config, step, generator state, loss curve, loss per t), or None.
 
 Bounds on untrusted metadata (uploads), all checked before any tensor or module is made:
 
 * JSON text: at most MAX_DOCUMENT_BYTES per document and MAX_JSON_DEPTH levels of nesting (checked on the raw
   text, so a deeply nested file never reaches the recursive parser);
 * data.dataset: a core.data.datasets name or None; device: at most MAX_NAME_CHARS; notes: MAX_NOTES_CHARS;
+* training: exactly TrainingRecord's keys (config required): a flat config of at most MAX_CONFIG_ENTRIES short
+  scalars, a base64 generator state of at most MAX_GENERATOR_CHARS, and a loss curve and loss profile that
+  core.training.stats reads back (LossHistory.from_state, TimestepProfile.from_state);
 * data shape: the model's own input, so at most 4 x 64 x 64 images or 16-D points (core.nets.config.BOUNDS); a named
   dataset's shape (DATASET_SHAPES: 1 x 28 x 28 images, 2-D points) is the model's input too;
 * text: every string UTF-8 can encode (no lone surrogates from JSON escapes; parse_json and save check it).
@@ -20,17 +24,22 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+import re
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
 from core.data.datasets import DATASET_NAMES, IMAGE_DATASET_NAMES
 from core.data.toys import TOY_NAMES
+from core.training.stats import LossHistory, ProgressRecord, TimestepProfile
 
 MAX_DOCUMENT_BYTES = 2 * 2**20  # the "rdl" document: configs, loss history, generator state (real ones: < 200 kB)
 MAX_JSON_DEPTH = 32  # a real document nests 6 levels deep
 MAX_NAME_CHARS = 200
 MAX_NOTES_CHARS = 20_000
+MAX_CONFIG_ENTRIES = 64  # TrainConfig has 27 fields
+MAX_GENERATOR_CHARS = 16_384  # base64 of torch.Generator.get_state(): 6,752 characters on the CPU (mt19937), 24 on CUDA
+BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 # The shape of one example of each core.data.datasets name: every image dataset is 28 x 28 grey (MNIST, its subset,
 # Fashion-MNIST), every toy 2-D (tests/test_hostile_files.py checks this against the loaded data). A model trained
 # on one of them has exactly this input; pages that use the named data (the Training objective's digits, the v
@@ -148,18 +157,106 @@ class DataInfo:
 
 
 @dataclass(frozen=True)
+class TrainingRecord:
+    """What a training run records in its checkpoint (core.training.saving.save_run writes every field; other
+    producers may give only the config). The JSON form (`to_dict`) is the document's "training" object.
+
+    config: TrainConfig.to_json() (flat: names to strings, numbers, booleans or null);  step: the steps trained;
+    generator_state: base64 of torch.Generator.get_state();  generator_device: the device type that state belongs to;
+    loss_history: LossHistory.state();  profile: TimestepProfile.state().
+    """
+
+    config: dict
+    step: int | None = None
+    generator_state: str | None = None
+    generator_device: str | None = None
+    loss_history: dict | None = None
+    profile: dict | None = None
+
+    def __post_init__(self):
+        problem = self._problem()
+        if problem:
+            raise ValueError(f"training: {problem}")
+
+    def _problem(self) -> str | None:
+        config = self.config
+        if not isinstance(config, dict) or len(config) > MAX_CONFIG_ENTRIES:
+            return f"'config'={short_text(config)} is not allowed; expected a dict of at most {MAX_CONFIG_ENTRIES} entries"
+        for key, value in config.items():
+            if not isinstance(key, str) or len(key) > 80:
+                return f"config key {short_text(key)} is not allowed; expected a short string"
+            if not (value is None or isinstance(value, (bool, int, str)) or (isinstance(value, float) and math.isfinite(value))) \
+                    or (isinstance(value, str) and len(value) > MAX_NAME_CHARS):
+                return f"config[{key!r}]={short_text(value)} is not allowed; expected a short string, finite number, boolean or null"
+        step = self.step
+        if step is not None and (isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= 10**12):
+            return f"'step'={short_text(step)} is not allowed; expected a non-negative integer or None"
+        state = self.generator_state
+        if state is not None and not (isinstance(state, str) and len(state) <= MAX_GENERATOR_CHARS and len(state) % 4 == 0
+                                      and BASE64.fullmatch(state)):
+            return f"'generator_state'={short_text(state)} is not allowed; expected base64 text of at most {MAX_GENERATOR_CHARS} characters"
+        device = self.generator_device
+        if device is not None and not (isinstance(device, str) and 0 < len(device) <= 16 and device.isidentifier()):
+            return f"'generator_device'={short_text(device)} is not allowed; expected a device type such as 'cpu' or 'cuda'"
+        for name, reader in (("loss_history", LossHistory.from_state), ("profile", TimestepProfile.from_state)):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if not isinstance(value, dict):
+                return f"{name!r}={short_text(value)} is not allowed; expected a dict or None"
+            try:
+                reader(value)
+            except KeyError as error:
+                return f"{name!r} cannot be read back (it has no {short_text(error.args[0], 40)} entry)"
+            except (TypeError, ValueError) as error:
+                return f"{name!r} cannot be read back ({str(error)[:160]})"
+        return None
+
+    @classmethod
+    def from_dict(cls, data) -> TrainingRecord:
+        """The record of a document's "training" object: exactly this class's keys, "config" required."""
+        if not isinstance(data, dict):
+            raise ValueError(f"training: {short_text(data)} is not allowed; expected a dict or None")
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(data) - set(names), key=str)
+        if unknown or "config" not in data:
+            raise ValueError(f"training: keys {short_text(sorted(map(str, data)))} are not allowed; expected 'config' and "
+                             f"any of {', '.join(names[1:])}")
+        return cls(**data)
+
+    def to_dict(self) -> dict:
+        """The JSON form: every field, None included (from_dict(to_dict()) == self)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def loss_curve(self) -> LossHistory | None:
+        """The recorded loss curve, or None when the record has none."""
+        return None if self.loss_history is None else LossHistory.from_state(self.loss_history)
+
+    def progress(self, seconds: float = 0.0) -> ProgressRecord | None:
+        """The run's progress when it was saved (the one ProgressRecord the training figures draw), or None when the
+        record lacks the step, loss curve or profile. seconds: the info's training_seconds."""
+        if self.step is None or self.loss_history is None or self.profile is None:
+            return None
+        return ProgressRecord.of_run(self.step, seconds, self.loss_curve(), self.timestep_profile())
+
+    def timestep_profile(self) -> TimestepProfile | None:
+        """The recorded loss per t-bin, or None when the record has none."""
+        return None if self.profile is None else TimestepProfile.from_state(self.profile)
+
+
+@dataclass(frozen=True)
 class CheckpointInfo:
     """Everything a checkpoint records about its model besides the weights (see the module docstring).
 
     model: the model's JSON config (core.nets.config);  diffusion: GaussianDiffusion.to_config();
-    data: DataInfo;  training: the producer's training record, e.g. {"config": TrainConfig.to_json(), "step": ...}
-    or None;  steps, final_loss, training_seconds, device: what the run did;  notes: free text.
+    data: DataInfo;  training: a TrainingRecord (its dict form is accepted too) or None;  steps, final_loss,
+    training_seconds, device: what the run did;  notes: free text.
     """
 
     model: dict
     diffusion: dict
     data: DataInfo = field(default_factory=DataInfo)
-    training: dict | None = None
+    training: TrainingRecord | None = None
     steps: int | None = None
     final_loss: float | None = None
     training_seconds: float | None = None
@@ -172,6 +269,8 @@ class CheckpointInfo:
                 raise ValueError(f"data={short_text(self.data)} is not allowed; expected a dict with exactly 'dataset' "
                                  f"and 'shape'")
             object.__setattr__(self, "data", DataInfo(**self.data))
+        if isinstance(self.training, dict):
+            object.__setattr__(self, "training", TrainingRecord.from_dict(self.training))
         problem = self._problem()
         if problem:
             raise ValueError(problem)
@@ -184,8 +283,8 @@ class CheckpointInfo:
             return "the 'model' and 'diffusion' configs must be JSON objects"
         if not isinstance(self.data, DataInfo):
             return f"data must be a DataInfo or a dict, got {type(self.data).__name__}"
-        if self.training is not None and not isinstance(self.training, dict):
-            return f"'training'={short_text(self.training)} is not allowed; expected a dict or None"
+        if self.training is not None and not isinstance(self.training, TrainingRecord):
+            return f"'training'={short_text(self.training)} is not allowed; expected a TrainingRecord, a dict or None"
         steps = self.steps
         if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= 10**12):
             return f"'steps'={short_text(steps)} is not allowed; expected a non-negative integer or None"
@@ -222,6 +321,7 @@ class CheckpointInfo:
     def to_document(self) -> dict:
         """The JSON form (a dict of the "rdl" document's info keys; shapes as lists)."""
         doc = asdict(self)
+        doc["training"] = None if self.training is None else self.training.to_dict()
         doc["data"] = {"dataset": self.data.dataset, "shape": None if self.data.shape is None else list(self.data.shape)}
         return doc
 
@@ -229,8 +329,7 @@ class CheckpointInfo:
     @property
     def train_config(self) -> dict:
         """The TrainConfig JSON the model was trained with ({} when the file does not say)."""
-        config = (self.training or {}).get("config")
-        return config if isinstance(config, dict) else {}
+        return {} if self.training is None else self.training.config
 
     @property
     def model_size(self) -> str | None:

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from core import sampling
+from core.checkpoints.info import DataInfo, TrainingRecord
 from core.checks import check_choice, check_generator, check_int, check_number
 from core.data.datasets import load_dataset
 from core.data.toys import MIXTURE_TOY_NAMES, TOY_NAMES, toy_mixture_parameters
@@ -73,11 +74,11 @@ def toy_data_settings(metadata: dict) -> tuple[str, int, int]:
     """
     if not isinstance(metadata, dict):
         raise ValueError(f"metadata must be a dict, got {type(metadata).__name__}")
-    data = metadata.get("data") or {}
-    name = data.get("dataset")  # CheckpointInfo.data: a "name" key is rejected when the file is loaded
+    name = DataInfo(**(metadata.get("data") or {})).dataset
     if name not in TOY_NAMES:
         raise ValueError(f"this model was trained on {name!r}, not on a 2-D toy; expected one of {', '.join(TOY_NAMES)}")
-    config = (metadata.get("training") or {}).get("config") or {}
+    training = metadata.get("training")
+    config = {} if training is None else TrainingRecord.from_dict(training).config
     seed, points = config.get("seed", DEFAULT_TOY_SEED), config.get("toy_points", DEFAULT_TOY_POINTS)
     return name, check_int("seed", seed, 0, MAX_SEED), check_int("toy_points", points, 1)
 

@@ -13,7 +13,9 @@ A history is a folder with `history.json` and a few PNG preview grids:
                  "preview": "step_000250.png",       # a sample grid from the EMA model at that step (fixed seed)
                  "fd": 312.4 or null, "classes": 10 or null}, ...]}   # classifier FD and classes present (MNIST)
 
-`HistoryRecorder` writes one (bench/cpu_recipe.py --history DIR); `load_history` reads and validates one:
+`HistoryRecorder` writes one (bench/cpu_recipe.py --history DIR); `load_history` reads and validates one (the loss
+curve and each frame's step, seconds and loss per t as core.training.stats.ProgressRecord checks every store of
+progress; `TrainingHistory.record_at(i)` gives frame i as that record, what the replay draws):
 bounded sizes, finite numbers, steps increasing, preview names that are plain file names inside the folder,
 PNGs decoded with a size cap. Nothing is executed or unpickled; text stays text.
 """
@@ -31,6 +33,7 @@ import numpy as np
 from PIL import Image
 
 from core.checks import check_int
+from core.training.stats import ProgressRecord
 
 FORMAT = "rdl-training-history"
 VERSION = 1
@@ -77,6 +80,14 @@ class TrainingHistory:
                 chosen = frame
         return chosen
 
+    def record_at(self, index: int) -> ProgressRecord:
+        """Frame `index` as the one record of training progress: its step, seconds and loss per t, and the loss
+        curve up to its step (what a live run's Snapshot.record held at that step)."""
+        frame = self.frames[index]
+        steps, losses = self.loss_until(frame.step)
+        return ProgressRecord(step=frame.step, seconds=frame.seconds, loss_steps=tuple(steps), losses=tuple(losses),
+                              profile_edges=tuple(self.profile_bin_edges), profile=tuple(frame.profile))
+
     def loss_until(self, step: int) -> tuple[list, list]:
         """The loss curve up to `step`: (steps, losses)."""
         count = sum(1 for s in self.loss_steps if s <= step)
@@ -106,12 +117,6 @@ def _integer(value, name: str, path, low: int, high: int) -> int:
         return check_int(name, value, low, high)
     except ValueError as error:
         raise _problem(path, str(error)) from None
-
-
-def _number_list(value, name: str, path, max_len: int, allow_none: bool = False) -> list:
-    if not isinstance(value, list) or len(value) > max_len:
-        raise _problem(path, f"{name} must be a list of at most {max_len} numbers")
-    return [_finite(v, f"{name}[{i}]", path, allow_none) for i, v in enumerate(value)]
 
 
 def _png(folder: Path, name, path) -> np.ndarray:
@@ -160,18 +165,21 @@ def load_history(folder) -> TrainingHistory:
     loss = doc["loss"]
     if not isinstance(loss, dict) or set(loss) != {"steps", "losses"}:
         raise _problem(path, "loss must have exactly 'steps' and 'losses'")
-    loss_steps = [_integer(s, "loss.steps", path, 1, 10**9) for s in _list(loss["steps"], "loss.steps", path)]
-    losses = _number_list(loss["losses"], "loss.losses", path, MAX_LOSS_POINTS)
-    if len(loss_steps) != len(losses) or any(b <= a for a, b in zip(loss_steps, loss_steps[1:])):
-        raise _problem(path, "loss.steps must increase and be as long as loss.losses")
+    loss_steps, losses = _list(loss["steps"], "loss.steps", path), _list(loss["losses"], "loss.losses", path)
+    try:  # the loss curve is checked as the one record of progress checks every store's (ProgressRecord)
+        curve = ProgressRecord(step=loss_steps[-1] if loss_steps else 0, seconds=0.0, loss_steps=tuple(loss_steps),
+                               losses=tuple(losses), profile_edges=tuple(edges), profile=(None,) * (len(edges) - 1))
+    except ValueError as error:
+        raise _problem(path, f"loss: {error}") from None
     frames_doc = _list(doc["frames"], "frames", path, MAX_FRAMES)
     if not frames_doc:
         raise _problem(path, "frames must not be empty")
-    frames = [_frame(item, i, folder, len(edges) - 1, path) for i, item in enumerate(frames_doc)]
+    frames = [_frame(item, i, folder, edges, path) for i, item in enumerate(frames_doc)]
     if any(b.step <= a.step for a, b in zip(frames, frames[1:])):
         raise _problem(path, "frame steps must increase")
-    return TrainingHistory(title=_text(doc["title"], "title", path), description=_text(doc["description"], "description", path),
-                           config=dict(config), T=T, profile_bin_edges=edges, loss_steps=loss_steps, losses=losses,
+    return TrainingHistory(title=_text(doc["title"], "title", path),
+                           description=_text(doc["description"], "description", path), config=dict(config), T=T,
+                           profile_bin_edges=edges, loss_steps=list(curve.loss_steps), losses=list(curve.losses),
                            frames=frames)
 
 
@@ -181,16 +189,18 @@ def _list(value, name: str, path, max_len: int = MAX_LOSS_POINTS) -> list:
     return value
 
 
-def _frame(item, index: int, folder: Path, bins: int, path) -> Frame:
+def _frame(item, index: int, folder: Path, edges: list, path) -> Frame:
+    """One frame; its step, seconds and loss per t are checked as a ProgressRecord (what record_at gives)."""
     if not isinstance(item, dict) or set(item) != FRAME_KEYS:
         raise _problem(path, f"frames[{index}] must have exactly the entries {sorted(FRAME_KEYS)}")
-    profile = _number_list(item["profile"], f"frames[{index}].profile", path, bins, allow_none=True)
-    if len(profile) != bins:
-        raise _problem(path, f"frames[{index}].profile must have one value per bin ({bins})")
+    step = _integer(item["step"], f"frames[{index}].step", path, 0, 10**9)
+    try:
+        record = ProgressRecord(step=step, seconds=item["seconds"], loss_steps=(), losses=(), profile_edges=tuple(edges),
+                                profile=tuple(_list(item["profile"], f"frames[{index}].profile", path, MAX_BINS)))
+    except ValueError as error:
+        raise _problem(path, f"frames[{index}]: {error}") from None
     classes = None if item["classes"] is None else _integer(item["classes"], f"frames[{index}].classes", path, 0, 10)
-    return Frame(step=_integer(item["step"], f"frames[{index}].step", path, 0, 10**9),
-                 seconds=_finite(item["seconds"], f"frames[{index}].seconds", path),
-                 profile=profile, preview=_png(folder, item["preview"], path),
+    return Frame(step=step, seconds=record.seconds, profile=list(record.profile), preview=_png(folder, item["preview"], path),
                  fd=_finite(item["fd"], f"frames[{index}].fd", path, allow_none=True), classes=classes)
 
 
@@ -198,7 +208,8 @@ class HistoryRecorder:
     """Collects a history while a run trains and writes it (JSON + PNGs) to `folder`.
 
     add_loss(step, loss) every step (kept as means over buckets of `loss_bucket` steps);
-    add_frame(step, seconds, profile, grid, fd, classes) at each preview; save() writes history.json."""
+    add_frame(step, seconds, profile, grid, fd, classes) at each preview (checked as a ProgressRecord, so a recording
+    never holds a frame load_history refuses); save() writes history.json."""
 
     def __init__(self, folder, title: str, description: str, config: dict, T: int, profile_bin_edges: list,
                  loss_bucket: int = 10):
@@ -220,10 +231,12 @@ class HistoryRecorder:
 
     def add_frame(self, step: int, seconds: float, profile: list, grid: np.ndarray, fd: float | None = None,
                   classes: int | None = None) -> None:
+        record = ProgressRecord(step=step, seconds=round(seconds, 2), loss_steps=(), losses=(),
+                                profile_edges=tuple(self.doc["profile_bin_edges"]),
+                                profile=tuple(None if p is None or not math.isfinite(p) else round(p, 6) for p in profile))
         name = f"step_{step:06d}.png"
         Image.fromarray(grid).save(self.folder / name, optimize=True)
-        self.doc["frames"].append({"step": step, "seconds": round(seconds, 2),
-                                   "profile": [None if p is None or not math.isfinite(p) else round(p, 6) for p in profile],
+        self.doc["frames"].append({"step": record.step, "seconds": record.seconds, "profile": list(record.profile),
                                    "preview": name, "fd": None if fd is None else round(fd, 2), "classes": classes})
 
     def save(self) -> Path:

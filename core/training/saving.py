@@ -18,10 +18,12 @@ from pathlib import Path
 import torch
 
 from core import checkpoints, runtime
-from core.checks import check_int, check_number
+from core.checks import check_number
 from core.training.config import TrainConfig
 from core.training.stats import LossHistory, TimestepProfile
 from core.training.step import TrainState
+
+RESUME_FIELDS = ("step", "generator_state", "generator_device", "loss_history", "profile")  # besides the config
 
 
 @dataclass
@@ -46,14 +48,10 @@ def save_run(path, state: TrainState, history: LossHistory, profile: TimestepPro
     ema = copy.deepcopy(state.ema).to("cpu", memory_format=torch.contiguous_format)
     raw = copy.deepcopy(state.model).to("cpu", memory_format=torch.contiguous_format)
     optimizer_state = _to_cpu(state.optimizer.state_dict())
-    training = {
-        "config": state.config.to_json(),
-        "step": state.step,
-        "generator_state": base64.b64encode(state.generator.get_state().numpy().tobytes()).decode("ascii"),
-        "generator_device": state.device.type,
-        "loss_history": history.state(),
-        "profile": profile.state(),
-    }
+    training = checkpoints.TrainingRecord(
+        config=state.config.to_json(), step=state.step,
+        generator_state=base64.b64encode(state.generator.get_state().numpy().tobytes()).decode("ascii"),
+        generator_device=state.device.type, loss_history=history.state(), profile=profile.state())
     info = checkpoints.CheckpointInfo.describe(
         ema, state.diffusion, training=training,
         data=checkpoints.DataInfo(dataset=state.config.dataset, shape=tuple(state.data.shape[1:])),
@@ -65,27 +63,30 @@ def read_resume_point(path, device: str | None = None) -> ResumePoint:
     """Read a run saved by `save_run`. device overrides the saved config's ("auto" | "cpu" | "cuda").
     Raises core.checkpoints.CheckpointError for a file that holds no resumable run."""
     saved = checkpoints.load_for_resume(path)
-    training = saved.metadata["training"]
-    if not isinstance(training, dict) or "config" not in training or saved.raw_state is None:
+    info = checkpoints.CheckpointInfo.from_document(saved.metadata)  # checked when the file was loaded
+    training = info.training
+    if training is None or saved.raw_state is None:
         raise checkpoints.CheckpointError(f"{path} holds no training state to resume from "
                                           f"(it was not saved by a Trainer, or saved for sampling only)")
+    missing = [name for name in RESUME_FIELDS if getattr(training, name) is None]
+    if missing:
+        raise checkpoints.CheckpointError(f"{path}: its training state cannot be resumed: the record has no "
+                                          f"{', '.join(missing)}")
     try:
-        config = TrainConfig.from_json(training["config"])
+        config = TrainConfig.from_json(training.config)
         if device is not None:
             config = dataclasses.replace(config, device=device)
         generator_state = None
-        if training.get("generator_device") == runtime.resolve_device(config.device).type:
-            raw = base64.b64decode(training["generator_state"], validate=True)
+        if training.generator_device == runtime.resolve_device(config.device).type:
+            raw = base64.b64decode(training.generator_state, validate=True)
             generator_state = torch.frombuffer(bytearray(raw), dtype=torch.uint8)
-        elapsed = saved.metadata["training_seconds"]
-        last_loss = saved.metadata["final_loss"]
+        elapsed, last_loss = info.training_seconds, info.final_loss
         return ResumePoint(
-            config=config, step=check_int("step", training["step"], 0), raw_state=saved.raw_state,
+            config=config, step=training.step, raw_state=saved.raw_state,
             ema_state=saved.model.state_dict(), optimizer_state=saved.optimizer_state,
-            generator_state=generator_state, history=LossHistory.from_state(training["loss_history"]),
-            profile=TimestepProfile.from_state(training["profile"]),
+            generator_state=generator_state, history=training.loss_curve(), profile=training.timestep_profile(),
             elapsed_seconds=0.0 if elapsed is None else check_number("training_seconds", elapsed, 0.0),
-            last_loss=None if last_loss is None else check_number("final_loss", last_loss))
+            last_loss=last_loss)
     except checkpoints.CheckpointError:
         raise
     except (KeyError, TypeError, ValueError, RuntimeError) as error:

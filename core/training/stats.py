@@ -2,11 +2,14 @@
 
 These are plain data, with a JSON round trip (`state()` / `from_state`, `Snapshot.to_json` / `from_json`) so a
 training worker process can publish them to the web server as a small file, and a checkpoint can keep them.
+`ProgressRecord` is the one record of progress (step, seconds, loss curve, loss per t) that the live Snapshot, a
+checkpoint's TrainingRecord and a recorded replay frame all read into, and the training figures draw.
 Everything read back is checked: it crosses a process boundary or comes from a file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 from dataclasses import asdict, dataclass, field, fields
@@ -15,7 +18,7 @@ from enum import StrEnum
 import numpy as np
 import torch
 
-from core.checks import check_int
+from core.checks import check_int, check_number
 
 LOSS_HISTORY_POINTS = 500  # the loss curve is averaged down so it never holds more points than this
 PROFILE_BINS = 20  # per-timestep loss profile: t is split into this many equal bins
@@ -151,6 +154,67 @@ class TimestepProfile:
 
 
 @dataclass(frozen=True)
+class ProgressRecord:
+    """Where a run stands at one step: the one record of training progress behind both training figures
+    (ui/training_figures.py). Each store of progress reads into it: a live run's Snapshot (`Snapshot.record`), a
+    checkpoint's TrainingRecord (`TrainingRecord.progress`) and a replay's frame (`TrainingHistory.record_at`).
+
+    step: steps trained;  seconds: training time so far;  loss_steps, losses: the loss curve, each point the mean of
+    equally many consecutive steps ending at its step;  profile_edges: bin b holds core's 0-based t with
+    edges[b] <= t < edges[b + 1];  profile: the mean loss per bin (None: no example seen yet). Checked on
+    construction, so every reader of every store applies the same bounds.
+    """
+
+    step: int
+    seconds: float
+    loss_steps: tuple
+    losses: tuple
+    profile_edges: tuple
+    profile: tuple
+
+    def __post_init__(self):
+        check_int("step", self.step, 0)
+        check_number("seconds", self.seconds, 0.0)
+        steps = tuple(check_int("loss step", s, 1) for s in self.loss_steps)
+        losses = tuple(float(check_number("loss", v)) for v in self.losses)
+        if len(steps) != len(losses) or any(b <= a for a, b in zip(steps, steps[1:])):
+            raise ValueError("progress: the loss steps must increase and be as long as the losses")
+        edges = tuple(check_int("profile edge", e, 0) for e in self.profile_edges)
+        if len(edges) < 2 or edges[0] != 0 or any(b <= a for a, b in zip(edges, edges[1:])):
+            raise ValueError(f"progress: profile edges must increase from 0, got {list(edges)[:8]}")
+        profile = tuple(None if v is None or (isinstance(v, float) and math.isnan(v)) else float(check_number("profile", v))
+                        for v in self.profile)
+        if len(profile) != len(edges) - 1:
+            raise ValueError(f"progress: the profile must have one value per bin ({len(edges) - 1}), got {len(profile)}")
+        for name, value in (("loss_steps", steps), ("losses", losses), ("profile_edges", edges), ("profile", profile),
+                            ("seconds", float(self.seconds))):
+            object.__setattr__(self, name, value)
+
+    @classmethod
+    def of_run(cls, step: int, seconds: float, history: LossHistory, profile: TimestepProfile) -> ProgressRecord:
+        """The record of a run's own statistics (a Trainer's, or those a checkpoint kept)."""
+        return cls(step=step, seconds=seconds, loss_steps=tuple(history.steps), losses=tuple(history.losses),
+                   profile_edges=tuple(profile.bin_edges()), profile=tuple(profile.averages))
+
+    def until(self, step: int) -> ProgressRecord:
+        """The record as it stood at an earlier `step`: the loss curve cut there (the profile kept as it is)."""
+        count = sum(1 for s in self.loss_steps if s <= step)
+        return dataclasses.replace(self, step=step, loss_steps=self.loss_steps[:count], losses=self.losses[:count])
+
+    def to_json(self) -> dict:
+        """JSON-safe (lists; None for unseen profile bins); from_json(to_json()) == self."""
+        return {f.name: list(value) if isinstance(value := getattr(self, f.name), tuple) else value for f in fields(self)}
+
+    @classmethod
+    def from_json(cls, data) -> ProgressRecord:
+        """Inverse of to_json, checked (exactly this class's keys)."""
+        names = {f.name for f in fields(cls)}
+        if not isinstance(data, dict) or set(data) != names:
+            raise ValueError(f"progress: expected a dict with exactly the entries {sorted(names)}")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
 class Preview:
     """Samples from the EMA model after `step` steps: `samples` is a float CPU tensor ([n, C, H, W] in
     [-1, 1] for images, [n, 2] for points); `grid` the uint8 image grid (images only)."""
@@ -221,11 +285,19 @@ class Snapshot:
     def __post_init__(self):
         object.__setattr__(self, "state", JobState(self.state))  # ValueError for a state that is not one
 
+    @property
+    def record(self) -> ProgressRecord:
+        """The progress this snapshot shows (its loss curve and loss per t), as the one ProgressRecord."""
+        return ProgressRecord(step=self.step, seconds=self.elapsed_seconds, loss_steps=tuple(self.loss_steps),
+                              losses=tuple(self.loss_history), profile_edges=tuple(self.profile_edges), profile=tuple(self.profile))
+
     def to_json(self) -> dict:
         """Every field but the preview (which travels as .npz, see Preview.to_npz), JSON-safe."""
         data = asdict(self)
         data.pop("preview")
-        data["profile"] = [None if v is None or not math.isfinite(v) else v for v in self.profile]
+        record = self.record.to_json()  # the progress fields, written as the one ProgressRecord writes them
+        data.update(step=record["step"], elapsed_seconds=record["seconds"], loss_steps=record["loss_steps"],
+                    loss_history=record["losses"], profile_edges=record["profile_edges"], profile=record["profile"])
         return data
 
     @classmethod
@@ -241,7 +313,9 @@ class Snapshot:
         values["profile"] = [math.nan if v is None else float(v) for v in values.get("profile", [])]
         check_int("step", values.get("step"), 0)
         check_int("total_steps", values.get("total_steps"), 1)
-        return cls(**values, preview=preview)
+        snapshot = cls(**values, preview=preview)
+        _ = snapshot.record  # the loss curve and profile pass ProgressRecord's checks, as every store of progress does
+        return snapshot
 
 
 def blank_progress(config) -> dict:
