@@ -134,12 +134,12 @@ def test_a_bad_link_is_one_line_not_a_traceback(app):
 
 def test_keyboard_moves_the_scrubber(app):
     app.open("denoise")
-    thumb = main_area(app).get_by_role("slider", name="t (paper's step)", exact=True)
+    thumb = main_area(app).locator('input[type="range"][aria-label="t (paper\'s step)"]')
     before = thumb.get_attribute("aria-valuenow") or thumb.get_attribute("aria-valuetext")
     thumb.focus()
     app.page.keyboard.press("ArrowRight")
     app.wait_idle()
-    thumb = main_area(app).get_by_role("slider", name="t (paper's step)", exact=True)
+    thumb = main_area(app).locator('input[type="range"][aria-label="t (paper\'s step)"]')
     after = thumb.get_attribute("aria-valuenow") or thumb.get_attribute("aria-valuetext")
     assert before != after, (before, after)
     label = main_area(app).locator('[data-testid="stPlotlyChart"]').first.locator(".slider-group > text.slider-label")
