@@ -192,6 +192,9 @@ class ProgressRecord:
     def __post_init__(self):
         check_int("step", self.step, 0)
         check_number("seconds", self.seconds, 0.0)
+        for name in ("loss_steps", "losses", "profile_edges", "profile"):
+            if not isinstance(getattr(self, name), (list, tuple)):
+                raise ValueError(f"progress: {name} must be a list, got {type(getattr(self, name)).__name__}")
         steps = tuple(check_int("loss step", s, 1) for s in self.loss_steps)
         losses = tuple(float(check_number("loss", v)) for v in self.losses)
         if len(steps) != len(losses) or any(b <= a for a, b in zip(steps, steps[1:])):
