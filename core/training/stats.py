@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from core.checks import check_int, check_number
+from core.diffusion.schedules import MAX_T
 from core.training import legacy
 
 LOSS_HISTORY_POINTS = 500  # the loss curve is averaged down so it never holds more points than this
@@ -158,7 +159,8 @@ class TimestepProfile:
         if not isinstance(averaging, dict) or set(averaging) != PROFILE_AVERAGING_KEYS:
             raise ValueError(f"profile averaging: expected a dict with exactly the entries {sorted(PROFILE_AVERAGING_KEYS)}")
         edges = record.profile_edges
-        profile = cls(edges[-1], len(edges) - 1, check_int("window", averaging["window"], 1))
+        T = check_int("T (the last profile edge)", edges[-1], 1, MAX_T)
+        profile = cls(T, len(edges) - 1, check_int("window", averaging["window"], 1))
         if tuple(profile.bin_edges()) != edges:
             raise ValueError(f"profile averaging: the edges {list(edges)[:8]} are not {len(edges) - 1} equal bins of "
                              f"T={edges[-1]}")
