@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,16 +38,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from bench.report import command_line, cpu_flags_summary, cpu_model, load_average, now_utc, write_json  # noqa: E402
+from tests.browser.streamlit_harness import free_port  # noqa: E402
 
 RESULT_TEXT = b"sampled in"  # the caption under Sample's first result (pages/sample.py)
 SAMPLE_PATH = "sample"  # the Sample page's URL path
 START_TIMEOUT_S = 180.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def process_cpu_seconds(pid: int) -> float:
