@@ -1,7 +1,7 @@
 """A warm server does each shared piece of work once, not once per visitor (issue 18 item 7): the Sample page's
 figures of a result are built once for the whole server (ui/cached.py), the model listing reads each checkpoint
-file once (ui/catalog.py), and the first visit imports the heavy modules and freezes the heap before the warm-up
-thread starts (ui/warm.py)."""
+file once (ui/catalog.py), and the first visit imports the heavy modules and freezes the heap before any visit goes
+on (ui/warm.py)."""
 
 import threading
 
@@ -74,7 +74,7 @@ def test_the_model_listing_reads_each_checkpoint_file_once(monkeypatch, tmp_path
     assert ui.catalog.shipped_models() == {}
 
 
-def test_the_first_visit_imports_and_freezes_before_the_warm_up_thread_starts(monkeypatch):
+def test_the_first_visit_imports_and_freezes_before_any_visit_goes_on(monkeypatch):
     from ui import warm
 
     events, done = [], threading.Event()
@@ -87,8 +87,9 @@ def test_the_first_visit_imports_and_freezes_before_the_warm_up_thread_starts(mo
     monkeypatch.setenv(warm.WARM_ENV, "1")
     here = threading.current_thread().name
     assert warm.start() is True
-    assert events[:2] == [("import", "json", here), ("freeze", here)]  # done by the visit itself, before it returns
-    assert done.wait(20) and events[2] == ("warm-up", "rdl-warm-up")
+    mine = [event for event in events if event[0] != "warm-up"]
+    assert mine == [("import", "json", here), ("freeze", here)]  # done by the visit itself, before it returns
+    assert done.wait(20) and ("warm-up", "rdl-warm-up") in events
     assert warm.start() is False and len(events) == 3  # once per server
 
 

@@ -14,21 +14,22 @@ Sessions arriving while it runs find that run in flight and wait for it (single 
 starting their own. The page's first view and this warm-up build their run with the same functions
 (`sample_defaults`, `sample_job`), so the keys match by construction.
 
-Before that thread starts, the first visit itself (the others wait for it on a lock) does two things:
+While that thread starts sampling, the first visit itself (the others wait for it on a lock) does two things:
 
-- imports the heavy modules the pages import lazily (pandas: ~0.5 CPU-s on an idle machine, ~3 s on a busy one). Not
-  on a thread beside the visits: plotly looks pandas up in sys.modules without importing it (`_plotly_utils.
-  optional_imports.get_module(..., should_load=False)`), so a figure built while another thread is half-way through
-  `import pandas` fails with "partially initialized module 'pandas' has no attribute 'Series'" (4 of 10 sessions of a
-  cold bench/burst.py run did);
+- imports the heavy modules the pages import lazily (pandas: ~0.5 CPU-s on an idle machine, ~3 s on a busy one),
+  not on a thread beside the visits: plotly looks pandas up in sys.modules without importing it
+  (`_plotly_utils.optional_imports.get_module(..., should_load=False)`), so a figure built while another thread is
+  half-way through `import pandas` fails with "partially initialized module 'pandas' has no attribute 'Series'" (4
+  of 10 sessions of a cold bench/burst.py run did). The warm-up thread builds no figure.
 - freezes the heap (`freeze_heap`: gc.freeze after one full collection). Streamlit runs a full garbage collection
   after every script run (`runner.postScriptGC`); with torch, plotly and pandas loaded that walks ~260,000 objects,
   ~0.13 CPU-s per run on this 2-core machine, two runs (Home, Sample) per visitor: more than half of a warm visit's
   server CPU, all of it under the one interpreter lock. Frozen objects (the modules, the loaded models, the cached
-  results) are skipped by every later collection, so the collection after a run walks only what was made since.
+  results) are skipped by every later collection, so the collection after a run walks only what was made since
+  (~10,000 objects on a warm server).
 
-$RDL_WARM=0 turns the warm-up off (the test
-suite does, so that every test computes what it checks); any other value, or none, leaves it on.
+$RDL_WARM=0 turns the warm-up off (the test suite does, so that every test computes what it checks); any other
+value, or none, leaves it on.
 """
 
 from __future__ import annotations
@@ -141,16 +142,16 @@ def warm_up() -> list[str]:
 
 
 def start() -> bool:
-    """Once per server process (no-op afterwards, or when $RDL_WARM=0): import the heavy modules and freeze the heap
-    here, on the first visit, while the visits arriving with it wait on the lock, then start the warm-up thread; True
-    if it started now."""
+    """Once per server process (no-op afterwards, or when $RDL_WARM=0): start the warm-up thread, then import the heavy
+    modules and freeze the heap here, on the first visit, while the visits arriving with it wait on the lock; True if
+    it started now."""
     if _started.is_set() or not enabled():
         return False
     with _start_lock:
         if _started.is_set():
             return False
-        import_heavy_modules()
+        threading.Thread(target=warm_up, name="rdl-warm-up", daemon=True).start()  # first: its run starts at once
+        import_heavy_modules()  # (the thread uses no plotly, so it cannot see pandas half-imported)
         freeze_heap()
-        threading.Thread(target=warm_up, name="rdl-warm-up", daemon=True).start()
         _started.set()
         return True
