@@ -20,7 +20,7 @@ from core.data.images import make_grid
 from core.diffusion.samplers import SPACINGS
 from core.lab.bayes_x0 import noise_amplification
 from ui import catalog, export, exports, figures, runs, session, warm
-from ui.cached import shared_figure
+from ui.cached import shared_figure, shared_value
 from ui.figures import chart
 from ui.labels import VARIANCE_LABELS, sampler_label
 from ui.navigation import require_app_shell
@@ -174,7 +174,8 @@ def show_sample_grid(samples: torch.Tensor, result_key: tuple) -> None:
 
 def show_trajectory(trajectory, T: int, alpha_bar_T: float, page: PageSettings, result_key: tuple) -> None:
     st.subheader("Trajectory")
-    pictures = sampling.trajectory_pictures(trajectory, TRAJECTORY_SAMPLES, nrow=TRAJECTORY_SAMPLES)
+    pictures = shared_value(("trajectory_pictures", result_key), lambda: sampling.trajectory_pictures(
+        trajectory, TRAJECTORY_SAMPLES, nrow=TRAJECTORY_SAMPLES))  # once per result for the whole server: read only
     rows = [[figures.Panel("x_t (what the sampler holds)", pictures["x_t"]),
              figures.Panel("x̂₀ (the model's guess at this step)", pictures["pred_x0"])]]
     st.fragment(trajectory_view)(rows, [max(int(t) + 1, 0) for t in pictures["t"]], page)

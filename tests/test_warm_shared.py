@@ -14,7 +14,7 @@ def fresh_caches():
     from ui import cached, runs
 
     runs.result_cache().__init__(runs.CACHE_ENTRIES)
-    cached.figure_cache().__init__(cached.FIGURE_ENTRIES)
+    cached.shared_cache().__init__(cached.ENTRIES)
 
 
 def counting(monkeypatch, module, name: str) -> list:
@@ -30,20 +30,23 @@ def counting(monkeypatch, module, name: str) -> list:
 
 
 def test_a_second_session_draws_the_sample_pages_figures_without_building_them(monkeypatch, checkpoint_dir):
+    from core import sampling
     from ui import figures
 
     fresh_caches()
     rows = counting(monkeypatch, figures, "picture_row")
+    grids = counting(monkeypatch, sampling, "trajectory_pictures")
     first = open_page(monkeypatch, checkpoint_dir, PAGE)
     built = len(rows)
     second = open_page(monkeypatch, checkpoint_dir, PAGE)
+    assert len(grids) == 1  # the trajectory's pictures too
 
     def titles(call):
         return list(call[0])
 
-    grids = [call for call in rows if titles(call)[0].endswith(" samples")]
+    samples = [call for call in rows if titles(call)[0].endswith(" samples")]
     strips = [call for call in rows if titles(call)[0].startswith("t = ")]
-    assert len(grids) == 1 and len(strips) == 1, [titles(call) for call in rows]  # the first session built each once
+    assert len(samples) == 1 and len(strips) == 1, [titles(call) for call in rows]  # the first session built each once
     assert built == len(rows)  # ... and the second session built none
     for at in (first, second):
         assert not at.exception and not at.error

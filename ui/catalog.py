@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -188,6 +189,18 @@ def models_of(predicate) -> dict:
     return result
 
 
+_PARAMETER_COUNTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # network -> its number of parameters
+
+
+def parameter_count(model: torch.nn.Module) -> int:
+    """The network's number of parameters, counted once per network object (the sidebar shows it on every run; a
+    loaded network's architecture never changes, and a network that is dropped is forgotten here too)."""
+    count = _PARAMETER_COUNTS.get(model)
+    if count is None:
+        count = _PARAMETER_COUNTS[model] = sum(p.numel() for p in model.parameters())
+    return count
+
+
 def model_summary(loaded: LoadedModel) -> dict:
     """The settings the sidebar shows, as label -> value strings (values may quote the file: show them as text)."""
     info = loaded.info
@@ -197,7 +210,7 @@ def model_summary(loaded: LoadedModel) -> dict:
         "schedule": f"{schedule['kind']}, T={schedule['T']}",
         "prediction": info.diffusion["prediction"],
         "variance": info.diffusion["variance"],
-        "parameters": f"{sum(p.numel() for p in loaded.model.parameters()):,}",
+        "parameters": f"{parameter_count(loaded.model):,}",
         "training steps": f"{'?' if info.steps is None else info.steps}",
     }
     if info.model_size:
