@@ -18,7 +18,8 @@ Two bursts against the same server process:
 
 Reported per burst: p50/p95/max seconds from the burst's start to Sample's first result (and from each session's
 Sample request), the server's CPU seconds during the burst (user + system of the server process, /proc, all its
-threads), wall seconds, sessions that failed (an exception element, a timeout, a closed connection). With --json
+threads; also per session: the number to compare on a shared machine, where wall times follow the load), wall seconds,
+sessions that failed (an exception element, a timeout, a closed connection). With --json
 also the machine (CPU model, lscpu flags, cores), the load average before each burst and the command. Run it on an
 otherwise idle machine for numbers to report; `--warm-up off` sets RDL_WARM=0 to compare.
 """
@@ -181,7 +182,7 @@ async def burst(server: Server, sessions: int, timeout: float) -> dict:
             "from_sample_request_p50_s": quantile(from_request, 0.5),
             "from_sample_request_p95_s": quantile(from_request, 0.95),
             "home_p50_s": quantile([r["home_s"] for r in results if "home_s" in r], 0.5),
-            "server_cpu_s": cpu, "wall_s": wall, "load_average_before": load}
+            "server_cpu_s": cpu, "server_cpu_s_per_session": cpu / sessions, "wall_s": wall, "load_average_before": load}
 
 
 def run(args) -> dict:
@@ -202,6 +203,7 @@ def run(args) -> dict:
                 summary = document[name]
                 print(f"{name}: {summary['ok']}/{summary['sessions']} sessions, p50 {fmt(summary['p50_s'])} s, "
                       f"p95 {fmt(summary['p95_s'])} s to Sample's first result; server {summary['server_cpu_s']:.1f} CPU-s "
+                      f"({summary['server_cpu_s_per_session']:.3f} per session) "
                       f"in {summary['wall_s']:.1f} s; load {summary['load_average_before']}", flush=True)
                 for error in summary["failed"][:5]:
                     print(f"  failed: {error}", flush=True)
