@@ -43,12 +43,16 @@ def checkpoint_dir(tmp_path_factory):
     return make_checkpoints(tmp_path_factory.mktemp("checkpoints"))
 
 
+OPT_IN_MARKERS = ("cluster", "pipx")
+
+
 def pytest_collection_modifyitems(config, items):
-    """The cluster tests (tests/cluster/: a real local Ray cluster, several minutes on 2 cores) run only when asked for
-    by marker, `pytest -m cluster` (what .ci/run does after the default suite), so `pytest -q` stays under 10 minutes."""
-    if "cluster" in (config.getoption("markexpr") or ""):
-        return
-    deselected = [item for item in items if item.get_closest_marker("cluster") is not None]
+    """Tests marked `cluster` (tests/cluster/: a real local Ray cluster, several minutes on 2 cores) or `pipx` (a full
+    `pipx install` with its own torch, minutes) run only when asked for by marker, `pytest -m cluster` / `-m pipx` (what
+    .ci/run does after the default suite), so `pytest -q` stays under 10 minutes."""
+    wanted = config.getoption("markexpr") or ""
+    opt_out = [marker for marker in OPT_IN_MARKERS if marker not in wanted]
+    deselected = [item for item in items if any(item.get_closest_marker(marker) for marker in opt_out)]
     if deselected:
         config.hook.pytest_deselected(items=deselected)
-        items[:] = [item for item in items if item.get_closest_marker("cluster") is None]
+        items[:] = [item for item in items if item not in deselected]

@@ -1,15 +1,18 @@
 """The installed package: what `pipx install <wheel>` (or `pip install <repo>`) gives a new user (issue 19).
 
-The fast checks read pyproject.toml. The `packaging` test (pytest -m packaging; deselect with -m "not packaging")
-builds the wheel from a copy of the checkout and installs it with pipx (requirements-dev.txt), as a user would, with
-PIPX_HOME, PIPX_BIN_DIR and PIPX_MAN_DIR in a temporary folder: pipx makes its own venv and pip resolves the wheel's
-dependencies there as pip is configured on the machine (pip.conf, $PIP_INDEX_URL, $PIP_EXTRA_INDEX_URL; offline,
-a local index or wheel folder serves them). On Linux against plain PyPI that is the CUDA torch (about 2.6 GB): point
-$PIP_INDEX_URL or $PIP_EXTRA_INDEX_URL at https://download.pytorch.org/whl/cpu first, as README's install does.
-The venv (about 1.5 GB with the CPU torch) is deleted afterwards. Then the console script that pipx put in
-PIPX_BIN_DIR runs from a temporary folder outside the repository with a fresh $RDL_HOME: `paths`, `train` (a 2-D
-toy, a few steps) and `sample` (from that model and from a shipped one, by name). The code must come from the
-installed wheel: the repository is on no path, and a file it writes must land in $RDL_HOME, never in the package.
+The fast checks read pyproject.toml. Two tests build the wheel from a copy of the checkout, install it, and run its
+console script from a temporary folder outside the repository with a fresh $RDL_HOME: `paths`, `train` (a 2-D toy, a
+few steps) and `sample` (from that model and from a shipped one, by name). The code must come from the installed
+wheel: the repository is on no path, and a file it writes must land in $RDL_HOME, never in the package.
+
+- `packaging` (in the default suite; deselect with -m "not packaging"): a temporary venv holding only the wheel, which
+  borrows this interpreter's dependencies through a .pth line (seconds).
+- `pipx` (left out of a plain `pytest`, tests/conftest.py; .ci/run runs `pytest -m pipx` after the suite): `pipx
+  install` as a user would (requirements-dev.txt), with PIPX_HOME, PIPX_BIN_DIR and PIPX_MAN_DIR in a temporary
+  folder; pipx makes its own venv and pip resolves every dependency there as pip is configured on the machine
+  (pip.conf, $PIP_INDEX_URL, $PIP_EXTRA_INDEX_URL; offline, a local index or wheel folder serves them). On Linux
+  against plain PyPI that is the CUDA torch (about 2.6 GB): point $PIP_INDEX_URL or $PIP_EXTRA_INDEX_URL at
+  https://download.pytorch.org/whl/cpu first, as README's install does. The venv (about 1.5 GB) is deleted afterwards.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tomllib
+import venv
 from pathlib import Path
 
 import pytest
@@ -60,26 +65,53 @@ def _copy_checkout(dest: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory):
-    """(PIPX_BIN_DIR, the pipx venv's bin folder, its site-packages) after `pipx install` of the built wheel."""
-    work = tmp_path_factory.mktemp("packaging")
+def wheel(tmp_path_factory) -> Path:
+    """The project's wheel, built from a copy of the checkout (no tests, docs or scripts in it)."""
+    work = tmp_path_factory.mktemp("wheel")
     source = _copy_checkout(work / "source")
     dist = work / "dist"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), str(source)],
                    check=True, cwd=work, capture_output=True, text=True)
     wheels = list(dist.glob("reverse_diffusion_lab-*.whl"))
     assert len(wheels) == 1
+    return wheels[0]
+
+
+def _purelib(python: Path) -> Path:
+    return Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               check=True, capture_output=True, text=True).stdout.strip())
+
+
+@pytest.fixture(scope="module")
+def borrowed_install(wheel, tmp_path_factory):
+    """(bin folder with the console script, that venv's bin folder, its site-packages): a temporary venv holding only
+    the wheel, which borrows this interpreter's third-party packages (torch, streamlit, ...) through a .pth line, so
+    nothing is downloaded or unpacked (seconds, in the default suite)."""
+    env_dir = tmp_path_factory.mktemp("venv")
+    venv.EnvBuilder(with_pip=False).create(env_dir)
+    python = env_dir / "bin" / "python"
+    site = _purelib(python)
+    # this interpreter's third-party packages, after the venv's own (so the wheel's core/ and ui/ come first)
+    (site / "zz_borrowed_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "-q", str(wheel)],
+                   check=True, capture_output=True, text=True)
+    return env_dir / "bin", env_dir / "bin", site
+
+
+@pytest.fixture(scope="module")
+def pipx_install(wheel, tmp_path_factory):
+    """(PIPX_BIN_DIR, the pipx venv's bin folder, its site-packages) after `pipx install` of the wheel, as a user would:
+    pipx makes its own venv and pip resolves every dependency there (minutes: torch alone is ~1.5 GB unpacked)."""
+    work = tmp_path_factory.mktemp("pipx")
     pipx_home, bin_dir = work / "pipx", work / "bin"
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("RDL_", "PIPX_", "VIRTUAL_ENV")) and key != "PYTHONPATH"}
     env.update(PIPX_HOME=str(pipx_home), PIPX_BIN_DIR=str(bin_dir), PIPX_MAN_DIR=str(work / "man"))
-    result = subprocess.run([sys.executable, "-m", "pipx", "install", "--python", sys.executable, str(wheels[0])],
+    result = subprocess.run([sys.executable, "-m", "pipx", "install", "--python", sys.executable, str(wheel)],
                             cwd=work, env=env, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, f"pipx install failed (is pipx installed? requirements-dev.txt):\n{result.stdout}\n{result.stderr}"
     venv_bin = pipx_home / "venvs" / "reverse-diffusion-lab" / "bin"
-    site = Path(subprocess.run([str(venv_bin / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               check=True, capture_output=True, text=True).stdout.strip())
-    yield bin_dir, venv_bin, site
+    yield bin_dir, venv_bin, _purelib(venv_bin / "python")
     shutil.rmtree(pipx_home, ignore_errors=True)  # the venv with its own torch: about 1.5 GB
 
 
@@ -96,8 +128,18 @@ def _files(folder: Path) -> set[Path]:
 
 
 @pytest.mark.packaging
-def test_installed_console_script_trains_and_samples_outside_the_repo(installed, tmp_path):
-    bin_dir, venv_bin, site = installed
+def test_installed_console_script_trains_and_samples_outside_the_repo(borrowed_install, tmp_path):
+    check_installed_tool(*borrowed_install, tmp_path)
+
+
+@pytest.mark.pipx
+def test_pipx_installed_tool_trains_and_samples_outside_the_repo(pipx_install, tmp_path):
+    check_installed_tool(*pipx_install, tmp_path)
+
+
+def check_installed_tool(bin_dir: Path, venv_bin: Path, site: Path, tmp_path: Path) -> None:
+    """The console script in `bin_dir` (its venv's python in `venv_bin`, the package in `site`), run from a folder
+    outside the repository with a fresh $RDL_HOME: paths, train, sample; nothing written into the package."""
     command = bin_dir / "reverse-diffusion-lab"
     assert command.exists() and Path(shutil.which("reverse-diffusion-lab", path=str(bin_dir))) == command
     elsewhere, home = tmp_path / "elsewhere", tmp_path / "home"
