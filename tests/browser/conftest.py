@@ -107,20 +107,14 @@ def pytest_terminal_summary(terminalreporter):
 @pytest.fixture
 def main_area():
     """main_area(app): the locator of the page content (Streamlit's main area, without the sidebar)."""
-    return lambda app: app.page.locator('[data-testid="stMain"]')
+    return lambda app: app.main_area()
 
 
 @pytest.fixture
 def viewport_shot():
     """viewport_shot(app, name): a PNG of exactly what the viewport shows (what the projector shows, unlike
     AppPage.screenshot's full page), saved as <screenshot dir>/<name>.png."""
-    def shot(app: AppPage, name: str) -> Path:
-        folder = screenshot_dir()
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{name}.png"
-        app.page.screenshot(path=str(path))
-        return path
-    return shot
+    return lambda app, name: app.viewport_screenshot(name)
 
 
 @pytest.fixture

@@ -185,6 +185,19 @@ class AppPage:
                 f"app at {self.page.url} did not become idle within {timeout_s:.0f} s: {state}"
             ) from error
 
+    def main_area(self):
+        """The locator of the page content (Streamlit's main area, without the sidebar)."""
+        return self.page.locator('[data-testid="stMain"]')
+
+    def viewport_screenshot(self, name: str) -> Path:
+        """A PNG of exactly what the viewport shows (what a projector shows, unlike screenshot's whole page),
+        saved as <screenshot dir>/<name>.png."""
+        folder = screenshot_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{name}.png"
+        self.page.screenshot(path=str(path))
+        return path
+
     def errors(self) -> list[str]:
         """Texts of the error elements on the page: exceptions, error alerts, compile errors."""
         found = [element.inner_text() for element in self.page.locator(ERROR_SELECTOR).all()]

@@ -1,14 +1,21 @@
-"""How every page looks in a real browser (issue 18, items 4, 5, 8 and 9), one browser and the pages in sequence:
+"""Every page in a real browser, walked once per look: each page load runs every check that look needs (issue 18,
+items 3, 4, 5, 8 and 9; issue 11's projector sizes), so no check loads the pages again.
 
-- projector (1280×720): no widget label, metric or select value is cut ("…" or clipped);
-- accessibility: axe-core (WCAG 2 A and AA rules, bundled in the axe-playwright-python package: nothing is downloaded)
-  finds no violation on any page, in the light and in the dark theme;
-- theme: the main menu is shown to viewers without developer items, and its Settings switch the theme;
+- projector, light theme (1280×720): the page itself ran (its title, the app shell's sidebar); its primary action
+  and first result start above the fold; no widget label, metric or select value is cut ("…" or clipped); axe-core
+  (WCAG 2 A and AA rules, bundled in the axe-playwright-python package: nothing is downloaded) finds no violation.
+  Screenshots: `fold-<page>-1280x720.png` (the viewport, what the projector shows) and `page-<page>.png` (the page);
+- projector, dark theme (1440×900): the dark palette is the one shown; primary action and first result above the
+  fold at the larger projector size; nothing cut; no axe-core violation; on the Schedule lab the figures turn dark
+  with light axis text and keep their Okabe–Ito colours. Screenshots `fold-<page>-1440x900.png` (dark);
 - phones (390×844): the page title is below the fixed header, content is one column inside the screen, no two
-  elements overlap, and the Denoise strip's panel titles do not run into each other.
+  elements overlap, and the Denoise strip's panel titles do not run into each other;
+- theme: the main menu is shown to viewers without developer items, and its Settings switch the theme.
 
-The server runs on the tiny checkpoints of conftest.browser_checkpoint_dir (T = 40). About 5 minutes on a loaded
-2-core machine (three passes over the 14 pages).
+The axe-core and fold checks do not depend on each other's viewport: axe's WCAG 2 AA rules read colours, names and
+structure, so the dark theme is checked at 1440×900, where the fold is checked too. The server runs on the tiny
+checkpoints of conftest.browser_checkpoint_dir (T = 40). Three walks over the 14 pages, one test each, so pytest-xdist
+spreads them over its workers.
 """
 
 import pytest
@@ -16,11 +23,57 @@ from streamlit_harness import AppPage
 
 from ui.navigation import available_pages
 
-PATHS = ["" if entry.file == "pages/home.py" else entry.file.removeprefix("pages/").removesuffix(".py")
-         for entry in available_pages()]
+# (URL path of the st.Page, the page's title); url paths are the page files' stems. The title proves that the page
+# itself ran: Streamlit answers an unknown path with the default page.
+PAGES = [
+    ("", "Reverse Diffusion Lab"),  # Home, the default page
+    ("train", "Train a model"),
+    ("denoise", "Denoise explorer"),
+    ("sample", "Sample"),
+    ("schedules", "Schedule lab"),
+    ("reverse_step", "Anatomy of one reverse step"),
+    ("playground_2d", "2-D playground"),
+    ("objective", "Training objective"),
+    ("time_conditioning", "Time conditioning"),
+    ("posterior", "Deriving the posterior"),
+    ("small_steps", "Why many small steps"),
+    ("score", "The score view"),
+    ("variances", "v, variances and DDIM, precisely"),
+    ("mistakes", "Common mistakes"),
+]
 PROJECTOR = {"width": 1280, "height": 720}
+LARGE_PROJECTOR = {"width": 1440, "height": 900}
 PHONE = {"width": 390, "height": 844}
 BACKGROUND = {"light": "rgb(255, 255, 255)", "dark": "rgb(20, 23, 31)"}  # .streamlit/config.toml [theme.*]
+
+CHART = '[data-testid="stPlotlyChart"]'
+# page (URL path; "" is Home) -> (what must be visible without scrolling: the primary action as (ARIA role, name)
+# or None, how to find the first result or None). Home has no result: it is the table of contents.
+ABOVE_THE_FOLD = {
+    "": (("link", "Schedule lab"), None),  # Home: the course guide's first link (the sidebar's copy does not count)
+    "train": (("button", "Start training"), CHART),  # before Start: the schedule figure beside the settings
+    "denoise": (None, CHART),
+    "sample": (("button", "Sample"), CHART),
+    "schedules": (None, CHART),
+    "reverse_step": (None, CHART),
+    "playground_2d": (None, CHART),  # the exploration's first figure; the training form comes after it
+    "objective": (None, CHART),
+    "time_conditioning": (None, CHART),
+    "posterior": (None, CHART),
+    "small_steps": (None, CHART),
+    "score": (None, CHART),
+    "variances": (None, CHART),
+    "mistakes": (None, "text=✓ Right."),  # the first claim's computed truth
+}
+MIN_VISIBLE_PX = 250  # of a first figure: enough to see what it shows (the rest may continue below)
+
+
+def test_the_walks_cover_every_page():
+    assert [path for path, _ in PAGES] == list(ABOVE_THE_FOLD)
+    registered = {"" if entry.file == "pages/home.py" else entry.file.removeprefix("pages/").removesuffix(".py")
+                  for entry in available_pages()}
+    assert {path for path, _ in PAGES} == registered
+
 
 # Elements cut on screen: inside a label, metric or select, one whose content is wider than its box while it
 # hides the overflow or ends it with an ellipsis. KaTeX's MathML copy is visually hidden on purpose (screen readers).
@@ -99,6 +152,82 @@ def axe_violations(app: AppPage) -> list[str]:
     return found
 
 
+def background(app: AppPage) -> str:
+    return app.page.evaluate("() => getComputedStyle(document.querySelector('[data-testid=\"stApp\"]')).backgroundColor")
+
+
+def page_ran(app: AppPage, heading: str, sidebar: bool = True) -> list[str]:
+    """Problems if the page shown is not the one asked for inside the app shell (title, sidebar's model picker;
+    sidebar=False: the title only, for phones, where the sidebar starts collapsed)."""
+    problems = []
+    if sidebar and app.page.locator('[data-testid="stSidebar"]').get_by_text("Active model").count() != 1:
+        problems.append("no 'Active model' in the sidebar (the page ran without the app shell)")
+    titles = app.main_area().locator("h1").all_inner_texts()
+    if not any(heading in title for title in titles):
+        problems.append(f"title {heading!r} not shown; h1s: {titles}")
+    return problems
+
+
+def fold_problems(app: AppPage, path: str, viewport: dict) -> list[str]:
+    """The page's primary action wholly on screen, and its first result starting on screen with at least
+    MIN_VISIBLE_PX of it (or all of a shorter one) visible and not cut off at the right, without scrolling."""
+    width, height = viewport["width"], viewport["height"]
+    action, result = ABOVE_THE_FOLD[path]
+    problems = []
+    if action:
+        role, name = action
+        box = app.main_area().get_by_role(role, name=name, exact=True).first.bounding_box()
+        if box is None or box["y"] < 0 or box["y"] + box["height"] > height or box["x"] + box["width"] > width:
+            problems.append(f"primary action {action} not on screen: {box}")
+    if result:
+        first = app.main_area().locator(result).first
+        first.wait_for()  # Plotly draws its figure after the script run has finished
+        box = first.bounding_box()
+        visible = min(MIN_VISIBLE_PX, box["height"]) if box else 0
+        if box is None or not 0 <= box["y"] <= height - visible or box["x"] < 0 or box["x"] + box["width"] > width + 1:
+            problems.append(f"first result {result} below the fold or cut off: {box}")
+    return problems
+
+
+def dark_figure_problems(app: AppPage) -> list[str]:
+    """The Schedule lab's first figure in the dark theme: light axis text, curves in their Okabe–Ito colours."""
+    chart = app.main_area().locator(CHART).first
+    chart.wait_for()
+    problems = []
+    tick = chart.locator("g.ytick text").first.evaluate("e => getComputedStyle(e).fill")
+    if _luminance(tick) <= 0.5:
+        problems.append(f"dark axis text on the dark background: {tick}")
+    strokes = chart.locator("g.scatterlayer path.js-line").evaluate_all("es => es.map(e => getComputedStyle(e).stroke)")
+    if not ("rgb(0, 114, 178)" in strokes and "rgb(213, 94, 0)" in strokes):  # Okabe–Ito blue, vermillion
+        problems.append(f"curves lost their Okabe–Ito colours: {strokes}")
+    return problems
+
+
+def phone_problems(app: AppPage, path: str) -> list[str]:
+    layout = app.page.evaluate(PHONE_LAYOUT_JS)
+    problems = []
+    if layout["title_top"] is None or layout["title_top"] < layout["header_bottom"]:
+        problems.append(f"title under the header: {layout}")
+    if layout["page_width"] > PHONE["width"] or layout["side_by_side"]:
+        problems.append(f"wider than the screen or columns side by side: {layout}")
+    if layout["overlaps"]:
+        problems.append(f"overlapping elements: {layout['overlaps']}")
+    if path == "denoise":
+        titles = sorted(app.page.evaluate(PANEL_TITLES_JS))
+        if len(titles) < 6:
+            problems.append(f"the Denoise strip shows {len(titles)} panel titles, expected 6 or more: {titles}")
+        touching = [(a, b) for a, b in zip(titles, titles[1:]) if a[1] > b[0] and a[2] < b[3] and b[2] < a[3]]
+        if touching:
+            problems.append(f"Denoise panel titles overlap: {touching}")
+    return problems
+
+
+def _luminance(css_color: str) -> float:
+    """0 (black) .. 1 (white) for a CSS rgb()/rgba() colour."""
+    red, green, blue = (float(v) for v in css_color[css_color.index("(") + 1:].rstrip(")").split(",")[:3])
+    return (0.2126 * red + 0.7152 * green + 0.0722 * blue) / 255
+
+
 @pytest.fixture
 def tab(browser, streamlit_server, request):
     """A fresh context with the viewport and colour scheme the test's `look` parameter names."""
@@ -110,33 +239,51 @@ def tab(browser, streamlit_server, request):
     context.close()
 
 
-def background(app: AppPage) -> str:
-    return app.page.evaluate("() => getComputedStyle(document.querySelector('[data-testid=\"stApp\"]')).backgroundColor")
+def walk(app: AppPage, check) -> dict:
+    """Open every page once and run check(path, heading) -> [problem, ...] on it; {page: problems} where any."""
+    problems = {}
+    for path, heading in PAGES:
+        app.open(path)  # waits for the script run and asserts no exception or error box
+        if found := check(path, heading):
+            problems[path or "home"] = found
+    return problems
 
 
 @pytest.mark.parametrize("tab", [(PROJECTOR, "light")], indirect=True, ids=["1280x720-light"])
-def test_projector_nothing_cut_and_no_axe_violation(tab):
-    cut, violations = {}, {}
-    for path in PATHS:
-        tab.open(path)
-        assert background(tab) == BACKGROUND["light"]
-        if found := tab.page.evaluate(TRUNCATED_JS):
-            cut[path or "home"] = found
-        if found := axe_violations(tab):
-            violations[path or "home"] = found
-    assert cut == {}, f"cut labels, metrics or select values at 1280x720: {cut}"
-    assert violations == {}, f"axe-core (WCAG 2 AA), light theme: {violations}"
+def test_projector_walk_light(tab):
+    def check(path: str, heading: str) -> list[str]:
+        name = path or "home"
+        found = page_ran(tab, heading) + fold_problems(tab, path, PROJECTOR)
+        tab.viewport_screenshot(f"fold-{name}-1280x720")
+        if background(tab) != BACKGROUND["light"]:
+            found.append(f"background {background(tab)}, not the light theme's")
+        found += [f"cut: {cut}" for cut in tab.page.evaluate(TRUNCATED_JS)]
+        found += [f"axe (light): {violation}" for violation in axe_violations(tab)]
+        tab.screenshot(f"page-{name}")  # the whole page, last: it makes the viewport as tall as the page for a moment
+        return found
+
+    assert walk(tab, check) == {}
 
 
-@pytest.mark.parametrize("tab", [(PROJECTOR, "dark")], indirect=True, ids=["1280x720-dark"])
-def test_dark_theme_has_no_axe_violation(tab):
-    violations = {}
-    for path in PATHS:
-        tab.open(path)
-        assert background(tab) == BACKGROUND["dark"]  # the dark palette of config.toml is the one shown
-        if found := axe_violations(tab):
-            violations[path or "home"] = found
-    assert violations == {}, f"axe-core (WCAG 2 AA), dark theme: {violations}"
+@pytest.mark.parametrize("tab", [(LARGE_PROJECTOR, "dark")], indirect=True, ids=["1440x900-dark"])
+def test_projector_walk_dark(tab):
+    def check(path: str, heading: str) -> list[str]:
+        found = page_ran(tab, heading) + fold_problems(tab, path, LARGE_PROJECTOR)
+        tab.viewport_screenshot(f"fold-{path or 'home'}-1440x900")
+        if background(tab) != BACKGROUND["dark"]:  # the dark palette of config.toml is the one shown
+            found.append(f"background {background(tab)}, not the dark theme's")
+        if path == "schedules":
+            found += dark_figure_problems(tab)
+        found += [f"cut: {cut}" for cut in tab.page.evaluate(TRUNCATED_JS)]
+        found += [f"axe (dark): {violation}" for violation in axe_violations(tab)]
+        return found
+
+    assert walk(tab, check) == {}
+
+
+@pytest.mark.parametrize("tab", [(PHONE, "light")], indirect=True, ids=["390x844"])
+def test_phone_walk(tab):
+    assert walk(tab, lambda path, heading: page_ran(tab, heading, sidebar=False) + phone_problems(tab, path)) == {}
 
 
 @pytest.mark.parametrize("tab", [(PROJECTOR, "light")], indirect=True, ids=["1280x720-light"])
@@ -155,25 +302,3 @@ def test_main_menu_switches_the_theme_without_developer_items(tab):
                                    ".backgroundColor === colour", arg=BACKGROUND[scheme.lower()])
         tab.page.keyboard.press("Escape")
         assert background(tab) != BACKGROUND[other.lower()]
-
-
-@pytest.mark.parametrize("tab", [(PHONE, "light")], indirect=True, ids=["390x844"])
-def test_phone_title_below_header_one_column_no_overlap(tab):
-    problems = {}
-    for path in PATHS:
-        tab.open(path)
-        layout = tab.page.evaluate(PHONE_LAYOUT_JS)
-        name = path or "home"
-        if layout["title_top"] is None or layout["title_top"] < layout["header_bottom"]:
-            problems[f"{name}: title under the header"] = layout
-        if layout["page_width"] > PHONE["width"] or layout["side_by_side"]:
-            problems[f"{name}: wider than the screen or columns side by side"] = layout
-        if layout["overlaps"]:
-            problems[f"{name}: overlapping elements"] = layout["overlaps"]
-        if path == "denoise":
-            titles = sorted(tab.page.evaluate(PANEL_TITLES_JS))
-            assert len(titles) >= 6, titles
-            touching = [(a, b) for a, b in zip(titles, titles[1:]) if a[1] > b[0] and a[2] < b[3] and b[2] < a[3]]
-            if touching:
-                problems["denoise: panel titles overlap"] = touching
-    assert problems == {}, problems
