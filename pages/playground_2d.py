@@ -387,8 +387,9 @@ def trajectories_section(ex: Exploration) -> None:
     method, steps, seed = sampler_controls(ex)
     runs = sampler_runs(ex.model, ex.token, ex.diffusion, ex.diffusion_key, ex.data, method, steps, 0.0, seed)
     show_paths = widget("pg_paths")
+    spec = trajectory_spec(runs, ex, show_paths, (ex.token, ex.diffusion_key, ex.data, method, steps, seed, show_paths))
     with figure_area:
-        st.fragment(trajectory_view)(runs, ex, show_paths)
+        st.fragment(trajectory_view)(spec, runs)
     st.caption(f"{PARTICLES} particles start from the same $x_T \\sim \\mathcal N(0, I)$ for "
                f"{'both' if len(runs) > 1 else 'the oracle'}; press ▶ or drag the slider under the figure (in the browser, "
                "no recomputation), or use the keyboard slider above it. The colour is the timestep; grey is fresh data.")
@@ -396,10 +397,18 @@ def trajectories_section(ex: Exploration) -> None:
                                                        for field in ("x0", "t", "frames")}, "trajectories.npz", key="pg_npz")
 
 
-def trajectory_view(runs: dict, ex: Exploration, show_paths: bool) -> None:
+# The trajectory figure is built and prepared once per sampler run (shared by every session: st.cache_resource, no
+# pickled copy) and a scrub step only picks its frame (figures.at_frame), so it never builds a figure.
+@st.cache_resource(show_spinner=False, max_entries=16)
+def trajectory_spec(_runs: dict, _ex: Exploration, show_paths: bool, key: tuple) -> dict:
+    """figures.spec_of(trajectory_figure(...)), cached on `key` (model, diffusion, data, sampler, seed, paths shown)."""
+    return figures.spec_of(trajectory_figure(_runs, _ex.reference, _ex.diffusion.T, show_paths))
+
+
+def trajectory_view(spec: dict, runs: dict) -> None:
     """The trajectory scrubber and figure (a fragment: a scrub step reruns only this; the t travels in links)."""
     shown = scrubber("pg_trajectory_t", [max(int(t) + 1, 0) for t in next(iter(runs.values()))["t"]])
-    chart(trajectory_figure(runs, ex.reference, ex.diffusion.T, show_paths, shown), key="pg_trajectory_chart")
+    chart(figures.at_frame(spec, shown), key="pg_trajectory_chart")
 
 
 def samples_section(ex: Exploration) -> None:
