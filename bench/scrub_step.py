@@ -1,7 +1,7 @@
 """What one scrub step costs the server: a real `streamlit run app.py`, a headless chromium tab, the keyboard.
 
-For each page's timestep scrubber (Denoise's t, the Sample page's trajectory; both are linked settings drawn in an
-st.fragment, ui/settings.py) the tab focuses the scrubber and presses → `--steps` times. Per step it records
+For each page's timestep scrubber (Denoise's t, the Sample page's and the 2-D playground's trajectories; all are linked
+settings drawn in an st.fragment, ui/settings.py) the tab focuses the scrubber and presses → `--steps` times. Per step it records
 
 - server CPU seconds: user + system time of the Streamlit server process (/proc/<pid>/stat) from the key press
   until the step is done; CPU time counts only the server's own work, so it stays meaningful on a shared machine,
@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's bench/ (not an installed copy's)
 from bench.report import (
     BENCHMARKS_MD,
     REPO_ROOT,
@@ -47,6 +48,7 @@ from streamlit_harness import CHROMIUM_ARGS, CHROMIUM_PATH, AppPage, serve_strea
 SCRUBBERS = {  # page -> (the scrubber's label, its query parameter)
     "denoise": ("t (paper's step)", "denoise_t"),
     "sample": ("Trajectory step (t)", "sample_trajectory_t"),
+    "playground_2d": ("Trajectory step (t)", "pg_trajectory_t"),
 }
 # True when no script run is in progress or pending (the harness's idle test without its 250 ms settle delay)
 IDLE_JS = """() => {
