@@ -7,7 +7,9 @@ shipped checkpoints (or, with --tiny, the test suite's tiny seeded ones: a quick
 then drives it over Streamlit's own websocket protocol (the protobuf messages a browser exchanges with the server:
 one connection per session, no browser, so 30 sessions cost the client side little on 2 cores). Each session
 connects, runs Home, and as soon as Home's script has finished asks for the Sample page; the time to Sample's first
-result is when the server sends the element saying "sampled in". All sessions start together (one asyncio barrier).
+result is when the server sends the element saying "sampled in". A session counts as done when Sample's script has
+finished, and as failed if any exception element came (also one after the first result, e.g. in a figure below it).
+All sessions start together (one asyncio barrier).
 
 Two bursts against the same server process:
 1. cold: the server has just started (it has served only the health check): nothing cached, modules not imported,
@@ -27,7 +29,6 @@ import argparse
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,16 +40,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from bench.report import command_line, cpu_flags_summary, cpu_model, load_average, now_utc, write_json  # noqa: E402
+from tests.browser.streamlit_harness import free_port  # noqa: E402
 
 RESULT_TEXT = b"sampled in"  # the caption under Sample's first result (pages/sample.py)
 SAMPLE_PATH = "sample"  # the Sample page's URL path
 START_TIMEOUT_S = 180.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -139,6 +135,8 @@ async def session(url: str, barrier: asyncio.Barrier, timeout: float, out: dict)
                     elif kind == "delta" and phase == "sample" and RESULT_TEXT in raw:
                         out["to_result_s"] = time.perf_counter() - start
                         out["from_request_s"] = time.perf_counter() - out["sample_requested"]
+                        phase = "rest"  # the rest of the page must still come without an exception
+                    elif kind == "script_finished" and phase == "rest":
                         out["ok"] = True
                         return
                     elif kind == "script_finished" and phase == "home":

@@ -245,8 +245,9 @@ def watch_jobs(args, jobs: list, device: torch.device) -> tuple[list, list, int 
         peak = max([m for m in memory + [peak] if m is not None], default=None)
         for index, (folder, handle) in enumerate(jobs):
             progress = run_store.read_json(folder / run_store.PROGRESS) or {}
-            if handle.is_alive() and progress.get("state") == "running" and progress.get("step", 0) > 0:
-                samples[index].append((now, progress["step"], progress["elapsed_seconds"]))
+            record = progress.get("progress") or {}  # ProgressRecord.to_json()
+            if handle.is_alive() and progress.get("state") == "running" and record.get("step", 0) > 0:
+                samples[index].append((now, record["step"], record["seconds"]))
                 running_at[index].add(now)
         time.sleep(POLL_SECONDS)
     return samples, running_at, peak
@@ -273,7 +274,8 @@ def run_workers(args, k: int, device: torch.device) -> dict:
         rate = window_rate(job, start, end, args.batch) if windowed else None
         if rate is None:  # no common window: the job's whole run (its warm-up included)
             windowed = False
-            rate = final.get("step", 0) * args.batch / final["elapsed_seconds"] if final.get("elapsed_seconds") else 0.0
+            record = final.get("progress") or {}  # ProgressRecord.to_json()
+            rate = record.get("step", 0) * args.batch / record["seconds"] if record.get("seconds") else 0.0
         rates.append(rate)
     used = None if peak is None else (peak - (baseline or 0)) / (k if device.type == "cuda" else 1)
     row = {"jobs": k, "failed": len(failures), "failure": failures[0] if failures else None,

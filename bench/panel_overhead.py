@@ -70,7 +70,7 @@ def phase(job, seconds: float, panel_open: bool, refresh_cpu: list) -> tuple[flo
     """Run one phase; returns the job's steps per second of training time, and per second of the worker's own
     CPU time, during it (and appends the CPU seconds of each panel refresh to refresh_cpu)."""
     reports, cpu_start = [], worker_cpu_seconds(job.handle.pid)
-    step_start = (run_store.read_json(job.folder / run_store.PROGRESS) or {}).get("step", 0)
+    step_start = ((run_store.read_json(job.folder / run_store.PROGRESS) or {}).get("progress") or {}).get("step", 0)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if panel_open:
@@ -78,14 +78,15 @@ def phase(job, seconds: float, panel_open: bool, refresh_cpu: list) -> tuple[flo
             panel_refresh(job)
             refresh_cpu.append(time.process_time() - started)
         progress = run_store.read_json(job.folder / run_store.PROGRESS) or {}
-        if progress.get("state") == "running" and progress.get("step"):
-            report = (progress["step"], progress["elapsed_seconds"])
+        record = progress.get("progress") or {}  # ProgressRecord.to_json()
+        if progress.get("state") == "running" and record.get("step"):
+            report = (record["step"], record["seconds"])
             if not reports or report != reports[-1]:
                 reports.append(report)
         time.sleep(1.0)
     (s0, e0), (s1, e1) = reports[0], reports[-1]
     cpu = worker_cpu_seconds(job.handle.pid) - cpu_start
-    step_end = (run_store.read_json(job.folder / run_store.PROGRESS) or {}).get("step", 0)
+    step_end = ((run_store.read_json(job.folder / run_store.PROGRESS) or {}).get("progress") or {}).get("step", 0)
     return (s1 - s0) / (e1 - e0), (step_end - step_start) / cpu
 
 
@@ -137,7 +138,7 @@ def watchers_mode(args) -> int:
         config = TrainConfig(dataset=args.dataset, model_size="tiny", batch_size=args.batch_size, total_steps=10_000_000,
                              preview_every=50, device="cpu")
         job = registry.get(registry.submit("bench", config))
-        while (run_store.read_json(job.folder / run_store.PROGRESS) or {}).get("step", 0) < 5:  # warm up
+        while ((run_store.read_json(job.folder / run_store.PROGRESS) or {}).get("progress") or {}).get("step", 0) < 5:  # warm up
             time.sleep(0.5)
         watchers_phase(registry, job, max(counts), 3.0, False)  # untimed: imports and first figures
         idle = watchers_phase(registry, job, 0, args.phase_seconds, True)
@@ -178,7 +179,7 @@ def main() -> int:
                              preview_every=50, device="cpu")
         job_id = registry.submit("bench", config)
         job = registry.get(job_id)
-        while (run_store.read_json(job.folder / run_store.PROGRESS) or {}).get("step", 0) < 5:  # warm up
+        while ((run_store.read_json(job.folder / run_store.PROGRESS) or {}).get("progress") or {}).get("step", 0) < 5:  # warm up
             time.sleep(0.5)
         rows, refresh_cpu = [], []
         for pair in range(args.pairs):

@@ -131,7 +131,7 @@ def bench_recognizable(args, dataset, log) -> dict:
     history, reached = [], None
     while True:
         run_trainer(trainer, trainer.step + args.eval_every)
-        seconds = trainer.snapshot().elapsed_seconds
+        seconds = trainer.snapshot().progress.seconds
         model = trainer.export_model(args.device)
         samples = ddim_sample(model, trainer.diffusion, (args.eval_samples, 1, 28, 28), 20, clip_x0=True,
                               generator=torch.Generator(device=args.device).manual_seed(1)).cpu()

@@ -269,7 +269,7 @@ def main(argv=None, started: float | None = None, prog: str = "python -m core.tr
     except ValueError as error:
         parser.error(str(error))
 
-    first_step, elapsed_before = trainer.step, trainer.snapshot().elapsed_seconds
+    first_step, elapsed_before = trainer.step, trainer.snapshot().progress.seconds
     print(f"training {config.dataset} with a {config.model_size} {trainer.model.config['kind']} "
           f"({trainer.parameters:,} parameters) on {trainer.snapshot().device}, steps {first_step}..{config.total_steps}",
           file=sys.stderr)
@@ -293,9 +293,10 @@ def main(argv=None, started: float | None = None, prog: str = "python -m core.tr
     except (OSError, ValueError, CheckpointError) as error:
         print(f"error: could not write the checkpoint {str(out)!r}: {error}", file=sys.stderr)
         return 1
-    seconds = snapshot.elapsed_seconds - elapsed_before
+    seconds = snapshot.progress.seconds - elapsed_before
     images = (snapshot.step - first_step) * config.batch_size
-    final = "-" if not snapshot.loss_history else f"{snapshot.loss_history[-1]:.4f} (mean of the last {snapshot.loss_bucket} steps)"
+    losses = snapshot.progress.losses
+    final = "-" if not losses else f"{losses[-1]:.4f} (mean of the last {snapshot.loss_bucket} steps)"
     ended = "stopped" if interrupted else snapshot.state
     print(f"{ended} at step {snapshot.step}/{snapshot.total_steps}" + (f" ({snapshot.message})" if snapshot.message else ""))
     print(f"time {format_seconds(seconds)}, {images / max(seconds, 1e-9):.0f} images/s, final loss {final}")

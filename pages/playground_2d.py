@@ -111,7 +111,7 @@ def profile_floor(setup_json: str, edges: tuple) -> list:
 def floor_for_snapshot(snapshot) -> list | None:
     keys = ("dataset", "seed", "toy_points", "schedule", "T", "beta_start", "beta_end", "scale_with_T", "prediction", "variance")
     setup = {key: snapshot.config[key] for key in keys}
-    return profile_floor(json.dumps(setup, sort_keys=True), tuple(snapshot.profile_edges))
+    return profile_floor(json.dumps(setup, sort_keys=True), snapshot.progress.profile_edges)
 
 
 @st.cache_data(show_spinner="Sampling with the model and the oracle…", max_entries=16)
@@ -286,7 +286,7 @@ def training_job() -> None:
     config, snapshot = job.config, job.snapshot()
     with st.expander(f"Training job: {TOY_LABELS[config.dataset]} · {config.model_size} · {config.prediction}/"
                      f"{config.variance} · {config.schedule} T={config.T} — {training_panel.STATE_LABELS.get(snapshot.state)} "
-                     f"· {snapshot.elapsed_seconds:.0f} s measured", expanded=True):
+                     f"· {snapshot.progress.seconds:.0f} s measured", expanded=True):
         st.caption("The middle plot compares the training loss per timestep with the **exact floor**, the loss of "
                    "the oracle (see below): no network can go below it on the oracle's data.")
         training_panel.job_buttons(job)

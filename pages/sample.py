@@ -21,6 +21,7 @@ from core.data.images import make_grid
 from core.diffusion.samplers import SPACINGS
 from core.lab.bayes_x0 import noise_amplification
 from ui import catalog, export, exports, figures, runs, session, warm
+from ui.cached import shared_figure, shared_value
 from ui.figures import chart
 from ui.labels import VARIANCE_LABELS, sampler_label
 from ui.navigation import require_app_shell
@@ -165,13 +166,17 @@ def step_label(step: int) -> str:
     return "0 (x₀)" if step <= 0 else str(step)
 
 
-def show_sample_grid(samples: torch.Tensor) -> None:
-    chart(figures.picture_row({f"{len(samples)} samples": picture_of(samples)}, height=400), key="sample_grid")
+def show_sample_grid(samples: torch.Tensor, result_key: tuple) -> None:
+    """The grid of samples: one figure per sampling result for the whole server (ui/cached.py)."""
+    fig = shared_figure(("sample_grid", result_key),
+                        lambda: figures.picture_row({f"{len(samples)} samples": picture_of(samples)}, height=400))
+    chart(fig, key="sample_grid")
 
 
-def show_trajectory(trajectory, T: int, alpha_bar_T: float, page: PageSettings) -> None:
+def show_trajectory(trajectory, T: int, alpha_bar_T: float, page: PageSettings, result_key: tuple) -> None:
     st.subheader("Trajectory")
-    pictures = sampling.trajectory_pictures(trajectory, TRAJECTORY_SAMPLES, nrow=TRAJECTORY_SAMPLES)
+    pictures = shared_value(("trajectory_pictures", result_key), lambda: sampling.trajectory_pictures(
+        trajectory, TRAJECTORY_SAMPLES, nrow=TRAJECTORY_SAMPLES))  # once per result for the whole server: read only
     rows = [[figures.Panel("x_t (what the sampler holds)", pictures["x_t"]),
              figures.Panel("x̂₀ (the model's guess at this step)", pictures["pred_x0"])]]
     steps = [max(int(t) + 1, 0) for t in pictures["t"]]
@@ -185,8 +190,9 @@ def show_trajectory(trajectory, T: int, alpha_bar_T: float, page: PageSettings) 
                "average (the Denoise page shows both). Either way the details are decided in the last steps. The slider "
                "above the figure works with the keyboard (Tab to it, then ← →).")
     st.subheader("Snapshots")
-    strip = {f"t = {paper_label(t)}": picture_of(x[:TRAJECTORY_SAMPLES], nrow=2) for t, x in sampling.snapshots(trajectory, T)}
-    chart(figures.picture_row(strip), key="sample_snapshots")
+    chart(shared_figure(("sample_snapshots", result_key), lambda: figures.picture_row(
+        {f"t = {paper_label(t)}": picture_of(x[:TRAJECTORY_SAMPLES], nrow=2) for t, x in sampling.snapshots(trajectory, T)})),
+          key="sample_snapshots")
 
 
 def point_layers(samples: torch.Tensor, dataset: str | None) -> list:
@@ -200,9 +206,11 @@ def point_layers(samples: torch.Tensor, dataset: str | None) -> list:
     return layers
 
 
-def show_point_samples(samples: torch.Tensor, dataset: str | None) -> None:
-    panel = figures.PointPanel("samples vs data", point_layers(samples, dataset), POINT_RANGE)
-    chart(figures.point_panels([panel]), key="sample_points_plot")
+def show_point_samples(samples: torch.Tensor, dataset: str | None, result_key: tuple) -> None:
+    """The samples over held-out data: one figure per sampling result for the whole server (ui/cached.py)."""
+    fig = shared_figure(("sample_points", result_key, dataset), lambda: figures.point_panels(
+        [figures.PointPanel("samples vs data", point_layers(samples, dataset), POINT_RANGE)]))
+    chart(fig, key="sample_points_plot")
 
 
 def content_key(*arrays: np.ndarray) -> str:
@@ -480,9 +488,9 @@ def first_result(loaded: catalog.LoadedModel, page: PageSettings):
         st.caption(f"{sampler_label(settings)}, spacing {settings.spacing}, clip $\\hat x_0$ {'on' if settings.clip_x0 else 'off'}, "
                    f"seed {seed} · sampled in {seconds:.1f} s")
         if loaded.is_image_model:
-            show_sample_grid(samples)
+            show_sample_grid(samples, key)
         else:
-            show_point_samples(samples, loaded.dataset)
+            show_point_samples(samples, loaded.dataset, key)
     return settings, n, seed, (samples, trajectory)
 
 
@@ -499,7 +507,8 @@ def main() -> None:
         samples, trajectory = result
         show_exports(loaded, settings, n, seed, samples, trajectory)
         if loaded.is_image_model:
-            show_trajectory(trajectory, loaded.diffusion.T, float(loaded.diffusion.schedule.alpha_bars[-1]), page)
+            show_trajectory(trajectory, loaded.diffusion.T, float(loaded.diffusion.schedule.alpha_bars[-1]), page,
+                            sampling_key(loaded, settings, n, seed))
         else:
             show_point_trajectory(trajectory, page)
         show_quality_metrics(samples, loaded, sampling_key(loaded, settings, n, seed))

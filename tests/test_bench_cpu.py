@@ -14,7 +14,7 @@ def test_cpu_recipe_records_a_loadable_history(tmp_path):
     assert all(point["fd"] > 0 and 0 <= point["classes_present"] <= 10 for point in result["curve"])
     history = load_history(tmp_path / "history")
     assert [frame.step for frame in history.frames] == [1, 2, 3, 4]
-    assert history.config["min_snr"] == 5.0 and history.T == 50 and len(history.profile_bin_edges) == 21
+    assert history.config["min_snr"] == 5.0 and history.T == 50 and len(history.progress.profile_edges) == 21
     assert all(frame.fd is not None for frame in history.frames)
     assert (tmp_path / "curve.json").is_file()
 

@@ -167,7 +167,8 @@ def test_the_train_pages_status_line_shows_the_budget_not_a_step_eta():
 
     trainer = Trainer(toy_config(total_steps=40, preview_every=0))
     base = trainer.snapshot()
-    running = dataclasses.replace(base, state="running", step=10, total_steps=600, eta_seconds=80.0, budget_seconds=120.0)
+    running = dataclasses.replace(base, state="running", progress=dataclasses.replace(base.progress, step=10), total_steps=600,
+                                  eta_seconds=80.0, budget_seconds=120.0)
     assert status_line(running).endswith("step 10 / 600 · 1:20 left of the 2-minute budget")
     unbudgeted = dataclasses.replace(running, budget_seconds=None, eta_seconds=3725.0)
     assert status_line(unbudgeted).endswith("step 10 / 600 · ETA 1h02")
@@ -223,4 +224,4 @@ def test_the_trainer_reports_a_guarded_steps_summary_one_step_late_and_every_ste
     run_to_end(trainer)
     snapshot = trainer.snapshot()
     assert snapshot.state == "finished" and snapshot.step == 30 and snapshot.preview.step == 30
-    assert snapshot.loss_steps == list(range(1, 31)) and trainer.train_state.in_flight is None
+    assert snapshot.progress.loss_steps == tuple(range(1, 31)) and trainer.train_state.in_flight is None

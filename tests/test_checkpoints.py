@@ -22,8 +22,9 @@ from core.nets.build import build_model
 TINY_UNET = {"kind": "unet", "in_channels": 1, "out_channels": 1, "image_size": 8, "channels": [8, 16],
              "num_res_blocks": [1, 1], "attention": True, "num_heads": 2, "time_embed_dim": 16, "norm_groups": 4}
 TINY_MLP = {"kind": "mlp", "data_dim": 2, "out_dim": 4, "hidden": 16, "depth": 2, "time_embed_dim": 8}
-INFO = {"training": {"config": {"learning_rate": 2e-4, "batch_size": 8, "ema_decay": 0.999}, "step": 1234,
-                     "generator_state": None, "generator_device": None, "loss_history": None, "profile": None},
+INFO = {"training": {"config": {"learning_rate": 2e-4, "batch_size": 8, "ema_decay": 0.999},
+                     "generator_state": None, "generator_device": None, "progress": None, "loss_averaging": None,
+                     "profile_averaging": None},
         "data": {"dataset": None, "shape": [1, 8, 8]},
         "steps": 1234, "final_loss": 0.0421, "training_seconds": 61.5, "device": "cpu", "notes": "ünïcode ok"}
 

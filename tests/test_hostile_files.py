@@ -234,6 +234,30 @@ CASES = {
                                     r"not valid Unicode: notes='ok \\udfff'", False),
     "lone surrogate in a key": (lambda: with_training({"loss": [1.0], "\udc80x": 2}),
                                 r"not valid Unicode: a key of training, '\\udc80x'", False),
+    # issue 19: the training record's new layout (progress = ProgressRecord.to_json()) and the old one it is read from
+    "a loss curve longer than its averaging allows (150,000 points)": (
+        lambda: with_training({"config": {}, "progress": {"step": 150_000, "seconds": 1.0, "loss_steps": list(range(1, 150_001)),
+                                                           "losses": [0.5] * 150_000, "profile_edges": [0, 10], "profile": [0.5]},
+                               "loss_averaging": {"max_points": 500, "bucket": 1, "pending_sum": 0.0, "pending_count": 0}}),
+        r"'loss_averaging' cannot be read back \(loss averaging: a curve of 150000 points", False),
+    "profile edges up to 10^400": (
+        lambda: with_training({"config": {}, "progress": {"step": 1, "seconds": 1.0, "loss_steps": [], "losses": [],
+                                                           "profile_edges": [0, 10**400], "profile": [0.5]},
+                               "profile_averaging": {"window": 512, "counts": [1]}}),
+        r"'profile_averaging' cannot be read back \(T \(the last profile edge\)=10000000000", False),
+    "profile edges up to 10^15": (
+        lambda: with_training({"config": {}, "progress": {"step": 1, "seconds": 1.0, "loss_steps": [], "losses": [],
+                                                           "profile_edges": [0, 10**15], "profile": [0.5]},
+                               "profile_averaging": {"window": 512, "counts": [1]}}),
+        r"'profile_averaging' cannot be read back \(T \(the last profile edge\)=1000000000000000 is not allowed", False),
+    "old layout: a profile of 10^9 bins": (
+        lambda: with_training({"config": {}, "step": 1, "loss_history": {"max_points": 500, "bucket": 1, "steps": [], "losses": [],
+                                                                         "pending_sum": 0.0, "pending_count": 0},
+                               "profile": {"T": 10**9, "bins": 10**9, "window": 512, "averages": [0.5], "counts": [1]}}),
+        r"training: the old layout's profile must hold T \(at most 10\^9\), bins \(at most T\) and one average per bin", False),
+    "a progress entry that is not a record": (
+        lambda: with_training({"config": {}, "progress": "<b>x</b>"}),
+        r"training: 'progress'='<b>x</b>' is not allowed; expected a ProgressRecord, its JSON or None", False),
     # issue #21: a dataset name that does not fit the model
     "'mnist' on an 8x8 UNet": (
         lambda: named_dataset("mnist", UNET, (1, 8, 8)),

@@ -341,7 +341,7 @@ from core.training.config import TrainConfig
 registry = JobRegistry(limits=JobLimits(cpu_slots=1), run_store=run_store.RunStore(sys.argv[1]))
 job = registry.get(registry.submit("alice", TrainConfig(dataset="two_moons", model_size="tiny", T=50, batch_size=16,
     total_steps=10_000_000, preview_every=0, toy_points=256, device="cpu")))
-while (run_store.read_json(job.folder / run_store.PROGRESS) or {}).get("step", 0) < 10:
+while ((run_store.read_json(job.folder / run_store.PROGRESS) or {}).get("progress") or {}).get("step", 0) < 10:
     time.sleep(0.05)
 os._exit(0)  # the server dies without stopping its job
 """

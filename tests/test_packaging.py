@@ -1,11 +1,15 @@
-"""The installed package: what `pip install <repo>` gives a new user (issue 19).
+"""The installed package: what `pipx install <wheel>` (or `pip install <repo>`) gives a new user (issue 19).
 
 The fast checks read pyproject.toml. The `packaging` test (pytest -m packaging; deselect with -m "not packaging")
-builds the wheel from a copy of the checkout, installs it without dependencies into a temporary venv that borrows
-this interpreter's third-party packages (torch, streamlit, ...) through a .pth line, and runs the console script from
-a temporary folder outside the repository with a fresh $RDL_HOME: `paths`, `train` (a 2-D toy, a few steps) and
-`sample` (from that model and from a shipped one, by name). The code must come from the installed wheel: the
-repository is on no path, and a file it writes must land in $RDL_HOME, never in the package.
+builds the wheel from a copy of the checkout and installs it with pipx (requirements-dev.txt), as a user would, with
+PIPX_HOME, PIPX_BIN_DIR and PIPX_MAN_DIR in a temporary folder: pipx makes its own venv and pip resolves the wheel's
+dependencies there as pip is configured on the machine (pip.conf, $PIP_INDEX_URL, $PIP_EXTRA_INDEX_URL; offline,
+a local index or wheel folder serves them). On Linux against plain PyPI that is the CUDA torch (about 2.6 GB): point
+$PIP_INDEX_URL or $PIP_EXTRA_INDEX_URL at https://download.pytorch.org/whl/cpu first, as README's install does.
+The venv (about 1.5 GB with the CPU torch) is deleted afterwards. Then the console script that pipx put in
+PIPX_BIN_DIR runs from a temporary folder outside the repository with a fresh $RDL_HOME: `paths`, `train` (a 2-D
+toy, a few steps) and `sample` (from that model and from a shipped one, by name). The code must come from the
+installed wheel: the repository is on no path, and a file it writes must land in $RDL_HOME, never in the package.
 """
 
 from __future__ import annotations
@@ -15,9 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
-import sysconfig
 import tomllib
-import venv
 from pathlib import Path
 
 import pytest
@@ -59,7 +61,7 @@ def _copy_checkout(dest: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
-    """(bin folder, site-packages) of a temporary venv holding only the built wheel (+ this env's dependencies)."""
+    """(PIPX_BIN_DIR, the pipx venv's bin folder, its site-packages) after `pipx install` of the built wheel."""
     work = tmp_path_factory.mktemp("packaging")
     source = _copy_checkout(work / "source")
     dist = work / "dist"
@@ -67,16 +69,18 @@ def installed(tmp_path_factory):
                    check=True, cwd=work, capture_output=True, text=True)
     wheels = list(dist.glob("reverse_diffusion_lab-*.whl"))
     assert len(wheels) == 1
-    env_dir = work / "venv"
-    venv.EnvBuilder(with_pip=False).create(env_dir)
-    python = env_dir / "bin" / "python"
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+    pipx_home, bin_dir = work / "pipx", work / "bin"
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("RDL_", "PIPX_", "VIRTUAL_ENV")) and key != "PYTHONPATH"}
+    env.update(PIPX_HOME=str(pipx_home), PIPX_BIN_DIR=str(bin_dir), PIPX_MAN_DIR=str(work / "man"))
+    result = subprocess.run([sys.executable, "-m", "pipx", "install", "--python", sys.executable, str(wheels[0])],
+                            cwd=work, env=env, capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, f"pipx install failed (is pipx installed? requirements-dev.txt):\n{result.stdout}\n{result.stderr}"
+    venv_bin = pipx_home / "venvs" / "reverse-diffusion-lab" / "bin"
+    site = Path(subprocess.run([str(venv_bin / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                check=True, capture_output=True, text=True).stdout.strip())
-    # this interpreter's third-party packages, after the venv's own (so the wheel's core/ and ui/ come first)
-    (site / "zz_borrowed_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "-q", str(wheels[0])],
-                   check=True, capture_output=True, text=True)
-    return env_dir / "bin", site
+    yield bin_dir, venv_bin, site
+    shutil.rmtree(pipx_home, ignore_errors=True)  # the venv with its own torch: about 1.5 GB
 
 
 def _run(bin_dir: Path, args: list[str], cwd: Path, home: Path) -> subprocess.CompletedProcess:
@@ -93,12 +97,14 @@ def _files(folder: Path) -> set[Path]:
 
 @pytest.mark.packaging
 def test_installed_console_script_trains_and_samples_outside_the_repo(installed, tmp_path):
-    bin_dir, site = installed
+    bin_dir, venv_bin, site = installed
+    command = bin_dir / "reverse-diffusion-lab"
+    assert command.exists() and Path(shutil.which("reverse-diffusion-lab", path=str(bin_dir))) == command
     elsewhere, home = tmp_path / "elsewhere", tmp_path / "home"
     elsewhere.mkdir()
     package_before = _files(site / "reverse_diffusion_lab")
 
-    where = _run(bin_dir, [str(bin_dir / "python"), "-c", "import core, ui; print(core.__file__); print(ui.__file__)"], elsewhere, home)
+    where = _run(bin_dir, [str(venv_bin / "python"), "-c", "import core, ui; print(core.__file__); print(ui.__file__)"], elsewhere, home)
     assert all(Path(line).is_relative_to(site) for line in where.stdout.split()), where.stdout
 
     shown = _run(bin_dir, ["reverse-diffusion-lab", "paths"], elsewhere, home).stdout
@@ -118,7 +124,7 @@ def test_installed_console_script_trains_and_samples_outside_the_repo(installed,
         assert (elsewhere / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # the shipped MNIST subset and classifier are found as package data
-    _run(bin_dir, [str(bin_dir / "python"), "-c", "from core.data.datasets import load_dataset; from core.metrics.classifier import "
+    _run(bin_dir, [str(venv_bin / "python"), "-c", "from core.data.datasets import load_dataset; from core.metrics.classifier import "
                    "load_classifier; assert load_dataset('mnist').data.shape[1:] == (1, 28, 28); load_classifier()"], elsewhere, home)
 
     assert _files(site / "reverse_diffusion_lab") == package_before  # nothing written into the package

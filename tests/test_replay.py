@@ -28,13 +28,14 @@ def record(folder, frames=(0, 10, 20), bins=4, T=40, title="Tiny run"):
 def test_recorded_history_round_trips(tmp_path):
     history = load_history(record(tmp_path / "run"))
     assert history.title == "Tiny run" and history.T == 40
-    assert history.loss_steps == [2, 4, 6, 8, 10, 12, 14, 16, 18, 20]
-    assert history.losses[0] == pytest.approx((1.0 + 0.5) / 2)  # mean over a bucket of two steps
+    assert history.progress.loss_steps == (2, 4, 6, 8, 10, 12, 14, 16, 18, 20)
+    assert history.progress.losses[0] == pytest.approx((1.0 + 0.5) / 2)  # mean over a bucket of two steps
     assert [f.step for f in history.frames] == [0, 10, 20]
     assert history.frames[0].profile[0] is None and history.frames[2].profile[1] == pytest.approx(1 / 4)
     assert history.frames[1].preview.shape == (30, 30) and int(history.frames[2].preview[0, 0]) == 80
     assert history.frame_at(15).step == 10 and history.frame_at(99).step == 20
-    assert history.loss_until(9) == ([2, 4, 6, 8], history.losses[:4])
+    assert history.record_at(1).loss_steps == (2, 4, 6, 8, 10) and history.record_at(1).losses == history.progress.losses[:5]
+    assert (history.progress.step, history.progress.seconds) == (20, 30.0)  # the record at the last frame
 
 
 def corrupt(folder, change):
@@ -52,14 +53,52 @@ def corrupt(folder, change):
     (lambda d: d["frames"][1].update(step=0), "frame steps must increase"),
     (lambda d: d["frames"][1].update(profile=[1.0]), "one value per bin"),
     (lambda d: d["frames"][1].update(fd="NaN"), "finite number"),
-    (lambda d: d["loss"].update(losses=d["loss"]["losses"][:-1]), "as long as"),
-    (lambda d: d.update(T=True), "T=True is not allowed"),
+    (lambda d: d["progress"].update(losses=d["progress"]["losses"][:-1]), "as long as"),
+    (lambda d: d["progress"].update(step=True), "step=True is not allowed"),
+    (lambda d: d["progress"].update(step=30), "the last frame's step 20 is not the progress's step 30"),
+    (lambda d: d["progress"].update(losses=[0.5] * 5001), r"progress.losses must be a list of at most 5000"),
+    (lambda d: d["progress"].update(loss_history=[]), "progress: expected a dict with exactly the entries"),
+    (lambda d: d.update(progress=[1]), "progress must be an object"),
+    (lambda d: d.update(T=40), "expected exactly the entries"),  # an old name in a version-2 file
     (lambda d: d.update(config={"x": [1, 2]}), "config must map"),
-    (lambda d: d.update(profile_bin_edges=[0, 20, 10, 40]), "must increase"),
+    (lambda d: d["progress"].update(profile_edges=[0, 20, 10, 40]), "must increase"),
+    (lambda d: d["progress"].update(profile_edges=[0, 10, 20, 30, 200_000]), r"T \(the last profile edge\)=200000"),
     (lambda d: d.update(title="x" * 5000), "title must be a string"),
 ])
 def test_bad_histories_are_refused_with_a_clear_message(tmp_path, change, message):
     folder = record(tmp_path / "run")
+    corrupt(folder, change)
+    with pytest.raises(ValueError, match=message):
+        load_history(folder)
+
+
+def as_version_1(doc: dict) -> dict:
+    """The layout history.json had before the record's names (what checkpoints/history/ ships), written by hand."""
+    progress = doc["progress"]
+    return {"format": doc["format"], "version": 1, "title": doc["title"], "description": doc["description"],
+            "config": doc["config"], "T": progress["profile_edges"][-1], "profile_bin_edges": progress["profile_edges"],
+            "loss": {"steps": progress["loss_steps"], "losses": progress["losses"]}, "frames": doc["frames"]}
+
+
+def test_a_version_1_history_reads_into_the_same_records(tmp_path):
+    new = load_history(record(tmp_path / "run"))
+    corrupt(tmp_path / "run", lambda d: d.update(as_version_1(d)) or d.pop("progress"))
+    assert json.loads((tmp_path / "run" / HISTORY_FILE).read_text())["version"] == 1
+    old = load_history(tmp_path / "run")
+    assert old.progress == new.progress and [old.record_at(i) for i in range(3)] == [new.record_at(i) for i in range(3)]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d.update(T=39), "profile_bin_edges must end at T=39"),
+    (lambda d: d.pop("loss"), "a version-1 history has exactly the entries"),
+    (lambda d: d.update(loss=[1]), "loss must have exactly 'steps' and 'losses'"),
+    (lambda d: d.update(frames=[]), "frames must be a non-empty list"),
+    (lambda d: d["loss"].update(losses=d["loss"]["losses"][:-1]), "as long as"),
+    (lambda d: d["frames"][-1].update(seconds=-1.0), "seconds=-1.0 is not allowed"),
+])
+def test_bad_version_1_histories_are_refused_with_a_clear_message(tmp_path, change, message):
+    folder = record(tmp_path / "run")
+    corrupt(folder, lambda d: d.update(as_version_1(d)) or d.pop("progress"))
     corrupt(folder, change)
     with pytest.raises(ValueError, match=message):
         load_history(folder)

@@ -188,9 +188,12 @@ class FakeJob:
 
         self.calls += 1
         time.sleep(0.05)  # a file read: long enough for every waiting panel to arrive meanwhile
+        from core.training.stats import ProgressRecord
+
+        progress = ProgressRecord(step=self.step, seconds=1.0, loss_steps=(1, 2), losses=(1.0, 0.5), profile_edges=(0, 5, 10),
+                                  profile=(0.4, 0.2))
         return SimpleNamespace(state="running", step=self.step, queue_position=None, starts_in_seconds=None,
-                               checkpoint=None, saved_step=None, loss_steps=[1, 2], loss_history=[1.0, 0.5],
-                               profile_edges=[0, 5, 10], profile=[0.4, 0.2], preview=None)
+                               checkpoint=None, saved_step=None, progress=progress, preview=None)
 
 
 def test_panels_of_one_job_share_one_read_per_interval(tmp_path):

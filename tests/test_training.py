@@ -20,7 +20,7 @@ from core import checkpoints
 from core.lab import playground
 from core.training.config import MNIST_CPU_RECIPE, PLAYGROUND_RECIPE, TOY_RECIPE, TrainConfig, ema_decay_at, learning_rate_at
 from core.training.saving import read_resume_point
-from core.training.stats import LossHistory, Preview, Snapshot, TimestepProfile
+from core.training.stats import LossHistory, Preview, ProgressRecord, Snapshot, TimestepProfile
 from core.training.trainer import Trainer
 
 WAIT = 60.0  # upper bound for any poll; a healthy run needs a fraction of a second
@@ -146,7 +146,9 @@ def test_loss_history_is_block_means_of_equal_size(n):
     assert history.bucket == bucket
     assert history.losses == pytest.approx(expected.tolist())
     assert history.steps == [bucket * (i + 1) for i in range(blocks)]
-    assert LossHistory.from_state(json.loads(json.dumps(history.state()))).state() == history.state()
+    record = ProgressRecord.from_json(json.loads(json.dumps(ProgressRecord.of_run(n, 0.0, history, TimestepProfile(10)).to_json())))
+    restored = LossHistory.from_record(record, json.loads(json.dumps(history.averaging())))
+    assert (restored.steps, restored.losses, restored.averaging()) == (history.steps, history.losses, history.averaging())
 
 
 def test_timestep_profile_exact_means_then_exponential():
@@ -184,12 +186,13 @@ def test_trainer_runs_reports_progress_and_finishes():
     snapshot = trainer.snapshot()
     assert snapshot.state == "finished" and snapshot.error is None
     assert snapshot.step == snapshot.total_steps == 60
-    assert len(snapshot.loss_history) == 60 and all(math.isfinite(v) for v in snapshot.loss_history)
-    assert snapshot.loss_history[-1] == snapshot.last_loss
+    losses = snapshot.progress.losses
+    assert len(losses) == 60 and all(math.isfinite(v) for v in losses)
+    assert losses[-1] == snapshot.last_loss
     assert sum(snapshot.profile_counts) == 60 * 32  # every example lands in one t bin (window not reached)
-    filled = [a for a in snapshot.profile if not math.isnan(a)]
+    filled = [a for a in snapshot.progress.profile if a is not None]
     assert len(filled) == 20 and all(a > 0 for a in filled)
-    assert snapshot.images_per_second > 0 and snapshot.eta_seconds == 0.0 and snapshot.elapsed_seconds > 0
+    assert snapshot.images_per_second > 0 and snapshot.eta_seconds == 0.0 and snapshot.progress.seconds > 0
     assert snapshot.preview.step == 60 and snapshot.preview.samples.shape == (16, 2)
     assert snapshot.preview.kind == "points" and torch.isfinite(snapshot.preview.samples).all()
 
@@ -281,7 +284,7 @@ def test_save_gives_the_ema_model_and_resume_from_file_continues(tmp_path):
 
     restored = Trainer.from_checkpoint(path)
     assert restored.state == "stopped" and restored.step == 25
-    assert restored.snapshot().loss_history == trainer.snapshot().loss_history
+    assert restored.snapshot().progress == trainer.snapshot().progress  # the loss curve, profile, step and seconds
     restored.resume()
     run_to_end(restored)
     assert restored.state == "finished" and restored.step == 40
@@ -362,11 +365,13 @@ def test_snapshot_and_preview_round_trip_through_json_and_npz():
     preview = Preview.from_npz(snapshot.preview.to_npz())
     assert preview.step == 20 and preview.kind == "points" and torch.equal(preview.samples, snapshot.preview.samples)
     restored = Snapshot.from_json(json.loads(json.dumps(snapshot.to_json())), preview=preview)
-    assert restored.to_json() == snapshot.to_json() and restored.loss_history == snapshot.loss_history
+    assert restored.to_json() == snapshot.to_json() and restored.progress == snapshot.progress
     with pytest.raises(ValueError, match="unknown progress snapshot entries"):
         Snapshot.from_json({**snapshot.to_json(), "evil": 1})
     with pytest.raises(ValueError, match="step"):
-        Snapshot.from_json({**snapshot.to_json(), "step": -1})
+        Snapshot.from_json({**snapshot.to_json(), "progress": {**snapshot.to_json()["progress"], "step": -1}})
+    with pytest.raises(ValueError, match="step"):
+        Snapshot.from_json({**snapshot.to_json(), "step": -1})  # the old flat layout is read, and checked, too
 
 
 def test_image_preview_npz_keeps_the_grid_and_never_unpickles(tmp_path):
@@ -387,7 +392,7 @@ def test_time_budget_stops_the_run_and_resume_gets_a_new_budget():
     run_to_end(trainer)
     snapshot = trainer.snapshot()
     assert snapshot.state == "stopped" and 0 < snapshot.step < 10_000_000 and "time budget of 0.3 s" in snapshot.message
-    assert snapshot.elapsed_seconds >= 0.3
+    assert snapshot.progress.seconds >= 0.3
     first = snapshot.step
     trainer.resume()
     run_to_end(trainer)

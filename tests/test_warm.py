@@ -49,6 +49,7 @@ def test_the_warm_up_starts_once_per_server(monkeypatch):
 
     ran, done = [], threading.Event()
     monkeypatch.setattr(warm, "warm_up", lambda: (ran.append(threading.current_thread().name), done.set()))
+    monkeypatch.setattr(warm, "freeze_heap", lambda: None)  # the test process is not frozen
     monkeypatch.setattr(warm, "_started", threading.Event())
     monkeypatch.setenv(warm.WARM_ENV, "1")
     started = [warm.start() for _ in range(5)]
@@ -62,8 +63,11 @@ def test_warm_up_computes_the_sample_pages_first_view(monkeypatch, checkpoint_di
 
     monkeypatch.setattr(ui.catalog, "CHECKPOINT_DIR", checkpoint_dir)
     cache, calls = fresh_cache(), counting_sampler(monkeypatch)
+    frozen = []
+    monkeypatch.setattr(warm, "freeze_heap", lambda: frozen.append(len(calls)))  # the test process is not frozen
     done = warm.warm_up()
-    assert done[0].startswith("Sample: DDIM η=0") and done[1:] == ["measure FLOP/s", "import pandas"]
+    assert done[0].startswith("Sample: DDIM η=0") and done[1:] == ["measure FLOP/s", "freeze the heap"]
+    assert frozen == [1]  # once, after the run
     assert len(calls) == 1 and calls[0][1] == (16, 1, 28, 28) and calls[0][2] == 0
     (warmed, _), _ = next(value for key, value in cache._items.items() if key[0] == "sample")
 

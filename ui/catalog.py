@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import streamlit as st
@@ -44,9 +46,9 @@ class LoadedModel:
     def is_image_model(self) -> bool:
         return len(self.data_shape) == 3
 
-    @property
+    @cached_property
     def info(self) -> CheckpointInfo:
-        """The typed metadata (core.checkpoints.CheckpointInfo)."""
+        """The typed metadata (core.checkpoints.CheckpointInfo), parsed once per LoadedModel (its metadata is fixed)."""
         return CheckpointInfo.from_document(self.metadata)
 
     @property
@@ -58,29 +60,32 @@ class LoadedModel:
         """The core.data.datasets name of the training data, or None if the checkpoint does not say."""
         return self.info.data.dataset
 
-    @property
+    @cached_property
     def token(self) -> str:
-        """Changes whenever the weights may have changed (another file, more training): for cache keys."""
+        """Changes whenever the weights may have changed (another file, more training): for cache keys. Computed once
+        per LoadedModel (a page asks for it several times a run)."""
         digest = hashlib.sha256(json.dumps(self.metadata, sort_keys=True, default=str).encode()).hexdigest()
         return f"{self.key}:{digest[:16]}"
 
 
-@st.cache_data(show_spinner=False)
-def _shipped_metadata(path: str, mtime: float) -> dict:
-    return checkpoints.read_metadata(path)
+@lru_cache(maxsize=256)
+def _is_diffusion_checkpoint(path: str, mtime: float) -> bool:
+    """Whether this version (path, modification time) of a file in checkpoints/ is a diffusion checkpoint: False for a
+    damaged file or another kind (e.g. the metrics classifier). Decided once per file version for the whole server
+    process, refusals included: every run of every page lists the shipped models several times (sidebar, active
+    model), and a Streamlit cache's own cost per call (hashing the arguments) was most of the listing's."""
+    try:
+        return "diffusion" in checkpoints.read_metadata(path)
+    except ValueError:
+        return False
 
 
 def shipped_models() -> dict:
     """key -> (label, path) for every valid checkpoint in checkpoints/ (the classifier excluded)."""
     found = {}
     for path in sorted(CHECKPOINT_DIR.glob("*.safetensors")):
-        try:
-            meta = _shipped_metadata(str(path), path.stat().st_mtime)
-        except ValueError:
-            continue  # not a diffusion checkpoint (e.g. the metrics classifier) or damaged: not offered
-        if "diffusion" not in meta:
-            continue
-        found[f"shipped:{path.stem}"] = (f"{path.stem} (shipped)", str(path))
+        if _is_diffusion_checkpoint(str(path), path.stat().st_mtime):
+            found[f"shipped:{path.stem}"] = (f"{path.stem} (shipped)", str(path))
     return found
 
 
@@ -184,6 +189,18 @@ def models_of(predicate) -> dict:
     return result
 
 
+_PARAMETER_COUNTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # network -> its number of parameters
+
+
+def parameter_count(model: torch.nn.Module) -> int:
+    """The network's number of parameters, counted once per network object (the sidebar shows it on every run; a
+    loaded network's architecture never changes, and a network that is dropped is forgotten here too)."""
+    count = _PARAMETER_COUNTS.get(model)
+    if count is None:
+        count = _PARAMETER_COUNTS[model] = sum(p.numel() for p in model.parameters())
+    return count
+
+
 def model_summary(loaded: LoadedModel) -> dict:
     """The settings the sidebar shows, as label -> value strings (values may quote the file: show them as text)."""
     info = loaded.info
@@ -193,7 +210,7 @@ def model_summary(loaded: LoadedModel) -> dict:
         "schedule": f"{schedule['kind']}, T={schedule['T']}",
         "prediction": info.diffusion["prediction"],
         "variance": info.diffusion["variance"],
-        "parameters": f"{sum(p.numel() for p in loaded.model.parameters()):,}",
+        "parameters": f"{parameter_count(loaded.model):,}",
         "training steps": f"{'?' if info.steps is None else info.steps}",
     }
     if info.model_size:

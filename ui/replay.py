@@ -14,6 +14,7 @@ import streamlit as st
 
 from core.data.images import png_bytes, upscale
 from core.training.history import TrainingHistory, list_histories, load_history, replay_advance
+from core.training.stats import ProgressRecord
 from ui import training_figures
 from ui.figures import chart
 from ui.training_panel import format_seconds
@@ -28,14 +29,14 @@ def _load(folder: str, modified: float) -> TrainingHistory:  # `modified` re-rea
 
 
 def loss_figure(history: TrainingHistory, step: int) -> go.Figure:
-    """The whole run in grey, the loss up to `step` (history.record_at's loss curve) in colour."""
-    return training_figures.loss_curve(history.loss_steps, history.losses, upto_step=step)
+    """The whole run (history.progress) in grey, the loss up to `step` (history.record_at's loss curve) in colour."""
+    return training_figures.loss_curve(history.progress, upto_step=step)
 
 
-def profile_figure(history: TrainingHistory, profile: list) -> go.Figure:
-    """A frame's loss per t (history.record_at(...).profile), on one y range for the whole replay."""
+def profile_figure(history: TrainingHistory, record: ProgressRecord) -> go.Figure:
+    """A frame's loss per t (history.record_at(...)), on one y range for the whole replay."""
     seen = [v for frame in history.frames for v in frame.profile]
-    return training_figures.loss_per_t(history.profile_bin_edges, profile, y_values_seen=seen)
+    return training_figures.loss_per_t(record, y_values_seen=seen)
 
 
 def _frame_view(history: TrainingHistory, index: int, key: str) -> None:
@@ -49,7 +50,7 @@ def _frame_view(history: TrainingHistory, index: int, key: str) -> None:
     with left:
         chart(loss_figure(history, record.step), key=f"{key}_loss")
     with middle:
-        chart(profile_figure(history, list(record.profile)), key=f"{key}_profile")
+        chart(profile_figure(history, record), key=f"{key}_profile")
     with right:
         st.image(png_bytes(upscale(frame.preview, 3)), caption=f"EMA samples after {frame.step:,} steps (DDIM, fixed seed)")
 

@@ -1,6 +1,8 @@
-"""The one pair of training figures, drawn the same way for a live run (ui/training_panel.py) and a recorded one
-(ui/replay.py): the loss curve against the optimisation step, and the loss per timestep bin against the paper's
-step t = index + 1 (core keeps 0-based indices, every page shows the paper's t). Same axes, titles and colours."""
+"""The one pair of training figures, drawn from the one record of progress (core.training.stats.ProgressRecord) the
+same way for a live run (ui/training_panel.py: Snapshot.progress) and a recorded one (ui/replay.py:
+TrainingHistory.record_at): the loss curve against the optimisation step, and the loss per timestep bin against the
+paper's step t = index + 1 (core keeps 0-based indices, every page shows the paper's t). Same axes, titles and
+colours."""
 
 from __future__ import annotations
 
@@ -8,15 +10,17 @@ import math
 
 import plotly.graph_objects as go
 
+from core.training.stats import ProgressRecord
 from ui.figures import NEUTRAL, OKABE_ITO
 
 LOSS_COLOUR, FLOOR_COLOUR = OKABE_ITO[0], OKABE_ITO[1]
 MARGIN = dict(l=10, r=10, t=40, b=10)
 
 
-def loss_curve(loss_steps, losses, upto_step: int | None = None) -> go.Figure:
-    """The training loss against the step. upto_step (a replay's position): the whole run in grey, the part up to
-    that step in colour; None (a live run): the run so far in colour."""
+def loss_curve(record: ProgressRecord, upto_step: int | None = None) -> go.Figure:
+    """The record's training loss against the step. upto_step (a replay's position; `record` the whole run): the
+    whole run in grey, the part up to that step in colour; None (a live run): the run so far in colour."""
+    loss_steps, losses = record.loss_steps, record.losses
     fig = go.Figure()
     if upto_step is None:
         fig.add_trace(go.Scatter(x=list(loss_steps), y=list(losses), mode="lines", name="loss", line=dict(color=LOSS_COLOUR)))
@@ -30,10 +34,11 @@ def loss_curve(loss_steps, losses, upto_step: int | None = None) -> go.Figure:
     return fig
 
 
-def loss_per_t(edges, profile, floor=None, y_values_seen=None) -> go.Figure:
-    """Mean loss per bin [a, b) of core's 0-based indices, drawn at the paper's steps: bar centre (a + b − 1)/2 + 1.
-    floor (one value per bin): the exact minimum as a line. y_values_seen: every value the figure will show over a
-    replay, so the axis stays put and the bars visibly shrink."""
+def loss_per_t(record: ProgressRecord, floor=None, y_values_seen=None) -> go.Figure:
+    """The record's mean loss per bin [a, b) of core's 0-based indices, drawn at the paper's steps: bar centre
+    (a + b − 1)/2 + 1. floor (one value per bin): the exact minimum as a line. y_values_seen: every value the figure
+    will show over a replay, so the axis stays put and the bars visibly shrink."""
+    edges, profile = record.profile_edges, record.profile
     centers = [(a + b - 1) / 2 + 1 for a, b in zip(edges[:-1], edges[1:])]
     widths = [b - a for a, b in zip(edges[:-1], edges[1:])]
     values = [None if (v is None or not math.isfinite(v)) else v for v in profile]

@@ -35,7 +35,7 @@ from core.training.config import (
 )
 from core.training.limits import JobLimits
 from core.training.registry import JobRefused
-from core.training.stats import ACTIVE_STATES, JobState
+from core.training.stats import ACTIVE_STATES, JobState, ProgressRecord
 from ui import session, training_figures
 from ui.figures import chart, prepared
 
@@ -119,14 +119,15 @@ def submit(config: TrainConfig, max_seconds: float | None = None) -> bool:
     return False
 
 
-def loss_figure(snapshot) -> go.Figure:
-    return training_figures.loss_curve(snapshot.loss_steps, snapshot.loss_history)
+def loss_figure(record: ProgressRecord) -> go.Figure:
+    """A live run's loss curve: the record's (Snapshot.progress), ui/training_figures.py, shared with the replay."""
+    return training_figures.loss_curve(record)
 
 
-def profile_figure(snapshot, floor=None) -> go.Figure:
+def profile_figure(record: ProgressRecord, floor=None) -> go.Figure:
     """Average loss per bin of t at the paper's step t = index + 1; `floor` (optional list per bin) draws the exact
     minimum for comparison (ui/training_figures.py, shared with the replay)."""
-    return training_figures.loss_per_t(snapshot.profile_edges, snapshot.profile, floor)
+    return training_figures.loss_per_t(record, floor)
 
 
 def preview_picture(preview):
@@ -238,7 +239,8 @@ class PanelViews:
             else:
                 floor = floor_fn(snapshot) if floor_fn is not None else None
                 # typeset once here (prepared): every session's chart() then only serialises them
-                view = PanelView(snapshot, prepared(loss_figure(snapshot)), prepared(profile_figure(snapshot, floor)),
+                view = PanelView(snapshot, prepared(loss_figure(snapshot.progress)),
+                                 prepared(profile_figure(snapshot.progress, floor)),
                                  preview_picture(snapshot.preview))
             with self._lock:
                 self.reads += 1
@@ -353,7 +355,7 @@ def progress_panel(job, floor_fn=None) -> None:
         numbers = st.columns(5)
         numbers[0].metric("images/s", f"{snapshot.images_per_second:,.0f}")
         numbers[1].metric("last loss", "–" if snapshot.last_loss is None else f"{snapshot.last_loss:.4f}")
-        numbers[2].metric("elapsed", format_seconds(snapshot.elapsed_seconds))
+        numbers[2].metric("elapsed", format_seconds(snapshot.progress.seconds))
         numbers[3].metric("learning rate", f"{snapshot.learning_rate:.2e}")
         numbers[4].metric("parameters", f"{snapshot.parameters:,}")
         st.caption(f"Device: {snapshot.device}")

@@ -8,16 +8,33 @@ acting on the first) starts one background thread that
    into the server-wide result cache (ui/runs.py) under the very key the page asks for, first, so that the
    sessions of a class find it already in flight;
 2. measures this machine's FLOP/s once, for the Sample page's cost estimates (core/checkpoints/cost.py); and
-3. imports the heavy modules the pages import lazily (pandas: ~3 s on a busy 2-core machine).
+3. freezes the heap again (below), now with the model, the run and the pages' modules in it.
 
 Sessions arriving while it runs find that run in flight and wait for it (single flight, ui/runs.py) instead of
 starting their own. The page's first view and this warm-up build their run with the same functions
-(`sample_defaults`, `sample_job`), so the keys match by construction. $RDL_WARM=0 turns the warm-up off (the test
-suite does, so that every test computes what it checks); any other value, or none, leaves it on.
+(`sample_defaults`, `sample_job`), so the keys match by construction.
+
+While that thread starts sampling, the first visit itself (the others wait for it on a lock) does two things:
+
+- imports the heavy modules the pages import lazily (pandas: ~0.5 CPU-s on an idle machine, ~3 s on a busy one),
+  not on a thread beside the visits: plotly looks pandas up in sys.modules without importing it
+  (`_plotly_utils.optional_imports.get_module(..., should_load=False)`), so a figure built while another thread is
+  half-way through `import pandas` fails with "partially initialized module 'pandas' has no attribute 'Series'" (4
+  of 10 sessions of a cold bench/burst.py run did). The warm-up thread builds no figure.
+- freezes the heap (`freeze_heap`: gc.freeze after one full collection). Streamlit runs a full garbage collection
+  after every script run (`runner.postScriptGC`); with torch, plotly and pandas loaded that walks ~260,000 objects,
+  ~0.13 CPU-s per run on this 2-core machine, two runs (Home, Sample) per visitor: more than half of a warm visit's
+  server CPU, all of it under the one interpreter lock. Frozen objects (the modules, the loaded models, the cached
+  results) are skipped by every later collection, so the collection after a run walks only what was made since
+  (~10,000 objects on a warm server).
+
+$RDL_WARM=0 turns the warm-up off (the test suite does, so that every test computes what it checks); any other
+value, or none, leaves it on.
 """
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import os
@@ -82,10 +99,26 @@ def default_sample_job() -> tuple | None:
     return sample_job(loaded, *sample_defaults(loaded))
 
 
+def import_heavy_modules() -> list[str]:
+    """Import HEAVY_MODULES (on the first visit, before any figure is built: see the module's docstring)."""
+    for name in HEAVY_MODULES:
+        importlib.import_module(name)
+    return [f"import {name}" for name in HEAVY_MODULES]
+
+
+def freeze_heap() -> None:
+    """One full collection, then every object still alive moves to the collector's permanent generation (gc.freeze),
+    which later collections, Streamlit's one after every script run included, do not walk. Only objects alive now are
+    frozen (garbage was collected first); a frozen object that dies later is still freed by its reference count, only
+    a reference cycle among frozen objects would stay (the modules, models and results frozen here live on anyway)."""
+    gc.collect()
+    gc.freeze()
+
+
 def warm_up() -> list[str]:
     """Compute the default views into the result cache first (so the first sessions find them in flight), then measure
-    this machine's FLOP/s and import the heavy modules; the names of what was done. A failure of the views is logged
-    and skipped: the pages then compute (and report) it themselves."""
+    this machine's FLOP/s and freeze the heap with all that in it; the names of what was done. A failure of the views
+    is logged and skipped: the pages then compute (and report) it themselves."""
     done = []
     try:
         job = default_sample_job()
@@ -103,19 +136,22 @@ def warm_up() -> list[str]:
         _log.exception("warm-up of the Sample page's default run failed")
     cost.flops_per_second()  # the Sample page's cost estimate measures this machine once (core/checkpoints/cost.py)
     done.append("measure FLOP/s")
-    for name in HEAVY_MODULES:
-        importlib.import_module(name)
-        done.append(f"import {name}")
+    freeze_heap()
+    done.append("freeze the heap")
     return done
 
 
 def start() -> bool:
-    """Start the warm-up thread once per server process (no-op afterwards, or when $RDL_WARM=0); True if it started now."""
+    """Once per server process (no-op afterwards, or when $RDL_WARM=0): start the warm-up thread, then import the heavy
+    modules and freeze the heap here, on the first visit, while the visits arriving with it wait on the lock; True if
+    it started now."""
     if _started.is_set() or not enabled():
         return False
     with _start_lock:
         if _started.is_set():
             return False
-        threading.Thread(target=warm_up, name="rdl-warm-up", daemon=True).start()
+        threading.Thread(target=warm_up, name="rdl-warm-up", daemon=True).start()  # first: its run starts at once
+        import_heavy_modules()  # (the thread uses no plotly, so it cannot see pandas half-imported)
+        freeze_heap()
         _started.set()
         return True

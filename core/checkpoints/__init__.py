@@ -15,7 +15,7 @@ The "rdl" document:
     format_version    int, FORMAT_VERSION
     model             the model's `.config` (rebuilt with core.nets.build.build_model)
     diffusion         GaussianDiffusion.to_config()
-    training          TrainingRecord.to_dict() ({"config": TrainConfig JSON, "step", "generator_state", ...}), or null
+    training          TrainingRecord.to_dict() ({"config": TrainConfig JSON, "generator_state", "progress", ...}), or null
     data              {"dataset": str or null, "shape": [int, ...] or null}  (shape of one example)
     steps             int or null;  final_loss  float or null;  training_seconds  float or null
     device            str or null (where it was trained);  torch_version  str;  created  ISO-8601 UTC

@@ -5,16 +5,18 @@ Producers describe a model with a CheckpointInfo (scripts/ship_checkpoint.py and
 still accepts the older dict of the same keys and turns it into one); core.checkpoints.save stores it as the "rdl"
 JSON document, adding the file facts (format_version, torch_version, created, has_raw, has_optimizer). Reading goes
 the other way: CheckpointInfo.from_document(doc) on a loaded document (ui.catalog.LoadedModel.info). Its `training`
-is a TrainingRecord (what a Trainer run records: config, step, generator state, loss curve, loss per t), or None.
+is a TrainingRecord (what a Trainer run records: config, generator state, its ProgressRecord and the averaging
+state resuming needs), or None.
 
 Bounds on untrusted metadata (uploads), all checked before any tensor or module is made:
 
 * JSON text: at most MAX_DOCUMENT_BYTES per document and MAX_JSON_DEPTH levels of nesting (checked on the raw
   text, so a deeply nested file never reaches the recursive parser);
 * data.dataset: a core.data.datasets name or None; device: at most MAX_NAME_CHARS; notes: MAX_NOTES_CHARS;
-* training: exactly TrainingRecord's keys (config required): a flat config of at most MAX_CONFIG_ENTRIES short
-  scalars, a base64 generator state of at most MAX_GENERATOR_CHARS, and a loss curve and loss profile that
-  core.training.stats reads back (LossHistory.from_state, TimestepProfile.from_state);
+* training: exactly TrainingRecord's keys (config required; the old layout's step, loss_history and profile are
+  converted by core.training.legacy first): a flat config of at most MAX_CONFIG_ENTRIES short scalars, a base64
+  generator state of at most MAX_GENERATOR_CHARS, a progress record that core.training.stats.ProgressRecord checks,
+  and averaging states that continue it (LossHistory.from_record, TimestepProfile.from_record);
 * data shape: the model's own input, so at most 4 x 64 x 64 images or 16-D points (core.nets.config.BOUNDS); a named
   dataset's shape (DATASET_SHAPES: 1 x 28 x 28 images, 2-D points) is the model's input too;
 * text: every string UTF-8 can encode (no lone surrogates from JSON escapes; parse_json and save check it).
@@ -31,6 +33,7 @@ import numpy as np
 
 from core.data.datasets import DATASET_NAMES, IMAGE_DATASET_NAMES
 from core.data.toys import TOY_NAMES
+from core.training import legacy
 from core.training.stats import LossHistory, ProgressRecord, TimestepProfile
 
 MAX_DOCUMENT_BYTES = 2 * 2**20  # the "rdl" document: configs, loss history, generator state (real ones: < 200 kB)
@@ -161,19 +164,27 @@ class TrainingRecord:
     """What a training run records in its checkpoint (core.training.saving.save_run writes every field; other
     producers may give only the config). The JSON form (`to_dict`) is the document's "training" object.
 
-    config: TrainConfig.to_json() (flat: names to strings, numbers, booleans or null);  step: the steps trained;
-    generator_state: base64 of torch.Generator.get_state();  generator_device: the device type that state belongs to;
-    loss_history: LossHistory.state();  profile: TimestepProfile.state().
+    config: TrainConfig.to_json() (flat: names to strings, numbers, booleans or null);  generator_state: base64 of
+    torch.Generator.get_state();  generator_device: the device type that state belongs to;  progress: the run's
+    ProgressRecord when it was saved (written as ProgressRecord.to_json(), the names every store of progress uses);
+    loss_averaging: LossHistory.averaging(), profile_averaging: TimestepProfile.averaging() (what resuming bit for
+    bit needs beyond the record). A "training" object of the layout used before (step, loss_history, profile) is
+    read through core.training.legacy.checkpoint_training.
     """
 
     config: dict
-    step: int | None = None
     generator_state: str | None = None
     generator_device: str | None = None
-    loss_history: dict | None = None
-    profile: dict | None = None
+    progress: ProgressRecord | None = None
+    loss_averaging: dict | None = None
+    profile_averaging: dict | None = None
 
     def __post_init__(self):
+        if isinstance(self.progress, dict):
+            try:
+                object.__setattr__(self, "progress", ProgressRecord.from_json(self.progress))
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"training: 'progress' cannot be read back ({str(error)[:160]})") from None
         problem = self._problem()
         if problem:
             raise ValueError(f"training: {problem}")
@@ -188,9 +199,6 @@ class TrainingRecord:
             if not (value is None or isinstance(value, (bool, int, str)) or (isinstance(value, float) and math.isfinite(value))) \
                     or (isinstance(value, str) and len(value) > MAX_NAME_CHARS):
                 return f"config[{key!r}]={short_text(value)} is not allowed; expected a short string, finite number, boolean or null"
-        step = self.step
-        if step is not None and (isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= 10**12):
-            return f"'step'={short_text(step)} is not allowed; expected a non-negative integer or None"
         state = self.generator_state
         if state is not None and not (isinstance(state, str) and len(state) <= MAX_GENERATOR_CHARS and len(state) % 4 == 0
                                       and BASE64.fullmatch(state)):
@@ -198,50 +206,54 @@ class TrainingRecord:
         device = self.generator_device
         if device is not None and not (isinstance(device, str) and 0 < len(device) <= 16 and device.isidentifier()):
             return f"'generator_device'={short_text(device)} is not allowed; expected a device type such as 'cpu' or 'cuda'"
-        for name, reader in (("loss_history", LossHistory.from_state), ("profile", TimestepProfile.from_state)):
+        if self.progress is not None and not isinstance(self.progress, ProgressRecord):
+            return f"'progress'={short_text(self.progress)} is not allowed; expected a ProgressRecord, its JSON or None"
+        for name, reader in (("loss_averaging", LossHistory.from_record), ("profile_averaging", TimestepProfile.from_record)):
             value = getattr(self, name)
             if value is None:
                 continue
-            if not isinstance(value, dict):
-                return f"{name!r}={short_text(value)} is not allowed; expected a dict or None"
+            if self.progress is None:
+                return f"{name!r} is not allowed without 'progress' (it continues the record's averages)"
             try:
-                reader(value)
-            except KeyError as error:
-                return f"{name!r} cannot be read back (it has no {short_text(error.args[0], 40)} entry)"
+                reader(self.progress, value)
             except (TypeError, ValueError) as error:
                 return f"{name!r} cannot be read back ({str(error)[:160]})"
         return None
 
     @classmethod
-    def from_dict(cls, data) -> TrainingRecord:
-        """The record of a document's "training" object: exactly this class's keys, "config" required."""
+    def from_dict(cls, data, seconds=None) -> TrainingRecord:
+        """The record of a document's "training" object: exactly this class's keys, "config" required. An object
+        of the old layout is converted first (core.training.legacy; `seconds`: the document's training_seconds)."""
         if not isinstance(data, dict):
             raise ValueError(f"training: {short_text(data)} is not allowed; expected a dict or None")
         names = [f.name for f in fields(cls)]
-        unknown = sorted(set(data) - set(names), key=str)
+        unknown = sorted(set(data) - set(names) - set(legacy.TRAINING_FIELDS), key=str)
         if unknown or "config" not in data:
             raise ValueError(f"training: keys {short_text(sorted(map(str, data)))} are not allowed; expected 'config' and "
                              f"any of {', '.join(names[1:])}")
+        try:
+            data = legacy.checkpoint_training(data, seconds)
+        except ValueError as error:
+            raise ValueError(f"training: {error}") from None
         return cls(**data)
 
     def to_dict(self) -> dict:
         """The JSON form: every field, None included (from_dict(to_dict()) == self)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["progress"] = None if self.progress is None else self.progress.to_json()
+        return data
 
     def loss_curve(self) -> LossHistory | None:
-        """The recorded loss curve, or None when the record has none."""
-        return None if self.loss_history is None else LossHistory.from_state(self.loss_history)
-
-    def progress(self, seconds: float = 0.0) -> ProgressRecord | None:
-        """The run's progress when it was saved (the one ProgressRecord the training figures draw), or None when the
-        record lacks the step, loss curve or profile. seconds: the info's training_seconds."""
-        if self.step is None or self.loss_history is None or self.profile is None:
+        """The recorded loss curve as the LossHistory that continues it, or None when the record lacks it."""
+        if self.progress is None or self.loss_averaging is None:
             return None
-        return ProgressRecord.of_run(self.step, seconds, self.loss_curve(), self.timestep_profile())
+        return LossHistory.from_record(self.progress, self.loss_averaging)
 
     def timestep_profile(self) -> TimestepProfile | None:
-        """The recorded loss per t-bin, or None when the record has none."""
-        return None if self.profile is None else TimestepProfile.from_state(self.profile)
+        """The recorded loss per t-bin as the TimestepProfile that continues it, or None when the record lacks it."""
+        if self.progress is None or self.profile_averaging is None:
+            return None
+        return TimestepProfile.from_record(self.progress, self.profile_averaging)
 
 
 @dataclass(frozen=True)
@@ -270,7 +282,7 @@ class CheckpointInfo:
                                  f"and 'shape'")
             object.__setattr__(self, "data", DataInfo(**self.data))
         if isinstance(self.training, dict):
-            object.__setattr__(self, "training", TrainingRecord.from_dict(self.training))
+            object.__setattr__(self, "training", TrainingRecord.from_dict(self.training, self.training_seconds))
         problem = self._problem()
         if problem:
             raise ValueError(problem)

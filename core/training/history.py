@@ -2,26 +2,30 @@
 
 A history is a folder with `history.json` and a few PNG preview grids:
 
-    {"format": "rdl-training-history", "version": 1,
+    {"format": "rdl-training-history", "version": 2,
      "title": "...", "description": "...",          # plain text, shown as text
      "config": {"name": value, ...},                 # the recipe: strings, numbers, booleans (shown as a table)
-     "T": 1000, "profile_bin_edges": [0, 50, ..., 1000],
-     "loss": {"steps": [...], "losses": [...]},      # the loss curve (each point a mean over equally many steps)
-     "frames": [{"step": 250, "seconds": 41.5,       # training time until this step, evaluation excluded (bench/
-                                                     # cpu_recipe.py: CPU seconds of its one thread)
-                 "profile": [mse per t-bin or null], # the per-t loss profile at that step
+     "progress": {"step": 1474, "seconds": 300.2,    # the run at its last frame, as the one record of progress
+                  "loss_steps": [...], "losses": [...],        # writes it (core.training.stats.ProgressRecord): the
+                  "profile_edges": [0, 10, ..., 200],          # whole loss curve, the t-bins (T = the last edge)
+                  "profile": [mse per t-bin or null]},         # and the loss per t at the end
+     "frames": [{"step": 250, "seconds": 41.5,       # the record's names: training time until this step, evaluation
+                                                     # excluded (bench/cpu_recipe.py: CPU seconds of its one thread)
+                 "profile": [mse per t-bin or null], # the loss per t at that step
                  "preview": "step_000250.png",       # a sample grid from the EMA model at that step (fixed seed)
                  "fd": 312.4 or null, "classes": 10 or null}, ...]}   # classifier FD and classes present (MNIST)
 
-`HistoryRecorder` writes one (bench/cpu_recipe.py --history DIR); `load_history` reads and validates one (the loss
-curve and each frame's step, seconds and loss per t as core.training.stats.ProgressRecord checks every store of
-progress; `TrainingHistory.record_at(i)` gives frame i as that record, what the replay draws):
-bounded sizes, finite numbers, steps increasing, preview names that are plain file names inside the folder,
-PNGs decoded with a size cap. Nothing is executed or unpickled; text stays text.
+The last frame is the record's step. Version 1 (T, profile_bin_edges, loss {steps, losses}; the shipped recordings)
+is read through core.training.legacy.history_file. `HistoryRecorder` writes one (bench/cpu_recipe.py --history
+DIR); `load_history` reads and validates one (the progress and each frame's step, seconds and loss per t as
+ProgressRecord checks every store of progress; `TrainingHistory.record_at(i)` gives frame i as that record, what
+the replay draws): bounded sizes, finite numbers, steps increasing, preview names that are plain file names inside
+the folder, PNGs decoded with a size cap. Nothing is executed or unpickled; text stays text.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -33,10 +37,11 @@ import numpy as np
 from PIL import Image
 
 from core.checks import check_int
+from core.training import legacy
 from core.training.stats import ProgressRecord
 
 FORMAT = "rdl-training-history"
-VERSION = 1
+VERSION = 2
 HISTORY_FILE = "history.json"
 MAX_JSON_BYTES = 1_000_000
 MAX_PNG_BYTES = 300_000
@@ -47,7 +52,8 @@ MAX_BINS = 200
 MAX_TEXT = 2000
 MAX_CONFIG_ENTRIES = 64
 PREVIEW_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,80}\.png$")
-TOP_LEVEL = {"format", "version", "title", "description", "config", "T", "profile_bin_edges", "loss", "frames"}
+TOP_LEVEL = {"format", "version", "title", "description", "config", "progress", "frames"}
+PROGRESS_LISTS = {"loss_steps": MAX_LOSS_POINTS, "losses": MAX_LOSS_POINTS, "profile_edges": MAX_BINS + 1, "profile": MAX_BINS}
 FRAME_KEYS = {"step", "seconds", "profile", "preview", "fd", "classes"}
 
 
@@ -66,11 +72,12 @@ class TrainingHistory:
     title: str
     description: str
     config: dict
-    T: int
-    profile_bin_edges: list
-    loss_steps: list
-    losses: list
+    progress: ProgressRecord  # the run at its last frame: the whole loss curve, the t-bins, the loss per t at the end
     frames: list = field(default_factory=list)
+
+    @property
+    def T(self) -> int:
+        return self.progress.profile_edges[-1]
 
     def frame_at(self, step: int) -> Frame:
         """The last frame recorded at or before `step` (the first frame before it)."""
@@ -82,16 +89,9 @@ class TrainingHistory:
 
     def record_at(self, index: int) -> ProgressRecord:
         """Frame `index` as the one record of training progress: its step, seconds and loss per t, and the loss
-        curve up to its step (what a live run's Snapshot.record held at that step)."""
+        curve up to its step (what a live run's Snapshot.progress held at that step)."""
         frame = self.frames[index]
-        steps, losses = self.loss_until(frame.step)
-        return ProgressRecord(step=frame.step, seconds=frame.seconds, loss_steps=tuple(steps), losses=tuple(losses),
-                              profile_edges=tuple(self.profile_bin_edges), profile=tuple(frame.profile))
-
-    def loss_until(self, step: int) -> tuple[list, list]:
-        """The loss curve up to `step`: (steps, losses)."""
-        count = sum(1 for s in self.loss_steps if s <= step)
-        return self.loss_steps[:count], self.losses[:count]
+        return dataclasses.replace(self.progress.until(frame.step), seconds=frame.seconds, profile=tuple(frame.profile))
 
 
 def _problem(path, message: str) -> ValueError:
@@ -146,8 +146,12 @@ def load_history(folder) -> TrainingHistory:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise _problem(path, f"not valid JSON ({type(error).__name__})") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("version") != VERSION:
-        raise _problem(path, f"not a {FORMAT} file of version {VERSION}")
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("version") not in (1, VERSION):
+        raise _problem(path, f"not a {FORMAT} file of version 1 or {VERSION}")
+    try:
+        doc = legacy.history_file(doc)  # version 1 → the record's names
+    except ValueError as error:
+        raise _problem(path, str(error)) from None
     if set(doc) != TOP_LEVEL:
         raise _problem(path, f"expected exactly the entries {sorted(TOP_LEVEL)}")
     config = doc["config"]
@@ -155,32 +159,27 @@ def load_history(folder) -> TrainingHistory:
             isinstance(k, str) and len(k) <= 80 and (v is None or isinstance(v, (str, int, float, bool)))
             and (not isinstance(v, str) or len(v) <= 200) for k, v in config.items()):
         raise _problem(path, f"config must map at most {MAX_CONFIG_ENTRIES} names to short strings, numbers or booleans")
-    T = _integer(doc["T"], "T", path, 1, 100_000)
-    edges = doc["profile_bin_edges"]
-    if not isinstance(edges, list) or not 2 <= len(edges) <= MAX_BINS + 1 or edges[0] != 0 or edges[-1] != T:
-        raise _problem(path, f"profile_bin_edges must run from 0 to T={T} with at most {MAX_BINS} bins")
-    edges = [_integer(e, "profile_bin_edges", path, 0, T) for e in edges]
-    if any(b <= a for a, b in zip(edges, edges[1:])):
-        raise _problem(path, "profile_bin_edges must increase")
-    loss = doc["loss"]
-    if not isinstance(loss, dict) or set(loss) != {"steps", "losses"}:
-        raise _problem(path, "loss must have exactly 'steps' and 'losses'")
-    loss_steps, losses = _list(loss["steps"], "loss.steps", path), _list(loss["losses"], "loss.losses", path)
-    try:  # the loss curve is checked as the one record of progress checks every store's (ProgressRecord)
-        curve = ProgressRecord(step=loss_steps[-1] if loss_steps else 0, seconds=0.0, loss_steps=tuple(loss_steps),
-                               losses=tuple(losses), profile_edges=tuple(edges), profile=(None,) * (len(edges) - 1))
+    progress = doc["progress"]
+    if not isinstance(progress, dict):
+        raise _problem(path, "progress must be an object (a ProgressRecord's JSON)")
+    for name, most in PROGRESS_LISTS.items():
+        _list(progress.get(name), f"progress.{name}", path, most)
+    try:  # checked as the one record of progress checks every store's
+        record = ProgressRecord.from_json(progress)
     except ValueError as error:
-        raise _problem(path, f"loss: {error}") from None
+        raise _problem(path, f"progress: {error}") from None
+    _integer(record.profile_edges[-1], "T (the last profile edge)", path, 1, 100_000)
     frames_doc = _list(doc["frames"], "frames", path, MAX_FRAMES)
     if not frames_doc:
         raise _problem(path, "frames must not be empty")
-    frames = [_frame(item, i, folder, edges, path) for i, item in enumerate(frames_doc)]
+    frames = [_frame(item, i, folder, list(record.profile_edges), path) for i, item in enumerate(frames_doc)]
     if any(b.step <= a.step for a, b in zip(frames, frames[1:])):
         raise _problem(path, "frame steps must increase")
+    if frames[-1].step != record.step:
+        raise _problem(path, f"the last frame's step {frames[-1].step} is not the progress's step {record.step}")
     return TrainingHistory(title=_text(doc["title"], "title", path),
-                           description=_text(doc["description"], "description", path), config=dict(config), T=T,
-                           profile_bin_edges=edges, loss_steps=list(curve.loss_steps), losses=list(curve.losses),
-                           frames=frames)
+                           description=_text(doc["description"], "description", path), config=dict(config),
+                           progress=record, frames=frames)
 
 
 def _list(value, name: str, path, max_len: int = MAX_LOSS_POINTS) -> list:
@@ -209,37 +208,47 @@ class HistoryRecorder:
 
     add_loss(step, loss) every step (kept as means over buckets of `loss_bucket` steps);
     add_frame(step, seconds, profile, grid, fd, classes) at each preview (checked as a ProgressRecord, so a recording
-    never holds a frame load_history refuses); save() writes history.json."""
+    never holds a frame load_history refuses); save() writes history.json, its "progress" the record at the last
+    frame with the whole loss curve."""
 
     def __init__(self, folder, title: str, description: str, config: dict, T: int, profile_bin_edges: list,
                  loss_bucket: int = 10):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.doc = {"format": FORMAT, "version": VERSION, "title": title, "description": description,
-                    "config": dict(config), "T": T, "profile_bin_edges": list(profile_bin_edges),
-                    "loss": {"steps": [], "losses": []}, "frames": []}
+                    "config": dict(config), "progress": None, "frames": []}
+        if profile_bin_edges[-1] != T:
+            raise ValueError(f"the profile's last edge {profile_bin_edges[-1]} must be T={T}")
+        self.profile_edges = tuple(profile_bin_edges)
+        self.loss_steps, self.losses = [], []
         self.loss_bucket = loss_bucket
         self._sum, self._count = 0.0, 0
+        self._last: ProgressRecord | None = None
 
     def add_loss(self, step: int, loss: float) -> None:
         self._sum += loss
         self._count += 1
         if self._count == self.loss_bucket:
-            self.doc["loss"]["steps"].append(step)
-            self.doc["loss"]["losses"].append(round(self._sum / self._count, 6))
+            self.loss_steps.append(step)
+            self.losses.append(round(self._sum / self._count, 6))
             self._sum, self._count = 0.0, 0
 
     def add_frame(self, step: int, seconds: float, profile: list, grid: np.ndarray, fd: float | None = None,
                   classes: int | None = None) -> None:
         record = ProgressRecord(step=step, seconds=round(seconds, 2), loss_steps=(), losses=(),
-                                profile_edges=tuple(self.doc["profile_bin_edges"]),
+                                profile_edges=self.profile_edges,
                                 profile=tuple(None if p is None or not math.isfinite(p) else round(p, 6) for p in profile))
         name = f"step_{step:06d}.png"
         Image.fromarray(grid).save(self.folder / name, optimize=True)
         self.doc["frames"].append({"step": record.step, "seconds": record.seconds, "profile": list(record.profile),
                                    "preview": name, "fd": None if fd is None else round(fd, 2), "classes": classes})
+        self._last = record
 
     def save(self) -> Path:
+        if self._last is None:
+            raise ValueError("a history needs at least one frame")
+        final = dataclasses.replace(self._last, loss_steps=tuple(self.loss_steps), losses=tuple(self.losses))
+        self.doc["progress"] = final.to_json()
         path = self.folder / HISTORY_FILE
         path.write_text(json.dumps(self.doc, indent=1, allow_nan=False) + "\n")
         return path

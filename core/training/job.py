@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core import runtime
-from core.training import run_store
+from core.training import legacy, run_store
 from core.training.stats import ENDED_STATES, JobState, Preview, Snapshot, blank_progress
 
 S = JobState
@@ -145,7 +145,8 @@ class Job:
         except OSError:
             return {}
         if stamp != self._progress[0]:
-            self._progress = (stamp, run_store.read_json(path) or self._progress[1] or {})
+            data = run_store.read_json(path)  # a file of a run from before is read in the new layout (legacy)
+            self._progress = (stamp, legacy.progress_file(data) if data else self._progress[1] or {})
         return self._progress[1]
 
     def preview(self) -> Preview | None:

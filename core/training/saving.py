@@ -1,7 +1,8 @@
 """Save a training run to a checkpoint and read it back to continue (core.checkpoints does the file format).
 
 A checkpoint of a run holds the EMA weights (what sampling uses), the raw weights, the Adam state, the
-generator state, the step, the statistics and the TrainConfig as JSON: `read_resume_point` turns it into a
+generator state, the run's ProgressRecord (step, seconds, loss curve, loss per t) with the averaging state that
+continues it, and the TrainConfig as JSON (core.checkpoints.TrainingRecord): `read_resume_point` turns it into a
 `ResumePoint`, which `restore` applies to a fresh TrainState built from the same config, so the run goes on
 bit for bit as if it had never stopped (on the same device type; on another one the generator starts from
 a fresh seed).
@@ -18,12 +19,11 @@ from pathlib import Path
 import torch
 
 from core import checkpoints, runtime
-from core.checks import check_number
 from core.training.config import TrainConfig
-from core.training.stats import LossHistory, TimestepProfile
+from core.training.stats import LossHistory, ProgressRecord, TimestepProfile
 from core.training.step import TrainState
 
-RESUME_FIELDS = ("step", "generator_state", "generator_device", "loss_history", "profile")  # besides the config
+RESUME_FIELDS = ("generator_state", "generator_device", "progress", "loss_averaging", "profile_averaging")  # + config
 
 
 @dataclass
@@ -49,9 +49,10 @@ def save_run(path, state: TrainState, history: LossHistory, profile: TimestepPro
     raw = copy.deepcopy(state.model).to("cpu", memory_format=torch.contiguous_format)
     optimizer_state = _to_cpu(state.optimizer.state_dict())
     training = checkpoints.TrainingRecord(
-        config=state.config.to_json(), step=state.step,
+        config=state.config.to_json(),
         generator_state=base64.b64encode(state.generator.get_state().numpy().tobytes()).decode("ascii"),
-        generator_device=state.device.type, loss_history=history.state(), profile=profile.state())
+        generator_device=state.device.type, progress=ProgressRecord.of_run(state.step, elapsed_seconds, history, profile),
+        loss_averaging=history.averaging(), profile_averaging=profile.averaging())
     info = checkpoints.CheckpointInfo.describe(
         ema, state.diffusion, training=training,
         data=checkpoints.DataInfo(dataset=state.config.dataset, shape=tuple(state.data.shape[1:])),
@@ -80,13 +81,11 @@ def read_resume_point(path, device: str | None = None) -> ResumePoint:
         if training.generator_device == runtime.resolve_device(config.device).type:
             raw = base64.b64decode(training.generator_state, validate=True)
             generator_state = torch.frombuffer(bytearray(raw), dtype=torch.uint8)
-        elapsed, last_loss = info.training_seconds, info.final_loss
         return ResumePoint(
-            config=config, step=training.step, raw_state=saved.raw_state,
+            config=config, step=training.progress.step, raw_state=saved.raw_state,
             ema_state=saved.model.state_dict(), optimizer_state=saved.optimizer_state,
             generator_state=generator_state, history=training.loss_curve(), profile=training.timestep_profile(),
-            elapsed_seconds=0.0 if elapsed is None else check_number("training_seconds", elapsed, 0.0),
-            last_loss=last_loss)
+            elapsed_seconds=training.progress.seconds, last_loss=info.final_loss)
     except checkpoints.CheckpointError:
         raise
     except (KeyError, TypeError, ValueError, RuntimeError) as error:

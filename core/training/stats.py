@@ -1,10 +1,13 @@
 """What a run reports while it trains: the loss curve, the loss per timestep, previews and progress snapshots.
 
-These are plain data, with a JSON round trip (`state()` / `from_state`, `Snapshot.to_json` / `from_json`) so a
-training worker process can publish them to the web server as a small file, and a checkpoint can keep them.
-`ProgressRecord` is the one record of progress (step, seconds, loss curve, loss per t) that the live Snapshot, a
-checkpoint's TrainingRecord and a recorded replay frame all read into, and the training figures draw.
-Everything read back is checked: it crosses a process boundary or comes from a file.
+These are plain data, with a JSON round trip so a training worker process can publish them to the web server as a
+small file, and a checkpoint can keep them. `ProgressRecord` is the one record of progress (step, seconds, loss
+curve, loss per t), and `ProgressRecord.to_json()` its one on-disk form: a live run's progress.json holds it as
+"progress" (Snapshot.to_json), a checkpoint's training record as "progress" (core.checkpoints.info.TrainingRecord)
+and a recorded replay as "progress" (core.training.history); the training figures draw it. A checkpoint adds only
+what resuming bit for bit needs beyond it (`LossHistory.averaging()`, `TimestepProfile.averaging()`). Files in the
+layouts used before are read through core.training.legacy. Everything read back is checked: it crosses a process
+boundary or comes from a file.
 """
 
 from __future__ import annotations
@@ -12,17 +15,21 @@ from __future__ import annotations
 import dataclasses
 import io
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 
 import numpy as np
 import torch
 
 from core.checks import check_int, check_number
+from core.diffusion.schedules import MAX_T
+from core.training import legacy
 
 LOSS_HISTORY_POINTS = 500  # the loss curve is averaged down so it never holds more points than this
 PROFILE_BINS = 20  # per-timestep loss profile: t is split into this many equal bins
 PROFILE_WINDOW = 512  # examples per bin after which the profile average becomes exponential
+LOSS_AVERAGING_KEYS = {"max_points", "bucket", "pending_sum", "pending_count"}  # LossHistory.averaging()
+PROFILE_AVERAGING_KEYS = {"window", "counts"}  # TimestepProfile.averaging()
 
 
 class JobState(StrEnum):
@@ -88,21 +95,27 @@ class LossHistory:
                 self.losses = [(a + b) / 2 for a, b in zip(self.losses[::2], self.losses[1::2])]
                 self.bucket *= 2
 
-    def state(self) -> dict:
-        return {"max_points": self.max_points, "bucket": self.bucket, "steps": list(self.steps),
-                "losses": list(self.losses), "pending_sum": self._pending_sum, "pending_count": self._pending_count}
+    def averaging(self) -> dict:
+        """What resuming needs besides the curve itself (which a ProgressRecord holds): the points' cap, the steps per
+        point and the partial bucket (the sum and count of the steps not yet in a point)."""
+        return {"max_points": self.max_points, "bucket": self.bucket, "pending_sum": self._pending_sum,
+                "pending_count": self._pending_count}
 
     @classmethod
-    def from_state(cls, state: dict) -> LossHistory:
-        """Inverse of `state()` (checked: it may come from a file)."""
-        history = cls(state["max_points"])
-        check_int("bucket", state["bucket"], 1)
-        check_int("pending_count", state["pending_count"], 0, state["bucket"] - 1)
-        if not (len(state["steps"]) == len(state["losses"]) < history.max_points
-                and all(isinstance(v, (int, float)) for v in state["steps"] + state["losses"] + [state["pending_sum"]])):
-            raise ValueError("loss history: steps and losses must be equally long lists of numbers")
-        history.bucket, history.steps, history.losses = state["bucket"], list(state["steps"]), list(state["losses"])
-        history._pending_sum, history._pending_count = state["pending_sum"], state["pending_count"]
+    def from_record(cls, record: ProgressRecord, averaging: dict) -> LossHistory:
+        """The history whose curve is `record`'s and whose averaging state is `averaging` (the inverse of
+        ProgressRecord.of_run and `averaging()`; checked: it may come from a file)."""
+        if not isinstance(averaging, dict) or set(averaging) != LOSS_AVERAGING_KEYS:
+            raise ValueError(f"loss averaging: expected a dict with exactly the entries {sorted(LOSS_AVERAGING_KEYS)}")
+        history = cls(check_int("max_points", averaging["max_points"], 2))
+        check_int("bucket", averaging["bucket"], 1)
+        check_int("pending_count", averaging["pending_count"], 0, averaging["bucket"] - 1)
+        check_number("pending_sum", averaging["pending_sum"])
+        if len(record.losses) >= history.max_points:
+            raise ValueError(f"loss averaging: a curve of {len(record.losses)} points cannot have been averaged down to "
+                             f"fewer than max_points={history.max_points}")
+        history.bucket, history.steps, history.losses = averaging["bucket"], list(record.loss_steps), list(record.losses)
+        history._pending_sum, history._pending_count = float(averaging["pending_sum"]), averaging["pending_count"]
         return history
 
 
@@ -134,22 +147,28 @@ class TimestepProfile:
             previous = 0.0 if math.isnan(self.averages[b]) else self.averages[b]
             self.averages[b] = previous + c / self.counts[b] * (batch_mean - previous)
 
-    def state(self) -> dict:
-        return {"T": self.T, "bins": self.bins, "window": self.window,
-                "averages": [None if math.isnan(a) else a for a in self.averages], "counts": list(self.counts)}
+    def averaging(self) -> dict:
+        """What resuming needs besides the averages themselves (which a ProgressRecord holds): the window and the
+        examples each bin has counted (capped at the window)."""
+        return {"window": self.window, "counts": list(self.counts)}
 
     @classmethod
-    def from_state(cls, state: dict) -> TimestepProfile:
-        """Inverse of `state()` (checked: it may come from a file)."""
-        for name in ("T", "bins", "window"):
-            check_int(name, state[name], 1)
-        profile = cls(state["T"], state["bins"], state["window"])
-        if not (len(state["averages"]) == len(state["counts"]) == profile.bins
-                and all(a is None or isinstance(a, (int, float)) for a in state["averages"])
-                and all(isinstance(c, int) and c >= 0 for c in state["counts"])):
-            raise ValueError(f"timestep profile: averages and counts must be lists of {profile.bins} numbers")
-        profile.averages = [math.nan if a is None else a for a in state["averages"]]
-        profile.counts = list(state["counts"])
+    def from_record(cls, record: ProgressRecord, averaging: dict) -> TimestepProfile:
+        """The profile whose bins and averages are `record`'s and whose counts are `averaging`'s (the inverse of
+        ProgressRecord.of_run and `averaging()`; checked: it may come from a file). T is the last edge."""
+        if not isinstance(averaging, dict) or set(averaging) != PROFILE_AVERAGING_KEYS:
+            raise ValueError(f"profile averaging: expected a dict with exactly the entries {sorted(PROFILE_AVERAGING_KEYS)}")
+        edges = record.profile_edges
+        T = check_int("T (the last profile edge)", edges[-1], 1, MAX_T)
+        profile = cls(T, len(edges) - 1, check_int("window", averaging["window"], 1))
+        if tuple(profile.bin_edges()) != edges:
+            raise ValueError(f"profile averaging: the edges {list(edges)[:8]} are not {len(edges) - 1} equal bins of "
+                             f"T={edges[-1]}")
+        counts = averaging["counts"]
+        if not (isinstance(counts, list) and len(counts) == profile.bins):
+            raise ValueError(f"profile averaging: counts must be a list of {profile.bins} integers")
+        profile.counts = [check_int("count", c, 0, profile.window) for c in counts]
+        profile.averages = [math.nan if a is None else a for a in record.profile]
         return profile
 
 
@@ -175,6 +194,9 @@ class ProgressRecord:
     def __post_init__(self):
         check_int("step", self.step, 0)
         check_number("seconds", self.seconds, 0.0)
+        for name in ("loss_steps", "losses", "profile_edges", "profile"):
+            if not isinstance(getattr(self, name), (list, tuple)):
+                raise ValueError(f"progress: {name} must be a list, got {type(getattr(self, name)).__name__}")
         steps = tuple(check_int("loss step", s, 1) for s in self.loss_steps)
         losses = tuple(float(check_number("loss", v)) for v in self.losses)
         if len(steps) != len(losses) or any(b <= a for a, b in zip(steps, steps[1:])):
@@ -250,25 +272,22 @@ class Preview:
 class Snapshot:
     """A consistent copy of a job's progress, safe to read from another thread or process.
 
-    The fields after `budget_plan` are filled in by the job registry (a Trainer leaves them at their defaults):
-    the queue position, the checkpoint that holds the job's weights on disk and until when it is kept.
+    `progress` is the one ProgressRecord (step, training seconds, loss curve, loss per t) that the training figures
+    draw; the other fields say how the run stands around it. The fields after `budget_plan` are filled in by the job
+    registry (a Trainer leaves them at their defaults): the queue position, the checkpoint that holds the job's
+    weights on disk and until when it is kept.
     """
 
     state: JobState
     error: str | None
     message: str | None  # why it stopped, when stopped by someone other than the user
-    step: int
+    progress: ProgressRecord
     total_steps: int
-    loss_steps: list
-    loss_history: list  # each point is the mean loss of `loss_bucket` consecutive steps
-    loss_bucket: int
+    loss_bucket: int  # each point of progress.losses is the mean loss of this many consecutive steps
     last_loss: float | None  # the latest batch
-    profile_edges: list
-    profile: list  # average mse per t bin (NaN where no example was seen yet)
-    profile_counts: list
+    profile_counts: list  # examples counted per t bin (capped at the profile's window)
     images_per_second: float
     eta_seconds: float | None
-    elapsed_seconds: float
     learning_rate: float
     device: str
     parameters: int
@@ -284,45 +303,42 @@ class Snapshot:
 
     def __post_init__(self):
         object.__setattr__(self, "state", JobState(self.state))  # ValueError for a state that is not one
+        if not isinstance(self.progress, ProgressRecord):
+            raise ValueError(f"a snapshot's progress must be a ProgressRecord, got {type(self.progress).__name__}")
 
     @property
-    def record(self) -> ProgressRecord:
-        """The progress this snapshot shows (its loss curve and loss per t), as the one ProgressRecord."""
-        return ProgressRecord(step=self.step, seconds=self.elapsed_seconds, loss_steps=tuple(self.loss_steps),
-                              losses=tuple(self.loss_history), profile_edges=tuple(self.profile_edges), profile=tuple(self.profile))
+    def step(self) -> int:
+        """progress.step: the steps trained (what most readers of a snapshot want)."""
+        return self.progress.step
 
     def to_json(self) -> dict:
-        """Every field but the preview (which travels as .npz, see Preview.to_npz), JSON-safe."""
-        data = asdict(self)
-        data.pop("preview")
-        record = self.record.to_json()  # the progress fields, written as the one ProgressRecord writes them
-        data.update(step=record["step"], elapsed_seconds=record["seconds"], loss_steps=record["loss_steps"],
-                    loss_history=record["losses"], profile_edges=record["profile_edges"], profile=record["profile"])
+        """Every field but the preview (which travels as .npz, see Preview.to_npz), JSON-safe; the progress as
+        ProgressRecord.to_json writes it (progress.json's "progress" entry)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("preview", "progress")}
+        data["progress"] = self.progress.to_json()
         return data
 
     @classmethod
     def from_json(cls, data: dict, preview: Preview | None = None) -> Snapshot:
-        """Inverse of `to_json` (unknown keys are an error, missing ones too, except the registry's)."""
+        """Inverse of `to_json` (unknown keys are an error, missing ones too, except the registry's). A progress
+        file written before "progress" held the ProgressRecord is read through core.training.legacy."""
         if not isinstance(data, dict):
             raise ValueError(f"a progress snapshot must be a dict, got {type(data).__name__}")
+        values = legacy.progress_file(data)
         names = [f.name for f in fields(cls) if f.name != "preview"]
-        unknown = sorted(set(data) - set(names))
+        unknown = sorted(set(values) - set(names), key=str)
         if unknown:
             raise ValueError(f"unknown progress snapshot entries {unknown}")
-        values = dict(data)
-        values["profile"] = [math.nan if v is None else float(v) for v in values.get("profile", [])]
-        check_int("step", values.get("step"), 0)
         check_int("total_steps", values.get("total_steps"), 1)
-        snapshot = cls(**values, preview=preview)
-        _ = snapshot.record  # the loss curve and profile pass ProgressRecord's checks, as every store of progress does
-        return snapshot
+        values["progress"] = ProgressRecord.from_json(values.get("progress"))
+        return cls(**values, preview=preview)
 
 
 def blank_progress(config) -> dict:
     """The progress (Snapshot.to_json form) of a job of this TrainConfig before its worker has reported anything."""
     profile = TimestepProfile(config.T)
-    return {"state": JobState.STOPPED, "error": None, "message": None, "step": 0, "total_steps": config.total_steps,
-            "loss_steps": [], "loss_history": [], "loss_bucket": 1, "last_loss": None,
-            "profile_edges": profile.bin_edges(), "profile": [None] * profile.bins, "profile_counts": [0] * profile.bins,
-            "images_per_second": 0.0, "eta_seconds": None, "elapsed_seconds": 0.0, "learning_rate": config.learning_rate,
+    progress = ProgressRecord.of_run(0, 0.0, LossHistory(), profile)
+    return {"state": JobState.STOPPED, "error": None, "message": None, "progress": progress.to_json(),
+            "total_steps": config.total_steps, "loss_bucket": 1, "last_loss": None, "profile_counts": [0] * profile.bins,
+            "images_per_second": 0.0, "eta_seconds": None, "learning_rate": config.learning_rate,
             "device": config.device, "parameters": 0, "config": config.to_json(), "saved_step": None, "checkpoint": None}

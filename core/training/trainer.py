@@ -37,7 +37,7 @@ from core.nets import build as models
 from core.training import saving
 from core.training.budget import BudgetPlan
 from core.training.config import TrainConfig, learning_rate_at
-from core.training.stats import JobState, LossHistory, Preview, Snapshot, TimestepProfile
+from core.training.stats import JobState, LossHistory, Preview, ProgressRecord, Snapshot, TimestepProfile
 from core.training.step import TrainingFailed, build_state, make_preview, queue_step, settle
 
 RATE_WINDOW = 50  # images/s is measured over the last this-many steps
@@ -306,12 +306,10 @@ class Trainer:
                 eta = budget_left if eta is None else min(eta, budget_left)
             plan = self.budget_plan
             return Snapshot(
-                state=self._state, error=self._error, message=self._message, step=self.step,
-                total_steps=self.config.total_steps, loss_steps=list(self.history.steps),
-                loss_history=list(self.history.losses), loss_bucket=self.history.bucket, last_loss=self._last_loss,
-                profile_edges=self.profile.bin_edges(), profile=list(self.profile.averages),
+                state=self._state, error=self._error, message=self._message,
+                progress=ProgressRecord.of_run(self.step, self._elapsed_now(), self.history, self.profile),
+                total_steps=self.config.total_steps, loss_bucket=self.history.bucket, last_loss=self._last_loss,
                 profile_counts=list(self.profile.counts), images_per_second=rate, eta_seconds=eta,
-                elapsed_seconds=self._elapsed_now(),
                 learning_rate=learning_rate_at(self.config, min(self.step, self.config.total_steps - 1)),
                 device=self._device_name, parameters=self.parameters, preview=self._preview,
                 config=self.config.to_json(), budget_seconds=self.max_seconds,

@@ -4,7 +4,7 @@ Only plain values cross into the worker (the job folder's path, ints and floats)
 from the folder's job.json, which the server wrote, and unpickles nothing. It trains with a Trainer and
 talks back through files in the folder (core.training.run_store), which cost it nothing measurable:
 
-* progress.json: the Trainer's Snapshot as JSON (loss curve, per-t profile, state, step, rate), rewritten
+* progress.json: the Trainer's Snapshot as JSON (state, rate, and its ProgressRecord as "progress"), rewritten
   atomically every PUBLISH_SECONDS, plus `saved_step` (the step checkpoint.safetensors holds);
 * preview.npz: the newest preview samples, rewritten when a new preview exists;
 * checkpoint.safetensors: saved every RDL_CHECKPOINT_SECONDS (default 60), when the server asks (a `save`

@@ -86,7 +86,9 @@ def screenshot_dir() -> Path:
     return Path(configured).resolve() if configured else REPO_ROOT / "test-artifacts" / "screenshots"
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (the kernel's pick): the one home of this helper, used by
+    serve_streamlit, tests/cluster/local_cluster.py and bench/burst.py."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -106,7 +108,7 @@ def serve_streamlit(script: Path, log_path: Path, timeout_s: float = SERVER_STAR
     Raises RuntimeError (with the end of the server log) if the health endpoint does not answer
     "ok" within timeout_s or the server exits first.
     """
-    port = _free_port()
+    port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     command = [
         sys.executable, "-m", "streamlit", "run", str(script),
