@@ -8,7 +8,6 @@ import streamlit as st
 
 from core.checks import NonFiniteOutputError
 from core.runtime import configure_cpu_threads
-from ui.heap import freeze_imported
 from ui.layout import compact
 from ui.navigation import HOME, available_pages
 from ui.session import remember_browser
@@ -35,4 +34,3 @@ try:
     navigation.run()
 except NonFiniteOutputError as error:  # a network that overflows at some timesteps (issue #21): one line, not a traceback
     st.error(str(error))
-freeze_imported()  # once per process, after the first page's imports: Streamlit's collection after every run skips them (ui/heap.py)

@@ -14,6 +14,7 @@ from core.data.datasets import load_dataset
 from core.lab import bayes_x0, denoise
 from core.rng import seeded_generator
 from ui import catalog, export, exports, figures, layout
+from ui.cached import shared_value
 from ui.figures import chart
 from ui.labels import PREDICTION_SYMBOLS
 from ui.navigation import require_app_shell
@@ -99,12 +100,11 @@ def sweep_figure(sweeps: dict, active: int = 0):
     return figures.points_scrubber(point_panels(sweeps), steps, **common)
 
 
-# A scrubber's spec is built and prepared once per sweep and shared by every session (st.cache_resource: no pickled
-# copy per use); a scrub step only picks its frame (figures.at_frame), so it never builds a figure.
-@st.cache_resource(show_spinner="Drawing…", max_entries=32)
-def sweep_spec(_sweeps: dict, key: tuple) -> dict:
-    """figures.spec_of(sweep_figure(...)), cached on `key` (the models' tokens, example, noise seed, timesteps)."""
-    return figures.spec_of(sweep_figure(_sweeps))
+def sweep_spec(sweeps: dict, key: tuple) -> dict:
+    """The spec of sweep_figure(sweeps) (figures.spec_of), built once per `key` (the models' tokens, example, noise
+    seed, timesteps) for the whole server (ui/cached.py: no pickled copy per use). A scrub step only picks its frame
+    (figures.at_frame), so it never builds a figure."""
+    return shared_value(("denoise_sweep_spec", key), lambda: figures.spec_of(sweep_figure(sweeps)))
 
 
 def image_rows(sweeps: dict) -> list:
@@ -316,11 +316,6 @@ def bayes_figure(loaded: catalog.LoadedModel, sweep: denoise.DenoiseSweep, best:
     ], steps, **common)
 
 
-@st.cache_resource(show_spinner="Drawing…", max_entries=32)
-def bayes_spec(_loaded: catalog.LoadedModel, _sweep: denoise.DenoiseSweep, _best: bayes_x0.BayesX0,
-               _bayes_mse: torch.Tensor, key: tuple) -> dict:
-    """figures.spec_of(bayes_figure(...)), built once per sweep like sweep_spec (cached on `key`)."""
-    return figures.spec_of(bayes_figure(_loaded, _sweep, _best, _bayes_mse))
 
 
 def best_possible(loaded: catalog.LoadedModel, sweep: denoise.DenoiseSweep, dataset: str, choice: int, noise_seed: int,
@@ -331,7 +326,8 @@ def best_possible(loaded: catalog.LoadedModel, sweep: denoise.DenoiseSweep, data
     best = compute_bayes(sweep, loaded.token, dataset, choice, noise_seed, n_t)
     x0 = sweep.x0.unsqueeze(0).double()
     bayes_mse = ((best.mean.double() - x0) ** 2).reshape(len(sweep.t), -1).mean(dim=1)
-    spec = bayes_spec(loaded, sweep, best, bayes_mse, (loaded.token, dataset, choice, noise_seed, n_t))
+    spec = shared_value(("denoise_bayes_spec", loaded.token, dataset, choice, noise_seed, n_t),  # once, like sweep_spec
+                        lambda: figures.spec_of(bayes_figure(loaded, sweep, best, bayes_mse)))
     st.fragment(best_possible_view)(spec, sweep, best, bayes_mse, n_train, page)
     st.caption(
         "Bayes-optimal: $E[x_0 \\mid x_t] = \\sum_i w_i\\,x_0^i$ with $w_i \\propto "

@@ -25,6 +25,7 @@ from core.sampling import SamplerSettings
 from core.training.config import TrainConfig, build_diffusion
 from core.training.stats import ACTIVE_STATES
 from ui import catalog, exports, figures, layout, runs, session, training_panel
+from ui.cached import shared_value
 from ui.drawing_panel import drawing_panel
 from ui.drawing_panel import settings as drawing_panel_settings
 from ui.figures import chart
@@ -397,12 +398,12 @@ def trajectories_section(ex: Exploration) -> None:
                                                        for field in ("x0", "t", "frames")}, "trajectories.npz", key="pg_npz")
 
 
-# The trajectory figure is built and prepared once per sampler run (shared by every session: st.cache_resource, no
-# pickled copy) and a scrub step only picks its frame (figures.at_frame), so it never builds a figure.
-@st.cache_resource(show_spinner=False, max_entries=16)
-def trajectory_spec(_runs: dict, _ex: Exploration, show_paths: bool, key: tuple) -> dict:
-    """figures.spec_of(trajectory_figure(...)), cached on `key` (model, diffusion, data, sampler, seed, paths shown)."""
-    return figures.spec_of(trajectory_figure(_runs, _ex.reference, _ex.diffusion.T, show_paths))
+def trajectory_spec(runs: dict, ex: Exploration, show_paths: bool, key: tuple) -> dict:
+    """The spec of trajectory_figure(...) (figures.spec_of), built once per `key` (model, diffusion, data, sampler, seed,
+    paths shown) for the whole server (ui/cached.py). A scrub step only picks its frame (figures.at_frame), so it
+    never builds a figure."""
+    return shared_value(("pg_trajectory_spec", key),
+                        lambda: figures.spec_of(trajectory_figure(runs, ex.reference, ex.diffusion.T, show_paths)))
 
 
 def trajectory_view(spec: dict, runs: dict) -> None:

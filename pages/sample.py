@@ -6,7 +6,6 @@ shows progress (with Cancel) and keeps results in a server-wide cache, so moving
 
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 
@@ -180,7 +179,8 @@ def show_trajectory(trajectory, T: int, alpha_bar_T: float, page: PageSettings, 
     rows = [[figures.Panel("x_t (what the sampler holds)", pictures["x_t"]),
              figures.Panel("x̂₀ (the model's guess at this step)", pictures["pred_x0"])]]
     steps = [max(int(t) + 1, 0) for t in pictures["t"]]
-    spec = trajectory_spec(rows, steps, content_key(pictures["x_t"], pictures["pred_x0"], np.asarray(steps)))
+    spec = shared_value(("trajectory_spec", result_key), lambda: figures.spec_of(  # once per result for the whole server
+        figures.image_scrubber(rows, [step_label(step) for step in steps], prefix="t = ")))
     st.fragment(trajectory_view)(spec, steps, page)
     st.caption("From $x_T$ (left end of the slider) to the final $x_0$ (right end). What $\\hat x_0$ looks like early "
                "depends on what the model predicts: an $\\varepsilon$-model's $\\hat x_0 = (x_t - \\sqrt{1-\\bar\\alpha_t}"
@@ -213,37 +213,13 @@ def show_point_samples(samples: torch.Tensor, dataset: str | None, result_key: t
     chart(fig, key="sample_points_plot")
 
 
-def content_key(*arrays: np.ndarray) -> str:
-    """A digest of the arrays' shapes, types and every byte: the cache key of a figure drawn from them."""
-    digest = hashlib.blake2b(digest_size=16)
-    for array in arrays:
-        array = np.ascontiguousarray(array)
-        digest.update(f"{array.shape}{array.dtype}".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()
-
-
-# A trajectory's scrubber is built and prepared once (shared by every session: st.cache_resource, no pickled copy)
-# and a scrub step only picks its frame (figures.at_frame), so it never builds a figure.
-@st.cache_resource(show_spinner=False, max_entries=16)
-def trajectory_spec(_rows: list, _steps: list[int], key: str) -> dict:
-    """The spec of the image trajectory's scrubber (rows of Panels over the paper's steps), cached on `key`."""
-    return figures.spec_of(figures.image_scrubber(_rows, [step_label(step) for step in _steps], prefix="t = "))
-
-
-@st.cache_resource(show_spinner=False, max_entries=16)
-def point_trajectory_spec(_panels: list, _steps: list[int], key: str) -> dict:
-    """The spec of the point trajectory's scrubber (PointPanels over the paper's steps), cached on `key`."""
-    return figures.spec_of(figures.points_scrubber(_panels, [step_label(step) for step in _steps]))
-
-
 def trajectory_view(spec: dict, steps: list[int], page: PageSettings) -> None:
     """The image trajectory's scrubber and figure (a fragment: a scrub step reruns only this)."""
     shown = page.scrub("sample_trajectory_t", steps)
     chart(figures.at_frame(spec, shown), key="sample_trajectory")
 
 
-def show_point_trajectory(trajectory, page: PageSettings) -> None:
+def show_point_trajectory(trajectory, page: PageSettings, result_key: tuple) -> None:
     L = figures.Layer
     st.subheader("Trajectory")
     x_t = torch.stack(trajectory.x_t + [trajectory.final]).numpy()
@@ -252,7 +228,8 @@ def show_point_trajectory(trajectory, page: PageSettings) -> None:
               figures.PointPanel("x̂₀ at this step", [L("x̂₀", pred[..., 0], pred[..., 1], color=figures.OKABE_ITO[0], size=3)],
                                  POINT_RANGE)]
     steps = [max(t + 1, 0) for t in trajectory.t + [-1]]
-    spec = point_trajectory_spec(panels, steps, content_key(x_t, pred, np.asarray(steps)))
+    spec = shared_value(("point_trajectory_spec", result_key), lambda: figures.spec_of(  # once per result, like Sample's
+        figures.points_scrubber(panels, [step_label(step) for step in steps])))
     st.fragment(point_trajectory_view)(spec, steps, page)
 
 
@@ -510,7 +487,7 @@ def main() -> None:
             show_trajectory(trajectory, loaded.diffusion.T, float(loaded.diffusion.schedule.alpha_bars[-1]), page,
                             sampling_key(loaded, settings, n, seed))
         else:
-            show_point_trajectory(trajectory, page)
+            show_point_trajectory(trajectory, page, sampling_key(loaded, settings, n, seed))
         show_quality_metrics(samples, loaded, sampling_key(loaded, settings, n, seed))
     try:
         compare_step_counts(loaded, settings, seed, page)
