@@ -15,7 +15,6 @@ from core.lab import bayes_x0, denoise
 from core.rng import seeded_generator
 from ui import catalog, export, exports, figures, layout
 from ui.cached import shared_value
-from ui.figures import chart
 from ui.labels import PREDICTION_SYMBOLS
 from ui.navigation import require_app_shell
 from ui.settings import PageSettings, Preset, Setting, seed_setting
@@ -239,7 +238,7 @@ def scrubbed_view(loaded: catalog.LoadedModel, sweep: denoise.DenoiseSweep, choi
                   page: PageSettings) -> None:
     shown = page.scrub("denoise_t", paper_steps(sweep))
     spec = sweep_spec({loaded.label: sweep}, (loaded.token, choice, noise_seed, n_t))
-    chart(figures.at_frame(spec, shown), key="denoise_scrubber")
+    figures.scrubbed_chart(spec, shown, "denoise_scrubber")
     if loaded.is_image_model:
         st.caption("Pictures, left to right: the model's input $x_t$, the true noise $\\varepsilon$, the predicted "
                    "$\\hat\\varepsilon$, the error, the predicted $\\hat x_0$ and the truth $x_0$. "
@@ -345,7 +344,7 @@ def best_possible_view(spec: dict, sweep: denoise.DenoiseSweep, best: bayes_x0.B
     this; the t travels in the page's link)."""
     steps = paper_steps(sweep)
     shown = page.scrub("denoise_bayes_t", steps)
-    chart(figures.at_frame(spec, shown), key="denoise_bayes")
+    figures.scrubbed_chart(spec, shown, "denoise_bayes")
     alpha_bar = float(sweep.alpha_bars[shown])
     factor = bayes_x0.noise_amplification(alpha_bar)
     mixed = float(best.effective_count[shown].mean())
@@ -398,7 +397,7 @@ def parameterization_table() -> None:
 
 def compared_view(sweeps: dict, compare_key: tuple, page: PageSettings) -> None:
     shown = page.scrub("denoise_compare_t", paper_steps(next(iter(sweeps.values()))))
-    chart(figures.at_frame(sweep_spec(sweeps, compare_key), shown), key="denoise_compare")
+    figures.scrubbed_chart(sweep_spec(sweeps, compare_key), shown, "denoise_compare")
 
 
 # --------------------------------------------------------------------------------------------- page

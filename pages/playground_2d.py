@@ -409,7 +409,7 @@ def trajectory_spec(runs: dict, ex: Exploration, show_paths: bool, key: tuple) -
 def trajectory_view(spec: dict, runs: dict) -> None:
     """The trajectory scrubber and figure (a fragment: a scrub step reruns only this; the t travels in links)."""
     shown = scrubber("pg_trajectory_t", [max(int(t) + 1, 0) for t in next(iter(runs.values()))["t"]])
-    chart(figures.at_frame(spec, shown), key="pg_trajectory_chart")
+    figures.scrubbed_chart(spec, shown, "pg_trajectory_chart")
 
 
 def samples_section(ex: Exploration) -> None:

@@ -216,7 +216,7 @@ def show_point_samples(samples: torch.Tensor, dataset: str | None, result_key: t
 def trajectory_view(spec: dict, steps: list[int], page: PageSettings) -> None:
     """The image trajectory's scrubber and figure (a fragment: a scrub step reruns only this)."""
     shown = page.scrub("sample_trajectory_t", steps)
-    chart(figures.at_frame(spec, shown), key="sample_trajectory")
+    figures.scrubbed_chart(spec, shown, "sample_trajectory")
 
 
 def show_point_trajectory(trajectory, page: PageSettings, result_key: tuple) -> None:
@@ -236,7 +236,7 @@ def show_point_trajectory(trajectory, page: PageSettings, result_key: tuple) -> 
 def point_trajectory_view(spec: dict, steps: list[int], page: PageSettings) -> None:
     """The point trajectory's scrubber and figure (a fragment: a scrub step reruns only this)."""
     shown = page.scrub("sample_trajectory_t", steps)
-    chart(figures.at_frame(spec, shown), key="sample_points_trajectory")
+    figures.scrubbed_chart(spec, shown, "sample_points_trajectory")
 
 
 @st.cache_data(show_spinner="Classifying the samples…", max_entries=16)

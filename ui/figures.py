@@ -190,6 +190,65 @@ def at_frame(spec: dict, active: int) -> FigureSpec:
     return FigureSpec({**spec, "data": data, "layout": layout})
 
 
+# A scrub step moves the figure in the browser. st.plotly_chart names a chart by a hash of its spec, so a figure sent
+# with another frame active is a new chart: the browser throws the old one away and draws the new one from scratch,
+# every frame included (0.4 to 1 s of a browser's CPU for a Denoise strip of 100 frames). A scrub step (a rerun of the
+# scrubber's fragment) therefore sends the figure exactly as the fragment's first run drew it, which the browser
+# keeps as it is, and this component asks the browser's Plotly to show the new frame, as the figure's own slider does
+# (Plotly.animate, which moves that slider too). The figure's JavaScript name is Streamlit's element key class.
+_SHOW_FRAME_JS = """
+export default function ({ data }) {
+  const animate = { mode: "immediate", frame: { duration: 0, redraw: true }, transition: { duration: 0 } };
+  let tries = 0;
+  const show = () => {
+    const plot = document.querySelector(`.st-key-${data.chart} .js-plotly-plot`);
+    const slider = plot && plot._fullLayout && (plot._fullLayout.sliders || [])[0];
+    if (!slider || !window.Plotly) {  // the figure is not drawn yet (it arrives with the same run)
+      if (tries++ < 100) setTimeout(show, 30);
+      return;
+    }
+    if (slider.active !== data.frame) window.Plotly.animate(plot, [String(data.frame)], animate);
+  };
+  show();
+}
+"""
+FRAME_KEY_PREFIX = "rdl_frame_"  # the show-frame components' keys (ui/layout.py hides their empty boxes)
+_show_frame = None  # the component, registered once per process
+
+
+def _frame_component():
+    global _show_frame
+    if _show_frame is None:
+        import streamlit as st
+
+        _show_frame = st.components.v2.component("rdl_show_frame", js=_SHOW_FRAME_JS)
+    return _show_frame
+
+
+def _fragment_rerun() -> bool:
+    """Whether this script run is a rerun of fragments only (a scrub step), not a run of the whole page."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return bool(ctx is not None and getattr(ctx, "fragment_ids_this_run", None))
+
+
+def scrubbed_chart(spec: dict, shown: int, key: str) -> None:
+    """A scrubber's figure (a spec_of a figure with frames, see at_frame) showing frame `shown`; call it in the
+    scrubber's st.fragment. A run of the whole page draws the figure at `shown`; a scrub step sends the figure as
+    that run drew it (unchanged, so the browser keeps it) and moves it to `shown` in the browser (_SHOW_FRAME_JS)."""
+    import streamlit as st
+
+    frames = len(spec.get("frames") or [])
+    drawn_key = f"_rdl_drawn_frame_{key}"  # session_state: the frame the figure was drawn with by the last page run
+    drawn = st.session_state.get(drawn_key)
+    if not _fragment_rerun() or not isinstance(drawn, int) or not 0 <= drawn < frames:
+        drawn = int(shown)
+    st.session_state[drawn_key] = drawn
+    chart(at_frame(spec, drawn), key=key)
+    _frame_component()(data={"chart": key, "frame": int(shown)}, key=f"{FRAME_KEY_PREFIX}{key}")
+
+
 # The chart's own camera button ("Download plot as png", in the browser: no kaleido on the server) saves the figure at
 # 3× its size on screen, so a chart ≥ 400 px wide gives a PNG ≥ 1,200 px wide for a slide (issue 18.6).
 CHART_CONFIG = {"toImageButtonOptions": {"format": "png", "scale": 3}, "displaylogo": False}

@@ -49,6 +49,8 @@ div[data-baseweb="select"] > div, span[data-baseweb="tag"] { height: auto !impor
 [data-testid="stCaptionContainer"] code { color: inherit !important; }
 /* a slider's value is drawn in the accent colour, which on the dark background is below 4.5:1: the text colour */
 [data-testid="stSliderThumbValue"], [data-testid="stSliderThumbValue"] * { color: inherit !important; }
+/* the components that move a scrubber's figure to its frame (ui/figures.py scrubbed_chart) draw nothing: no gap either */
+[class*="st-key-rdl_frame_"] { display: none !important; }
 /* equations and table headers may overhang their box by a pixel or two (KaTeX glyphs): not a scroll region for that */
 .katex-display { overflow-y: hidden !important; padding: 0.15em 0.3em !important; }
 thead [data-testid="stMarkdownContainer"] { overflow: visible !important; }

@@ -26,12 +26,21 @@ def shown_value(app, main_area, label: str) -> str:
 
 
 def figure_frame(app, chart_key: str, expected: str, timeout_s: float = 30.0) -> str:
-    """The label of the frame the figure `chart_key` shows (its own Plotly slider's active step), once it is
-    `expected` or after timeout_s (the browser draws the figure, or moves it to its frame, just after the run)."""
+    """The label of the frame the figure `chart_key` shows (its own Plotly slider's active step, whose traces must be
+    the ones drawn), once it is `expected` or after timeout_s (the browser draws the figure, or moves it to its frame,
+    just after the run)."""
     read = """(key) => {
       const plot = document.querySelector(`.st-key-${key} .js-plotly-plot`);
       const slider = plot && plot._fullLayout && (plot._fullLayout.sliders || [])[0];
-      return slider ? String(slider.steps[slider.active].label) : null;
+      if (!slider) return null;
+      // the traces drawn must be the active frame's own (not only the slider moved)
+      const frame = plot._transitionData._frames.find((f) => f.name === String(slider.active));
+      const same = (a, b) => JSON.stringify(Array.from(a ?? [])) === JSON.stringify(Array.from(b ?? []));
+      const drawn = frame.traces.every((index, i) => {
+        const want = frame.data[i], have = plot.data[index];
+        return want.source !== undefined ? have.source === want.source : same(have.x, want.x) && same(have.y, want.y);
+      });
+      return drawn ? String(slider.steps[slider.active].label) : "not drawn";
     }"""
     deadline = time.monotonic() + timeout_s
     while (label := app.page.evaluate(read, chart_key)) != expected and time.monotonic() < deadline:
