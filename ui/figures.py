@@ -2,7 +2,10 @@
 
 Pictures are uint8 arrays [H, W] (grey) or [H, W, 3] (RGB), embedded as PNG data URIs so a figure with a
 hundred frames stays small. Scrubbers are one figure with animation frames and a slider: moving the slider
-swaps pictures (and the marker on the loss curves) in the browser, without a round trip to the server.
+swaps pictures (and the marker on the loss curves) in the browser, without a round trip to the server. A page's
+keyboard scrubber (ui/settings.py Setting.scrub) drives the same figure: its spec is built once (`spec_of`), a
+page run draws it at the chosen frame (`at_frame`) and a scrub step only moves it there in the browser
+(`scrubbed_chart`), so a step builds, sends and redraws no figure.
 """
 
 from __future__ import annotations
