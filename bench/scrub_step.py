@@ -1,12 +1,13 @@
 """What one scrub step costs the server: a real `streamlit run app.py`, a headless chromium tab, the keyboard.
 
-For each page's timestep scrubber (Denoise's t, the Sample page's trajectory; both are linked settings drawn in an
-st.fragment, ui/settings.py) the tab focuses the scrubber and presses → `--steps` times. Per step it records
+For each page's timestep scrubber (Denoise's t, the Sample page's and the 2-D playground's trajectories; all are linked
+settings drawn in an st.fragment, ui/settings.py) the tab focuses the scrubber and presses → `--steps` times. Per step it records
 
 - server CPU seconds: user + system time of the Streamlit server process (/proc/<pid>/stat) from the key press
   until the step is done; CPU time counts only the server's own work, so it stays meaningful on a shared machine,
-- wall seconds from the key press until the URL carries the new t (written at the end of the fragment's run) and
-  the app is idle again (polled every 20 ms, so up to ~20 ms of it is polling),
+- wall seconds from the key press until the URL carries the new t (written at the end of the fragment's run), the
+  app is idle again and the figure shows the new t (its own Plotly slider's active step; polled every 20 ms, so up
+  to ~20 ms of it is polling),
 - whether the step reran the whole script (it should not: only the fragment reruns).
 
     python bench/scrub_step.py                       # shipped checkpoints, 10 steps per page
@@ -27,6 +28,7 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's bench/ (not an installed copy's)
 from bench.report import (
     BENCHMARKS_MD,
     REPO_ROOT,
@@ -44,10 +46,17 @@ from bench.report import (
 sys.path.insert(0, str(REPO_ROOT / "tests" / "browser"))
 from streamlit_harness import CHROMIUM_ARGS, CHROMIUM_PATH, AppPage, serve_streamlit  # noqa: E402
 
-SCRUBBERS = {  # page -> (the scrubber's label, its query parameter)
-    "denoise": ("t (paper's step)", "denoise_t"),
-    "sample": ("Trajectory step (t)", "sample_trajectory_t"),
+SCRUBBERS = {  # page -> (the scrubber's label, its query parameter, the key of the figure it drives)
+    "denoise": ("t (paper's step)", "denoise_t", "denoise_scrubber"),
+    "sample": ("Trajectory step (t)", "sample_trajectory_t", "sample_trajectory"),
+    "playground_2d": ("Trajectory step (t)", "pg_trajectory_t", "pg_trajectory_chart"),
 }
+# The label of the frame figure `key` shows (its Plotly slider's active step), or null while it is not drawn
+FRAME_JS = """(key) => {
+  const plot = document.querySelector(`.st-key-${key} .js-plotly-plot`);
+  const slider = plot && plot._fullLayout && (plot._fullLayout.sliders || [])[0];
+  return slider ? String(slider.steps[slider.active].label) : null;
+}"""
 # True when no script run is in progress or pending (the harness's idle test without its 250 ms settle delay)
 IDLE_JS = """() => {
   const app = document.querySelector('[data-testid="stApp"]');
@@ -92,7 +101,7 @@ def full_rerun_counter(page) -> list:
     return count
 
 
-def scrub(app: AppPage, pid: int, label: str, key: str, steps: int, full_runs: list) -> list[dict]:
+def scrub(app: AppPage, pid: int, label: str, key: str, chart_key: str, steps: int, full_runs: list) -> list[dict]:
     thumb = app.page.locator('[data-testid="stMain"] [data-testid="stSlider"]').filter(has_text=label).first.get_by_role("slider")
     thumb.focus()
     results = []
@@ -101,8 +110,9 @@ def scrub(app: AppPage, pid: int, label: str, key: str, steps: int, full_runs: l
         cpu, wall = cpu_seconds(pid), time.perf_counter()
         app.page.keyboard.press("ArrowRight")
         deadline = wall + 120
-        while True:  # the URL changed (the fragment wrote the new t) and no run is pending
-            if app.page.url != before_url and app.page.evaluate(IDLE_JS):
+        while True:  # the URL changed (the fragment wrote the new t), no run is pending and the figure shows the t
+            if (app.page.url != before_url and app.page.evaluate(IDLE_JS)
+                    and app.page.evaluate(FRAME_JS, chart_key) == thumb.get_attribute("aria-valuetext")):
                 break
             if time.perf_counter() > deadline:
                 raise RuntimeError(f"a scrub step on {label!r} did not finish within 120 s")
@@ -140,13 +150,13 @@ def main(argv=None) -> dict:
         browser = playwright.chromium.launch(executable_path=CHROMIUM_PATH, args=CHROMIUM_ARGS)
         try:
             for page_path in args.pages:
-                label, key = SCRUBBERS[page_path]
+                label, key, chart_key = SCRUBBERS[page_path]
                 context = browser.new_context(viewport={"width": 1280, "height": 720})
                 tab = context.new_page()
                 tab.set_default_timeout(300_000)
                 full_runs = full_rerun_counter(tab)
                 app = AppPage(tab, base_url).open(page_path)
-                document["pages"][page_path] = summary(scrub(app, pid, label, key, args.steps, full_runs))
+                document["pages"][page_path] = summary(scrub(app, pid, label, key, chart_key, args.steps, full_runs))
                 context.close()
                 result = document["pages"][page_path]
                 print(f"{page_path}: wall median {result['wall_median_s']:.3f} s (p95 {result['wall_p95_s']:.3f}), server CPU "
@@ -169,7 +179,8 @@ def main(argv=None) -> dict:
     update_markdown_section(BENCHMARKS_MD, "scrub_step", "## One scrub step (bench/scrub_step.py)\n\n"
                             + run_header(document) + f"  \nCPU flags: {document['cpu_flags']}\n\n"
                             + "A → key press on the page's timestep scrubber in headless chromium at 1280×720, shipped "
-                            "checkpoints: wall seconds until the URL holds the new t and the app is idle, and the server "
+                            "checkpoints: wall seconds until the URL holds the new t, the app is idle and the figure "
+                            "shows the new t, and the server "
                             "process's CPU seconds over the same interval. The scrubber and its figure are an st.fragment, "
                             "so a step reruns only them (full reruns counted).\n\n"
                             + markdown_table(["page", "steps", "wall median [s]", "wall p95 [s]", "server CPU median [s]",

@@ -14,7 +14,7 @@ from core.data.datasets import load_dataset
 from core.lab import bayes_x0, denoise
 from core.rng import seeded_generator
 from ui import catalog, export, exports, figures, layout
-from ui.figures import chart
+from ui.cached import shared_value
 from ui.labels import PREDICTION_SYMBOLS
 from ui.navigation import require_app_shell
 from ui.settings import PageSettings, Preset, Setting, seed_setting
@@ -89,15 +89,21 @@ def curves_of(sweeps: dict) -> dict:
     return curves
 
 
-@st.cache_data(show_spinner="Drawing…", max_entries=32)
-def sweep_figure(_sweeps: dict, key: tuple, active: int = 0):
-    """The scrubber for one or several sweeps of the same x_0 and ε (cached on `key` and the shown frame)."""
-    first = next(iter(_sweeps.values()))
+def sweep_figure(sweeps: dict, active: int = 0):
+    """The scrubber for one or several sweeps of the same x_0 and ε, showing frame `active` first."""
+    first = next(iter(sweeps.values()))
     steps = paper_steps(first)
-    common = dict(curves=curves_of(_sweeps), curve_x=steps, curve_title="MSE (log scale)", active=active)
+    common = dict(curves=curves_of(sweeps), curve_x=steps, curve_title="MSE (log scale)", active=active)
     if first.x0.ndim == 4:
-        return figures.image_scrubber(image_rows(_sweeps), steps, **common)
-    return figures.points_scrubber(point_panels(_sweeps), steps, **common)
+        return figures.image_scrubber(image_rows(sweeps), steps, **common)
+    return figures.points_scrubber(point_panels(sweeps), steps, **common)
+
+
+def sweep_spec(sweeps: dict, key: tuple) -> dict:
+    """The spec of sweep_figure(sweeps) (figures.spec_of), built once per `key` (the models' tokens, example, noise
+    seed, timesteps) for the whole server (ui/cached.py: no pickled copy per use). A scrub step only picks its frame
+    (figures.at_frame), so it never builds a figure."""
+    return shared_value(("denoise_sweep_spec", key), lambda: figures.spec_of(sweep_figure(sweeps)))
 
 
 def image_rows(sweeps: dict) -> list:
@@ -231,8 +237,8 @@ def scrubber(loaded: catalog.LoadedModel, sweep: denoise.DenoiseSweep, choice: i
 def scrubbed_view(loaded: catalog.LoadedModel, sweep: denoise.DenoiseSweep, choice: int, noise_seed: int, n_t: int,
                   page: PageSettings) -> None:
     shown = page.scrub("denoise_t", paper_steps(sweep))
-    key = (loaded.token, choice, noise_seed, n_t)
-    chart(sweep_figure({loaded.label: sweep}, key, shown), key="denoise_scrubber")
+    spec = sweep_spec({loaded.label: sweep}, (loaded.token, choice, noise_seed, n_t))
+    figures.scrubbed_chart(spec, shown, "denoise_scrubber")
     if loaded.is_image_model:
         st.caption("Pictures, left to right: the model's input $x_t$, the true noise $\\varepsilon$, the predicted "
                    "$\\hat\\varepsilon$, the error, the predicted $\\hat x_0$ and the truth $x_0$. "
@@ -283,6 +289,34 @@ def show_exports(loaded: catalog.LoadedModel, sweep: denoise.DenoiseSweep, choic
         "The same sweep in Python, from the repository root.")
 
 
+def bayes_figure(loaded: catalog.LoadedModel, sweep: denoise.DenoiseSweep, best: bayes_x0.BayesX0,
+                 bayes_mse: torch.Tensor, active: int = 0):
+    """The network's x̂₀ next to the Bayes-optimal one, with both x₀-MSE curves, showing frame `active` first."""
+    x0 = sweep.x0.unsqueeze(0).double()
+    curves = {"x₀-MSE · network": sweep.x0_mse.numpy(), "x₀-MSE · Bayes-optimal": bayes_mse.numpy()}
+    steps = paper_steps(sweep)
+    common = dict(curves=curves, curve_x=steps, curve_title="MSE against x₀ (log scale)", active=active)
+    if loaded.is_image_model:
+        data = denoise.DISPLAY_RANGES["data"]
+        pictures = denoise.sweep_pictures(sweep)
+        P = figures.Panel
+        rows = [[P("x_t (same input)", pictures["x_t"]), P("x̂₀ · network", pictures["x0_hat"]),
+                 P("E[x₀ | x_t] · Bayes-optimal", denoise.to_display(best.mean[:, 0], *data)),
+                 P("x₀ (truth)", pictures["x0"], False)]]
+        return figures.image_scrubber(rows, steps, **common)
+    L = figures.Layer
+    truth = L("x₀ (data)", x0[0, :, 0].numpy(), x0[0, :, 1].numpy(), color=figures.NEUTRAL, opacity=0.6)
+    network, bayes = sweep.pred_x0.numpy(), best.mean.numpy()
+    return figures.points_scrubber([
+        figures.PointPanel("x̂₀ · network", [truth, L("x̂₀ · network", network[..., 0], network[..., 1],
+                                                        color=figures.OKABE_ITO[0])], (-1.6, 1.6)),
+        figures.PointPanel("E[x₀ | x_t] · Bayes-optimal", [truth, L("E[x₀ | x_t]", bayes[..., 0], bayes[..., 1],
+                                                                     color=figures.OKABE_ITO[1])], (-1.6, 1.6)),
+    ], steps, **common)
+
+
+
+
 def best_possible(loaded: catalog.LoadedModel, sweep: denoise.DenoiseSweep, dataset: str, choice: int, noise_seed: int,
                   n_t: int, page: PageSettings) -> None:
     """The network's x̂₀ next to the Bayes-optimal x̂₀ = E[x₀ | x_t] over the training set, on the same x_t."""
@@ -291,37 +325,9 @@ def best_possible(loaded: catalog.LoadedModel, sweep: denoise.DenoiseSweep, data
     best = compute_bayes(sweep, loaded.token, dataset, choice, noise_seed, n_t)
     x0 = sweep.x0.unsqueeze(0).double()
     bayes_mse = ((best.mean.double() - x0) ** 2).reshape(len(sweep.t), -1).mean(dim=1)
-    curves = {"x₀-MSE · network": sweep.x0_mse.numpy(), "x₀-MSE · Bayes-optimal": bayes_mse.numpy()}
-    steps = paper_steps(sweep)
-    shown = page.scrub("denoise_bayes_t", steps)
-    common = dict(curves=curves, curve_x=steps, curve_title="MSE against x₀ (log scale)", active=shown)
-    if loaded.is_image_model:
-        data = denoise.DISPLAY_RANGES["data"]
-        pictures = denoise.sweep_pictures(sweep)
-        P = figures.Panel
-        rows = [[P("x_t (same input)", pictures["x_t"]), P("x̂₀ · network", pictures["x0_hat"]),
-                 P("E[x₀ | x_t] · Bayes-optimal", denoise.to_display(best.mean[:, 0], *data)),
-                 P("x₀ (truth)", pictures["x0"], False)]]
-        figure = figures.image_scrubber(rows, steps, **common)
-    else:
-        L = figures.Layer
-        truth = L("x₀ (data)", x0[0, :, 0].numpy(), x0[0, :, 1].numpy(), color=figures.NEUTRAL, opacity=0.6)
-        network, bayes = sweep.pred_x0.numpy(), best.mean.numpy()
-        figure = figures.points_scrubber([
-            figures.PointPanel("x̂₀ · network", [truth, L("x̂₀ · network", network[..., 0], network[..., 1],
-                                                            color=figures.OKABE_ITO[0])], (-1.6, 1.6)),
-            figures.PointPanel("E[x₀ | x_t] · Bayes-optimal", [truth, L("E[x₀ | x_t]", bayes[..., 0], bayes[..., 1],
-                                                                         color=figures.OKABE_ITO[1])], (-1.6, 1.6)),
-        ], steps, **common)
-    chart(figure, key="denoise_bayes")
-    alpha_bar = float(sweep.alpha_bars[shown])
-    factor = bayes_x0.noise_amplification(alpha_bar)
-    mixed = float(best.effective_count[shown].mean())
-    st.markdown(
-        f"At $t = {steps[shown]}$: $\\bar\\alpha_t$ = {alpha_bar:.3g}, so an $\\varepsilon$ error enters $\\hat x_0$ "
-        f"multiplied by $\\sqrt{{1/\\bar\\alpha_t - 1}}$ = **{factor:.3g}**. The Bayes-optimal $\\hat x_0$ averages "
-        f"effectively **{mixed:.3g}** of the {n_train} training examples "
-        f"(1/Σwᵢ², MSE {bayes_mse[shown]:.3g} against the network's {float(sweep.x0_mse[shown]):.3g}).")
+    spec = shared_value(("denoise_bayes_spec", loaded.token, dataset, choice, noise_seed, n_t),  # once, like sweep_spec
+                        lambda: figures.spec_of(bayes_figure(loaded, sweep, best, bayes_mse)))
+    st.fragment(best_possible_view)(spec, sweep, best, bayes_mse, n_train, page)
     st.caption(
         "Bayes-optimal: $E[x_0 \\mid x_t] = \\sum_i w_i\\,x_0^i$ with $w_i \\propto "
         "\\exp(-\\lVert x_t - \\sqrt{\\bar\\alpha_t}\\,x_0^i\\rVert^2 / (2(1-\\bar\\alpha_t)))$ over the "
@@ -330,6 +336,23 @@ def best_possible(loaded: catalog.LoadedModel, sweep: denoise.DenoiseSweep, data
         "rescaled, so its small $\\varepsilon$ error is amplified into noise. Small $t$: one training example wins and "
         "the Bayes-optimal $\\hat x_0$ snaps to it: it memorises the training set, so for this held-out $x_0$ it is "
         "*worse* than the network, which generalises.")
+
+
+def best_possible_view(spec: dict, sweep: denoise.DenoiseSweep, best: bayes_x0.BayesX0, bayes_mse: torch.Tensor,
+                       n_train: int, page: PageSettings) -> None:
+    """The Bayes-optimal scrubber, its figure and the numbers at the chosen t (a fragment: a scrub step reruns only
+    this; the t travels in the page's link)."""
+    steps = paper_steps(sweep)
+    shown = page.scrub("denoise_bayes_t", steps)
+    figures.scrubbed_chart(spec, shown, "denoise_bayes")
+    alpha_bar = float(sweep.alpha_bars[shown])
+    factor = bayes_x0.noise_amplification(alpha_bar)
+    mixed = float(best.effective_count[shown].mean())
+    st.markdown(
+        f"At $t = {steps[shown]}$: $\\bar\\alpha_t$ = {alpha_bar:.3g}, so an $\\varepsilon$ error enters $\\hat x_0$ "
+        f"multiplied by $\\sqrt{{1/\\bar\\alpha_t - 1}}$ = **{factor:.3g}**. The Bayes-optimal $\\hat x_0$ averages "
+        f"effectively **{mixed:.3g}** of the {n_train} training examples "
+        f"(1/Σwᵢ², MSE {bayes_mse[shown]:.3g} against the network's {float(sweep.x0_mse[shown]):.3g}).")
 
 
 def compare_parameterizations(loaded: catalog.LoadedModel, dataset: str, choice: int, noise_seed: int, n_t: int,
@@ -374,7 +397,7 @@ def parameterization_table() -> None:
 
 def compared_view(sweeps: dict, compare_key: tuple, page: PageSettings) -> None:
     shown = page.scrub("denoise_compare_t", paper_steps(next(iter(sweeps.values()))))
-    chart(sweep_figure(sweeps, compare_key, shown), key="denoise_compare")
+    figures.scrubbed_chart(sweep_spec(sweeps, compare_key), shown, "denoise_compare")
 
 
 # --------------------------------------------------------------------------------------------- page

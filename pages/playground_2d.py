@@ -25,6 +25,7 @@ from core.sampling import SamplerSettings
 from core.training.config import TrainConfig, build_diffusion
 from core.training.stats import ACTIVE_STATES
 from ui import catalog, exports, figures, layout, runs, session, training_panel
+from ui.cached import shared_value
 from ui.drawing_panel import drawing_panel
 from ui.drawing_panel import settings as drawing_panel_settings
 from ui.figures import chart
@@ -387,8 +388,9 @@ def trajectories_section(ex: Exploration) -> None:
     method, steps, seed = sampler_controls(ex)
     runs = sampler_runs(ex.model, ex.token, ex.diffusion, ex.diffusion_key, ex.data, method, steps, 0.0, seed)
     show_paths = widget("pg_paths")
+    spec = trajectory_spec(runs, ex, show_paths, (ex.token, ex.diffusion_key, ex.data, method, steps, seed, show_paths))
     with figure_area:
-        st.fragment(trajectory_view)(runs, ex, show_paths)
+        st.fragment(trajectory_view)(spec, runs)
     st.caption(f"{PARTICLES} particles start from the same $x_T \\sim \\mathcal N(0, I)$ for "
                f"{'both' if len(runs) > 1 else 'the oracle'}; press ▶ or drag the slider under the figure (in the browser, "
                "no recomputation), or use the keyboard slider above it. The colour is the timestep; grey is fresh data.")
@@ -396,10 +398,18 @@ def trajectories_section(ex: Exploration) -> None:
                                                        for field in ("x0", "t", "frames")}, "trajectories.npz", key="pg_npz")
 
 
-def trajectory_view(runs: dict, ex: Exploration, show_paths: bool) -> None:
+def trajectory_spec(runs: dict, ex: Exploration, show_paths: bool, key: tuple) -> dict:
+    """The spec of trajectory_figure(...) (figures.spec_of), built once per `key` (model, diffusion, data, sampler, seed,
+    paths shown) for the whole server (ui/cached.py). A scrub step only picks its frame (figures.at_frame), so it
+    never builds a figure."""
+    return shared_value(("pg_trajectory_spec", key),
+                        lambda: figures.spec_of(trajectory_figure(runs, ex.reference, ex.diffusion.T, show_paths)))
+
+
+def trajectory_view(spec: dict, runs: dict) -> None:
     """The trajectory scrubber and figure (a fragment: a scrub step reruns only this; the t travels in links)."""
     shown = scrubber("pg_trajectory_t", [max(int(t) + 1, 0) for t in next(iter(runs.values()))["t"]])
-    chart(trajectory_figure(runs, ex.reference, ex.diffusion.T, show_paths, shown), key="pg_trajectory_chart")
+    figures.scrubbed_chart(spec, shown, "pg_trajectory_chart")
 
 
 def samples_section(ex: Exploration) -> None:

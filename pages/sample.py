@@ -178,7 +178,10 @@ def show_trajectory(trajectory, T: int, alpha_bar_T: float, page: PageSettings, 
         trajectory, TRAJECTORY_SAMPLES, nrow=TRAJECTORY_SAMPLES))  # once per result for the whole server: read only
     rows = [[figures.Panel("x_t (what the sampler holds)", pictures["x_t"]),
              figures.Panel("x̂₀ (the model's guess at this step)", pictures["pred_x0"])]]
-    st.fragment(trajectory_view)(rows, [max(int(t) + 1, 0) for t in pictures["t"]], page)
+    steps = [max(int(t) + 1, 0) for t in pictures["t"]]
+    spec = shared_value(("trajectory_spec", result_key), lambda: figures.spec_of(  # once per result for the whole server
+        figures.image_scrubber(rows, [step_label(step) for step in steps], prefix="t = ")))
+    st.fragment(trajectory_view)(spec, steps, page)
     st.caption("From $x_T$ (left end of the slider) to the final $x_0$ (right end). What $\\hat x_0$ looks like early "
                "depends on what the model predicts: an $\\varepsilon$-model's $\\hat x_0 = (x_t - \\sqrt{1-\\bar\\alpha_t}"
                "\\,\\hat\\varepsilon)/\\sqrt{\\bar\\alpha_t}$ multiplies its small $\\varepsilon$ error by "
@@ -210,13 +213,13 @@ def show_point_samples(samples: torch.Tensor, dataset: str | None, result_key: t
     chart(fig, key="sample_points_plot")
 
 
-def trajectory_view(rows: list, steps: list[int], page: PageSettings) -> None:
+def trajectory_view(spec: dict, steps: list[int], page: PageSettings) -> None:
     """The image trajectory's scrubber and figure (a fragment: a scrub step reruns only this)."""
     shown = page.scrub("sample_trajectory_t", steps)
-    chart(figures.image_scrubber(rows, [step_label(step) for step in steps], prefix="t = ", active=shown), key="sample_trajectory")
+    figures.scrubbed_chart(spec, shown, "sample_trajectory")
 
 
-def show_point_trajectory(trajectory, page: PageSettings) -> None:
+def show_point_trajectory(trajectory, page: PageSettings, result_key: tuple) -> None:
     L = figures.Layer
     st.subheader("Trajectory")
     x_t = torch.stack(trajectory.x_t + [trajectory.final]).numpy()
@@ -224,13 +227,16 @@ def show_point_trajectory(trajectory, page: PageSettings) -> None:
     panels = [figures.PointPanel("x_t", [L("x_t", x_t[..., 0], x_t[..., 1], color=figures.NEUTRAL, size=3)], (-3.2, 3.2)),
               figures.PointPanel("x̂₀ at this step", [L("x̂₀", pred[..., 0], pred[..., 1], color=figures.OKABE_ITO[0], size=3)],
                                  POINT_RANGE)]
-    st.fragment(point_trajectory_view)(panels, [max(t + 1, 0) for t in trajectory.t + [-1]], page)
+    steps = [max(t + 1, 0) for t in trajectory.t + [-1]]
+    spec = shared_value(("point_trajectory_spec", result_key), lambda: figures.spec_of(  # once per result, like Sample's
+        figures.points_scrubber(panels, [step_label(step) for step in steps])))
+    st.fragment(point_trajectory_view)(spec, steps, page)
 
 
-def point_trajectory_view(panels: list, steps: list[int], page: PageSettings) -> None:
+def point_trajectory_view(spec: dict, steps: list[int], page: PageSettings) -> None:
     """The point trajectory's scrubber and figure (a fragment: a scrub step reruns only this)."""
     shown = page.scrub("sample_trajectory_t", steps)
-    chart(figures.points_scrubber(panels, [step_label(step) for step in steps], active=shown), key="sample_points_trajectory")
+    figures.scrubbed_chart(spec, shown, "sample_points_trajectory")
 
 
 @st.cache_data(show_spinner="Classifying the samples…", max_entries=16)
@@ -481,7 +487,7 @@ def main() -> None:
             show_trajectory(trajectory, loaded.diffusion.T, float(loaded.diffusion.schedule.alpha_bars[-1]), page,
                             sampling_key(loaded, settings, n, seed))
         else:
-            show_point_trajectory(trajectory, page)
+            show_point_trajectory(trajectory, page, sampling_key(loaded, settings, n, seed))
         show_quality_metrics(samples, loaded, sampling_key(loaded, settings, n, seed))
     try:
         compare_step_counts(loaded, settings, seed, page)

@@ -2,7 +2,10 @@
 
 Pictures are uint8 arrays [H, W] (grey) or [H, W, 3] (RGB), embedded as PNG data URIs so a figure with a
 hundred frames stays small. Scrubbers are one figure with animation frames and a slider: moving the slider
-swaps pictures (and the marker on the loss curves) in the browser, without a round trip to the server.
+swaps pictures (and the marker on the loss curves) in the browser, without a round trip to the server. A page's
+keyboard scrubber (ui/settings.py Setting.scrub) drives the same figure: its spec is built once (`spec_of`), a
+page run draws it at the chosen frame (`at_frame`) and a scrub step only moves it there in the browser
+(`scrubbed_chart`), so a step builds, sends and redraws no figure.
 """
 
 from __future__ import annotations
@@ -126,15 +129,139 @@ def prepared(fig: go.Figure) -> go.Figure:
     return fig
 
 
+class FigureSpec(go.Figure):
+    """A prepared figure as its plain spec (the dict of `spec_of`), drawn by chart() as it is.
+
+    st.plotly_chart turns whatever it is given into a spec: a plotly figure through its to_dict(), a dict by building
+    (validating) a whole go.Figure from it again (plotly.tools.return_figure_from_figure_or_data). A scrubber of a
+    hundred frames holds thousands of plotly objects, so either way costs more than a scrub step may
+    (bench/scrub_step.py). This figure is only its spec: to_dict() returns it, nothing is validated or copied again.
+    It has no plotly objects to edit (fig.layout and the like do not exist): build a go.Figure, and `spec_of` it.
+    The spec may be shared by every session (st.cache_resource): read it, never change it."""
+
+    _rdl_prepared = True  # chart() draws it as it is
+
+    def __init__(self, spec: dict):  # go.Figure.__init__ is skipped on purpose: it would validate the spec again
+        if not isinstance(spec, dict) or not isinstance(spec.get("data"), list) or not isinstance(spec.get("layout"), dict):
+            raise ValueError("a FigureSpec needs a figure's spec: a dict with a 'data' list and a 'layout' dict")
+        self._spec = spec
+
+    def to_dict(self) -> dict:
+        return self._spec
+
+    def to_plotly_json(self) -> dict:
+        return self._spec
+
+    def __repr__(self) -> str:
+        return f"FigureSpec({len(self._spec['data'])} traces, {len(self._spec.get('frames') or [])} frames)"
+
+
+def spec_of(fig: go.Figure) -> dict:
+    """The spec of `fig` prepared (typeset, honest axes; see `prepared`): what the browser gets, as plain dicts and
+    lists. Build it once per figure (a scrubber's spec serves every frame through `at_frame`)."""
+    return (fig if getattr(fig, "_rdl_prepared", False) else prepared(fig)).to_dict()
+
+
+def _merged(base: dict, update: dict) -> dict:
+    """`base` with `update` laid over it, nested dicts merged (as Plotly.animate lays a frame's traces over the
+    figure's); new dicts along the changed paths only, `base` is left as it is."""
+    out = dict(base)
+    for name, value in update.items():
+        out[name] = _merged(out[name], value) if isinstance(value, dict) and isinstance(out.get(name), dict) else value
+    return out
+
+
+def at_frame(spec: dict, active: int) -> FigureSpec:
+    """A scrubber's spec (spec_of a figure with animation frames and a slider) showing frame `active`: the slider
+    set to it and its animated traces laid over with that frame's traces, as the browser shows the figure after its
+    own slider moved there. The same figure as building the scrubber with that `active` frame, at the cost of a few
+    dict copies; `spec` itself is never changed (it may be shared by every session)."""
+    frames = spec.get("frames") or []
+    if not frames:
+        raise ValueError("at_frame needs a figure with animation frames")
+    if isinstance(active, bool) or not isinstance(active, (int, np.integer)) or not 0 <= active < len(frames):
+        raise ValueError(f"active frame must be an integer in 0..{len(frames) - 1}, got {active!r}")
+    frame = frames[int(active)]
+    data = list(spec["data"])
+    for index, trace in zip(frame.get("traces", range(len(frame["data"]))), frame["data"]):
+        data[index] = _merged(data[index], trace)
+    layout = dict(spec["layout"])
+    sliders = list(layout.get("sliders") or [])
+    if sliders:
+        sliders[0] = {**sliders[0], "active": int(active)}
+        layout["sliders"] = sliders
+    return FigureSpec({**spec, "data": data, "layout": layout})
+
+
+# A scrub step moves the figure in the browser. st.plotly_chart names a chart by a hash of its spec, so a figure sent
+# with another frame active is a new chart: the browser throws the old one away and draws the new one from scratch,
+# every frame included (0.4 to 1 s of a browser's CPU for a Denoise strip of 100 frames). A scrub step (a rerun of the
+# scrubber's fragment) therefore sends the figure exactly as the fragment's first run drew it, which the browser
+# keeps as it is, and this component asks the browser's Plotly to show the new frame, as the figure's own slider does
+# (Plotly.animate, which moves that slider too). The figure's JavaScript name is Streamlit's element key class.
+_SHOW_FRAME_JS = """
+export default function ({ data }) {
+  const animate = { mode: "immediate", frame: { duration: 0, redraw: true }, transition: { duration: 0 } };
+  let tries = 0;
+  const show = () => {
+    const plot = document.querySelector(`.st-key-${data.chart} .js-plotly-plot`);
+    const slider = plot && plot._fullLayout && (plot._fullLayout.sliders || [])[0];
+    if (!slider || !window.Plotly) {  // the figure is not drawn yet (it arrives with the same run)
+      if (tries++ < 100) setTimeout(show, 30);
+      return;
+    }
+    if (slider.active !== data.frame) window.Plotly.animate(plot, [String(data.frame)], animate);
+  };
+  show();
+}
+"""
+FRAME_KEY_PREFIX = "rdl_frame_"  # the show-frame components' keys (ui/layout.py hides their empty boxes)
+_show_frame = None  # the component, registered once per process
+
+
+def _frame_component():
+    global _show_frame
+    if _show_frame is None:
+        import streamlit as st
+
+        _show_frame = st.components.v2.component("rdl_show_frame", js=_SHOW_FRAME_JS)
+    return _show_frame
+
+
+def _fragment_rerun() -> bool:
+    """Whether this script run is a rerun of fragments only (a scrub step), not a run of the whole page."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return bool(ctx is not None and getattr(ctx, "fragment_ids_this_run", None))
+
+
+def scrubbed_chart(spec: dict, shown: int, key: str) -> None:
+    """A scrubber's figure (a spec_of a figure with frames, see at_frame) showing frame `shown`; call it in the
+    scrubber's st.fragment. A run of the whole page draws the figure at `shown`; a scrub step sends the figure as
+    that run drew it (unchanged, so the browser keeps it) and moves it to `shown` in the browser (_SHOW_FRAME_JS)."""
+    import streamlit as st
+
+    frames = len(spec.get("frames") or [])
+    drawn_key = f"_rdl_drawn_frame_{key}"  # session_state: the frame the figure was drawn with by the last page run
+    drawn = st.session_state.get(drawn_key)
+    if not _fragment_rerun() or not isinstance(drawn, int) or not 0 <= drawn < frames:
+        drawn = int(shown)
+    st.session_state[drawn_key] = drawn
+    chart(at_frame(spec, drawn), key=key)
+    _frame_component()(data={"chart": key, "frame": int(shown)}, key=f"{FRAME_KEY_PREFIX}{key}")
+
+
 # The chart's own camera button ("Download plot as png", in the browser: no kaleido on the server) saves the figure at
 # 3× its size on screen, so a chart ≥ 400 px wide gives a PNG ≥ 1,200 px wide for a slide (issue 18.6).
 CHART_CONFIG = {"toImageButtonOptions": {"format": "png", "scale": 3}, "displaylogo": False}
 
 
 def chart(fig: go.Figure, key: str, where=None, **events):
-    """Show a figure the way every chart of the app is shown: scripts typeset, honest axes. `where` is a
-    Streamlit container or column (default: the page); `events` are st.plotly_chart's selection options (on_select,
-    selection_mode) for a figure a student draws on, whose selection event is returned."""
+    """Show a figure the way every chart of the app is shown: scripts typeset, honest axes (a `prepared` figure or a
+    FigureSpec as it is). `where` is a Streamlit container or column (default: the page); `events` are
+    st.plotly_chart's selection options (on_select, selection_mode) for a figure a student draws on, whose selection
+    event is returned."""
     import streamlit as st  # only here: the builders above stay usable without Streamlit
 
     return (where or st).plotly_chart(fig if getattr(fig, "_rdl_prepared", False) else prepared(fig), key=key,
@@ -166,7 +293,7 @@ def _image_trace(picture: np.ndarray, name: str) -> go.Image:
     return go.Image(source=png_source(picture), name=name, zsmooth=False, hoverinfo="skip")
 
 
-def _layer_trace(layer: Layer, frame: int, show_legend: bool) -> go.Scatter:
+def _layer_trace(layer: Layer, frame: int, show_legend: bool | None) -> go.Scatter:
     x = layer.x[frame] if layer.animated else layer.x
     y = layer.y[frame] if layer.animated else layer.y
     style = dict(marker=dict(color=layer.color, size=layer.size)) if layer.mode == "markers" else \
@@ -314,7 +441,9 @@ def points_scrubber(panels: list, frame_labels, curves: dict | None = None, curv
         for layer in panel.layers:
             if only_animated and not layer.animated:
                 continue
-            out.append((_layer_trace(layer, k, layer.name not in seen), layer.animated))
+            # a frame's trace leaves showlegend alone: laid over the figure's (Plotly.animate, at_frame) it keeps the
+            # legend entry of the first frame's trace
+            out.append((_layer_trace(layer, k, None if only_animated else layer.name not in seen), layer.animated))
             seen.add(layer.name)
         return out
 

@@ -1,4 +1,5 @@
-"""The projector layout (CSS in this one place) and the keyboard-usable scrubber every page shares.
+"""The projector layout (CSS in this one place) and the title row every page shares (a timestep scrubber is
+ui/settings.py's Setting.scrub).
 
 At 1280×720 (a common projector) Streamlit's default 300 px sidebar, 6 rem of top padding and large titles
 leave about 880×620 px for content; the rules below give back ~150 px of height and ~60 px of width, so a
@@ -48,6 +49,8 @@ div[data-baseweb="select"] > div, span[data-baseweb="tag"] { height: auto !impor
 [data-testid="stCaptionContainer"] code { color: inherit !important; }
 /* a slider's value is drawn in the accent colour, which on the dark background is below 4.5:1: the text colour */
 [data-testid="stSliderThumbValue"], [data-testid="stSliderThumbValue"] * { color: inherit !important; }
+/* the components that move a scrubber's figure to its frame (ui/figures.py scrubbed_chart) draw nothing: no gap either */
+[class*="st-key-rdl_frame_"] { display: none !important; }
 /* equations and table headers may overhang their box by a pixel or two (KaTeX glyphs): not a scroll region for that */
 .katex-display { overflow-y: hidden !important; padding: 0.15em 0.3em !important; }
 thead [data-testid="stMarkdownContainer"] { overflow: visible !important; }
@@ -67,21 +70,6 @@ thead [data-testid="stMarkdownContainer"] { overflow: visible !important; }
 def compact() -> None:
     """Apply the projector layout (call at the top of a page's main())."""
     st.html(CSS)
-
-
-def keyboard_scrubber(label: str, frame_labels: list, key: str) -> int:
-    """A keyed select-slider over the frames of a Plotly scrubber: Tab to it and use ← → (or Home/End).
-
-    Returns the index of the chosen frame; the page passes it as the figure's `active` frame, so both
-    sliders show the same t. A value left over from other settings falls back to the first frame.
-    """
-    options = [str(label) for label in frame_labels]
-    if st.session_state.get(key) not in options:
-        st.session_state[key] = options[0]
-    if len(options) < 2:
-        return 0
-    chosen = st.select_slider(label, options, key=key, help="Keyboard: focus the slider, then ← → step through t.")
-    return options.index(chosen)
 
 
 def title_row(draw_title: Callable[[], R], page: PageSettings | None = None) -> tuple[R, DeltaGenerator]:
