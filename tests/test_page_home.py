@@ -57,7 +57,7 @@ def test_guide_follows_the_course_order():
 
 def test_the_guide_comes_before_the_formulas():
     """The projector layout: the course guide's first links are right under the introduction (the browser check
-    is tests/browser/test_classroom.py, fold-home-*), the formulas follow."""
+    is tests/browser/test_look.py, fold-home-1280x720), the formulas follow."""
     at = AppTest.from_file(str(Path(APP).parent / "pages" / "home.py"), default_timeout=60).run()
     assert [h.value for h in at.header] == ["The course, page by page", "The reverse process in formulas", "Where this leads"]
 

@@ -3,8 +3,8 @@ ui/settings.py's Setting.scrub).
 
 At 1280×720 (a common projector) Streamlit's default 300 px sidebar, 6 rem of top padding and large titles
 leave about 880×620 px for content; the rules below give back ~150 px of height and ~60 px of width, so a
-page's primary button and its first result fit above the fold (checked by tests/browser/test_classroom.py and
-tests/browser/test_teaching_pages.py).
+page's primary button and its first result fit above the fold (checked on every page by
+tests/browser/test_look.py).
 """
 
 from __future__ import annotations
