@@ -53,8 +53,8 @@ from ui.training_panel import REFRESH_SECONDS, PanelViews, loss_figure, preview_
 def panel_refresh(job) -> None:
     """The server-side work of one refresh of the live panel."""
     snapshot = job.snapshot()
-    loss_figure(snapshot).to_json()
-    profile_figure(snapshot).to_json()
+    loss_figure(snapshot.progress).to_json()
+    profile_figure(snapshot.progress).to_json()
     if snapshot.preview is not None and snapshot.preview.grid is not None:
         png_bytes(upscale(snapshot.preview.grid, 2))
 
@@ -113,7 +113,7 @@ def watchers_phase(registry, job, watchers: int, seconds: float, shared: bool) -
                 draw((view.loss, view.profile))
             else:
                 snapshot = job.snapshot()
-                draw((loss_figure(snapshot), profile_figure(snapshot)))
+                draw((loss_figure(snapshot.progress), profile_figure(snapshot.progress)))
                 preview_picture(snapshot.preview)
             stop.wait(max(0.0, REFRESH_SECONDS - (time.monotonic() - started)))
 

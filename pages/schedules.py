@@ -17,7 +17,7 @@ from core.lab.forward_closed_form import composed_moments, run_chain
 from core.lab.schedule_lab import forward_snapshots, schedule_curves, terminal_noise
 from core.lab.signal import SIGNAL_GONE, noise_only_fraction, signal_gone_step
 from core.rng import seeded_noise
-from ui import exports
+from ui import exports, layout
 from ui.figures import COLORS, chart, honest_axes, picture_row, side_by_side
 from ui.labels import SCHEDULE_LABELS, terminal_noise_text
 from ui.navigation import require_app_shell
@@ -80,8 +80,9 @@ def page_settings() -> PageSettings:
                     widget="number_input", step=1e-4, format="%.2e"),
             Setting(f"schedules_{name}_beta_end", 0.02, "float", *BETA_END_RANGE, label="$\\beta_{\\text{end}}$",
                     widget="number_input", step=1e-3, format="%.3e"),
-            Setting(f"schedules_{name}_scale", False, "bool", label="Scale β with T (× 1000/T)",
-                    help="Nichol & Dhariwal's rule: keeps the total noise $\\sum_t \\beta_t$ roughly fixed when T ≠ 1000."),
+            Setting(f"schedules_{name}_scale", False, "bool", label="Scale β with T",
+                    help="Multiplies β by 1000/T (Nichol & Dhariwal's rule): keeps the total noise $\\sum_t \\beta_t$ roughly fixed "
+                         "when T ≠ 1000."),
         ]
     last = len(held_out_digits().data) - 1
     return PageSettings("schedules", [
@@ -299,16 +300,13 @@ def closed_form(results: dict) -> None:
 
 # --------------------------------------------------------------------------------------------- page
 def main() -> None:
-    intro()
     page = page_settings()
     page.restore()
+    layout.title_row(intro, page)  # the Share popover beside the title, as on every page, not squeezed beside the toggle
     page.notices()
     controls, verdict = st.columns([2, 3], gap="medium")
     with controls:
-        toggle, share = st.columns([3, 2])
-        compare = widget("schedules_compare", toggle)
-        with share:
-            page.controls()
+        compare = widget("schedules_compare")
         chosen = choose_schedules(compare)
     results = compute(chosen, compare)
     if not results:

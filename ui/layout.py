@@ -23,8 +23,10 @@ R = TypeVar("R")
 
 CSS = """
 <style>
-/* less empty space above the page content */
-.stMainBlockContainer, .block-container { padding-top: 2.2rem !important; padding-bottom: 2rem !important; }
+/* less empty space above the page content: a lower header (it holds only the ⋮ menu; Streamlit's is 3.75rem) and the
+   page title starting just below it, not under it (its opaque background hid the title's top at 1280×720) */
+header[data-testid="stHeader"] { height: 2.4rem !important; min-height: 2.4rem !important; }
+.stMainBlockContainer, .block-container { padding-top: 2.7rem !important; padding-bottom: 2rem !important; }
 /* a narrower sidebar: the navigation and the model picker fit in 240 px */
 section[data-testid="stSidebar"] { width: 240px !important; min-width: 240px !important; }
 /* page titles and section headers one size smaller */
@@ -79,7 +81,7 @@ def title_row(draw_title: Callable[[], R], page: PageSettings | None = None) -> 
 
     Returns (what draw_title returned, the narrow column).
     """
-    title, share = st.columns([5, 1], vertical_alignment="bottom")
+    title, share = st.columns([3, 1], vertical_alignment="bottom")  # the popover's label uncut at 1280×720
     with title:
         result = draw_title()
     if page is not None:

@@ -2,7 +2,7 @@
 items 3, 4, 5, 8 and 9; issue 11's projector sizes), so no check loads the pages again.
 
 - projector, light theme (1280×720): the page itself ran (its title, the app shell's sidebar); its primary action
-  and first result start above the fold; no widget label, metric or select value is cut ("…" or clipped); axe-core
+  and first result start above the fold; no widget label, metric, select value or button is cut ("…" or clipped); axe-core
   (WCAG 2 A and AA rules, bundled in the axe-playwright-python package: nothing is downloaded) finds no violation.
   Screenshots: `fold-<page>-1280x720.png` (the viewport, what the projector shows) and `page-<page>.png` (the page);
 - projector, dark theme (1440×900): the dark palette is the one shown; primary action and first result above the
@@ -75,11 +75,13 @@ def test_the_walks_cover_every_page():
     assert {path for path, _ in PAGES} == registered
 
 
-# Elements cut on screen: inside a label, metric or select, one whose content is wider than its box while it
-# hides the overflow or ends it with an ellipsis. KaTeX's MathML copy is visually hidden on purpose (screen readers).
+# Elements cut on screen: inside a label, metric, select or button (a popover's "Share · …"), one whose content is
+# wider than its box while it hides the overflow or ends it with an ellipsis. KaTeX's MathML copy is visually hidden on
+# purpose (screen readers).
 TRUNCATED_JS = """() => {
   const roots = document.querySelectorAll('[data-testid="stWidgetLabel"], [data-testid="stMetricLabel"], '
-    + '[data-testid="stMetricValue"], [data-testid="stMetricDelta"], [data-baseweb="select"], [data-baseweb="tag"]');
+    + '[data-testid="stMetricValue"], [data-testid="stMetricDelta"], [data-baseweb="select"], [data-baseweb="tag"], '
+    + 'button[data-testid^="stBaseButton"], button[data-testid="stPopoverButton"]');
   const cut = [];
   for (const root of roots) {
     for (const el of [root, ...root.querySelectorAll('*')]) {
@@ -95,11 +97,9 @@ TRUNCATED_JS = """() => {
   return cut;
 }"""
 
-# Phones: where the title and the header are, how wide the page is, and which leaf elements overlap.
+# Phones: how wide the page is, and which leaf elements overlap.
 PHONE_LAYOUT_JS = """() => {
   const main = document.querySelector('[data-testid="stMain"]');
-  const header = document.querySelector('[data-testid="stHeader"]');
-  const title = main.querySelector('h1');
   const leaves = [...main.querySelectorAll('.stElementContainer')]
     .filter(el => !el.querySelector('.stElementContainer') && el.checkVisibility() && !el.closest('details:not([open])'))
     .filter(el => el.innerText.trim() || el.querySelector('img, svg, canvas, input, button'))  // drawn, not empty
@@ -117,8 +117,6 @@ PHONE_LAYOUT_JS = """() => {
   const columns = [...main.querySelectorAll('[data-testid="stColumn"]')].filter(c => c.getClientRects().length);
   const block = main.querySelector('[data-testid="stMainBlockContainer"]').getBoundingClientRect();
   return {
-    header_bottom: header ? header.getBoundingClientRect().bottom : 0,
-    title_top: title ? title.getBoundingClientRect().top : null,
     page_width: main.scrollWidth,
     side_by_side: columns.filter(c => c.getBoundingClientRect().width < 0.8 * block.width).length,
     overlaps: overlaps.slice(0, 5),
@@ -203,11 +201,25 @@ def dark_figure_problems(app: AppPage) -> list[str]:
     return problems
 
 
+TITLE_JS = """() => {
+  const header = document.querySelector('[data-testid="stHeader"]');
+  const title = document.querySelector('[data-testid="stMain"] h1');
+  return {header_bottom: header ? header.getBoundingClientRect().bottom : 0,
+          title_top: title ? title.getBoundingClientRect().top : null};
+}"""
+
+
+def title_problems(app: AppPage) -> list[str]:
+    """The page title starts below Streamlit's header (whose opaque background would hide its top), at any size."""
+    where = app.page.evaluate(TITLE_JS)
+    if where["title_top"] is None or where["title_top"] < where["header_bottom"]:
+        return [f"title under the header: {where}"]
+    return []
+
+
 def phone_problems(app: AppPage, path: str) -> list[str]:
     layout = app.page.evaluate(PHONE_LAYOUT_JS)
-    problems = []
-    if layout["title_top"] is None or layout["title_top"] < layout["header_bottom"]:
-        problems.append(f"title under the header: {layout}")
+    problems = title_problems(app)
     if layout["page_width"] > PHONE["width"] or layout["side_by_side"]:
         problems.append(f"wider than the screen or columns side by side: {layout}")
     if layout["overlaps"]:
@@ -253,7 +265,7 @@ def walk(app: AppPage, check) -> dict:
 def test_projector_walk_light(tab):
     def check(path: str, heading: str) -> list[str]:
         name = path or "home"
-        found = page_ran(tab, heading) + fold_problems(tab, path, PROJECTOR)
+        found = page_ran(tab, heading) + title_problems(tab) + fold_problems(tab, path, PROJECTOR)
         tab.viewport_screenshot(f"fold-{name}-1280x720")
         if background(tab) != BACKGROUND["light"]:
             found.append(f"background {background(tab)}, not the light theme's")
@@ -268,7 +280,7 @@ def test_projector_walk_light(tab):
 @pytest.mark.parametrize("tab", [(LARGE_PROJECTOR, "dark")], indirect=True, ids=["1440x900-dark"])
 def test_projector_walk_dark(tab):
     def check(path: str, heading: str) -> list[str]:
-        found = page_ran(tab, heading) + fold_problems(tab, path, LARGE_PROJECTOR)
+        found = page_ran(tab, heading) + title_problems(tab) + fold_problems(tab, path, LARGE_PROJECTOR)
         tab.viewport_screenshot(f"fold-{path or 'home'}-1440x900")
         if background(tab) != BACKGROUND["dark"]:  # the dark palette of config.toml is the one shown
             found.append(f"background {background(tab)}, not the dark theme's")
