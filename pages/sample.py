@@ -439,7 +439,7 @@ def first_result(loaded: catalog.LoadedModel, page: PageSettings):
     controls, result = st.columns([2, 3], gap="medium")
     with controls:
         settings, n, seed = sampler_settings(loaded, page)
-        button, share = st.columns([1, 1])
+        button, share = st.columns([1, 2])  # the popover's label uncut at 1280×720
         pressed = button.button("Sample", type="primary", key="sample_run", icon=":material/play_arrow:")
         with share:
             page.controls()

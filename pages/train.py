@@ -25,7 +25,7 @@ from core.training.config import (
     recipe_for,
 )
 from core.training.stats import ACTIVE_STATES
-from ui import catalog, figures, replay, session, training_panel
+from ui import catalog, figures, layout, replay, session, training_panel
 from ui.code import show_code
 from ui.figures import chart
 from ui.labels import (
@@ -335,11 +335,7 @@ def main() -> None:
         st.stop()
     page = page_settings()
     page.restore()
-    title, share = st.columns([5, 1], vertical_alignment="bottom")
-    with title:
-        intro()
-    with share:
-        page.controls()
+    layout.title_row(intro, page)
     page.notices()
     if has_active_job():  # the live panel first (above the fold at 1280×720), the long form folded away below it
         jobs_section()
