@@ -23,10 +23,9 @@ from pathlib import Path
 
 import pytest
 from streamlit_harness import (
-    CHROMIUM_ARGS,
-    CHROMIUM_PATH,
     REPO_ROOT,
     AppPage,
+    launched_chromium,
     screenshot_dir,
     serve_streamlit,
 )
@@ -37,19 +36,8 @@ BROWSER_TESTS_DIR = Path(__file__).resolve().parent
 @pytest.fixture(scope="session")
 def browser():
     """Headless Debian chromium through playwright, shared by the whole session."""
-    if not Path(CHROMIUM_PATH).exists():
-        pytest.skip(f"browser tests need {CHROMIUM_PATH} (Debian package 'chromium'); not installed")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as error:
-        pytest.skip(f"browser tests need the 'playwright' Python package ({error})")
-    playwright = sync_playwright().start()
-    try:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM_PATH, args=CHROMIUM_ARGS)
+    with launched_chromium() as chromium:
         yield chromium
-        chromium.close()
-    finally:
-        playwright.stop()
 
 
 @pytest.fixture

@@ -153,6 +153,27 @@ def serve_streamlit(script: Path, log_path: Path, timeout_s: float = SERVER_STAR
             process.wait(timeout=10)
 
 
+@contextlib.contextmanager
+def launched_chromium():
+    """Headless Debian chromium through playwright (never a downloaded browser), closed afterwards; in a test, a
+    skip with the reason when chromium or the playwright package is missing."""
+    import pytest
+
+    if not Path(CHROMIUM_PATH).exists():
+        pytest.skip(f"browser tests need {CHROMIUM_PATH} (Debian package 'chromium'); not installed")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as error:
+        pytest.skip(f"browser tests need the 'playwright' Python package ({error})")
+    playwright = sync_playwright().start()
+    try:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM_PATH, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+    finally:
+        playwright.stop()
+
+
 class AppPage:
     """A browser tab on a running Streamlit app, with waits and checks that know Streamlit."""
 

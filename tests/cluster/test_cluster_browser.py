@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("tests.cluster.local_cluster", reason="Ray is not installed (pip install .[cluster])")
-from tests.browser.streamlit_harness import CHROMIUM_ARGS, CHROMIUM_PATH, REPO_ROOT, AppPage, serve_streamlit, start_small_job
+from tests.browser.streamlit_harness import CHROMIUM_PATH, REPO_ROOT, AppPage, launched_chromium, serve_streamlit, start_small_job
 from tests.helpers import make_checkpoints
 
 pytestmark = [pytest.mark.cluster, pytest.mark.browser]
@@ -33,14 +33,8 @@ def two_replicas(cluster, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def chromium():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need the 'playwright' package")
-    playwright = sync_api.sync_playwright().start()
-    try:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM_PATH, args=CHROMIUM_ARGS)
+    with launched_chromium() as browser:
         yield browser
-        browser.close()
-    finally:
-        playwright.stop()
 
 
 def test_a_job_started_on_replica_a_is_stopped_on_replica_b_by_the_same_browser_only(two_replicas, chromium):
