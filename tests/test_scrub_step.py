@@ -91,6 +91,19 @@ def test_a_figure_without_frames_is_refused():
         figures.at_frame(figures.spec_of(figures.loss_curves([1, 2], {"a": [1, 2]})), 0)
 
 
+@pytest.mark.parametrize("kind, redraw", [("image", True), ("points", False), ("playground", False)])
+def test_only_figures_whose_frames_move_svg_points_skip_the_redraw(kind, redraw):
+    """A frame of pictures needs Plotly's full redraw; a frame of SVG scatter traces only (points, lines, the loss
+    curves' markers) is moved in place. The figure's own slider and play button ask for the same as the scrub step."""
+    spec = figures.spec_of(BUILDERS[kind](0))
+    frame_types = [trace.get("type", "scatter") for frame in spec["frames"] for trace in frame["data"]]
+    assert figures.needs_redraw(frame_types) is redraw
+    slider, buttons = spec["layout"]["sliders"][0], spec["layout"]["updatemenus"][0]
+    assert {step["args"][1]["frame"]["redraw"] for step in slider["steps"]} == {redraw}
+    assert buttons["buttons"][0]["args"][1]["frame"]["redraw"] is redraw  # ▶
+    assert figures.needs_redraw(["scatter", "scattergl"]) and not figures.needs_redraw([])
+
+
 # ---------------------------------------------------------------------------------------- the pages
 def counting(monkeypatch, *names) -> dict:
     """Count the calls of the ui.figures builders `names` (the pages call them as figures.<name>)."""

@@ -201,7 +201,7 @@ def at_frame(spec: dict, active: int) -> FigureSpec:
 # (Plotly.animate, which moves that slider too). The figure's JavaScript name is Streamlit's element key class.
 _SHOW_FRAME_JS = """
 export default function ({ data }) {
-  const animate = { mode: "immediate", frame: { duration: 0, redraw: true }, transition: { duration: 0 } };
+  const animate = { mode: "immediate", frame: { duration: 0, redraw: data.redraw }, transition: { duration: 0 } };
   let tries = 0;
   const show = () => {
     const plot = document.querySelector(`.st-key-${data.chart} .js-plotly-plot`);
@@ -228,6 +228,14 @@ def _frame_component():
     return _show_frame
 
 
+def needs_redraw(frame_trace_types) -> bool:
+    """Whether showing an animation frame whose traces have these types needs Plotly's full redraw of the figure.
+    Plotly moves SVG scatter traces (points, lines, their colours) to a frame in place, without one, and leaves every
+    other trace as it is (a WebGL layer of data points is not drawn again); pictures and the like change only by a
+    redraw."""
+    return not all(kind == "scatter" for kind in frame_trace_types)
+
+
 def _fragment_rerun() -> bool:
     """Whether this script run is a rerun of fragments only (a scrub step), not a run of the whole page."""
     from streamlit.runtime.scriptrunner import get_script_run_ctx
@@ -249,7 +257,8 @@ def scrubbed_chart(spec: dict, shown: int, key: str) -> None:
         drawn = int(shown)
     st.session_state[drawn_key] = drawn
     chart(at_frame(spec, drawn), key=key)
-    _frame_component()(data={"chart": key, "frame": int(shown)}, key=f"{FRAME_KEY_PREFIX}{key}")
+    redraw = needs_redraw(trace.get("type", "scatter") for frame in spec["frames"] for trace in frame["data"])
+    _frame_component()(data={"chart": key, "frame": int(shown), "redraw": redraw}, key=f"{FRAME_KEY_PREFIX}{key}")
 
 
 # The chart's own camera button ("Download plot as png", in the browser: no kaleido on the server) saves the figure at
@@ -313,13 +322,15 @@ def _curve_traces(curves: dict, curve_x, frame: int) -> tuple[list, list]:
     return lines, markers
 
 
-def animation_controls(frame_labels, active: int, prefix: str) -> tuple[dict, dict]:
-    """The slider and the play/pause buttons that step through the frames named str(i)."""
-    animate = {"mode": "immediate", "frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}
+def animation_controls(frame_labels, active: int, prefix: str, redraw: bool = True) -> tuple[dict, dict]:
+    """The slider and the play/pause buttons that step through the frames named str(i); `redraw` as needs_redraw
+    says for the frames' traces."""
+    animate = {"mode": "immediate", "frame": {"duration": 0, "redraw": redraw}, "transition": {"duration": 0}}
     steps = [{"label": str(label), "method": "animate", "args": [[str(i)], animate]} for i, label in enumerate(frame_labels)]
     slider = {"active": active, "steps": steps, "pad": {"t": 40}, "len": 0.9, "x": 0.1,
               "currentvalue": {"prefix": prefix, "xanchor": "right", "font": {"size": 14}}}
-    play = {"mode": "immediate", "fromcurrent": True, "frame": {"duration": 120, "redraw": True}, "transition": {"duration": 0}}
+    play = {"mode": "immediate", "fromcurrent": True, "frame": {"duration": 120, "redraw": redraw},
+            "transition": {"duration": 0}}
     buttons = {"type": "buttons", "direction": "left", "x": 0.0, "y": 0.0, "xanchor": "left", "yanchor": "top",
                "pad": {"t": 45}, "showactive": False,
                "buttons": [{"label": "▶", "method": "animate", "args": [None, play]},
@@ -381,7 +392,8 @@ def _scrubber(cells: list, frame_labels, frame_traces, curves, curve_x, curve_ti
         return traces
 
     fig.frames = [go.Frame(name=str(k), data=all_animated(k), traces=animated_indices) for k in range(len(frame_labels))]
-    slider, buttons = animation_controls(frame_labels, active, prefix)
+    slider, buttons = animation_controls(frame_labels, active, prefix,
+                                         needs_redraw(trace.type for frame in fig.frames for trace in frame.data))
     fig.update_layout(sliders=[slider], updatemenus=[buttons], height=sum(heights) + ROW_GAP * (n_rows - 1) + 170,
                       margin=dict(l=10, r=10, t=40, b=10), showlegend=legend or bool(curves))
     return honest_axes(fig)

@@ -33,12 +33,24 @@ def figure_frame(app, chart_key: str, expected: str, timeout_s: float = 30.0) ->
       const plot = document.querySelector(`.st-key-${key} .js-plotly-plot`);
       const slider = plot && plot._fullLayout && (plot._fullLayout.sliders || [])[0];
       if (!slider) return null;
-      // the traces drawn must be the active frame's own (not only the slider moved)
+      // the traces drawn must be the active frame's own (not only the slider moved): the figure's data holds the
+      // frame's (x and y as sent: arrays, or base64 {dtype, bdata} objects) and, for SVG points, which Plotly moves
+      // in place without a redraw (figures.needs_redraw), the points on screen are that data's
       const frame = plot._transitionData._frames.find((f) => f.name === String(slider.active));
-      const same = (a, b) => JSON.stringify(Array.from(a ?? [])) === JSON.stringify(Array.from(b ?? []));
+      const plain = (v) => (v && v.bdata !== undefined ? `${v.dtype}:${v.bdata}` : JSON.stringify(Array.from(v ?? [])));
+      const same = (a, b) => plain(a) === plain(b);  // Plotly adds _inputArray to the {dtype, bdata} it decoded
+      const onScreen = (index) => {
+        const group = [...plot.querySelectorAll('.scatterlayer .trace')]
+          .find((g) => g.__data__ && g.__data__[0] && g.__data__[0].trace.index === index);
+        const point = group && group.querySelector('path.point');
+        if (!point) return true;  // not drawn as SVG points (lines, pictures)
+        const full = plot._fullData[index];
+        return point.__data__.x === Number(full.x[0]) && point.__data__.y === Number(full.y[0]);
+      };
       const drawn = frame.traces.every((index, i) => {
         const want = frame.data[i], have = plot.data[index];
-        return want.source !== undefined ? have.source === want.source : same(have.x, want.x) && same(have.y, want.y);
+        return want.source !== undefined ? have.source === want.source
+          : same(have.x, want.x) && same(have.y, want.y) && onScreen(index);
       });
       return drawn ? String(slider.steps[slider.active].label) : "not drawn";
     }"""
