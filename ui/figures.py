@@ -236,6 +236,11 @@ def needs_redraw(frame_trace_types) -> bool:
     return not all(kind == "scatter" for kind in frame_trace_types)
 
 
+def frames_need_redraw(fig: go.Figure) -> bool:
+    """needs_redraw for the animation frames of a figure being built (its slider and play button ask for it)."""
+    return needs_redraw(trace.type for frame in fig.frames for trace in frame.data)
+
+
 def _fragment_rerun() -> bool:
     """Whether this script run is a rerun of fragments only (a scrub step), not a run of the whole page."""
     from streamlit.runtime.scriptrunner import get_script_run_ctx
@@ -392,8 +397,7 @@ def _scrubber(cells: list, frame_labels, frame_traces, curves, curve_x, curve_ti
         return traces
 
     fig.frames = [go.Frame(name=str(k), data=all_animated(k), traces=animated_indices) for k in range(len(frame_labels))]
-    slider, buttons = animation_controls(frame_labels, active, prefix,
-                                         needs_redraw(trace.type for frame in fig.frames for trace in frame.data))
+    slider, buttons = animation_controls(frame_labels, active, prefix, frames_need_redraw(fig))
     fig.update_layout(sliders=[slider], updatemenus=[buttons], height=sum(heights) + ROW_GAP * (n_rows - 1) + 170,
                       margin=dict(l=10, r=10, t=40, b=10), showlegend=legend or bool(curves))
     return honest_axes(fig)

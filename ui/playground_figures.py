@@ -59,7 +59,8 @@ def trajectory_figure(runs: dict, data_points: np.ndarray, T: int, show_paths: b
                            data=[go.Scatter(x=runs[n]["frames"][k, :, 0], y=runs[n]["frames"][k, :, 1],
                                             marker={"color": [colors[k]] * runs[n]["frames"].shape[1]}) for n in names])
                   for k in range(len(timesteps))]
-    slider, buttons = figures.animation_controls(step_labels(timesteps), active, "t = ", redraw=False)  # SVG points only
+    slider, buttons = figures.animation_controls(step_labels(timesteps), active, "t = ",
+                                                 figures.frames_need_redraw(fig))
     fig.update_layout(height=560, margin=dict(l=10, r=10, t=60, b=10), sliders=[slider], updatemenus=[buttons],
                       legend=dict(orientation="h", x=0.0, y=1.12, yanchor="bottom"))
     return figures.honest_axes(fig)
